@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// mirra: the command line. Wiring only; the work lives in internal/.
+import { runRegistry } from './registry.ts';
+
+const USAGE = `usage: mirra <command> [flags]
+
+commands:
+  registry    run the node agent: the OCI mirror served from containerd
+  help        this text
+
+Run "mirra <command> --help" for the flags of a command.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'registry':
+      return runRegistry(rest, process.env);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`mirra: unknown command ${JSON.stringify(command)}; run "mirra help"\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`mirra: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

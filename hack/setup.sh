@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what `npm start`, `npm test` and the benchmarks need on a fresh
+# machine: the npm packages (Node 24 among them, at node_modules/.bin/node)
+# and Debian's containerd, docker-registry, skopeo and nginx when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x node_modules/.bin/node ] || [ ! -f node_modules/.package-lock.json ] ||
+  [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+
+missing=()
+command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+command -v ctr >/dev/null 2>&1 || missing+=(containerd)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages ${missing[*]}; run as root or install them: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # Debian's packages try to start their services; there is no init system here and we run them ourselves.
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { agentFlags } from './agent.ts';
+import { flagHelp, parseDurationMs, parseFlags, UsageError } from './flags.ts';
+
+test('defaults apply when neither flag nor env is set', () => {
+  const { values } = parseFlags(agentFlags, [], {});
+  assert.equal(values.containerdSock, '/run/containerd/containerd.sock');
+  assert.equal(values.containerdNamespace, 'k8s.io');
+  assert.deepEqual(values.registryAddr, { host: '0.0.0.0', port: 5000 });
+  assert.deepEqual(values.mirroredRegistries, []);
+  assert.equal(values.resolveTags, true);
+  assert.equal(values.logLevel, 'info');
+});
+
+test('flags win over env, env over defaults', () => {
+  const { values } = parseFlags(
+    agentFlags,
+    ['--registry-addr', '127.0.0.2:5001', '--resolve-tags=false'],
+    { MIRRA_REGISTRY_ADDR: '127.0.0.3:9', MIRRA_MIRRORED_REGISTRIES: 'docker.io, https://ghcr.io', MIRRA_LOG_LEVEL: 'debug' },
+  );
+  assert.deepEqual(values.registryAddr, { host: '127.0.0.2', port: 5001 });
+  assert.deepEqual(values.mirroredRegistries, ['docker.io', 'ghcr.io']);
+  assert.equal(values.resolveTags, false);
+  assert.equal(values.logLevel, 'debug');
+});
+
+test('a bare boolean flag means true', () => {
+  const { values } = parseFlags(agentFlags, ['--resolve-tags'], { MIRRA_RESOLVE_TAGS: 'false' });
+  assert.equal(values.resolveTags, true);
+});
+
+test('bad values are one line naming the flag', () => {
+  const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+    [['--registry-addr', 'nope'], {}, /--registry-addr/],
+    [['--registry-addr', ':99999'], {}, /--registry-addr.*65535/],
+    [['--log-level', 'loud'], {}, /--log-level/],
+    [['--resolve-tags=maybe'], {}, /--resolve-tags/],
+    [[], { MIRRA_MIRRORED_REGISTRIES: 'bad host!' }, /MIRRA_MIRRORED_REGISTRIES \(--mirrored-registries\)/],
+    [['--containerd-namespace', '../x'], {}, /--containerd-namespace/],
+    [['--no-such-flag'], {}, /no-such-flag/],
+  ];
+  for (const [argv, env, pattern] of cases) {
+    assert.throws(
+      () => parseFlags(agentFlags, argv, env),
+      (err: unknown) => err instanceof UsageError && pattern.test(err.message) && !err.message.includes('\n'),
+      `${argv.join(' ')} ${JSON.stringify(env)}`,
+    );
+  }
+});
+
+test('help lists every flag with its env and default', () => {
+  const help = flagHelp(agentFlags);
+  for (const spec of Object.values(agentFlags)) {
+    assert.match(help, new RegExp(`--${spec.name}`));
+    assert.match(help, new RegExp(spec.env));
+  }
+  assert.match(help, /default :5000/);
+});
+
+test('durations', () => {
+  assert.equal(parseDurationMs('250'), 250);
+  assert.equal(parseDurationMs('2s'), 2000);
+  assert.equal(parseDurationMs('1m'), 60_000);
+  assert.throws(() => parseDurationMs('soon'));
+});

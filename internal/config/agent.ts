@@ -1,0 +1,76 @@
+// The flags of `mirra registry`, the agent that runs on every node.
+import { LOG_LEVELS, type LogLevel } from '../log/logger.ts';
+import { isValidRegistryHost } from '../oci/reference.ts';
+import { parseListenAddress, type ListenAddress } from './address.ts';
+import { parseBoolean, parseList, parseNonEmpty, type FlagSpec } from './flags.ts';
+
+function flag<T>(spec: FlagSpec<T>): FlagSpec<T> {
+  return spec;
+}
+
+export const agentFlags = {
+  containerdSock: flag({
+    name: 'containerd-sock',
+    env: 'MIRRA_CONTAINERD_SOCK',
+    description: "path of containerd's gRPC unix socket",
+    defaultValue: '/run/containerd/containerd.sock',
+    parse: parseNonEmpty,
+  }),
+  containerdNamespace: flag({
+    name: 'containerd-namespace',
+    env: 'MIRRA_CONTAINERD_NAMESPACE',
+    description: 'containerd namespace whose images are served',
+    defaultValue: 'k8s.io',
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,74}[A-Za-z0-9])?$/.test(raw)) throw new Error('not a valid containerd namespace');
+      return raw;
+    },
+  }),
+  containerdContentPath: flag({
+    name: 'containerd-content-path',
+    env: 'MIRRA_CONTAINERD_CONTENT_PATH',
+    description: "containerd's content directory; blobs are read from it directly (gRPC Read as fallback)",
+    defaultValue: '/var/lib/containerd/io.containerd.content.v1.content',
+    parse: parseNonEmpty,
+  }),
+  registryAddr: flag<ListenAddress>({
+    name: 'registry-addr',
+    env: 'MIRRA_REGISTRY_ADDR',
+    description: 'address the OCI registry API listens on',
+    defaultValue: { host: '0.0.0.0', port: 5000 },
+    defaultLabel: ':5000',
+    parse: parseListenAddress,
+  }),
+  mirroredRegistries: flag<string[]>({
+    name: 'mirrored-registries',
+    env: 'MIRRA_MIRRORED_REGISTRIES',
+    description: 'comma-separated registries whose images are served (e.g. docker.io,ghcr.io); empty means all',
+    defaultValue: [],
+    defaultLabel: '(all)',
+    parse: (raw) => {
+      const hosts = parseList(raw).map((host) => host.replace(/^https?:\/\//, ''));
+      const bad = hosts.find((host) => !isValidRegistryHost(host));
+      if (bad !== undefined) throw new Error(`${JSON.stringify(bad)} is not a registry host`);
+      return hosts;
+    },
+  }),
+  resolveTags: flag({
+    name: 'resolve-tags',
+    env: 'MIRRA_RESOLVE_TAGS',
+    description: 'answer manifest requests by tag from the local store',
+    defaultValue: true,
+    boolean: true,
+    parse: parseBoolean,
+  }),
+  logLevel: flag<LogLevel>({
+    name: 'log-level',
+    env: 'MIRRA_LOG_LEVEL',
+    description: `log level (${LOG_LEVELS.join(', ')})`,
+    defaultValue: 'info',
+    parse: (raw) => {
+      const level = LOG_LEVELS.find((l) => l === raw);
+      if (level === undefined) throw new Error(`want one of ${LOG_LEVELS.join(', ')}`);
+      return level;
+    },
+  }),
+};

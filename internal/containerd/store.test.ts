@@ -1,0 +1,89 @@
+// The ContentStore conformance suite against a real containerd.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLogger } from '../log/logger.ts';
+import { MediaType } from '../oci/mediatype.ts';
+import { imageBlobs, makeTestImage, runStoreConformance, testBlob } from '../oci/store-conformance.ts';
+import { waitFor } from '../../tests/support/process.ts';
+import { importImage, startContainerd, startTempContainerd } from '../../tests/support/containerd.ts';
+import { createContainerdClient, type ContainerdClient } from './client.ts';
+import { watchChanges, type ChangeWatcher } from './events.ts';
+import { createContainerdStore } from './store.ts';
+
+runStoreConformance('containerd store', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mirra-ctd-'));
+  const ctd = await startContainerd({ dir, name: 'containerd-store' });
+  const client = createContainerdClient({ socket: ctd.socket, namespace: 'k8s.io' });
+  const store = createContainerdStore({ client, contentPath: ctd.contentDir, logger: createLogger('silent') });
+  return {
+    store,
+    async add(image) {
+      await importImage(ctd, { reference: image.reference, root: image.manifest, blobs: imageBlobs(image).slice(1) });
+    },
+    async remove(digest) {
+      await ctd.ctr(['content', 'rm', digest]);
+    },
+    async teardown() {
+      client.close();
+      await ctd.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('containerd store media types follow containerd', () => {
+  let ctd: Awaited<ReturnType<typeof startTempContainerd>>;
+  let client: ContainerdClient;
+  let watcher: ChangeWatcher | undefined;
+
+  before(async () => {
+    ctd = await startTempContainerd('containerd-store-types');
+    client = createContainerdClient({ socket: ctd.socket, namespace: 'k8s.io' });
+  });
+  after(async () => {
+    watcher?.close();
+    client?.close();
+    await ctd?.dispose();
+  });
+
+  it('learns the media types of a platform pulled later into the same index', async () => {
+    const amd64 = makeTestImage('docker.io/mirra-test/types:amd64', [100]);
+    const arm64 = makeTestImage('docker.io/mirra-test/types:arm64', [200]);
+    const doc = {
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifestList,
+      manifests: [amd64, arm64].map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.bytes.length })),
+    };
+    const index = testBlob(Buffer.from(JSON.stringify(doc)), MediaType.dockerManifestList);
+    const reference = 'docker.io/mirra-test/types:v1';
+    // Only amd64 is present at first.
+    await importImage(ctd, { reference, root: index, blobs: [...imageBlobs(amd64), ...imageBlobs(arm64)] });
+    await ctd.ctr(['content', 'rm', arm64.manifest.digest]);
+
+    const store = createContainerdStore({ client, contentPath: ctd.contentDir, logger: createLogger('silent'), fullWalkIntervalMs: 3_600_000 });
+    const connected = new Promise<void>((resolve) => {
+      watcher = watchChanges({
+        client,
+        logger: createLogger('silent'),
+        onChange: (c) => {
+          store.observe(c);
+          if (c.kind === 'resync') resolve();
+        },
+        settleMs: 20,
+      });
+    });
+    await connected;
+    assert.equal(await store.resolve(reference), index.digest);
+    assert.deepEqual(await store.stat(index.digest), { digest: index.digest, size: index.bytes.length, mediaType: MediaType.dockerManifestList });
+    assert.equal((await store.stat(amd64.config.digest))?.mediaType, MediaType.ociConfig);
+    assert.equal(await store.stat(arm64.manifest.digest), undefined);
+
+    // Now arm64 arrives under the same image (same target): containerd sends /images/update.
+    await importImage(ctd, { reference, root: index, blobs: [...imageBlobs(amd64), ...imageBlobs(arm64)] });
+    await waitFor('arm64 media types', async () => (await store.stat(arm64.layers[0]!.digest))?.mediaType === MediaType.ociLayerGzip, 5000, 20);
+    assert.equal((await store.stat(arm64.manifest.digest))?.mediaType, MediaType.ociManifest);
+  });
+});

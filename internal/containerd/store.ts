@@ -1,0 +1,152 @@
+// The node's containerd as a ContentStore (internal/oci/store.ts).
+//
+// - resolve: images Get -> target digest.
+// - stat: content Info (presence and size, per namespace, so deleted content is
+//   gone at once), plus the media type from a digest -> mediaType map learned
+//   by walking the images. The map is rebuilt from the walks of the current
+//   images only (so it stays bounded and consistent with containerd); it is
+//   synced in the background on image events and on demand when a present
+//   digest has no known media type.
+// - read: content Info, then the file in the content directory (gRPC fallback).
+import type { Logger } from '../log/logger.ts';
+import { parseDigest } from '../oci/digest.ts';
+import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from '../oci/store.ts';
+import { openBlob } from './blobs.ts';
+import type { ContainerdClient } from './client.ts';
+import type { ContainerdChange } from './events.ts';
+import type { Descriptor } from './messages.ts';
+import { WALK_CONCURRENCY, mapConcurrent, walkImage } from './walk.ts';
+
+export interface ContainerdStoreOptions {
+  client: ContainerdClient;
+  /** containerd's content directory, e.g. /var/lib/containerd/io.containerd.content.v1.content */
+  contentPath: string;
+  logger: Logger;
+  /** Re-walk every image (not only new targets) at most this often, when a media type is missing. */
+  fullWalkIntervalMs?: number;
+}
+
+export interface ContainerdStore extends ContentStore {
+  /** Feed changes from watchChanges() so media types follow containerd. */
+  observe(change: ContainerdChange): void;
+  /** Re-lists images and walks new or changed ones (force: every image). */
+  refresh(force?: boolean): Promise<void>;
+}
+
+export function createContainerdStore(options: ContainerdStoreOptions): ContainerdStore {
+  const { client, contentPath } = options;
+  const log = options.logger.child({ component: 'containerd-store' });
+  const fullWalkIntervalMs = options.fullWalkIntervalMs ?? 10_000;
+  /** target digest -> present descriptors of the image(s) with that target. */
+  let walks = new Map<string, Descriptor[]>();
+  let mediaTypes = new Map<string, string>();
+  let targets = new Map<string, string>();
+  /** Targets to walk again at the next sync (their image was updated). */
+  let stale = new Set<string>();
+  let lastFullWalkMs = 0;
+  let running: Promise<void> | undefined;
+  let again: boolean | undefined;
+
+  const sync = async (force: boolean): Promise<void> => {
+    const rewalk = stale;
+    stale = new Set();
+    let images;
+    let walked;
+    try {
+      images = await client.listImages();
+      const unique = [...new Map(images.map((image) => [image.target.digest, image.target])).values()];
+      walked = await mapConcurrent(unique, WALK_CONCURRENCY, async (target) => {
+        const known = force || rewalk.has(target.digest) ? undefined : walks.get(target.digest);
+        return [target.digest, known ?? (await walkImage(client, target, { contentPath }))] as const;
+      });
+    } catch (err) {
+      for (const digest of rewalk) stale.add(digest);
+      throw err;
+    }
+    const names = new Map(images.map((image) => [image.name, image.target.digest]));
+    const next = new Map<string, Descriptor[]>(walked);
+    if (force) lastFullWalkMs = Date.now();
+    const types = new Map<string, string>();
+    for (const descriptors of next.values()) for (const d of descriptors) types.set(d.digest, d.mediaType);
+    walks = next;
+    mediaTypes = types;
+    targets = names;
+  };
+
+  /** Single flight: a refresh asked for while one runs makes one more run afterwards. */
+  const refresh = (force = false): Promise<void> => {
+    if (running !== undefined) {
+      again = (again ?? false) || force;
+      return running;
+    }
+    running = (async () => {
+      try {
+        let forceNow = force;
+        for (;;) {
+          await sync(forceNow);
+          if (again === undefined) break;
+          forceNow = again;
+          again = undefined;
+        }
+      } finally {
+        running = undefined;
+      }
+    })();
+    return running;
+  };
+
+  const backgroundRefresh = (): void => {
+    refresh().catch((err: unknown) => log.warn({ err }, 'cannot refresh image media types'));
+  };
+
+  const mediaTypeOf = async (digest: string): Promise<string | undefined> => {
+    const known = mediaTypes.get(digest);
+    if (known !== undefined) return known;
+    try {
+      await refresh(Date.now() - lastFullWalkMs > fullWalkIntervalMs);
+    } catch (err) {
+      log.warn({ err }, 'cannot refresh image media types');
+    }
+    return mediaTypes.get(digest);
+  };
+
+  return {
+    async resolve(reference) {
+      const image = await client.getImage(reference);
+      if (image === undefined) return undefined;
+      if (!walks.has(image.target.digest)) backgroundRefresh();
+      return image.target.digest;
+    },
+    async stat(digest) {
+      if (parseDigest(digest) === undefined) return undefined;
+      const info = await client.contentInfo(digest);
+      if (info === undefined) return undefined;
+      const result: BlobInfo = { digest, size: info.size };
+      const mediaType = await mediaTypeOf(digest);
+      if (mediaType !== undefined) result.mediaType = mediaType;
+      return result;
+    },
+    async read(digest, range?: ByteRange) {
+      if (parseDigest(digest) === undefined) throw new NotFoundError(digest.slice(0, 100));
+      if (range !== undefined && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
+        throw new RangeError(`invalid byte range ${range.start}-${range.end}`);
+      }
+      const info = await client.contentInfo(digest);
+      if (info === undefined) throw new NotFoundError(digest);
+      return openBlob({ client, contentPath }, digest, info.size, range);
+    },
+    observe(change) {
+      if (change.kind === 'content-deleted') {
+        mediaTypes.delete(change.digest);
+        return;
+      }
+      if (change.kind === 'image-updated' || change.kind === 'image-created') {
+        // Same target, maybe more content (another platform pulled): walk it again.
+        const target = targets.get(change.name);
+        if (target !== undefined) stale.add(target);
+      }
+      backgroundRefresh();
+    },
+    refresh,
+  };
+}

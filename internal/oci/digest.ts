@@ -1,0 +1,33 @@
+// Digest validation. A digest is checked here before it is ever used as part
+// of a path, a map key or an upstream URL (as containerd's content store does).
+
+const ALGORITHMS: Record<string, number> = {
+  sha256: 64,
+  sha512: 128,
+};
+
+export interface ParsedDigest {
+  algorithm: 'sha256' | 'sha512';
+  hex: string;
+}
+
+/** Parses `algorithm:hex`; returns undefined for anything that is not a supported, well-formed digest. */
+export function parseDigest(value: string): ParsedDigest | undefined {
+  const colon = value.indexOf(':');
+  if (colon <= 0) return undefined;
+  const algorithm = value.slice(0, colon);
+  const hex = value.slice(colon + 1);
+  const length = ALGORITHMS[algorithm];
+  if (length === undefined || hex.length !== length) return undefined;
+  if (!/^[a-f0-9]+$/.test(hex)) return undefined;
+  return { algorithm: algorithm as ParsedDigest['algorithm'], hex };
+}
+
+export function isDigest(value: string): boolean {
+  return parseDigest(value) !== undefined;
+}
+
+/** True when the string has the general shape of a digest (`alg:encoded`), supported or not. */
+export function looksLikeDigest(value: string): boolean {
+  return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(value);
+}

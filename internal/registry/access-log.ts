@@ -1,0 +1,90 @@
+// One access-log line per request (Fastify's own request logging is off). The
+// line is written when the raw response closes, so hijacked (streamed) replies,
+// error replies, 503s from the pressure guard and aborted downloads are logged
+// alike. Handlers annotate `request.accessLog` (handler, source, bytes sent).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { clip, pathOf } from './path.ts';
+
+export type HandlerKind = 'base' | 'manifest' | 'blob' | 'unknown';
+
+export interface AccessLogState {
+  startMs: number;
+  handler: HandlerKind;
+  /** Where the content came from: `local` for now, later a peer. */
+  source: string;
+  /** Body bytes written, when the handler counted them. */
+  bytesSent: number | undefined;
+  /** Registry the request was for (from `ns`), when parsed. */
+  registry: string | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Null until the access log's onRequest hook ran (undefined on framework-error requests). */
+    accessLog: AccessLogState | null;
+  }
+}
+
+export interface AccessLog {
+  /** Starts the clock and arranges the log line; idempotent. */
+  begin(request: FastifyRequest, reply: FastifyReply): AccessLogState;
+}
+
+function bodyBytes(reply: FastifyReply, method: string, state: AccessLogState, finished: boolean): number | undefined {
+  if (state.bytesSent !== undefined) return state.bytesSent;
+  const status = reply.raw.statusCode;
+  if (method === 'HEAD' || status === 304 || status === 204) return 0;
+  if (!finished) return undefined;
+  const header = reply.raw.getHeader('content-length');
+  const value = typeof header === 'string' ? Number(header) : header;
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+export function createAccessLog(log: Logger): AccessLog {
+  return {
+    begin(request, reply) {
+      if (request.accessLog) return request.accessLog;
+      const state: AccessLogState = {
+        startMs: performance.now(),
+        handler: 'unknown',
+        source: 'local',
+        bytesSent: undefined,
+        registry: undefined,
+      };
+      request.accessLog = state;
+      let finished = false;
+      reply.raw.once('finish', () => {
+        finished = true;
+      });
+      reply.raw.once('close', () => {
+        const method = request.raw.method ?? '';
+        const line: Record<string, unknown> = {
+          status: reply.raw.statusCode,
+          method,
+          url: clip(pathOf(request.raw.url ?? ''), 1024),
+          latencyMs: Math.round((performance.now() - state.startMs) * 1000) / 1000,
+          remoteIp: request.ip,
+          handler: state.handler,
+          source: state.source,
+        };
+        const bytes = bodyBytes(reply, method, state, finished);
+        if (bytes !== undefined) line.bytesSent = bytes;
+        if (state.registry !== undefined) line.registry = state.registry;
+        // Closed before the whole response was handed to the OS: client gone or body failed.
+        if (!finished) line.aborted = true;
+        log.info(line, 'request');
+      });
+      return state;
+    },
+  };
+}
+
+/** Installs the access log on the root instance (before any other onRequest hook). */
+export function installAccessLog(app: FastifyInstance, accessLog: AccessLog): void {
+  app.decorateRequest('accessLog', null);
+  app.addHook('onRequest', (request, reply, done) => {
+    accessLog.begin(request, reply);
+    done();
+  });
+}

@@ -1,0 +1,38 @@
+// What the registry serves: which registries are mirrored, whether tags are
+// resolved, which registry a request without `ns` is for. Shared by the
+// manifest and blob handlers.
+import type { Logger } from 'pino';
+import type { ContentSource } from './source.ts';
+
+export interface RoutePolicy {
+  /** Registries whose content is served; empty = all. Lower case. */
+  mirroredRegistries: ReadonlySet<string>;
+  /** Whether tags are resolved (else only digests are served). */
+  resolveTags: boolean;
+  /** Registry assumed when the request has no `ns` query parameter. */
+  defaultRegistry: string;
+}
+
+export interface RouteDeps {
+  source: ContentSource;
+  policy: RoutePolicy;
+  log: Logger;
+}
+
+/** Repository a request is for, after validation. */
+export interface RepositoryTarget {
+  registry: string;
+  name: string;
+}
+
+export function createPolicy(mirroredRegistries: readonly string[], resolveTags: boolean, defaultRegistry: string): RoutePolicy {
+  return {
+    mirroredRegistries: new Set(mirroredRegistries.map((host) => host.toLowerCase())),
+    resolveTags,
+    defaultRegistry: defaultRegistry.toLowerCase(),
+  };
+}
+
+export function isMirrored(policy: RoutePolicy, registry: string): boolean {
+  return policy.mirroredRegistries.size === 0 || policy.mirroredRegistries.has(registry);
+}

@@ -1,0 +1,94 @@
+// GET/HEAD /v2/<name>/blobs/<digest>: streamed from the source, never
+// buffered, with single-range support (range.ts) and If-None-Match. The reply
+// is hijacked once the first bytes are there and the body goes straight to the
+// socket (send-stream.ts). Blobs are always application/octet-stream, as CNCF
+// distribution serves them (containerd ignores the type).
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { NotFoundError, type ByteRange } from '../oci/store.ts';
+import { RegistryError } from './errors.ts';
+import { isMirrored, type RepositoryTarget, type RouteDeps } from './policy.ts';
+import { contentRange, etagOf, ifRangeAllows, noneMatchHit, parseRange, unsatisfiedRange } from './range.ts';
+import { streamBody } from './send-stream.ts';
+import type { LocatedContent } from './source.ts';
+
+async function openBlob(located: LocatedContent, digest: string, range: ByteRange | undefined): Promise<Readable> {
+  try {
+    return await located.read(range);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new RegistryError('BLOB_UNKNOWN', { digest });
+    throw err;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof NotFoundError || (err instanceof Error && 'code' in err && err.code === 'ENOENT');
+}
+
+export async function serveBlob(
+  deps: RouteDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  target: RepositoryTarget,
+  digest: string,
+): Promise<void> {
+  if (!isMirrored(deps.policy, target.registry)) {
+    throw new RegistryError('BLOB_UNKNOWN', { reason: 'registry not mirrored', registry: target.registry });
+  }
+  const located = await deps.source.locate(target, digest);
+  if (located === undefined) throw new RegistryError('BLOB_UNKNOWN', { digest });
+  const log = request.accessLog;
+  if (log) log.source = located.source;
+  const sizeBytes = located.info.size;
+  const etag = etagOf(digest);
+  reply
+    .header('docker-content-digest', digest)
+    .header('etag', etag)
+    .header('accept-ranges', 'bytes')
+    .header('content-type', 'application/octet-stream');
+  if (noneMatchHit(request.headers['if-none-match'], etag)) {
+    reply.code(304).send();
+    return;
+  }
+  if (request.method === 'HEAD') {
+    reply.header('content-length', String(sizeBytes)).send();
+    return;
+  }
+
+  const ifRange = request.headers['if-range'];
+  const decision = ifRangeAllows(Array.isArray(ifRange) ? ifRange[0] : ifRange, etag)
+    ? parseRange(request.headers.range, sizeBytes)
+    : { kind: 'full' as const };
+  if (decision.kind === 'unsatisfiable') {
+    throw new RegistryError('RANGE_INVALID', { range: request.headers.range ?? null, size: sizeBytes }, {
+      'content-range': unsatisfiedRange(sizeBytes),
+    });
+  }
+  const range = decision.kind === 'partial' ? decision.range : undefined;
+  const lengthBytes = range === undefined ? sizeBytes : range.end - range.start + 1;
+  const status = range === undefined ? 200 : 206;
+  reply.header('content-length', String(lengthBytes));
+  if (range !== undefined) reply.header('content-range', contentRange(range, sizeBytes));
+
+  const body = await openBlob(located, digest, range);
+  let outcome;
+  try {
+    outcome = await streamBody(reply.raw, body, {
+      expectedBytes: lengthBytes,
+      writeHead: () => {
+        reply.hijack();
+        reply.raw.writeHead(status, reply.getHeaders() as OutgoingHttpHeaders);
+      },
+      counter: log ?? undefined,
+    });
+  } catch (err) {
+    // Nothing sent yet: answer with a clean error.
+    if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', { digest });
+    throw err;
+  }
+  if (outcome.kind === 'client-gone' && !reply.sent) reply.hijack();
+  if (outcome.kind === 'failed') {
+    deps.log.warn({ err: outcome.error, digest, source: located.source, bytesSent: outcome.bytesSent }, 'blob stream failed mid-body');
+  }
+}

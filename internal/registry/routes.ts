@@ -1,0 +1,65 @@
+// The read API's routes: one wildcard route for GET and HEAD under /v2/
+// (names have any number of components, so the path is parsed by path.ts),
+// dispatching to the base, manifest and blob handlers; every other method is
+// 405 UNSUPPORTED before any body is read.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { HandlerKind } from './access-log.ts';
+import { RegistryError } from './errors.ts';
+import { clip, parseRegistryPath, registryOf } from './path.ts';
+import { serveBlob } from './routes-blobs.ts';
+import { serveManifest } from './routes-manifests.ts';
+import type { RouteDeps, RoutePolicy } from './policy.ts';
+
+export const API_VERSION_HEADER = 'docker-distribution-api-version';
+export const API_VERSION = 'registry/2.0';
+export const ALLOWED_METHODS = 'GET, HEAD';
+
+function setHandler(request: FastifyRequest, handler: HandlerKind): void {
+  if (request.accessLog) request.accessLog.handler = handler;
+}
+
+function registryFor(request: FastifyRequest, policy: RoutePolicy): string {
+  const registry = registryOf(request.url, policy.defaultRegistry);
+  if (registry === undefined) throw new RegistryError('NAME_INVALID', { reason: 'invalid ns query parameter' });
+  if (request.accessLog) request.accessLog.registry = registry;
+  return registry;
+}
+
+async function dispatch(deps: RouteDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const parsed = parseRegistryPath(request.url);
+  switch (parsed.kind) {
+    case 'base':
+      setHandler(request, 'base');
+      reply.header('content-type', 'application/json; charset=utf-8').send('{}');
+      return;
+    case 'unknown':
+      throw new RegistryError('NAME_UNKNOWN', { reason: 'no such endpoint', path: clip(request.url) });
+    case 'invalid':
+      throw parsed.error;
+    case 'manifest': {
+      setHandler(request, 'manifest');
+      const registry = registryFor(request, deps.policy);
+      return serveManifest(deps, request, reply, { registry, name: parsed.name }, parsed.reference, parsed.byDigest);
+    }
+    case 'blob': {
+      setHandler(request, 'blob');
+      const registry = registryFor(request, deps.policy);
+      return serveBlob(deps, request, reply, { registry, name: parsed.name }, parsed.digest);
+    }
+  }
+}
+
+export function installRoutes(app: FastifyInstance, deps: RouteDeps): void {
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header(API_VERSION_HEADER, API_VERSION);
+    if (request.method === 'GET' || request.method === 'HEAD') {
+      done();
+      return;
+    }
+    reply.header('allow', ALLOWED_METHODS);
+    done(new RegistryError('UNSUPPORTED', { method: clip(request.method, 32) }, { allow: ALLOWED_METHODS }));
+  });
+  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => dispatch(deps, request, reply);
+  app.route({ method: ['GET', 'HEAD'], url: '/v2', handler });
+  app.route({ method: ['GET', 'HEAD'], url: '/v2/*', handler });
+}

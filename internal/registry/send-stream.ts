@@ -1,0 +1,96 @@
+// Streams a body from a Readable straight to the raw response (the reply is
+// hijacked): chunks are written as they come (no buffering, no copies), with
+// backpressure (wait for 'drain'). Headers are written only once the first
+// chunk (or the end) is there, so a source that fails on open still gets a
+// clean error response. After that, any failure destroys the response: the
+// client sees a reset connection, never a complete-looking short body. A
+// client that goes away destroys the source.
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+
+export type StreamOutcome =
+  | { kind: 'complete'; bytesSent: number }
+  | { kind: 'client-gone'; bytesSent: number }
+  | { kind: 'failed'; bytesSent: number; error: Error };
+
+/** Resolves true on 'drain', false when the response closed first. */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onDrain = (): void => {
+      res.off('close', onClose);
+      resolve(true);
+    };
+    const onClose = (): void => {
+      res.off('drain', onDrain);
+      resolve(false);
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export interface StreamOptions {
+  /** The body length announced in Content-Length. */
+  expectedBytes: number;
+  /** Writes the status line and headers; called once the first chunk is there. */
+  writeHead: () => void;
+  /** Kept up to date with the bytes written (for an access log that fires on 'close'). */
+  counter?: { bytesSent: number | undefined };
+}
+
+/**
+ * Writes `expectedBytes` bytes from `source` to `res`. An error before the
+ * first chunk rejects (nothing has been sent; the caller answers with an
+ * error response); later errors destroy the response.
+ */
+export async function streamBody(res: ServerResponse, source: Readable, options: StreamOptions): Promise<StreamOutcome> {
+  const { expectedBytes, writeHead, counter } = options;
+  const chunks = source[Symbol.asyncIterator]();
+  const onClose = (): void => {
+    if (!res.writableFinished) source.destroy();
+  };
+  res.once('close', onClose);
+  let bytesSent = 0;
+  try {
+    let next: IteratorResult<unknown>;
+    try {
+      next = await chunks.next();
+    } catch (err) {
+      if (res.destroyed) return { kind: 'client-gone', bytesSent };
+      throw err;
+    }
+    if (res.destroyed) return { kind: 'client-gone', bytesSent };
+    writeHead();
+    if (counter !== undefined) counter.bytesSent = 0;
+    while (next.done !== true) {
+      const chunk = next.value;
+      if (!(chunk instanceof Uint8Array)) throw new Error('source yielded a non-binary chunk');
+      bytesSent += chunk.byteLength;
+      if (counter !== undefined) counter.bytesSent = bytesSent;
+      if (bytesSent > expectedBytes) throw new Error(`source has more than the announced ${expectedBytes} bytes`);
+      if (!res.write(chunk) && !(await drained(res))) return { kind: 'client-gone', bytesSent };
+      next = await chunks.next();
+    }
+    if (bytesSent !== expectedBytes) throw new Error(`source ended after ${bytesSent} of ${expectedBytes} bytes`);
+    res.end();
+    return { kind: 'complete', bytesSent };
+  } catch (err) {
+    if (!res.headersSent) {
+      source.destroy();
+      throw err;
+    }
+    if (res.destroyed && !res.writableFinished) return { kind: 'client-gone', bytesSent };
+    const error = asError(err);
+    // No error argument: the socket is closed short of Content-Length, which
+    // every client reports as an error; an 'error' event here would go unheard.
+    res.destroy();
+    source.destroy();
+    return { kind: 'failed', bytesSent, error };
+  } finally {
+    res.off('close', onClose);
+  }
+}

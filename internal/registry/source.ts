@@ -1,0 +1,69 @@
+// Where the registry handlers get content from. The handlers never talk to a
+// ContentStore directly: they ask a ContentSource, and a source can be the local
+// store (storeSource) or, later, a chain of the local store and the peers
+// (chainSources([storeSource(store), peerSource(...)])). Policy (the ns filter,
+// tag resolution on/off) stays in the handlers; sources only find content.
+import type { Readable } from 'node:stream';
+import { imageReference } from '../oci/reference.ts';
+import type { BlobInfo, ByteRange, ContentStore } from '../oci/store.ts';
+
+/** What a request is about, beyond the digest: enough for a peer to be asked too. */
+export interface ContentRequest {
+  /** Registry host the content belongs to (the `ns` query parameter). */
+  registry: string;
+  /** Repository name, e.g. `library/nginx`. */
+  name: string;
+}
+
+export interface ResolvedTag {
+  digest: string;
+  /** Which source answered, for the access log (`local`, later a peer). */
+  source: string;
+}
+
+export interface LocatedContent {
+  info: BlobInfo;
+  source: string;
+  /** The bytes (all, or the inclusive range). Rejects with NotFoundError when gone meanwhile. */
+  read(range?: ByteRange): Promise<Readable>;
+}
+
+export interface ContentSource {
+  resolveTag(request: ContentRequest, tag: string): Promise<ResolvedTag | undefined>;
+  locate(request: ContentRequest, digest: string): Promise<LocatedContent | undefined>;
+}
+
+/** The node's own content store as a source; tags resolve via the image reference `registry/name:tag`. */
+export function storeSource(store: ContentStore, sourceName = 'local'): ContentSource {
+  return {
+    async resolveTag(request, tag) {
+      const digest = await store.resolve(imageReference(request.registry, request.name, tag));
+      return digest === undefined ? undefined : { digest, source: sourceName };
+    },
+    async locate(_request, digest) {
+      const info = await store.stat(digest);
+      if (info === undefined) return undefined;
+      return { info, source: sourceName, read: (range) => store.read(digest, range) };
+    },
+  };
+}
+
+/** Asks each source in order; the first that has the content answers. */
+export function chainSources(sources: readonly ContentSource[]): ContentSource {
+  return {
+    async resolveTag(request, tag) {
+      for (const source of sources) {
+        const resolved = await source.resolveTag(request, tag);
+        if (resolved !== undefined) return resolved;
+      }
+      return undefined;
+    },
+    async locate(request, digest) {
+      for (const source of sources) {
+        const located = await source.locate(request, digest);
+        if (located !== undefined) return located;
+      }
+      return undefined;
+    },
+  };
+}

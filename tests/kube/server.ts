@@ -1,0 +1,201 @@
+// A Kubernetes API stand-in for tests (never shipped in the agent): an HTTP
+// server that behaves like kube-apiserver for what mirra and kubectl use.
+// See tests/kube/README.md for what it models and where it simplifies.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createLogger, type Logger } from '../../internal/log/logger.ts';
+import { discoveryDocument } from './discovery.ts';
+import { createFaults, type Faults } from './faults.ts';
+import { createResourceHandler, sendJson } from './handlers.ts';
+import { parsePath, RESOURCES, type ResourceDef } from './resources.ts';
+import { ApiError, failure } from './status.ts';
+import { createStore, type KubeObject, type Store } from './store.ts';
+import { createWatchRegistry } from './watch.ts';
+
+export interface KubeApiOptions {
+  host?: string;
+  /** 0 picks a free port; restart() reuses the port that was picked. */
+  port?: number;
+  /** How many events the watch history keeps; a watch from an older resourceVersion gets 410 Gone. */
+  historySize?: number;
+  /** How often a watch with allowWatchBookmarks=true gets a BOOKMARK (the real server: about a minute). */
+  bookmarkIntervalMs?: number;
+  log?: Logger;
+}
+
+export interface RequestRecord {
+  method: string;
+  /** Path and query, as sent. */
+  url: string;
+  /** 0 until the answer has been sent completely (an open watch stays 0). */
+  status: number;
+}
+
+export interface KubeApi {
+  readonly url: string;
+  readonly port: number;
+  /** Writes a kubeconfig (plain http with insecure-skip-tls-verify, token user, namespace default) for kubectl and client-node. */
+  writeKubeconfig(path: string): Promise<void>;
+  /** writeKubeconfig(dir/kubeconfig); returns that path. */
+  kubeconfigPath(dir: string): Promise<string>;
+  /** Closes the listener and every connection (watches included); the data stays. */
+  stop(): Promise<void>;
+  /** Listens again on the same port with the same data; clearHistory forgets the watch history, as a fresh watch cache does. */
+  restart(options?: { clearHistory?: boolean }): Promise<void>;
+  /** Ends every open watch stream abruptly. */
+  dropWatches(): void;
+  openWatches(): number;
+  /** How many watches were answered with the 410 Expired ERROR event so far. */
+  expiredWatches(): number;
+  readonly faults: Faults;
+  /** The requests received so far, in order of arrival (the last 10,000). */
+  requests(): RequestRecord[];
+  /** Direct store access for tests (no HTTP): status is taken as given. */
+  readonly store: Store;
+  create(obj: unknown): KubeObject;
+  get(kind: string, namespace: string, name: string): KubeObject | undefined;
+  list(kind: string, namespace?: string): KubeObject[];
+  update(obj: unknown): KubeObject;
+  delete(kind: string, namespace: string, name: string): KubeObject;
+}
+
+const MAX_REQUEST_RECORDS = 10_000;
+
+function defForKind(kind: string): ResourceDef {
+  const def = RESOURCES.find((r) => r.kind === kind);
+  if (def === undefined) throw new Error(`the stand-in does not serve kind ${JSON.stringify(kind)}`);
+  return def;
+}
+
+function describe(obj: unknown): { def: ResourceDef; namespace: string; name: string } {
+  if (obj === null || typeof obj !== 'object') throw new Error('expected an object with kind and metadata');
+  const record = obj as Record<string, unknown>;
+  const def = defForKind(String(record['kind']));
+  const metadata = (record['metadata'] ?? {}) as Record<string, unknown>;
+  const namespace = def.namespaced ? String(metadata['namespace'] ?? 'default') : '';
+  return { def, namespace, name: String(metadata['name'] ?? '') };
+}
+
+export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeApi> {
+  const host = options.host ?? '127.0.0.1';
+  const log = (options.log ?? createLogger('warn', process.stderr)).child({ component: 'kube-stand-in' });
+  const store = createStore(options.historySize ?? 1000);
+  const watches = createWatchRegistry(store);
+  const faults = createFaults();
+  const handleResource = createResourceHandler({ store, watches, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
+  const sockets = new Set<Socket>();
+  const records: RequestRecord[] = [];
+  let port = options.port ?? 0;
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (['/healthz', '/livez', '/readyz'].includes(url.pathname)) {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
+      return;
+    }
+    const parsed = parsePath(url.pathname);
+    if (parsed.type === 'resource') return handleResource(req, res, parsed.path, url);
+    const doc = req.method === 'GET' ? discoveryDocument(url.pathname, `${host}:${port}`) : undefined;
+    if (doc !== undefined) return sendJson(res, 200, doc);
+    throw new ApiError(failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+  }
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const record: RequestRecord = { method: req.method ?? '', url: req.url ?? '', status: 0 };
+    records.push(record);
+    if (records.length > MAX_REQUEST_RECORDS) records.shift();
+    res.once('finish', () => (record.status = res.statusCode));
+    try {
+      if (await faults.apply(res)) return;
+      await route(req, res, new URL(req.url ?? '/', 'http://stand-in'));
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof ApiError) {
+        if (err.status.code === 413) res.setHeader('Connection', 'close'); // the rest of the body is not read
+        return sendJson(res, err.status.code, err.status);
+      }
+      log.warn({ err, method: req.method, url: req.url }, 'stand-in request failed');
+      sendJson(res, 500, failure(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`));
+    }
+  }
+
+  const server = createServer((req, res) => void onRequest(req, res));
+  server.keepAliveTimeout = 60_000;
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  function listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        const address = server.address();
+        if (address !== null && typeof address === 'object') port = address.port;
+        resolve();
+      });
+    });
+  }
+
+  await listen();
+  const url = `http://${host}:${port}`;
+
+  async function writeKubeconfig(path: string): Promise<void> {
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      // client-node 2.x refuses plain http unless insecure-skip-tls-verify is set; kubectl ignores it for http.
+      clusters: [{ name: 'stand-in', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'stand-in', user: { token: 'stand-in-token' } }],
+      contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in', namespace: 'default' } }],
+      'current-context': 'stand-in',
+      preferences: {},
+    };
+    await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  }
+
+  return {
+    url,
+    port,
+    writeKubeconfig,
+    async kubeconfigPath(dir) {
+      const path = join(dir, 'kubeconfig');
+      await writeKubeconfig(path);
+      return path;
+    },
+    async stop() {
+      if (!server.listening) return;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      watches.dropAll();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+    async restart(restartOptions = {}) {
+      if (server.listening) throw new Error('restart: the stand-in is still running; stop() it first');
+      if (restartOptions.clearHistory === true) store.clearHistory();
+      await listen();
+    },
+    dropWatches: () => watches.dropAll(),
+    openWatches: () => watches.openCount(),
+    expiredWatches: () => watches.expiredCount(),
+    faults,
+    requests: () => records.map((r) => ({ ...r })),
+    store,
+    create(obj) {
+      const { def, namespace } = describe(obj);
+      return store.create(def, namespace, obj);
+    },
+    get: (kind, namespace, name) => store.get(defForKind(kind), namespace, name),
+    list: (kind, namespace = '') => store.list(defForKind(kind), namespace),
+    update(obj) {
+      const { def, namespace, name } = describe(obj);
+      return store.update(def, namespace, name, obj, 'all');
+    },
+    delete: (kind, namespace, name) => store.delete(defForKind(kind), namespace, name),
+  };
+}

@@ -1,0 +1,81 @@
+// A mirra agent (`mirra registry`) as a child process, the way a node runs it,
+// with its JSON log captured for assertions.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { portOpen, startProcess, waitFor, type Managed } from './process.ts';
+
+const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
+
+export interface AgentOptions {
+  dir: string;
+  name: string;
+  host: string;
+  port: number;
+  containerdSock: string;
+  contentPath: string;
+  mirroredRegistries?: string[];
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface TestAgent {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly process: Managed;
+  readonly logFile: string;
+  /** Parsed JSON log lines so far. */
+  logLines(): Promise<Array<Record<string, unknown>>>;
+  /** Access-log lines (one per request). */
+  accessLines(): Promise<Array<Record<string, unknown>>>;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(options: AgentOptions): Promise<TestAgent> {
+  const logFile = join(options.dir, `${options.name}.log`);
+  const args = [
+    MIRRA,
+    'registry',
+    '--containerd-sock',
+    options.containerdSock,
+    '--containerd-content-path',
+    options.contentPath,
+    '--registry-addr',
+    `${options.host}:${options.port}`,
+    '--mirrored-registries',
+    (options.mirroredRegistries ?? []).join(','),
+    '--log-level',
+    'debug',
+    ...(options.extraArgs ?? []),
+  ];
+  const child = startProcess({ name: options.name, command: process.execPath, args, logFile, env: { ...process.env, ...options.env } });
+  await waitFor(`${options.name} to listen on ${options.host}:${options.port}`, async () => {
+    if (!child.isRunning()) throw new Error(`${options.name} exited; see ${logFile}`);
+    return portOpen(options.host, options.port);
+  });
+  const logLines = async (): Promise<Array<Record<string, unknown>>> => {
+    const text = await readFile(logFile, 'utf8').catch(() => '');
+    const lines: Array<Record<string, unknown>> = [];
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const parsed: unknown = JSON.parse(line);
+        if (typeof parsed === 'object' && parsed !== null) lines.push(parsed as Record<string, unknown>);
+      } catch {
+        // a partial line while the agent is writing
+      }
+    }
+    return lines;
+  };
+  return {
+    url: `http://${options.host}:${options.port}`,
+    host: options.host,
+    port: options.port,
+    process: child,
+    logFile,
+    logLines,
+    accessLines: async () => (await logLines()).filter((line) => typeof line.handler === 'string' && typeof line.status === 'number'),
+    stop: () => child.stop(),
+  };
+}

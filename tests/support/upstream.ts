@@ -1,0 +1,170 @@
+// A real upstream registry for tests, the demo and benchmarks: Debian's
+// docker-registry (CNCF distribution 2.8) on a loopback port, behind a counting
+// reverse proxy (counting-proxy.ts) that can also limit bandwidth like a remote
+// registry. Clients use `host` (the proxy); images are pushed with skopeo,
+// directly to the registry by default so the counts only show client traffic.
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startCountingProxy, type Counts, type CountingProxy } from './counting-proxy.ts';
+import { freePort, startProcess, waitFor, type Managed } from './process.ts';
+
+export type { CountedRequest, Counts, RequestKind } from './counting-proxy.ts';
+
+const REGISTRY_BIN = '/usr/bin/docker-registry';
+const SKOPEO_BIN = '/usr/bin/skopeo';
+
+export interface UpstreamOptions {
+  /** Working directory: config.yml, registry.log and the registry's storage/ go here (created if missing). */
+  dir: string;
+  /** Response bandwidth limit of the proxy, shared by all connections. Default: unlimited. */
+  bandwidthBytesPerSec?: number;
+  startTimeoutMs?: number;
+}
+
+export interface PushOptions {
+  /** Push through the counting proxy instead of directly to the registry. Default false. */
+  viaProxy?: boolean;
+  timeoutMs?: number;
+}
+
+export interface Upstream {
+  /** "127.0.0.1:PORT" of the counting proxy: what clients use. */
+  host: string;
+  /** "127.0.0.1:PORT" of docker-registry itself (not counted, never limited). */
+  directHost: string;
+  /** PID of the docker-registry process. */
+  pid: number;
+  logFile: string;
+  /** Requests seen by the proxy since the start or the last resetCounts(). */
+  counts(): Counts;
+  resetCounts(): void;
+  setBandwidth(bytesPerSec: number | undefined): void;
+  /** Pushes an OCI layout as <name>:<tag>; resolves with the pushed digest. */
+  push(layoutDir: string, name: string, tag: string, options?: PushOptions): Promise<string>;
+  /** Stops the proxy and the registry; resolves when the registry process has exited. */
+  stop(): Promise<void>;
+}
+
+function registryConfig(storageDir: string, addr: string): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  formatter: text',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${JSON.stringify(storageDir)}`,
+    '  delete:',
+    '    enabled: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: ${addr}`,
+    '  secret: mirra-test-upstream',
+    'health:',
+    '  storagedriver:',
+    '    enabled: false',
+    '',
+  ].join('\n');
+}
+
+async function registryAnswers(host: string): Promise<boolean> {
+  const res = await fetch(`http://${host}/v2/`);
+  await res.body?.cancel();
+  return res.ok;
+}
+
+async function startRegistry(dir: string, timeoutMs: number): Promise<{ registry: Managed; directHost: string; logFile: string }> {
+  const logFile = join(dir, 'registry.log');
+  const configFile = join(dir, 'config.yml');
+  let lastError: unknown;
+  // freePort() can race with other processes taking the port: retry a few times.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const directHost = `127.0.0.1:${await freePort()}`;
+    await writeFile(configFile, registryConfig(join(dir, 'storage'), directHost));
+    const registry = startProcess({ name: 'docker-registry', command: REGISTRY_BIN, args: ['serve', configFile], logFile });
+    try {
+      await Promise.race([
+        waitFor(`docker-registry on ${directHost}`, () => registryAnswers(directHost), timeoutMs),
+        registry.exited.then((code) => {
+          throw new Error(`docker-registry exited (${code}) before answering; see ${logFile}`);
+        }),
+      ]);
+      return { registry, directHost, logFile };
+    } catch (err) {
+      lastError = err;
+      await registry.stop(1000);
+    }
+  }
+  throw lastError;
+}
+
+export async function startUpstream(options: UpstreamOptions): Promise<Upstream> {
+  await mkdir(join(options.dir, 'storage'), { recursive: true });
+  const { registry, directHost, logFile } = await startRegistry(options.dir, options.startTimeoutMs ?? 15_000);
+  let proxy: CountingProxy;
+  try {
+    proxy = await startCountingProxy({ target: directHost, bandwidthBytesPerSec: options.bandwidthBytesPerSec });
+  } catch (err) {
+    await registry.stop();
+    throw err;
+  }
+  return {
+    host: proxy.host,
+    directHost,
+    pid: registry.pid,
+    logFile,
+    counts: () => proxy.counts(),
+    resetCounts: () => proxy.resetCounts(),
+    setBandwidth: (bytesPerSec) => proxy.setBandwidth(bytesPerSec),
+    push: (layoutDir, name, tag, pushOptions = {}) =>
+      pushImage(layoutDir, pushOptions.viaProxy === true ? proxy.host : directHost, name, tag, pushOptions),
+    async stop() {
+      await proxy.stop();
+      await registry.stop();
+    },
+  };
+}
+
+/**
+ * Copies the image (or index, with all its platforms) of an OCI layout to
+ * docker://<host>/<name>:<tag> over plain HTTP with skopeo, preserving digests.
+ * Independent of /etc/containers: policy, registries.conf and temp dirs are
+ * private. Resolves with the digest of what was pushed.
+ */
+export async function pushImage(layoutDir: string, host: string, name: string, tag: string, options: { timeoutMs?: number } = {}): Promise<string> {
+  const workDir = await mkdtemp(join(tmpdir(), 'mirra-skopeo-'));
+  try {
+    const policyFile = join(workDir, 'policy.json');
+    const registriesConf = join(workDir, 'registries.conf');
+    const registriesD = join(workDir, 'registries.d');
+    const digestFile = join(workDir, 'digest');
+    await writeFile(policyFile, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+    await writeFile(registriesConf, '');
+    await mkdir(registriesD);
+    const args = [
+      '--policy', policyFile,
+      '--registries.d', registriesD,
+      '--tmpdir', workDir,
+      'copy', '--quiet', '--all', '--preserve-digests',
+      '--dest-tls-verify=false', '--dest-no-creds',
+      '--digestfile', digestFile,
+      `oci:${layoutDir}`,
+      `docker://${host}/${name}:${tag}`,
+    ];
+    const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: registriesConf, TMPDIR: workDir, HOME: workDir };
+    try {
+      await promisify(execFile)(SKOPEO_BIN, args, { env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 4 << 20 });
+    } catch (err) {
+      const stderr = typeof err === 'object' && err !== null && 'stderr' in err ? String(err.stderr).trim() : '';
+      throw new Error(`skopeo copy ${layoutDir} -> ${host}/${name}:${tag} failed: ${stderr || String(err)}`);
+    }
+    return (await readFile(digestFile, 'utf8')).trim();
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
