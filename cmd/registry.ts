@@ -47,6 +47,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     logger,
     mirroredRegistries: config.mirroredRegistries,
     resolveTags: config.resolveTags,
+    ready: () => changes.connected,
   });
 
   await app.listen({ host: config.registryAddr.host, port: config.registryAddr.port });

@@ -8,10 +8,13 @@
 //   synced in the background on image events and on demand when a present
 //   digest has no known media type.
 // - read: content Info, then the file in the content directory (gRPC fallback).
+// - openFile: content Info, then the open file, for the registry's fast path
+//   that sends from a few reused buffers.
 import type { Logger } from '../log/logger.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from '../oci/store.ts';
-import { openBlob } from './blobs.ts';
+import { open, type FileHandle } from 'node:fs/promises';
+import { blobPath, openBlob } from './blobs.ts';
 import type { ContainerdClient } from './client.ts';
 import type { ContainerdChange } from './events.ts';
 import type { Descriptor } from './messages.ts';
@@ -27,6 +30,8 @@ export interface ContainerdStoreOptions {
 }
 
 export interface ContainerdStore extends ContentStore {
+  /** The blob's file in the content directory, opened, when present in the namespace; undefined otherwise. */
+  openFile(digest: string): Promise<FileHandle | undefined>;
   /** Feed changes from watchChanges() so media types follow containerd. */
   observe(change: ContainerdChange): void;
   /** Re-lists images and walks new or changed ones (force: every image). */
@@ -134,6 +139,15 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
       const info = await client.contentInfo(digest);
       if (info === undefined) throw new NotFoundError(digest);
       return openBlob({ client, contentPath }, digest, info.size, range);
+    },
+    async openFile(digest) {
+      if (parseDigest(digest) === undefined) return undefined;
+      if ((await client.contentInfo(digest)) === undefined) return undefined;
+      try {
+        return await open(blobPath(contentPath, digest), 'r');
+      } catch {
+        return undefined;
+      }
     },
     observe(change) {
       if (change.kind === 'content-deleted') {

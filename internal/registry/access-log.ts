@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { clip, pathOf } from './path.ts';
 
-export type HandlerKind = 'base' | 'manifest' | 'blob' | 'unknown';
+export type HandlerKind = 'base' | 'manifest' | 'blob' | 'probe' | 'unknown';
 
 export interface AccessLogState {
   startMs: number;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ContentStore } from '../oci/store.ts';
 import { createAccessLog, installAccessLog } from './access-log.ts';
 import { sendOciError, toOciError } from './errors.ts';
+import { installHealthRoutes } from './health.ts';
 import { createPolicy } from './policy.ts';
 import { installUnderPressure, type UnderPressureOptions } from './pressure.ts';
 import { API_VERSION, API_VERSION_HEADER, installRoutes } from './routes.ts';
@@ -28,6 +29,8 @@ export interface RegistryAppOptions {
    * routing: pass `chainSources([storeSource(store), peers])`.
    */
   source?: ContentSource;
+  /** Readiness for GET /readyz (default: always ready). */
+  ready?: () => boolean;
 }
 
 /** Headers the error handler drops so an error answer does not look like content. */
@@ -50,6 +53,7 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
 
   installAccessLog(app, accessLog);
   if (options.underPressure !== undefined) installUnderPressure(app, options.underPressure);
+  installHealthRoutes(app, options.ready ?? (() => true));
   installRoutes(app, {
     source: options.source ?? storeSource(options.store),
     policy: createPolicy(options.mirroredRegistries, options.resolveTags, options.defaultRegistry ?? 'docker.io'),

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import { createMemoryStore } from '../oci/memory-store.ts';
 import { NotFoundError, type ContentStore } from '../oci/store.ts';
+import type { FileBackedStore } from './source.ts';
 import { createTestApp, listen } from './testkit.ts';
 
 const BODY = Buffer.from('0123456789abcdefghij');
@@ -203,4 +207,44 @@ test('a stream error mid-body aborts the response', async (t) => {
   const access = log.lines.find((line) => line.msg === 'request' && line.handler === 'blob');
   assert.equal(access?.aborted, true);
   assert.equal(access?.bytesSent, 10_000);
+});
+
+test('file-backed stores are served through the file fast path', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mirra-blobs-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bytes = Buffer.alloc(3 * 1024 * 1024 + 17);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = i % 251;
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  await writeFile(join(dir, 'blob'), bytes);
+  let opened = 0;
+  const store: FileBackedStore = {
+    resolve: async () => undefined,
+    stat: async (d) => (d === digest ? { digest, size: bytes.length } : undefined),
+    read: async () => {
+      throw new Error('read() must not be used when a file is offered');
+    },
+    openFile: async (d) => {
+      opened += 1;
+      return d === digest ? open(join(dir, 'blob'), 'r') : undefined;
+    },
+  };
+  const { app, log } = createTestApp({ store });
+  t.after(() => app.close());
+  const base = await listen(app);
+  const full = await fetch(`${base}/v2/a/blobs/${digest}`);
+  assert.equal(full.status, 200);
+  assert.equal(full.headers.get('content-length'), String(bytes.length));
+  assert.deepEqual(Buffer.from(await full.arrayBuffer()), bytes);
+  const part = await fetch(`${base}/v2/a/blobs/${digest}`, { headers: { range: 'bytes=-1000' } });
+  assert.equal(part.status, 206);
+  assert.equal(part.headers.get('content-range'), `bytes ${bytes.length - 1000}-${bytes.length - 1}/${bytes.length}`);
+  assert.deepEqual(Buffer.from(await part.arrayBuffer()), bytes.subarray(bytes.length - 1000));
+  const head = await fetch(`${base}/v2/a/blobs/${digest}`, { method: 'HEAD' });
+  assert.equal(head.headers.get('content-length'), String(bytes.length));
+  assert.equal(opened, 2, 'HEAD does not open the file');
+  for (let i = 0; i < 100 && log.lines.filter((line) => line.handler === 'blob').length < 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const blobLines = log.lines.filter((line) => line.handler === 'blob');
+  assert.deepEqual(blobLines.map((line) => line.bytesSent), [bytes.length, 1000, 0]);
 });

@@ -1,7 +1,8 @@
 // GET/HEAD /v2/<name>/blobs/<digest>: streamed from the source, never
 // buffered, with single-range support (range.ts) and If-None-Match. The reply
 // is hijacked once the first bytes are there and the body goes straight to the
-// socket (send-stream.ts). Blobs are always application/octet-stream, as CNCF
+// socket: from the content's file through reused buffers when the source
+// offers one (send-file.ts), else from its Readable (send-stream.ts). Blobs are always application/octet-stream, as CNCF
 // distribution serves them (containerd ignores the type).
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -10,7 +11,8 @@ import { NotFoundError, type ByteRange } from '../oci/store.ts';
 import { RegistryError } from './errors.ts';
 import { isMirrored, type RepositoryTarget, type RouteDeps } from './policy.ts';
 import { contentRange, etagOf, ifRangeAllows, noneMatchHit, parseRange, unsatisfiedRange } from './range.ts';
-import { streamBody } from './send-stream.ts';
+import { streamFile } from './send-file.ts';
+import { streamBody, type StreamOptions, type StreamOutcome } from './send-stream.ts';
 import type { LocatedContent } from './source.ts';
 
 async function openBlob(located: LocatedContent, digest: string, range: ByteRange | undefined): Promise<Readable> {
@@ -71,17 +73,21 @@ export async function serveBlob(
   reply.header('content-length', String(lengthBytes));
   if (range !== undefined) reply.header('content-range', contentRange(range, sizeBytes));
 
-  const body = await openBlob(located, digest, range);
-  let outcome;
+  const options: StreamOptions = {
+    expectedBytes: lengthBytes,
+    writeHead: () => {
+      reply.hijack();
+      reply.raw.writeHead(status, reply.getHeaders() as OutgoingHttpHeaders);
+    },
+    counter: log ?? undefined,
+  };
+  const file = located.openFile === undefined ? undefined : await located.openFile();
+  let outcome: StreamOutcome;
   try {
-    outcome = await streamBody(reply.raw, body, {
-      expectedBytes: lengthBytes,
-      writeHead: () => {
-        reply.hijack();
-        reply.raw.writeHead(status, reply.getHeaders() as OutgoingHttpHeaders);
-      },
-      counter: log ?? undefined,
-    });
+    outcome =
+      file === undefined
+        ? await streamBody(reply.raw, await openBlob(located, digest, range), options)
+        : await streamFile(reply.raw, file, range?.start ?? 0, options);
   } catch (err) {
     // Nothing sent yet: answer with a clean error.
     if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', { digest });

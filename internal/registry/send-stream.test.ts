@@ -2,8 +2,8 @@
 // mid-body (the client must see an error) and clients that go away.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, request as httpRequest, IncomingMessage, ServerResponse, type Server } from 'node:http';
+import { Socket, type AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { streamBody, type StreamOutcome } from './send-stream.ts';
@@ -117,5 +117,16 @@ test('a client that goes away before the first chunk destroys the source', async
   const outcome = await h.outcome;
   assert.ok(!(outcome instanceof Error));
   assert.equal(outcome.kind, 'client-gone');
+  assert.ok(source.destroyed);
+});
+
+test('a response already closed before streaming starts releases the source at once', async () => {
+  const res = new ServerResponse(new IncomingMessage(new Socket()));
+  res.destroy();
+  const source = new PassThrough();
+  let wroteHead = false;
+  const outcome = await streamBody(res, source, { expectedBytes: 1, writeHead: () => { wroteHead = true; } });
+  assert.deepEqual(outcome, { kind: 'client-gone', bytesSent: 0 });
+  assert.equal(wroteHead, false);
   assert.ok(source.destroyed);
 });

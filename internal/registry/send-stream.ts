@@ -50,12 +50,16 @@ export interface StreamOptions {
 export async function streamBody(res: ServerResponse, source: Readable, options: StreamOptions): Promise<StreamOutcome> {
   const { expectedBytes, writeHead, counter } = options;
   const chunks = source[Symbol.asyncIterator]();
+  // Whatever way this ends short of complete, the source is released: by the
+  // client's 'close' while waiting on it, or in `finally`.
   const onClose = (): void => {
     if (!res.writableFinished) source.destroy();
   };
   res.once('close', onClose);
   let bytesSent = 0;
+  let complete = false;
   try {
+    if (res.destroyed) return { kind: 'client-gone', bytesSent };
     let next: IteratorResult<unknown>;
     try {
       next = await chunks.next();
@@ -69,28 +73,25 @@ export async function streamBody(res: ServerResponse, source: Readable, options:
     while (next.done !== true) {
       const chunk = next.value;
       if (!(chunk instanceof Uint8Array)) throw new Error('source yielded a non-binary chunk');
+      if (bytesSent + chunk.byteLength > expectedBytes) throw new Error(`source has more than the announced ${expectedBytes} bytes`);
       bytesSent += chunk.byteLength;
       if (counter !== undefined) counter.bytesSent = bytesSent;
-      if (bytesSent > expectedBytes) throw new Error(`source has more than the announced ${expectedBytes} bytes`);
       if (!res.write(chunk) && !(await drained(res))) return { kind: 'client-gone', bytesSent };
       next = await chunks.next();
     }
     if (bytesSent !== expectedBytes) throw new Error(`source ended after ${bytesSent} of ${expectedBytes} bytes`);
     res.end();
+    complete = true;
     return { kind: 'complete', bytesSent };
   } catch (err) {
-    if (!res.headersSent) {
-      source.destroy();
-      throw err;
-    }
+    if (!res.headersSent) throw err;
     if (res.destroyed && !res.writableFinished) return { kind: 'client-gone', bytesSent };
-    const error = asError(err);
     // No error argument: the socket is closed short of Content-Length, which
     // every client reports as an error; an 'error' event here would go unheard.
     res.destroy();
-    source.destroy();
-    return { kind: 'failed', bytesSent, error };
+    return { kind: 'failed', bytesSent, error: asError(err) };
   } finally {
     res.off('close', onClose);
+    if (!complete) source.destroy();
   }
 }

@@ -37,3 +37,20 @@ test('chainSources asks in order and the first hit answers', async () => {
   assert.equal(await chain.resolveTag(REQUEST, 'v2'), undefined);
   assert.equal(await chainSources([]).locate(REQUEST, both), undefined);
 });
+
+test('storeSource offers the file fast path only for file-backed stores', async () => {
+  const store = createMemoryStore();
+  const digest = store.put('bytes');
+  assert.equal((await storeSource(store).locate(REQUEST, digest))?.openFile, undefined);
+  const asked: string[] = [];
+  const fileBacked = {
+    ...store,
+    openFile: async (d: string) => {
+      asked.push(d);
+      return undefined;
+    },
+  };
+  const located = await storeSource(fileBacked).locate(REQUEST, digest);
+  assert.equal(await located?.openFile?.(), undefined);
+  assert.deepEqual(asked, [digest]);
+});

@@ -3,6 +3,7 @@
 // store (storeSource) or, later, a chain of the local store and the peers
 // (chainSources([storeSource(store), peerSource(...)])). Policy (the ns filter,
 // tag resolution on/off) stays in the handlers; sources only find content.
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { imageReference } from '../oci/reference.ts';
 import type { BlobInfo, ByteRange, ContentStore } from '../oci/store.ts';
@@ -26,6 +27,24 @@ export interface LocatedContent {
   source: string;
   /** The bytes (all, or the inclusive range). Rejects with NotFoundError when gone meanwhile. */
   read(range?: ByteRange): Promise<Readable>;
+  /**
+   * Optional fast path: the content as an opened regular file holding exactly
+   * `info.size` bytes (the caller closes it), or undefined to use read().
+   */
+  openFile?(): Promise<FileHandle | undefined>;
+}
+
+/**
+ * A ContentStore whose content lives in regular files (containerd's content
+ * directory) can offer them for the registry's fast path (send-file.ts). The
+ * file must hold exactly the content; undefined when not available as a file.
+ */
+export interface FileBackedStore extends ContentStore {
+  openFile(digest: string): Promise<FileHandle | undefined>;
+}
+
+function isFileBacked(store: ContentStore): store is FileBackedStore {
+  return typeof (store as Partial<FileBackedStore>).openFile === 'function';
 }
 
 export interface ContentSource {
@@ -35,6 +54,7 @@ export interface ContentSource {
 
 /** The node's own content store as a source; tags resolve via the image reference `registry/name:tag`. */
 export function storeSource(store: ContentStore, sourceName = 'local'): ContentSource {
+  const fileBacked = isFileBacked(store) ? store : undefined;
   return {
     async resolveTag(request, tag) {
       const digest = await store.resolve(imageReference(request.registry, request.name, tag));
@@ -43,7 +63,9 @@ export function storeSource(store: ContentStore, sourceName = 'local'): ContentS
     async locate(_request, digest) {
       const info = await store.stat(digest);
       if (info === undefined) return undefined;
-      return { info, source: sourceName, read: (range) => store.read(digest, range) };
+      const located: LocatedContent = { info, source: sourceName, read: (range) => store.read(digest, range) };
+      if (fileBacked !== undefined) located.openFile = () => fileBacked.openFile(digest);
+      return located;
     },
   };
 }

@@ -151,9 +151,9 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
       tiers[i] = (callerZone === NO_ZONE || zones[p] === callerZone ? 0 : 2) + (state[p] === SATURATED ? 1 : 0);
       weights[i] = rendezvousWeight(hash, seedHi[p]!, seedLo[p]!);
     }
-    const order = orderCandidates(count, tiers, weights, scratch);
     const wanted = lookupOptions.limit ?? count;
     const limit = Number.isFinite(wanted) ? Math.max(0, Math.min(count, Math.floor(wanted))) : count;
+    const order = orderCandidates(count, tiers, weights, scratch, limit);
     const names = new Array<string>(limit);
     for (let i = 0; i < limit; i++) names[i] = entries[slots[order[i]!]!]!.name;
     return names;

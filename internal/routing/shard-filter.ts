@@ -93,6 +93,13 @@ export function wordHas(word: number, low: number, shift: number): number {
   return (zero | -zero) >>> 31;
 }
 
+/** wordHas for shift 7 (m >= 65, the default) with its constants inlined: the lookup's hot path. */
+export function wordHas7(word: number, low: number): number {
+  const diff = (word >>> 3) ^ Math.imul(low, 0x204081);
+  const zero = (diff - 0x204081) & ~diff & 0x8102040 & ((1 << ((word & COUNT_MASK) * 7)) - 1);
+  return (zero | -zero) >>> 31;
+}
+
 export function isOverflow(word: number): boolean {
   return (word & COUNT_MASK) === OVERFLOW;
 }

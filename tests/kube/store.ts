@@ -129,6 +129,7 @@ export function createStore(historySize: number): Store {
     if (objects.has(key)) throw alreadyExists(def, name);
     if (def.namespaced) ensureNamespace(namespace);
     if (def.kind === 'Namespace' && !isObject(obj['status'])) obj['status'] = { phase: 'Active' };
+    if (def.kind === 'Pod' && !isObject(obj['status'])) obj['status'] = { phase: 'Pending' };
     const rv = ++resourceVersion;
     Object.assign(obj.metadata, {
       uid: randomUUID(),

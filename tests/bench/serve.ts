@@ -1,0 +1,191 @@
+// `npm run bench:serve`: blob throughput of the agent against nginx (sendfile)
+// and docker-registry, same client (curl), same run; and manifest GET latency
+// at 64 concurrent clients. Prints a table, then one JSON line.
+import { execFile } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAgent } from '../support/agent.ts';
+import { startContainerd } from '../support/containerd.ts';
+import { generateImage } from '../support/image.ts';
+import { freePort, portOpen, startProcess, waitFor } from '../support/process.ts';
+import { startUpstream } from '../support/upstream.ts';
+
+const MiB = 1024 * 1024;
+const BLOB_BYTES = 256 * MiB;
+const ROUNDS = 5;
+const CONCURRENT_STREAMS = 8;
+const MANIFEST_CLIENTS = 64;
+const MANIFEST_REQUESTS = 20_000;
+
+interface Target {
+  name: string;
+  blobUrl: string;
+}
+
+function curl(url: string): Promise<{ bytes: number; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '-f', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url], (err, stdout) => {
+      if (err !== null) return reject(new Error(`curl ${url}: ${err.message}`));
+      const [bytes, seconds] = stdout.trim().split(' ').map(Number);
+      resolve({ bytes: bytes ?? 0, seconds: seconds ?? 0 });
+    });
+  });
+}
+
+/** MB/s of `streams` concurrent downloads of the blob: total bytes over wall time. */
+async function throughput(url: string, streams: number, blobBytes: number): Promise<number> {
+  const start = performance.now();
+  const results = await Promise.all(Array.from({ length: streams }, () => curl(url)));
+  const seconds = (performance.now() - start) / 1000;
+  const bytes = results.reduce((sum, r) => sum + r.bytes, 0);
+  if (bytes !== blobBytes * streams) throw new Error(`${url}: got ${bytes} bytes, want ${blobBytes * streams}`);
+  return bytes / 1e6 / seconds;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function manifestLatencies(url: string): Promise<number[]> {
+  const agent = new Agent({ keepAlive: true, maxSockets: MANIFEST_CLIENTS });
+  const latencies: number[] = [];
+  let next = 0;
+  const one = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const start = performance.now();
+      const req = request(url, { agent }, (res) => {
+        res.resume();
+        res.once('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`manifest GET: ${res.statusCode}`));
+          latencies.push(performance.now() - start);
+          resolve();
+        });
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  const worker = async (): Promise<void> => {
+    while (next < MANIFEST_REQUESTS) {
+      next += 1;
+      await one();
+    }
+  };
+  await Promise.all(Array.from({ length: MANIFEST_CLIENTS }, worker));
+  agent.destroy();
+  return latencies.sort((a, b) => a - b);
+}
+
+async function startNginx(dir: string, root: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  await writeFile(
+    conf,
+    [
+      'daemon off;',
+      'master_process on;',
+      'user root;',
+      'worker_processes 1;',
+      `pid ${join(dir, 'nginx.pid')};`,
+      `error_log ${join(dir, 'nginx-error.log')} warn;`,
+      'events { worker_connections 1024; }',
+      'http {',
+      '  access_log off;',
+      '  sendfile on;',
+      '  tcp_nopush on;',
+      '  default_type application/octet-stream;',
+      `  server { listen 127.0.0.1:${port}; root ${root}; }`,
+      '}',
+    ].join('\n'),
+  );
+  const child = startProcess({ name: 'nginx', command: '/usr/sbin/nginx', args: ['-c', conf, '-p', dir], logFile: join(dir, 'nginx.log') });
+  await waitFor('nginx', () => portOpen('127.0.0.1', port));
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.stop() };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mirra-bench-serve-'));
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    console.error('generating a 256 MiB layer, pushing it to docker-registry, pulling it into containerd ...');
+    const image = await generateImage({ dir: join(dir, 'image'), layers: [BLOB_BYTES], seed: 'bench-serve' });
+    const layer = image.layers[0];
+    if (layer === undefined) throw new Error('no layer');
+    const upstream = await startUpstream({ dir: join(dir, 'upstream') });
+    stops.push(() => upstream.stop());
+    await upstream.push(image.layoutDir, 'bench/serve', 'v1');
+    const containerd = await startContainerd({ dir: join(dir, 'containerd') });
+    stops.push(() => containerd.stop());
+    await containerd.pull(`${upstream.host}/bench/serve:v1`, { plainHttp: true });
+
+    const agentPort = await freePort();
+    const agent = await startAgent({
+      dir,
+      name: 'agent',
+      host: '127.0.0.1',
+      port: agentPort,
+      containerdSock: containerd.socket,
+      contentPath: containerd.contentDir,
+      extraArgs: ['--log-level', 'warn'],
+    });
+    stops.push(() => agent.stop());
+    const nginx = await startNginx(dir, join(containerd.contentDir, 'blobs'));
+    stops.push(() => nginx.stop());
+
+    const hex = layer.digest.slice('sha256:'.length);
+    const ns = `?ns=${encodeURIComponent(upstream.host)}`;
+    const targets: Target[] = [
+      { name: 'mirra agent', blobUrl: `${agent.url}/v2/bench/serve/blobs/${layer.digest}${ns}` },
+      { name: 'nginx sendfile', blobUrl: `${nginx.url}/sha256/${hex}` },
+      { name: 'docker-registry', blobUrl: `http://${upstream.directHost}/v2/bench/serve/blobs/${layer.digest}` },
+    ];
+    const one = new Map<string, number[]>();
+    const many = new Map<string, number[]>();
+    for (const target of targets) await throughput(target.blobUrl, 1, layer.size); // warm the page cache and each server
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const target of targets) {
+        one.set(target.name, [...(one.get(target.name) ?? []), await throughput(target.blobUrl, 1, layer.size)]);
+        many.set(target.name, [...(many.get(target.name) ?? []), await throughput(target.blobUrl, CONCURRENT_STREAMS, layer.size)]);
+      }
+    }
+    const mbps = (map: Map<string, number[]>, name: string): number => median(map.get(name) ?? []);
+
+    const latencies = await manifestLatencies(`${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`);
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+
+    const agentOne = mbps(one, 'mirra agent');
+    const agentMany = mbps(many, 'mirra agent');
+    console.log(`blob of ${(layer.size / MiB).toFixed(1)} MiB, curl as the client, median of ${ROUNDS} rounds (MB/s)`);
+    console.log('| server | 1 stream | 8 streams | agent / server (1) | agent / server (8) |');
+    console.log('| --- | ---: | ---: | ---: | ---: |');
+    for (const target of targets) {
+      const a = mbps(one, target.name);
+      const b = mbps(many, target.name);
+      console.log(`| ${target.name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(agentOne / a).toFixed(2)} | ${(agentMany / b).toFixed(2)} |`);
+    }
+    console.log(`manifest GET, ${MANIFEST_CLIENTS} concurrent clients, ${MANIFEST_REQUESTS} requests: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
+    const result = {
+      bench: 'serve',
+      ratio_nginx_1: Number((agentOne / mbps(one, 'nginx sendfile')).toFixed(3)),
+      ratio_nginx_8: Number((agentMany / mbps(many, 'nginx sendfile')).toFixed(3)),
+      ratio_registry_1: Number((agentOne / mbps(one, 'docker-registry')).toFixed(3)),
+      manifest_p99_ms: Number(p99.toFixed(3)),
+    };
+    console.log(JSON.stringify(result));
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:serve failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  process.exitCode = 1;
+});
