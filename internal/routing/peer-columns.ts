@@ -1,20 +1,17 @@
 // Column store behind the peer index's lookup. One slot per peer. Peers are
 // grouped by shard count S (normally one group); per group and shard index,
 // each slot's filter metadata sits in parallel arrays and its bucket words in
-// one arena, so a scan reads columns sequentially and does one random read per
-// peer. The scan runs in passes (indices, gather, compare): a fused loop keeps
-// fewer cache misses in flight and is 2-5x slower at 1,000 peers. Keep the
-// gather loop minimal: every extra operation in it costs ~10 ns per peer.
+// one arena, so a scan (peer-scan.ts) reads columns sequentially and does one
+// random read per peer.
 import { arenaBytes, createArena, freeRegion, growArenaSlots, moveRegion, storeRegion, type BucketArena } from './bucket-arena.ts';
-import { jumpHash, reduceRange, type KeyHash } from './hash.ts';
-import { isOverflow, overflowHas, wordHas, wordHas7, type ShardFilter } from './shard-filter.ts';
+import type { ShardFilter } from './shard-filter.ts';
 
 /** Slot states: not a candidate, exact filters, saturated (claims everything). */
 export const NOT_CANDIDATE = 0;
 export const FILTERED = 1;
 export const SATURATED = 2;
 
-interface ShardColumn {
+export interface ShardColumn {
   readonly arena: BucketArena;
   /** range / 2^32 when floor(x * scale) is exact (range <= 2^21), else -1 (use ranges); 0 outside the group. */
   scales: Float64Array;
@@ -28,7 +25,7 @@ interface ShardColumn {
   filters: (ShardFilter | undefined)[];
 }
 
-interface ShardGroup {
+export interface ShardGroup {
   readonly shards: number;
   readonly columns: ShardColumn[];
   members: number;
@@ -59,7 +56,8 @@ export interface SlotValues {
 }
 
 const RELEASED = new Uint32Array(0);
-const EXACT_RANGE = 0x200000;
+/** Ranges up to 2^21: floor(x * range / 2^32) is exact as one double multiply. */
+export const EXACT_RANGE = 0x200000;
 
 function newScratch(capacity: number): PeerColumns['scratch'] {
   return { index: new Int32Array(capacity), words: new Uint32Array(capacity) };
@@ -210,70 +208,4 @@ export function columnBytes(columns: PeerColumns): number {
   let bytes = columns.capacity * 20;
   for (const group of columns.groups.values()) for (const c of group.columns) bytes += arenaBytes(c.arena) + columns.capacity * 17;
   return bytes;
-}
-
-/**
- * Passes 1 and 2 for one group: each slot's word index (sequential reads;
- * bucketScale = range / 2^(32 + shift) folds the shift into one exact
- * multiply), then one random read per slot. Slots outside the group read word 0.
- */
-function gather(column: ShardColumn, used: number, x: number, index: Int32Array, words: Uint32Array): void {
-  const bucketScales = column.bucketScales;
-  const offsets = column.arena.offsets;
-  for (let p = 0; p < used; p++) index[p] = offsets[p]! + Math.floor(x * bucketScales[p]!);
-  if (column.inexact > 0) {
-    // Shards over 2^21 values (bucketScale 0): the exact two-step reduction.
-    const { ranges, shifts } = column;
-    for (let p = 0; p < used; p++) if (ranges[p]! > EXACT_RANGE) index[p] = offsets[p]! + (reduceRange(x, ranges[p]!) >>> shifts[p]!);
-  }
-  const data = column.arena.words;
-  for (let p = 0; p < used; p++) words[p] = data[index[p]!]!;
-}
-
-/**
- * Pass 3 for one group: compare, branch-free on the answer (every member slot
- * is written, hits advance the count). Overflow buckets (~1%) are resolved
- * after the loop.
- */
-function compare(columns: PeerColumns, group: ShardGroup, column: ShardColumn, used: number, x: number, out: Int32Array, start: number): number {
-  const { state, groupOf } = columns;
-  const { words, index: pending } = columns.scratch;
-  const { scales, ranges, shifts } = column;
-  const shards = group.shards;
-  let count = start;
-  let overflows = 0;
-  for (let p = 0; p < used; p++) {
-    if (state[p] !== FILTERED || groupOf[p] !== shards) continue;
-    const word = words[p]!;
-    let hit = 0;
-    if (isOverflow(word)) {
-      pending[overflows++] = p;
-    } else {
-      const scale = scales[p]!;
-      const v = scale >= 0 ? Math.floor(x * scale) : reduceRange(x, ranges[p]!);
-      const shift = shifts[p]!;
-      hit = shift === 7 ? wordHas7(word, v & 127) : wordHas(word, v & ((1 << shift) - 1), shift);
-    }
-    out[count] = p;
-    count += hit;
-  }
-  for (let i = 0; i < overflows; i++) {
-    const p = pending[i]!;
-    if (overflowHas(column.filters[p]!, x)) out[count++] = p;
-  }
-  return count;
-}
-
-/** Writes into `out` the slots (below `used`) whose peer claims the key; returns how many. */
-export function scan(columns: PeerColumns, used: number, hash: KeyHash, out: Int32Array): number {
-  const { index, words } = columns.scratch;
-  let count = 0;
-  for (const group of columns.groups.values()) {
-    const column = group.columns[jumpHash(hash.hi, hash.lo, group.shards)]!;
-    gather(column, used, hash.x, index, words);
-    count = compare(columns, group, column, used, hash.x, out, count);
-  }
-  const state = columns.state;
-  if (columns.saturated > 0) for (let p = 0; p < used; p++) if (state[p] === SATURATED) out[count++] = p;
-  return count;
 }

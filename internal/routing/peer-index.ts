@@ -5,7 +5,8 @@ import { decodeSummary, type PeerSummary, type ReusableSummary } from './decode.
 import { SummaryError } from './errors.ts';
 import { rendezvousWeight, type Hasher, type KeyHash } from './hash.ts';
 import { createOrderScratch, orderCandidates } from './order.ts';
-import { clearSlot, columnBytes, createColumns, ensureCapacity, moveSlot, SATURATED, scan, writeSlot } from './peer-columns.ts';
+import { clearSlot, columnBytes, createColumns, ensureCapacity, moveSlot, SATURATED, writeSlot } from './peer-columns.ts';
+import { scan } from './peer-scan.ts';
 
 export interface PeerUpdate {
   zone?: string | undefined;
