@@ -13,10 +13,8 @@ export const SATURATED = 2;
 
 export interface ShardColumn {
   readonly arena: BucketArena;
-  /** range / 2^32 when floor(x * scale) is exact (range <= 2^21), else -1 (use ranges); 0 outside the group. */
+  /** range / 2^32 when floor(x * scale) is exact (range <= 2^21); 0 when inexact (see `inexact`) or outside the group. */
   scales: Float64Array;
-  /** scales / 2^shift: floor(x * bucketScale) is the bucket (0 when inexact). */
-  bucketScales: Float64Array;
   /** Slots whose range exceeds 2^21 (normally none). */
   inexact: number;
   ranges: Float64Array;
@@ -42,7 +40,7 @@ export interface PeerColumns {
   readonly groups: Map<number, ShardGroup>;
   /** Slots in state SATURATED. */
   saturated: number;
-  scratch: { index: Int32Array; words: Uint32Array };
+  scratch: { index: Int32Array; words: Uint32Array; lows: Uint8Array };
 }
 
 export interface SlotValues {
@@ -60,7 +58,7 @@ const RELEASED = new Uint32Array(0);
 export const EXACT_RANGE = 0x200000;
 
 function newScratch(capacity: number): PeerColumns['scratch'] {
-  return { index: new Int32Array(capacity), words: new Uint32Array(capacity) };
+  return { index: new Int32Array(capacity), words: new Uint32Array(capacity), lows: new Uint8Array(capacity) };
 }
 
 export function createColumns(capacity: number): PeerColumns {
@@ -81,7 +79,6 @@ function newColumn(capacity: number): ShardColumn {
   return {
     arena: createArena(capacity),
     scales: new Float64Array(capacity),
-    bucketScales: new Float64Array(capacity),
     inexact: 0,
     ranges: new Float64Array(capacity),
     shifts: new Uint8Array(capacity),
@@ -108,7 +105,6 @@ export function ensureCapacity(columns: PeerColumns, slots: number): void {
     for (const column of group.columns) {
       growArenaSlots(column.arena, n);
       column.scales = grown(column.scales, new Float64Array(n));
-      column.bucketScales = grown(column.bucketScales, new Float64Array(n));
       column.ranges = grown(column.ranges, new Float64Array(n));
       column.shifts = grown(column.shifts, new Uint8Array(n));
       while (column.filters.length < n) column.filters.push(undefined);
@@ -125,7 +121,6 @@ function leaveGroup(columns: PeerColumns, slot: number): void {
     if (column.ranges[slot]! > EXACT_RANGE) column.inexact--;
     freeRegion(column.arena, slot);
     column.scales[slot] = 0;
-    column.bucketScales[slot] = 0;
     column.ranges[slot] = 0;
     column.shifts[slot] = 0;
     column.filters[slot] = undefined;
@@ -161,8 +156,7 @@ export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues):
     storeRegion(column.arena, slot, filter.buckets);
     const stored = { ...filter, buckets: RELEASED };
     column.inexact += (filter.range > EXACT_RANGE ? 1 : 0) - (column.ranges[slot]! > EXACT_RANGE ? 1 : 0);
-    column.scales[slot] = filter.range <= EXACT_RANGE ? filter.range / 4294967296 : -1;
-    column.bucketScales[slot] = filter.range <= EXACT_RANGE ? filter.range / 2 ** (32 + filter.shift) : 0;
+    column.scales[slot] = filter.range <= EXACT_RANGE ? filter.range / 4294967296 : 0;
     column.ranges[slot] = filter.range;
     column.shifts[slot] = filter.shift;
     column.filters[slot] = stored;
@@ -184,12 +178,10 @@ export function moveSlot(columns: PeerColumns, from: number, to: number): void {
   for (const column of group?.columns ?? []) {
     moveRegion(column.arena, from, to);
     column.scales[to] = column.scales[from]!;
-    column.bucketScales[to] = column.bucketScales[from]!;
     column.ranges[to] = column.ranges[from]!;
     column.shifts[to] = column.shifts[from]!;
     column.filters[to] = column.filters[from];
     column.scales[from] = 0;
-    column.bucketScales[from] = 0;
     column.ranges[from] = 0;
     column.shifts[from] = 0;
     column.filters[from] = undefined;

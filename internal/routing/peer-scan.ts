@@ -7,18 +7,28 @@ import { jumpHash, reduceRange, type KeyHash } from './hash.ts';
 import { isOverflow, overflowHas, wordHas, wordHas7 } from './shard-filter.ts';
 
 /**
- * Passes 1 and 2 for one group: each slot's word index (sequential reads;
- * bucketScale = range / 2^(32 + shift) folds the shift into one exact
- * multiply), then one random read per slot. Slots outside the group read word 0.
+ * Passes 1 and 2 for one group: each slot's value, bucket index and low part
+ * (sequential reads only), then one random read per slot. Slots outside the
+ * group have scale, offset and shift 0: they read word 0, the empty bucket.
  */
-function gather(column: ShardColumn, used: number, x: number, index: Int32Array, words: Uint32Array): void {
-  const bucketScales = column.bucketScales;
+function gather(column: ShardColumn, used: number, x: number, index: Int32Array, words: Uint32Array, lows: Uint8Array): void {
+  const { scales, shifts: groupShifts } = column;
   const offsets = column.arena.offsets;
-  for (let p = 0; p < used; p++) index[p] = offsets[p]! + (Math.floor(x * bucketScales[p]!) | 0);
+  for (let p = 0; p < used; p++) {
+    const v = Math.floor(x * scales[p]!);
+    const shift = groupShifts[p]!;
+    index[p] = offsets[p]! + (v >>> shift);
+    lows[p] = v & ((1 << shift) - 1);
+  }
   if (column.inexact > 0) {
     // Shards over 2^21 values (bucketScale 0): the exact two-step reduction.
     const { ranges, shifts } = column;
-    for (let p = 0; p < used; p++) if (ranges[p]! > EXACT_RANGE) index[p] = offsets[p]! + (reduceRange(x, ranges[p]!) >>> shifts[p]!);
+    for (let p = 0; p < used; p++) {
+      if (ranges[p]! <= EXACT_RANGE) continue;
+      const v = reduceRange(x, ranges[p]!);
+      index[p] = offsets[p]! + (v >>> shifts[p]!);
+      lows[p] = v & ((1 << shifts[p]!) - 1);
+    }
   }
   const data = column.arena.words;
   for (let p = 0; p < used; p++) words[p] = data[index[p]!]!;
@@ -31,8 +41,8 @@ function gather(column: ShardColumn, used: number, x: number, index: Int32Array,
  */
 function compare(columns: PeerColumns, group: ShardGroup, column: ShardColumn, used: number, x: number, out: Int32Array, start: number): number {
   const { state, groupOf } = columns;
-  const { words, index: pending } = columns.scratch;
-  const { scales, ranges, shifts } = column;
+  const { words, lows, index: pending } = columns.scratch;
+  const shifts = column.shifts;
   const shards = group.shards;
   let count = start;
   let overflows = 0;
@@ -43,10 +53,8 @@ function compare(columns: PeerColumns, group: ShardGroup, column: ShardColumn, u
     if (isOverflow(word)) {
       pending[overflows++] = p;
     } else {
-      const scale = scales[p]!;
-      const v = scale >= 0 ? Math.floor(x * scale) : reduceRange(x, ranges[p]!);
       const shift = shifts[p]!;
-      hit = shift === 7 ? wordHas7(word, v & 127) : wordHas(word, v & ((1 << shift) - 1), shift);
+      hit = shift === 7 ? wordHas7(word, lows[p]!) : wordHas(word, lows[p]!, shift);
     }
     out[count] = p;
     count += hit;
@@ -60,11 +68,11 @@ function compare(columns: PeerColumns, group: ShardGroup, column: ShardColumn, u
 
 /** Writes into `out` the slots (below `used`) whose peer claims the key; returns how many. */
 export function scan(columns: PeerColumns, used: number, hash: KeyHash, out: Int32Array): number {
-  const { index, words } = columns.scratch;
+  const { index, words, lows } = columns.scratch;
   let count = 0;
   for (const group of columns.groups.values()) {
     const column = group.columns[jumpHash(hash.hi, hash.lo, group.shards)]!;
-    gather(column, used, hash.x, index, words);
+    gather(column, used, hash.x, index, words, lows);
     count = compare(columns, group, column, used, hash.x, out, count);
   }
   const state = columns.state;

@@ -1,0 +1,199 @@
+// One node of the local cluster: its own containerd (root, state, socket), a
+// certs.d directory whose hosts.toml for the upstream lists the node's own
+// agent first, the agent bound to the node's loopback address with the env a
+// DaemonSet pod has, the kubelet's view of its pod, and the readiness prober.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
+import type { KubeApi } from '../kube/server.ts';
+import { startAgent, type TestAgent } from '../support/agent.ts';
+import { startContainerd, type TestContainerd } from '../support/containerd.ts';
+import { runningProcesses } from '../support/process.ts';
+import { createKubelet } from './kubelet.ts';
+import { READINESS_PATH, type DaemonSetRef } from './objects.ts';
+import { startProber, type Prober } from './prober.ts';
+
+export interface NodeOptions {
+  /** 1-based: node-<index> on 127.0.0.<index + 1>. */
+  index: number;
+  dir: string;
+  api: KubeApi;
+  namespace: string;
+  kubeconfig: string;
+  port: number;
+  zone: string | undefined;
+  upstreamHost: string;
+  agentArgs: string[];
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  daemonSet: DaemonSetRef;
+  /** Told every pid the node starts (containerd, agents), for leak checks. */
+  onPid(pid: number): void;
+}
+
+export interface ClusterNode {
+  readonly index: number;
+  /** node-<index> */
+  readonly name: string;
+  /** 127.0.0.<index + 1>: node IP = pod IP (host network). */
+  readonly ip: string;
+  /** The agent's registry port (the same on every node, like a hostPort). */
+  readonly port: number;
+  /** http://<ip>:<port> */
+  readonly url: string;
+  readonly zone: string | undefined;
+  /** The node's current pod; throws while the node has none. */
+  readonly podName: string;
+  readonly containerd: TestContainerd;
+  /** containerd hosts dir: <hostsDir>/<upstream host>/hosts.toml = own agent first, upstream as server. */
+  readonly hostsDir: string;
+  /** The current (last started) agent. */
+  readonly agent: TestAgent;
+  /** `ctr images pull` on this node's containerd through its hosts.toml (plain http). */
+  pull(ref: string): Promise<string>;
+  /** SIGKILLs the agent (the pod stays, not ready); resolves once it has exited. */
+  kill(): Promise<void>;
+  /** The kubelet restarts the container: same pod, restartCount + 1 (stops the agent first if running). */
+  restartAgent(): Promise<void>;
+  /** The pod is deleted (its endpoint goes) and the DaemonSet makes a new one with a new name. */
+  replacePod(): Promise<void>;
+  /** SIGSTOP / SIGCONT the agent: a paused agent's probes time out. */
+  pause(): void;
+  resume(): void;
+  stopContainerd(): Promise<void>;
+  /** Starts containerd again (same root, state, socket). */
+  startContainerd(): Promise<void>;
+  /** The pod's Ready condition as the kubelet last wrote it. */
+  ready(): boolean;
+  /** Stops the prober, the agent and containerd. */
+  stop(): Promise<void>;
+}
+
+export async function startClusterNode(options: NodeOptions): Promise<ClusterNode> {
+  const { index, dir, api, namespace, port, upstreamHost } = options;
+  const name = `node-${index}`;
+  const ip = `127.0.0.${index + 1}`;
+  const url = `http://${ip}:${port}`;
+  const hostsDir = join(dir, 'certs.d');
+  await mkdir(join(hostsDir, upstreamHost), { recursive: true });
+  await writeFile(
+    join(hostsDir, upstreamHost, 'hosts.toml'),
+    renderHostsToml({ server: `http://${upstreamHost}`, mirrors: [{ url, capabilities: ['pull', 'resolve'] }] }),
+  );
+
+  const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}` });
+  options.onPid(containerd.pid);
+  const kubelet = createKubelet({ api, namespace, nodeName: name, ip, port, daemonSet: options.daemonSet });
+  let agent: TestAgent | undefined;
+  let paused = false;
+  let stopped = false;
+
+  const launchAgent = async (): Promise<void> => {
+    const podName = kubelet.podName;
+    if (podName === undefined) throw new Error(`${name} has no pod`);
+    const started = await startAgent({
+      dir,
+      name: `agent-${name}`,
+      host: ip,
+      port,
+      containerdSock: containerd.socket,
+      contentPath: containerd.contentDir,
+      mirroredRegistries: [upstreamHost],
+      extraArgs: options.agentArgs,
+      env: { POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, KUBECONFIG: options.kubeconfig },
+    }).catch(async (err: unknown) => {
+      // startAgent gives no handle when it fails: stop a process of ours that is still up (it timed out listening).
+      await Promise.allSettled(runningProcesses().filter((p) => p.logFile === join(dir, `agent-${name}.log`) && p !== agent?.process).map((p) => p.stop(1000)));
+      throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    agent = started;
+    paused = false;
+    options.onPid(started.process.pid);
+    void started.process.exited.then((how) => {
+      if (agent === started) kubelet.containerExited(how);
+    });
+    kubelet.containerStarted();
+  };
+
+  const stopAgent = async (): Promise<void> => {
+    const current = agent;
+    if (current === undefined) return;
+    if (paused) current.process.kill('SIGCONT');
+    paused = false;
+    await current.process.stop(3000);
+  };
+
+  kubelet.createPod();
+  try {
+    await launchAgent();
+  } catch (err) {
+    await containerd.stop();
+    throw err;
+  }
+  const prober: Prober = startProber({
+    host: ip,
+    port,
+    path: READINESS_PATH,
+    intervalMs: options.probeIntervalMs,
+    timeoutMs: options.probeTimeoutMs,
+    onResult: (ready) => kubelet.probeResult(ready),
+  });
+
+  return {
+    index,
+    name,
+    ip,
+    port,
+    url,
+    zone: options.zone,
+    get podName() {
+      const pod = kubelet.podName;
+      if (pod === undefined) throw new Error(`${name} has no pod`);
+      return pod;
+    },
+    containerd,
+    hostsDir,
+    get agent() {
+      if (agent === undefined) throw new Error(`${name} has no agent`);
+      return agent;
+    },
+    pull: (ref) => containerd.pull(ref, { hostsDir, plainHttp: true }),
+    async kill() {
+      const current = agent;
+      if (current === undefined) return;
+      current.process.kill('SIGKILL');
+      await current.process.exited;
+      paused = false;
+    },
+    async restartAgent() {
+      await stopAgent();
+      await launchAgent();
+    },
+    async replacePod() {
+      await stopAgent();
+      kubelet.deletePod();
+      kubelet.createPod();
+      await launchAgent();
+    },
+    pause() {
+      agent?.process.kill('SIGSTOP');
+      paused = agent !== undefined;
+    },
+    resume() {
+      agent?.process.kill('SIGCONT');
+      paused = false;
+    },
+    stopContainerd: () => containerd.stop(),
+    async startContainerd() {
+      await containerd.restart();
+      options.onPid(containerd.pid);
+    },
+    ready: () => kubelet.ready(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      prober.stop();
+      await Promise.allSettled([stopAgent(), containerd.stop()]);
+    },
+  };
+}
