@@ -2,10 +2,16 @@
 import { LOG_LEVELS, type LogLevel } from '../log/logger.ts';
 import { isValidRegistryHost } from '../oci/reference.ts';
 import { parseListenAddress, type ListenAddress } from './address.ts';
-import { parseBoolean, parseList, parseNonEmpty, type FlagSpec } from './flags.ts';
+import { parseBoolean, parseDurationMs, parseIntegerIn, parseList, parseNonEmpty, type FlagSpec } from './flags.ts';
 
 function flag<T>(spec: FlagSpec<T>): FlagSpec<T> {
   return spec;
+}
+
+/** An RFC 1123 DNS label or subdomain, as Kubernetes names are; empty allowed (unset). */
+function parseDnsName(raw: string): string {
+  if (raw !== '' && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(raw)) throw new Error('not a valid Kubernetes name');
+  return raw;
 }
 
 export const agentFlags = {
@@ -61,6 +67,64 @@ export const agentFlags = {
     defaultValue: true,
     boolean: true,
     parse: parseBoolean,
+  }),
+  kubeconfig: flag({
+    name: 'kubeconfig',
+    env: 'KUBECONFIG',
+    description: 'kubeconfig for the Kubernetes API; empty means in-cluster config',
+    defaultValue: '',
+    defaultLabel: '(in-cluster)',
+    parse: (raw) => raw,
+  }),
+  podName: flag({
+    name: 'pod-name',
+    env: 'POD_NAME',
+    description: "this agent's pod (downward API); empty disables peer-to-peer (local content only)",
+    defaultValue: '',
+    parse: parseDnsName,
+  }),
+  podNamespace: flag({
+    name: 'pod-namespace',
+    env: 'POD_NAMESPACE',
+    description: "namespace of this agent's pod, its peers and its Service",
+    defaultValue: 'mirra',
+    parse: parseDnsName,
+  }),
+  nodeName: flag({
+    name: 'node-name',
+    env: 'NODE_NAME',
+    description: 'name of the node this agent runs on (logs and inspection)',
+    defaultValue: '',
+    parse: (raw) => raw,
+  }),
+  peerSelector: flag({
+    name: 'peer-selector',
+    env: 'MIRRA_PEER_SELECTOR',
+    description: 'label selector of the agent pods (the DaemonSet)',
+    defaultValue: 'app.kubernetes.io/name=mirra',
+    parse: parseNonEmpty,
+  }),
+  serviceName: flag({
+    name: 'service-name',
+    env: 'MIRRA_SERVICE_NAME',
+    description: "headless Service whose EndpointSlices say which agents are ready",
+    defaultValue: 'mirra',
+    parse: parseDnsName,
+  }),
+  publishDebounceMs: flag({
+    name: 'publish-debounce',
+    env: 'MIRRA_PUBLISH_DEBOUNCE',
+    description: 'at most one annotation update per this interval (e.g. 2s, 500ms)',
+    defaultValue: 2000,
+    defaultLabel: '2s',
+    parse: parseDurationMs,
+  }),
+  summaryShards: flag({
+    name: 'summary-shards',
+    env: 'MIRRA_SUMMARY_SHARDS',
+    description: 'number of shard annotations the content summary is split into (1-256)',
+    defaultValue: 8,
+    parse: (raw) => parseIntegerIn(raw, 1, 256),
   }),
   logLevel: flag<LogLevel>({
     name: 'log-level',

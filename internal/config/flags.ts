@@ -98,6 +98,13 @@ export function parseNonEmpty(raw: string): string {
   return raw;
 }
 
+export function parseIntegerIn(raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`want a whole number from ${min} to ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new Error(`want a whole number from ${min} to ${max}`);
+  return value;
+}
+
 /** Duration like `500ms`, `2s`, `1m`; a bare number is milliseconds. Returns milliseconds. */
 export function parseDurationMs(raw: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());

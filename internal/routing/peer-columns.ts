@@ -13,10 +13,8 @@ export const SATURATED = 2;
 
 export interface ShardColumn {
   readonly arena: BucketArena;
-  /** range / 2^32 when floor(x * scale) is exact (range <= 2^21); 0 when inexact (see `inexact`) or outside the group. */
+  /** range / 2^32 when floor(x * scale) is exact (range <= 2^21), else -1 (use `ranges`); 0 outside the group. */
   scales: Float64Array;
-  /** Slots whose range exceeds 2^21 (normally none). */
-  inexact: number;
   ranges: Float64Array;
   shifts: Uint8Array;
   /** The stored filters (bucket words released: they live in the arena). */
@@ -38,9 +36,7 @@ export interface PeerColumns {
   seedHi: Uint32Array;
   seedLo: Uint32Array;
   readonly groups: Map<number, ShardGroup>;
-  /** Slots in state SATURATED. */
-  saturated: number;
-  scratch: { index: Int32Array; words: Uint32Array; lows: Uint8Array };
+  scratch: { index: Int32Array; words: Uint32Array; lows: Uint8Array; shifts: Uint8Array };
 }
 
 export interface SlotValues {
@@ -55,10 +51,10 @@ export interface SlotValues {
 
 const RELEASED = new Uint32Array(0);
 /** Ranges up to 2^21: floor(x * range / 2^32) is exact as one double multiply. */
-export const EXACT_RANGE = 0x200000;
+const EXACT_RANGE = 0x200000;
 
 function newScratch(capacity: number): PeerColumns['scratch'] {
-  return { index: new Int32Array(capacity), words: new Uint32Array(capacity), lows: new Uint8Array(capacity) };
+  return { index: new Int32Array(capacity), words: new Uint32Array(capacity), lows: new Uint8Array(capacity), shifts: new Uint8Array(capacity) };
 }
 
 export function createColumns(capacity: number): PeerColumns {
@@ -70,7 +66,6 @@ export function createColumns(capacity: number): PeerColumns {
     seedHi: new Uint32Array(capacity),
     seedLo: new Uint32Array(capacity),
     groups: new Map(),
-    saturated: 0,
     scratch: newScratch(capacity),
   };
 }
@@ -79,7 +74,6 @@ function newColumn(capacity: number): ShardColumn {
   return {
     arena: createArena(capacity),
     scales: new Float64Array(capacity),
-    inexact: 0,
     ranges: new Float64Array(capacity),
     shifts: new Uint8Array(capacity),
     filters: Array.from({ length: capacity }, () => undefined),
@@ -118,7 +112,6 @@ function leaveGroup(columns: PeerColumns, slot: number): void {
   columns.groupOf[slot] = 0;
   if (group === undefined) return;
   for (const column of group.columns) {
-    if (column.ranges[slot]! > EXACT_RANGE) column.inexact--;
     freeRegion(column.arena, slot);
     column.scales[slot] = 0;
     column.ranges[slot] = 0;
@@ -134,7 +127,7 @@ function leaveGroup(columns: PeerColumns, slot: number): void {
  * filter object is not copied again.
  */
 export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues): ShardFilter[] {
-  setState(columns, slot, !peer.ready || (!peer.saturated && peer.filters.length === 0) ? NOT_CANDIDATE : peer.saturated ? SATURATED : FILTERED);
+  columns.state[slot] = !peer.ready || (!peer.saturated && peer.filters.length === 0) ? NOT_CANDIDATE : peer.saturated ? SATURATED : FILTERED;
   columns.zones[slot] = peer.zoneId;
   columns.seedHi[slot] = peer.seedHi;
   columns.seedLo[slot] = peer.seedLo;
@@ -155,8 +148,7 @@ export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues):
     if (column.filters[slot] === filter) return filter;
     storeRegion(column.arena, slot, filter.buckets);
     const stored = { ...filter, buckets: RELEASED };
-    column.inexact += (filter.range > EXACT_RANGE ? 1 : 0) - (column.ranges[slot]! > EXACT_RANGE ? 1 : 0);
-    column.scales[slot] = filter.range <= EXACT_RANGE ? filter.range / 4294967296 : 0;
+    column.scales[slot] = filter.range <= EXACT_RANGE ? filter.range / 4294967296 : -1;
     column.ranges[slot] = filter.range;
     column.shifts[slot] = filter.shift;
     column.filters[slot] = stored;
@@ -164,15 +156,10 @@ export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues):
   });
 }
 
-function setState(columns: PeerColumns, slot: number, state: number): void {
-  columns.saturated += (state === SATURATED ? 1 : 0) - (columns.state[slot] === SATURATED ? 1 : 0);
-  columns.state[slot] = state;
-}
-
 /** Moves slot `from` (the last one) into `to`, whose peer left. */
 export function moveSlot(columns: PeerColumns, from: number, to: number): void {
   leaveGroup(columns, to);
-  setState(columns, to, NOT_CANDIDATE);
+  columns.state[to] = NOT_CANDIDATE;
   for (const name of ['state', 'groupOf', 'zones', 'seedHi', 'seedLo'] as const) columns[name][to] = columns[name][from]!;
   const group = columns.groups.get(columns.groupOf[from]!);
   for (const column of group?.columns ?? []) {
@@ -186,13 +173,13 @@ export function moveSlot(columns: PeerColumns, from: number, to: number): void {
     column.shifts[from] = 0;
     column.filters[from] = undefined;
   }
-  columns.state[from] = NOT_CANDIDATE; // its count moved to `to` with the copy above
+  columns.state[from] = NOT_CANDIDATE;
   columns.groupOf[from] = 0;
 }
 
 export function clearSlot(columns: PeerColumns, slot: number): void {
   leaveGroup(columns, slot);
-  setState(columns, slot, NOT_CANDIDATE);
+  columns.state[slot] = NOT_CANDIDATE;
 }
 
 /** Bytes of the arenas and per-slot columns. */

@@ -77,7 +77,7 @@ export function buildShardFilter(values: Uint32Array, range: number, m: number):
   };
 }
 
-/** Per shift: each of the `capacity` fields' lowest bit (to replicate a low part) and highest bit. */
+/** Constant lookup tables (filled once at load, never written after): per shift, each field's lowest bit (to replicate a low part) and highest bit. */
 const FIELD_LOW = new Uint32Array(8);
 const FIELD_HIGH = new Uint32Array(8);
 for (let shift = 1; shift <= 7; shift++) {

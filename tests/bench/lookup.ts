@@ -8,6 +8,7 @@
 // random half of it) and a long tail of 500,000 keys (each peer holds 15,000;
 // ~30 peers per tail key). Lookups: 40% popular (~500 candidates), 40% tail,
 // 20% keys nobody has (only false positives answer). Peers spread over 3 zones.
+// Lookups are timed one by one, hashing of the key string included.
 import { createHasher, type KeyHash } from '../../internal/routing/hash.ts';
 import { encodeSummaryHashes, encodeSummary } from '../../internal/routing/encode.ts';
 import { createPeerIndex } from '../../internal/routing/peer-index.ts';
@@ -94,35 +95,48 @@ const indexBytes = usedBytes() - before;
 const poolKeys = popularHashes.length + tailHashes.length;
 const stats = index.stats();
 
-const queries: string[] = [];
+type Category = 'popular' | 'tail' | 'absent';
+const queries: Array<{ key: string; category: Category }> = [];
 for (let i = 0; i < WARMUP + LOOKUPS; i++) {
   const r = random();
-  queries.push(r < 0.4 ? popularKeys[randomInt(POPULAR)]! : r < 0.8 ? tailKeys[randomInt(TAIL)]! : digest());
+  queries.push(r < 0.4 ? { key: popularKeys[randomInt(POPULAR)]!, category: 'popular' } : r < 0.8 ? { key: tailKeys[randomInt(TAIL)]!, category: 'tail' } : { key: digest(), category: 'absent' });
 }
-const known = new Set([...popularKeys, ...tailKeys]);
-const absent = new Set(queries.filter((q) => !known.has(q)));
-known.clear();
 
-function measure(limit: number | undefined): { p50: number; p99: number; max: number; fpClaims: number; absentLookups: number; candidates: number } {
+const percentile = (sorted: Float64Array | number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
+
+interface Measured {
+  p50: number;
+  p99: number;
+  max: number;
+  fpClaims: number;
+  absentLookups: number;
+  candidates: number;
+  byCategory: Map<Category, number[]>;
+}
+
+function measure(limit: number | undefined): Measured {
   const times = new Float64Array(LOOKUPS);
+  const byCategory = new Map<Category, number[]>([['popular', []], ['tail', []], ['absent', []]]);
   let fpClaims = 0;
   let absentLookups = 0;
   let candidates = 0;
   for (let i = 0; i < queries.length; i++) {
-    const key = queries[i]!;
+    const { key, category } = queries[i]!;
     const t0 = process.hrtime.bigint();
     const peers = index.lookup(key, { zone: 'zone-0', limit });
     const elapsed = Number(process.hrtime.bigint() - t0) / 1000;
     if (i < WARMUP) continue;
     times[i - WARMUP] = elapsed;
+    byCategory.get(category)!.push(elapsed);
     candidates += peers.length;
-    if (absent.has(key)) {
+    if (category === 'absent') {
       absentLookups++;
       fpClaims += peers.length;
     }
   }
   times.sort();
-  return { p50: times[Math.floor(LOOKUPS * 0.5)]!, p99: times[Math.floor(LOOKUPS * 0.99)]!, max: times[LOOKUPS - 1]!, fpClaims, absentLookups, candidates };
+  for (const list of byCategory.values()) list.sort((x, y) => x - y);
+  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), max: times[LOOKUPS - 1]!, fpClaims, absentLookups, candidates, byCategory };
 }
 
 const full = measure(undefined);
@@ -135,6 +149,10 @@ console.log('');
 console.log(`peers ${PEERS} x ${KEYS_PER_PEER} keys (pool of ${poolKeys} distinct keys); encode ${(encodeMs / PEERS).toFixed(1)} ms/peer, upsert (decode) ${(upsertMs / PEERS).toFixed(1)} ms/peer`);
 console.log(`lookup (all candidates ordered): p50 ${full.p50.toFixed(1)} us, p99 ${full.p99.toFixed(1)} us, max ${full.max.toFixed(1)} us, mean ${(full.candidates / LOOKUPS).toFixed(0)} peers returned`);
 console.log(`lookup (limit 3):                p50 ${top3.p50.toFixed(1)} us, p99 ${top3.p99.toFixed(1)} us, max ${top3.max.toFixed(1)} us`);
+for (const [category, list] of full.byCategory) {
+  const limited = top3.byCategory.get(category)!;
+  console.log(`  ${category.padEnd(8)} ${String(list.length).padStart(5)} lookups: p50 ${percentile(list, 0.5).toFixed(1)} / p99 ${percentile(list, 0.99).toFixed(1)} us (limit 3: ${percentile(limited, 0.5).toFixed(1)} / ${percentile(limited, 0.99).toFixed(1)} us)`);
+}
 console.log(`index memory ${indexMb.toFixed(1)} MB (filters ${(stats.filterBytes / 1048576).toFixed(1)} MB, ${(indexBytes / (PEERS * KEYS_PER_PEER)).toFixed(2)} bytes/key)`);
 console.log(`annotation ${bytesPerKey.toFixed(3)} bytes/key; false positives ${full.fpClaims} of ${full.absentLookups} absent lookups x ${stats.candidates} peers = ${(fpRate * 100).toFixed(3)}%`);
 console.log(JSON.stringify({
