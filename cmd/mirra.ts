@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // mirra: the command line. Wiring only; the work lives in internal/.
+import { runInspect } from './inspect.ts';
 import { runRegistry } from './registry.ts';
 
 const USAGE = `usage: mirra <command> [flags]
 
 commands:
-  registry    run the node agent: the OCI mirror served from containerd
+  registry    run the node agent: the OCI mirror served from containerd and peers
+  shards      per agent: keys, shards, bytes, generation, last update of its summary
+  locate      which agents claim a digest or an image reference
   help        this text
 
 Run "mirra <command> --help" for the flags of a command.`;
@@ -15,6 +18,9 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'registry':
       return runRegistry(rest, process.env);
+    case 'shards':
+    case 'locate':
+      return runInspect(command, rest, process.env);
     case undefined:
     case 'help':
     case '--help':

@@ -62,3 +62,34 @@ export function parseImageReference(ref: string): ParsedReference | undefined {
   if (digest !== undefined) parsed.digest = digest;
   return parsed;
 }
+
+/**
+ * Completes a short image reference the way Docker and containerd's CRI do:
+ * `nginx` -> `docker.io/library/nginx:latest`, `ghcr.io/a/b` -> `ghcr.io/a/b:latest`.
+ * A reference with a digest keeps it. Returns undefined when it cannot be a reference.
+ */
+export function normalizeReference(input: string): string | undefined {
+  let rest = input.trim();
+  let digest = '';
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at);
+    rest = rest.slice(0, at);
+  }
+  const slash = rest.indexOf('/');
+  const first = slash < 0 ? '' : rest.slice(0, slash);
+  const hasHost = first.includes('.') || first.includes(':') || first === 'localhost';
+  let host = 'docker.io';
+  let path = rest;
+  if (hasHost) {
+    host = first;
+    path = rest.slice(slash + 1);
+  }
+  const lastSlash = path.lastIndexOf('/');
+  const colon = path.lastIndexOf(':');
+  const hasTag = colon > lastSlash;
+  if (!hasTag && digest === '') path = `${path}:latest`;
+  if (host === 'docker.io' && !path.includes('/')) path = `library/${path}`;
+  const reference = `${host}/${path}${digest}`;
+  return parseImageReference(reference) === undefined ? undefined : reference;
+}

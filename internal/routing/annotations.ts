@@ -6,6 +6,8 @@ import { MAX_RANGE_PER_KEY, MIN_RANGE_PER_KEY } from './gcs.ts';
 export const FORMAT_VERSION = 1;
 export const HEADER_ANNOTATION = 'mirra.dev/summary';
 export const SHARD_ANNOTATION_PREFIX = 'mirra.dev/shard-';
+/** When the agent last changed its summary (RFC 3339); for inspection only. */
+export const UPDATED_ANNOTATION = 'mirra.dev/updated';
 export const DEFAULT_SHARDS = 8;
 export const MAX_SHARDS = 256;
 /** m = 104: false-positive rate <= 1/104 = 0.96%, about 8.2 bits per key before base64. */
