@@ -8,7 +8,6 @@ import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
 import type { KubeApi } from '../kube/server.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
 import { startContainerd, type TestContainerd } from '../support/containerd.ts';
-import { runningProcesses } from '../support/process.ts';
 import { createKubelet } from './kubelet.ts';
 import { READINESS_PATH, type DaemonSetRef } from './objects.ts';
 import { startProber, type Prober } from './prober.ts';
@@ -101,9 +100,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       mirroredRegistries: [upstreamHost],
       extraArgs: options.agentArgs,
       env: { POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, KUBECONFIG: options.kubeconfig },
-    }).catch(async (err: unknown) => {
-      // startAgent gives no handle when it fails: stop a process of ours that is still up (it timed out listening).
-      await Promise.allSettled(runningProcesses().filter((p) => p.logFile === join(dir, `agent-${name}.log`) && p !== agent?.process).map((p) => p.stop(1000)));
+    }).catch((err: unknown) => {
       throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`);
     });
     agent = started;
@@ -172,6 +169,8 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
     async replacePod() {
       await stopAgent();
       kubelet.deletePod();
+      // The EndpointSlice controller sees the deletion before the DaemonSet controller's new pod.
+      await new Promise((resolve) => setImmediate(resolve));
       kubelet.createPod();
       await launchAgent();
     },

@@ -148,3 +148,33 @@ export function endpointSliceObject(namespace: string, service: { name: string; 
     ports: [],
   };
 }
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The endpoints of an EndpointSlice object (from the store, kubectl -o json or client-node), validated. */
+export function parseSliceEndpoints(slice: unknown): SliceEndpoint[] {
+  if (!isRecord(slice)) throw new Error('EndpointSlice: not an object');
+  const raw = slice['endpoints'] ?? [];
+  if (!Array.isArray(raw)) throw new Error('EndpointSlice: endpoints is not a list');
+  return raw.map((item: unknown, i): SliceEndpoint => {
+    const where = `EndpointSlice endpoints[${i}]`;
+    if (!isRecord(item)) throw new Error(`${where}: not an object`);
+    const addresses = item['addresses'];
+    const conditions = item['conditions'];
+    const targetRef = item['targetRef'];
+    if (!Array.isArray(addresses) || !addresses.every((a): a is string => typeof a === 'string')) throw new Error(`${where}: bad addresses`);
+    if (!isRecord(conditions)) throw new Error(`${where}: no conditions`);
+    if (!isRecord(targetRef) || targetRef['kind'] !== 'Pod') throw new Error(`${where}: targetRef is not a Pod`);
+    const endpoint: SliceEndpoint = {
+      addresses,
+      // A missing condition means unknown; the real controller always sets all three.
+      conditions: { ready: conditions['ready'] === true, serving: conditions['serving'] === true, terminating: conditions['terminating'] === true },
+      nodeName: String(item['nodeName'] ?? ''),
+      targetRef: { kind: 'Pod', name: String(targetRef['name'] ?? ''), namespace: String(targetRef['namespace'] ?? ''), uid: String(targetRef['uid'] ?? '') },
+    };
+    if (typeof item['zone'] === 'string') endpoint.zone = item['zone'];
+    return endpoint;
+  });
+}

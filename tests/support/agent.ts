@@ -50,10 +50,14 @@ export async function startAgent(options: AgentOptions): Promise<TestAgent> {
     ...(options.extraArgs ?? []),
   ];
   const child = startProcess({ name: options.name, command: process.execPath, args, logFile, env: { ...process.env, ...options.env } });
-  await waitFor(`${options.name} to listen on ${options.host}:${options.port}`, async () => {
-    if (!child.isRunning()) throw new Error(`${options.name} exited; see ${logFile}`);
-    return portOpen(options.host, options.port);
-  });
+  try {
+    // (waitFor treats a throwing check as "not yet": an exit ends the wait instead, so a dying agent fails fast.)
+    await waitFor(`${options.name} to listen on ${options.host}:${options.port}`, async () => !child.isRunning() || portOpen(options.host, options.port));
+    if (!child.isRunning()) throw new Error(`${options.name} exited (${await child.exited}) before listening; see ${logFile}`);
+  } catch (err) {
+    await child.stop(1000);
+    throw err;
+  }
   const logLines = async (): Promise<Array<Record<string, unknown>>> => {
     const text = await readFile(logFile, 'utf8').catch(() => '');
     const lines: Array<Record<string, unknown>> = [];
