@@ -1,0 +1,90 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { RequestOptions } from 'node:https';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { startKubeApi, type KubeApi } from '../../tests/kube/server.ts';
+import { KubeConfigError, loadKubeConfig } from './config.ts';
+
+let api: KubeApi;
+let dir: string;
+let kubeconfig: string;
+
+before(async () => {
+  api = await startKubeApi();
+  dir = await mkdtemp(join(tmpdir(), 'mirra-kube-config-'));
+  kubeconfig = await api.kubeconfigPath(dir);
+});
+
+after(async () => {
+  await api.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function oneLineError(fn: () => unknown, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof KubeConfigError);
+    assert.match(err.message, pattern);
+    assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
+    return true;
+  });
+}
+
+test('the --kubeconfig flag comes first and works against the API', async () => {
+  const loaded = loadKubeConfig({ kubeconfigPath: kubeconfig, env: { KUBECONFIG: '/nonexistent' } });
+  assert.equal(loaded.source, 'flag');
+  assert.equal(loaded.namespace, 'default');
+  assert.equal(loaded.server, api.url);
+  api.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'cfg', namespace: 'default' } });
+  const pod = await loaded.kubeConfig.makeApiClient(CoreV1Api).readNamespacedPod({ name: 'cfg', namespace: 'default' });
+  assert.equal(pod.metadata?.name, 'cfg');
+});
+
+test('KUBECONFIG from the environment passed in (a list of files)', () => {
+  const loaded = loadKubeConfig({ env: { KUBECONFIG: `${delimiter}${kubeconfig}` } });
+  assert.equal(loaded.source, 'env');
+  assert.equal(loaded.server, api.url);
+  oneLineError(() => loadKubeConfig({ env: { KUBECONFIG: `${kubeconfig}${delimiter}${join(dir, 'missing')}` } }), /KUBECONFIG: .*missing is not a readable file/);
+});
+
+test('in-cluster: the service account token, CA and namespace', async () => {
+  const sa = join(dir, 'sa');
+  await mkdir(sa, { recursive: true });
+  await writeFile(join(sa, 'token'), 'sa-token'); // as the kubelet writes it: no newline
+  await writeFile(join(sa, 'namespace'), 'mirra-system\n');
+  const loaded = loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, serviceAccountDir: sa });
+  assert.equal(loaded.source, 'in-cluster');
+  assert.equal(loaded.server, 'https://[fd00::1]:443');
+  assert.equal(loaded.namespace, 'mirra-system');
+  const options: RequestOptions = {};
+  await loaded.kubeConfig.applyToHTTPSOptions(options);
+  assert.equal((options.headers as Record<string, string> | undefined)?.['Authorization'], 'Bearer sa-token');
+});
+
+test('one clear error line when no source works', async () => {
+  oneLineError(() => loadKubeConfig({ env: {} }), /no Kubernetes API configuration: --kubeconfig not given, KUBECONFIG not set, and not in a cluster/);
+  oneLineError(() => loadKubeConfig({ kubeconfigPath: join(dir, 'nope'), env: {} }), /--kubeconfig: .*nope is not a readable file/);
+  oneLineError(
+    () => loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }, serviceAccountDir: join(dir, 'no-sa') }),
+    /service account token .*no-sa\/token not found/,
+  );
+  const bad = join(dir, 'bad.yaml');
+  await writeFile(bad, 'clusters: [ {\n');
+  oneLineError(() => loadKubeConfig({ kubeconfigPath: bad, env: {} }), /cannot load .*bad\.yaml/);
+  const http = join(dir, 'http.json');
+  await writeFile(
+    http,
+    JSON.stringify({
+      clusters: [{ name: 'c', cluster: { server: 'http://127.0.0.1:1' } }],
+      users: [{ name: 'u', user: {} }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    }),
+  );
+  oneLineError(() => loadKubeConfig({ kubeconfigPath: http, env: {} }), /plain http server .* needs insecure-skip-tls-verify/);
+  const empty = join(dir, 'empty.json');
+  await writeFile(empty, JSON.stringify({ clusters: [], users: [], contexts: [] }));
+  oneLineError(() => loadKubeConfig({ kubeconfigPath: empty, env: {} }), /no current cluster/);
+});

@@ -1,0 +1,179 @@
+// Watches the DaemonSet's pods (summary annotations) and the headless Service's
+// EndpointSlices (address, port, zone, readiness) and keeps the peer index and
+// the peer directory in step. A peer is a candidate only while its pod exists
+// and its endpoint is ready. While the API is unreachable the last known state
+// stays in use.
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../log/logger.ts';
+import type { PeerIndex } from '../routing/peer-index.ts';
+import { parsePod, parseSlice, type EndpointView, type PodView, type SliceView } from './objects.ts';
+import { requestOptions } from './retry.ts';
+import { startListWatch } from './watch.ts';
+
+export interface PeerInfo {
+  readonly name: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly zone: string | undefined;
+  readonly nodeName: string | undefined;
+  /** Pod exists and endpoint ready: the peer is a lookup candidate. */
+  readonly ready: boolean;
+}
+
+export interface WatchPeersOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** Selects the DaemonSet's pods, e.g. app.kubernetes.io/name=mirra. */
+  labelSelector: string;
+  /** The headless Service: its EndpointSlices carry kubernetes.io/service-name=<serviceName>. */
+  serviceName: string;
+  /** The own pod's name: never in the index or the directory. */
+  self: string;
+  index: PeerIndex;
+  logger: Logger;
+  /** After a peer's entry in the index or the directory changed (peer undefined: gone from the directory). */
+  onChange?(name: string, peer: PeerInfo | undefined): void;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface PeerWatcher {
+  /** The directory: how to reach each peer whose pod exists and has an endpoint with an address and port. */
+  peers(): ReadonlyMap<string, PeerInfo>;
+  /** True once both the pods and the EndpointSlices have been listed. */
+  synced(): boolean;
+  close(): Promise<void>;
+}
+
+interface Fed {
+  zone: string | undefined;
+  ready: boolean;
+  summary: Readonly<Record<string, string>>;
+}
+
+function sameRecord(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+function samePeer(a: PeerInfo | undefined, b: PeerInfo | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.ip === b.ip && a.port === b.port && a.zone === b.zone && a.nodeName === b.nodeName && a.ready === b.ready;
+}
+
+/** The endpoint of a pod across slices (dual stack: one per family): a ready one first. */
+function bestEndpoint(bySlice: ReadonlyMap<string, EndpointView> | undefined): EndpointView | undefined {
+  let best: EndpointView | undefined;
+  for (const endpoint of bySlice?.values() ?? []) if (best === undefined || (endpoint.ready && !best.ready)) best = endpoint;
+  return best;
+}
+
+export function watchPeers(options: WatchPeersOptions): PeerWatcher {
+  const { kubeConfig, namespace, self, index } = options;
+  const log = options.logger.child({ component: 'kube-peers' });
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
+  const pods = new Map<string, PodView>();
+  const endpointsByPod = new Map<string, Map<string, EndpointView>>();
+  const fed = new Map<string, Fed>();
+  const directory = new Map<string, PeerInfo>();
+  const timing = { minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, idleTimeoutMs: options.idleTimeoutMs };
+
+  function feedIndex(name: string, pod: PodView, endpoint: EndpointView | undefined): boolean {
+    const ready = endpoint?.ready ?? false;
+    const zone = endpoint?.zone;
+    const previous = fed.get(name);
+    if (previous !== undefined && previous.zone === zone && sameRecord(previous.summary, pod.summary)) {
+      if (previous.ready === ready) return false;
+      index.setReady(name, ready);
+    } else {
+      const result = index.upsertPeer(name, { zone, ready, annotations: pod.summary });
+      if (result.status === 'invalid') log.warn({ err: result.error, peer: name }, 'ignoring the invalid summary of a peer');
+      else log.debug({ peer: name, status: result.status, decodedShards: result.decodedShards }, 'peer summary updated');
+    }
+    fed.set(name, { zone, ready, summary: pod.summary });
+    return true;
+  }
+
+  /** Brings the index and the directory in line with what is known of one pod name. */
+  function refresh(name: string): void {
+    if (name === self) return;
+    const pod = pods.get(name);
+    let changed = false;
+    let next: PeerInfo | undefined;
+    if (pod === undefined) {
+      changed = fed.delete(name) && index.removePeer(name);
+    } else {
+      const endpoint = bestEndpoint(endpointsByPod.get(name));
+      changed = feedIndex(name, pod, endpoint);
+      if (endpoint?.port !== undefined) {
+        const { ip, port, zone, ready } = endpoint;
+        next = { name, ip, port, zone, nodeName: endpoint.nodeName ?? pod.nodeName, ready };
+      }
+    }
+    const previous = directory.get(name);
+    if (!samePeer(previous, next)) {
+      if (next === undefined) directory.delete(name);
+      else directory.set(name, next);
+      changed = true;
+    }
+    if (changed) options.onChange?.(name, next);
+  }
+
+  const podWatch = startListWatch<PodView>({
+    kubeConfig,
+    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+    labelSelector: options.labelSelector,
+    async list(signal) {
+      const result = await core.listNamespacedPod({ namespace, labelSelector: options.labelSelector }, requestOptions(signal));
+      return { items: result.items, resourceVersion: result.metadata?.resourceVersion ?? '' };
+    },
+    parse: parsePod,
+    onChange(name, next) {
+      if (next === undefined) pods.delete(name);
+      else pods.set(name, next);
+      refresh(name);
+    },
+    logger: log.child({ watch: 'pods' }),
+    ...timing,
+  });
+
+  const sliceSelector = `kubernetes.io/service-name=${options.serviceName}`;
+  const sliceWatch = startListWatch<SliceView>({
+    kubeConfig,
+    path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
+    labelSelector: sliceSelector,
+    async list(signal) {
+      const result = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: sliceSelector }, requestOptions(signal));
+      return { items: result.items, resourceVersion: result.metadata?.resourceVersion ?? '' };
+    },
+    parse: parseSlice,
+    onChange(sliceName, next, previous) {
+      const touched = new Set<string>();
+      for (const endpoint of previous?.endpoints ?? []) {
+        const bySlice = endpointsByPod.get(endpoint.podName);
+        bySlice?.delete(sliceName);
+        if (bySlice?.size === 0) endpointsByPod.delete(endpoint.podName);
+        touched.add(endpoint.podName);
+      }
+      for (const endpoint of next?.endpoints ?? []) {
+        let bySlice = endpointsByPod.get(endpoint.podName);
+        if (bySlice === undefined) endpointsByPod.set(endpoint.podName, (bySlice = new Map()));
+        bySlice.set(sliceName, endpoint);
+        touched.add(endpoint.podName);
+      }
+      for (const name of touched) refresh(name);
+    },
+    logger: log.child({ watch: 'endpointslices' }),
+    ...timing,
+  });
+
+  return {
+    peers: () => directory,
+    synced: () => podWatch.synced() && sliceWatch.synced(),
+    async close() {
+      await Promise.all([podWatch.close(), sliceWatch.close()]);
+    },
+  };
+}

@@ -1,0 +1,105 @@
+// `npm run bench:p2p`: 5 nodes on the local cluster harness, the upstream
+// limited to 20 MB/s like a remote registry, a 500 MiB image.
+//  - without mirra: one node pulls straight from upstream, then 4 nodes at once;
+//  - with mirra: each node pulls in turn (the first from upstream, the rest from
+//    peers), then 4 nodes pull a second image at once that one node has.
+// Prints the time of every pull and the upstream bytes, then one JSON line.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
+import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { generateImage } from '../support/image.ts';
+import { waitFor } from '../support/process.ts';
+
+const MiB = 1024 * 1024;
+const UPSTREAM_BYTES_PER_SEC = 20e6;
+const LAYERS = [100, 100, 100, 100, 100].map((n) => n * MiB);
+
+async function timedPull(pull: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await pull();
+  return (performance.now() - start) / 1000;
+}
+
+/** A hosts dir with no mirror: the node pulls from upstream only. */
+async function directHostsDir(cluster: Cluster, node: ClusterNode): Promise<string> {
+  const dir = join(cluster.dir, `${node.name}-direct-certs.d`);
+  await mkdir(join(dir, cluster.upstream.host), { recursive: true });
+  await writeFile(join(dir, cluster.upstream.host, 'hosts.toml'), renderHostsToml({ server: `http://${cluster.upstream.host}`, mirrors: [] }));
+  return dir;
+}
+
+async function forget(node: ClusterNode, ref: string): Promise<void> {
+  await node.containerd.ctr(['images', 'rm', '--sync', ref]);
+}
+
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+}
+
+async function main(): Promise<void> {
+  const cluster = await startCluster({ nodes: 5, upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC, agentArgs: ['--log-level', 'info'] });
+  try {
+    await cluster.waitReady();
+    console.error('generating two 500 MiB images and pushing them ...');
+    const first = await generateImage({ dir: join(cluster.dir, 'img-1'), layers: LAYERS, seed: 'bench-p2p-1' });
+    const second = await generateImage({ dir: join(cluster.dir, 'img-2'), layers: LAYERS, seed: 'bench-p2p-2' });
+    await cluster.upstream.push(first.layoutDir, 'bench/p2p', 'one');
+    await cluster.upstream.push(second.layoutDir, 'bench/p2p', 'two');
+    const refOne = `${cluster.upstream.host}/bench/p2p:one`;
+    const refTwo = `${cluster.upstream.host}/bench/p2p:two`;
+    const [n1, ...rest] = cluster.nodes;
+    if (n1 === undefined || rest.length !== 4) throw new Error('want 5 nodes');
+
+    console.error('without mirra: one pull, then 4 at once, straight from upstream ...');
+    const direct = await Promise.all(rest.map((node) => directHostsDir(cluster, node)));
+    const baselineOne = await timedPull(() => rest[0]!.containerd.pull(refOne, { hostsDir: direct[0]!, plainHttp: true }));
+    await forget(rest[0]!, refOne);
+    const baselineMany = await Promise.all(rest.map((node, i) => timedPull(() => node.containerd.pull(refOne, { hostsDir: direct[i]!, plainHttp: true }))));
+    await Promise.all(rest.map((node) => forget(node, refOne)));
+
+    console.error('with mirra: each node in turn ...');
+    cluster.upstream.resetCounts();
+    const sequential: number[] = [];
+    sequential.push(await timedPull(() => n1.pull(refOne)));
+    await waitFor('node-1 to advertise the image', async () => {
+      const pod = cluster.api.get('Pod', cluster.namespace, n1.podName) as { metadata?: { annotations?: Record<string, string> } } | undefined;
+      return /n=[1-9]/.test(pod?.metadata?.annotations?.['mirra.dev/summary'] ?? '');
+    }, 20_000, 100);
+    for (const node of rest) {
+      sequential.push(await timedPull(() => node.pull(refOne)));
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // let the node advertise what it pulled
+    }
+    const sequentialUpstreamBytes = cluster.upstream.counts().bytes;
+
+    console.error('with mirra: 4 nodes at once, one node has the image ...');
+    await n1.pull(refTwo);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    cluster.upstream.resetCounts();
+    const concurrent = await Promise.all(rest.map((node) => timedPull(() => node.pull(refTwo))));
+    const concurrentUpstreamBytes = cluster.upstream.counts().bytes;
+
+    const imageBytes = first.totalBytes;
+    console.log(`image ${(imageBytes / 1e6).toFixed(0)} MB, upstream limited to ${UPSTREAM_BYTES_PER_SEC / 1e6} MB/s, 5 nodes`);
+    console.log('| case | pulls (s) | mean (s) | upstream bytes |');
+    console.log('| --- | --- | ---: | ---: |');
+    console.log(`| without mirra, one pull | ${baselineOne.toFixed(1)} | ${baselineOne.toFixed(1)} | ${(imageBytes / 1e6).toFixed(0)} MB |`);
+    console.log(`| without mirra, 4 at once | ${baselineMany.map((s) => s.toFixed(1)).join(', ')} | ${mean(baselineMany).toFixed(1)} | ${((imageBytes * 4) / 1e6).toFixed(0)} MB |`);
+    console.log(`| mirra, in turn (node-1 first) | ${sequential.map((s) => s.toFixed(1)).join(', ')} | ${mean(sequential.slice(1)).toFixed(1)} (nodes 2-5) | ${(sequentialUpstreamBytes / 1e6).toFixed(0)} MB |`);
+    console.log(`| mirra, 4 at once from node-1 | ${concurrent.map((s) => s.toFixed(1)).join(', ')} | ${mean(concurrent).toFixed(1)} | ${(concurrentUpstreamBytes / 1e6).toFixed(0)} MB |`);
+    const result = {
+      bench: 'p2p',
+      upstream_bytes_ratio: Number((sequentialUpstreamBytes / imageBytes).toFixed(3)),
+      speedup_sequential: Number((baselineOne / mean(sequential.slice(1))).toFixed(2)),
+      speedup_concurrent: Number((mean(baselineMany) / mean(concurrent)).toFixed(2)),
+    };
+    console.log(JSON.stringify(result));
+  } finally {
+    await cluster.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:p2p failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  process.exitCode = 1;
+});
