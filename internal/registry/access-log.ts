@@ -11,8 +11,12 @@ export type HandlerKind = 'base' | 'manifest' | 'blob' | 'probe' | 'unknown';
 export interface AccessLogState {
   startMs: number;
   handler: HandlerKind;
-  /** Where the content came from: `local` for now, later a peer. */
+  /** Where the content came from: `local` or `peer`. */
   source: string;
+  /** Which peer, when source is `peer`. */
+  peer: string | undefined;
+  /** The request came from another agent (marked; served from local content only). */
+  fromPeer: boolean;
   /** Body bytes written, when the handler counted them. */
   bytesSent: number | undefined;
   /** Registry the request was for (from `ns`), when parsed. */
@@ -49,6 +53,8 @@ export function createAccessLog(log: Logger): AccessLog {
         startMs: performance.now(),
         handler: 'unknown',
         source: 'local',
+        peer: undefined,
+        fromPeer: false,
         bytesSent: undefined,
         registry: undefined,
       };
@@ -71,6 +77,8 @@ export function createAccessLog(log: Logger): AccessLog {
         const bytes = bodyBytes(reply, method, state, finished);
         if (bytes !== undefined) line.bytesSent = bytes;
         if (state.registry !== undefined) line.registry = state.registry;
+        if (state.peer !== undefined) line.peer = state.peer;
+        if (state.fromPeer) line.fromPeer = true;
         // Closed before the whole response was handed to the OS: client gone or body failed.
         if (!finished) line.aborted = true;
         log.info(line, 'request');

@@ -29,6 +29,11 @@ export interface RegistryAppOptions {
    * routing: pass `chainSources([storeSource(store), peers])`.
    */
   source?: ContentSource;
+  /**
+   * What requests from peers (marked with PEER_REQUEST_HEADER) are answered
+   * from; default `storeSource(store)`. Never include peers here: no loops.
+   */
+  localSource?: ContentSource;
   /** Readiness for GET /readyz (default: always ready). */
   ready?: () => boolean;
 }
@@ -56,6 +61,7 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
   installHealthRoutes(app, options.ready ?? (() => true));
   installRoutes(app, {
     source: options.source ?? storeSource(options.store),
+    localSource: options.localSource ?? storeSource(options.store),
     policy: createPolicy(options.mirroredRegistries, options.resolveTags, options.defaultRegistry ?? 'docker.io'),
     log,
   });

@@ -15,6 +15,8 @@ export interface RoutePolicy {
 
 export interface RouteDeps {
   source: ContentSource;
+  /** The source for requests from peers (marked): the node's own content only. Default: `source`. */
+  localSource?: ContentSource;
   policy: RoutePolicy;
   log: Logger;
 }

@@ -38,10 +38,29 @@ export async function serveBlob(
   if (!isMirrored(deps.policy, target.registry)) {
     throw new RegistryError('BLOB_UNKNOWN', { reason: 'registry not mirrored', registry: target.registry });
   }
-  const located = await deps.source.locate(target, digest);
+  const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
+  const located = await deps.source.locate({ ...target, kind: 'blob', method }, digest);
   if (located === undefined) throw new RegistryError('BLOB_UNKNOWN', { digest });
+  try {
+    await sendBlob(deps, request, reply, located, digest);
+  } finally {
+    // Whatever was not read (HEAD, 304, a Range, an error) is let go: a peer's open response.
+    located.release?.();
+  }
+}
+
+async function sendBlob(
+  deps: RouteDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  located: LocatedContent,
+  digest: string,
+): Promise<void> {
   const log = request.accessLog;
-  if (log) log.source = located.source;
+  if (log) {
+    log.source = located.source;
+    log.peer = located.peer;
+  }
   const sizeBytes = located.info.size;
   const etag = etagOf(digest);
   reply

@@ -73,9 +73,21 @@ export async function serveManifest(
     if (resolved === undefined) throw new RegistryError('MANIFEST_UNKNOWN', { tag: reference });
     digest = resolved.digest;
   }
-  const located = await source.locate(target, digest);
+  const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
+  const located = await source.locate({ ...target, kind: 'manifest', method }, digest);
   if (located === undefined) throw new RegistryError('MANIFEST_UNKNOWN', { digest });
-  if (request.accessLog) request.accessLog.source = located.source;
+  try {
+    await sendManifest(request, reply, located, digest);
+  } finally {
+    located.release?.();
+  }
+}
+
+async function sendManifest(request: FastifyRequest, reply: FastifyReply, located: LocatedContent, digest: string): Promise<void> {
+  if (request.accessLog) {
+    request.accessLog.source = located.source;
+    request.accessLog.peer = located.peer;
+  }
   if (located.info.size > MAX_MANIFEST_BYTES) {
     throw new RegistryError('MANIFEST_UNKNOWN', { reason: 'too large for a manifest', digest });
   }
@@ -90,6 +102,7 @@ export async function serveManifest(
   const knownType = declared !== undefined && isAnyManifestMediaType(declared) ? declared : undefined;
   if (knownType !== undefined && request.method === 'HEAD') {
     reply.header('content-type', knownType).header('content-length', String(located.info.size)).send();
+    return;
   }
   if (knownType === undefined && declared !== undefined && declared !== 'application/octet-stream') {
     throw new RegistryError('MANIFEST_UNKNOWN', { reason: 'not a manifest', digest, mediaType: declared });

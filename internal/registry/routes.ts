@@ -9,6 +9,7 @@ import { clip, parseRegistryPath, registryOf } from './path.ts';
 import { serveBlob } from './routes-blobs.ts';
 import { serveManifest } from './routes-manifests.ts';
 import type { RouteDeps, RoutePolicy } from './policy.ts';
+import { isPeerRequest } from './peer-request.ts';
 
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
 export const API_VERSION = 'registry/2.0';
@@ -59,7 +60,13 @@ export function installRoutes(app: FastifyInstance, deps: RouteDeps): void {
     reply.header('allow', ALLOWED_METHODS);
     done(new RegistryError('UNSUPPORTED', { method: clip(request.method, 32) }, { allow: ALLOWED_METHODS }));
   });
-  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => dispatch(deps, request, reply);
+  // A request from a peer is answered from the local content only: never forwarded, so no loops.
+  const localDeps: RouteDeps = { ...deps, source: deps.localSource ?? deps.source };
+  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!isPeerRequest(request.headers)) return dispatch(deps, request, reply);
+    if (request.accessLog) request.accessLog.fromPeer = true;
+    return dispatch(localDeps, request, reply);
+  };
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler });
   app.route({ method: ['GET', 'HEAD'], url: '/v2/*', handler });
 }

@@ -14,17 +14,28 @@ export interface ContentRequest {
   registry: string;
   /** Repository name, e.g. `library/nginx`. */
   name: string;
+  /**
+   * Hints for sources that fetch (peers): what the content is wanted as (a
+   * manifest is read whole, a blob streamed; default blob) and whether the
+   * bytes will be read at all (HEAD: only `info`; default GET).
+   */
+  kind?: 'manifest' | 'blob';
+  method?: 'GET' | 'HEAD';
 }
 
 export interface ResolvedTag {
   digest: string;
-  /** Which source answered, for the access log (`local`, later a peer). */
+  /** Which source answered, for the access log (`local` or `peer`). */
   source: string;
+  /** The peer that answered, when source is a peer. */
+  peer?: string;
 }
 
 export interface LocatedContent {
   info: BlobInfo;
   source: string;
+  /** The peer that answered, when source is a peer. */
+  peer?: string;
   /** The bytes (all, or the inclusive range). Rejects with NotFoundError when gone meanwhile. */
   read(range?: ByteRange): Promise<Readable>;
   /**
@@ -32,6 +43,12 @@ export interface LocatedContent {
    * `info.size` bytes (the caller closes it), or undefined to use read().
    */
   openFile?(): Promise<FileHandle | undefined>;
+  /**
+   * Frees what locate() holds open (a peer's response) that read() has not
+   * taken over. Callers call it when done with the content, whether or not
+   * they read it; harmless after read() and when called twice.
+   */
+  release?(): void;
 }
 
 /**

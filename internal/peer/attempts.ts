@@ -1,0 +1,166 @@
+// One attempt at one peer for each kind of question, in the shape the race
+// wants: a value on a hit, undefined on a miss (404: the peer does not have
+// it, a false positive of its filter), a rejection on anything else. Every
+// response body is consumed or destroyed here unless it is handed over.
+import { createHash } from 'node:crypto';
+import type { Agent, IncomingMessage } from 'node:http';
+import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
+import { MediaType } from '../oci/mediatype.ts';
+import type { ContentRequest } from '../registry/source.ts';
+import { discard, peerRequest, PeerRequestError, type Candidate } from './client.ts';
+
+export interface AttemptContext {
+  agent: Agent;
+  headersTimeoutMs: number;
+}
+
+const MANIFEST_ACCEPT = [
+  MediaType.ociIndex,
+  MediaType.ociManifest,
+  MediaType.dockerManifestList,
+  MediaType.dockerManifest,
+].join(', ');
+
+function repositoryPath(request: ContentRequest, kind: 'blobs' | 'manifests', reference: string): string {
+  return `/v2/${request.name}/${kind}/${reference}?ns=${encodeURIComponent(request.registry)}`;
+}
+
+function contentLength(res: IncomingMessage): number | undefined {
+  const value = res.headers['content-length'];
+  if (value === undefined || !/^[0-9]{1,16}$/.test(value)) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** 404: a miss (undefined); any other status than `accepted`: a failure. */
+function checkStatus(res: IncomingMessage, method: 'GET' | 'HEAD', candidate: Candidate, accepted: readonly number[]): boolean {
+  if (res.statusCode !== undefined && accepted.includes(res.statusCode)) return true;
+  discard(res, method);
+  if (res.statusCode === 404) return false;
+  throw new PeerRequestError(`${candidate.name} answered ${res.statusCode}`);
+}
+
+function badAnswer(res: IncomingMessage, method: 'GET' | 'HEAD', message: string): never {
+  discard(res, method);
+  throw new PeerRequestError(message);
+}
+
+/** HEAD of a blob: its size. */
+export async function headBlob(ctx: AttemptContext, request: ContentRequest, digest: string, candidate: Candidate, signal: AbortSignal): Promise<number | undefined> {
+  const res = await peerRequest(ctx.agent, candidate, { method: 'HEAD', path: repositoryPath(request, 'blobs', digest), headersTimeoutMs: ctx.headersTimeoutMs, signal });
+  if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
+  const size = contentLength(res);
+  res.resume();
+  if (size === undefined) throw new PeerRequestError(`${candidate.name} sent no valid content-length`);
+  return size;
+}
+
+/**
+ * GET of a blob's bytes from `start` to `end` (inclusive) of `sizeBytes`
+ * (undefined: the whole blob, size not known yet). The response is handed over
+ * once its headers are checked: the status, the length and the range.
+ */
+export async function getBlob(
+  ctx: AttemptContext,
+  request: ContentRequest,
+  digest: string,
+  range: { start: number; end: number; sizeBytes: number } | undefined,
+  candidate: Candidate,
+  signal: AbortSignal,
+): Promise<IncomingMessage | undefined> {
+  const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
+  const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };
+  const res = await peerRequest(ctx.agent, candidate, { method: 'GET', path: repositoryPath(request, 'blobs', digest), headers, headersTimeoutMs: ctx.headersTimeoutMs, signal });
+  if (!checkStatus(res, 'GET', candidate, whole ? [200] : [206])) return undefined;
+  const length = contentLength(res);
+  const declared = res.headers['docker-content-digest'];
+  if (declared !== undefined && declared !== digest) badAnswer(res, 'GET', `${candidate.name} sent ${declared} for ${digest}`);
+  if (length === undefined) badAnswer(res, 'GET', `${candidate.name} sent no valid content-length`);
+  if (range !== undefined) {
+    const expected = range.end - range.start + 1;
+    if (length !== expected) badAnswer(res, 'GET', `${candidate.name} sent ${length} bytes, expected ${expected}`);
+    const contentRange = res.headers['content-range'];
+    if (!whole && contentRange !== `bytes ${range.start}-${range.end}/${range.sizeBytes}`) {
+      badAnswer(res, 'GET', `${candidate.name} sent content-range ${String(contentRange)}`);
+    }
+  }
+  return res;
+}
+
+/** Reads a whole small body, at most `maxBytes`, within `timeoutMs`. */
+async function readBody(res: IncomingMessage, maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<Buffer> {
+  const stop = (): void => {
+    res.destroy(new PeerRequestError('body not read in time, or aborted'));
+  };
+  const timer = setTimeout(stop, timeoutMs);
+  signal.addEventListener('abort', stop, { once: true });
+  const chunks: Buffer[] = [];
+  let totalBytes = 0;
+  try {
+    for await (const chunk of res) {
+      const buf = chunk as Buffer;
+      totalBytes += buf.length;
+      if (totalBytes > maxBytes) throw new PeerRequestError(`body exceeds ${maxBytes} bytes`);
+      chunks.push(buf);
+    }
+    return Buffer.concat(chunks, totalBytes);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', stop);
+    res.destroy();
+  }
+}
+
+export interface FetchedManifest {
+  body: Buffer;
+  /** The media type the peer sent, when it names a manifest. */
+  mediaType: string | undefined;
+}
+
+/** GET of a manifest by digest, whole, checked against its digest. */
+export async function getManifest(
+  ctx: AttemptContext & { maxManifestBytes: number; onMismatch(candidate: Candidate): void },
+  request: ContentRequest,
+  digest: ParsedDigest,
+  candidate: Candidate,
+  signal: AbortSignal,
+): Promise<FetchedManifest | undefined> {
+  const reference = `${digest.algorithm}:${digest.hex}`;
+  const res = await peerRequest(ctx.agent, candidate, {
+    method: 'GET',
+    path: repositoryPath(request, 'manifests', reference),
+    headers: { accept: MANIFEST_ACCEPT },
+    headersTimeoutMs: ctx.headersTimeoutMs,
+    signal,
+  });
+  if (!checkStatus(res, 'GET', candidate, [200])) return undefined;
+  const length = contentLength(res);
+  if (length !== undefined && length > ctx.maxManifestBytes) badAnswer(res, 'GET', `${candidate.name}: manifest of ${length} bytes is too large`);
+  const contentType = res.headers['content-type']?.split(';')[0]?.trim();
+  const body = await readBody(res, ctx.maxManifestBytes, ctx.headersTimeoutMs, signal);
+  if (createHash(digest.algorithm).update(body).digest('hex') !== digest.hex) {
+    ctx.onMismatch(candidate);
+    throw new PeerRequestError(`manifest from ${candidate.name} does not match ${reference}`);
+  }
+  return { body, mediaType: contentType };
+}
+
+export interface TagAnswer {
+  digest: string;
+}
+
+/** HEAD of a manifest by tag: the digest it points to (Docker-Content-Digest). */
+export async function headTag(ctx: AttemptContext, request: ContentRequest, tag: string, candidate: Candidate, signal: AbortSignal): Promise<TagAnswer | undefined> {
+  const res = await peerRequest(ctx.agent, candidate, {
+    method: 'HEAD',
+    path: repositoryPath(request, 'manifests', tag),
+    headers: { accept: MANIFEST_ACCEPT },
+    headersTimeoutMs: ctx.headersTimeoutMs,
+    signal,
+  });
+  if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
+  res.resume();
+  const digest = res.headers['docker-content-digest'];
+  if (typeof digest !== 'string' || parseDigest(digest) === undefined) throw new PeerRequestError(`${candidate.name} sent no valid docker-content-digest`);
+  return { digest };
+}

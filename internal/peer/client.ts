@@ -1,0 +1,101 @@
+// HTTP requests to peers, with node:http and one keep-alive Agent per peer
+// source (undici is only present as a dependency of another package, so it is
+// not imported). Every request carries the peer marker (the peer answers from
+// its own content only) and asks for the body as is (no encoding). The promise
+// settles when the response headers are there, or rejects on a connection
+// error, on the headers timeout or when the caller aborts; the caller owns
+// the response body from then on and must consume or destroy it.
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../registry/peer-request.ts';
+
+export interface Candidate {
+  /** The peer's name (its pod name), for logs. */
+  name: string;
+  /** Base URL of its registry, `http://ip:port`. */
+  url: string;
+}
+
+export interface PeerRequest {
+  method: 'GET' | 'HEAD';
+  /** Path and query, e.g. `/v2/library/nginx/blobs/sha256:...?ns=docker.io`. */
+  path: string;
+  headers?: Record<string, string>;
+  /** Reject when no response headers came within this time. */
+  headersTimeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export class PeerRequestError extends Error {
+  override readonly name = 'PeerRequestError';
+}
+
+export interface PeerAgentOptions {
+  /** Open connections per peer (default 32). */
+  maxSocketsPerPeer?: number;
+}
+
+export function createPeerAgent(options: PeerAgentOptions = {}): Agent {
+  // LIFO: the most recently used (warm) connection is reused first.
+  return new Agent({ keepAlive: true, maxSockets: options.maxSocketsPerPeer ?? 32, scheduling: 'lifo' });
+}
+
+/** Sends a request to a peer; resolves with the response once its headers are there. */
+export function peerRequest(agent: Agent, candidate: Candidate, request: PeerRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    let base: URL;
+    try {
+      base = new URL(candidate.url);
+      if (base.protocol !== 'http:') throw new Error(`unsupported scheme ${base.protocol}`);
+    } catch (err) {
+      reject(new PeerRequestError(`bad peer URL ${JSON.stringify(candidate.url)}: ${(err as Error).message}`));
+      return;
+    }
+    if (request.signal?.aborted === true) {
+      reject(new PeerRequestError('aborted'));
+      return;
+    }
+    const req = httpRequest({
+      agent,
+      host: base.hostname.replace(/^\[|\]$/g, ''),
+      port: base.port === '' ? 80 : Number(base.port),
+      method: request.method,
+      path: request.path,
+      headers: {
+        ...request.headers,
+        [PEER_REQUEST_HEADER]: PEER_REQUEST_VALUE,
+        'accept-encoding': 'identity',
+        'user-agent': 'mirra-peer',
+      },
+    });
+    const fail = (message: string): void => {
+      req.destroy(new PeerRequestError(message));
+    };
+    const timer = setTimeout(() => fail(`no response headers within ${request.headersTimeoutMs} ms`), request.headersTimeoutMs);
+    const onAbort = (): void => fail('aborted');
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => {
+      clearTimeout(timer);
+      request.signal?.removeEventListener('abort', onAbort);
+    };
+    req.once('response', (res) => {
+      done();
+      resolve(res);
+    });
+    // Not `once`: errors after the response (the body's) must not go unheard.
+    req.on('error', (err) => {
+      done();
+      reject(err instanceof PeerRequestError ? err : new PeerRequestError(`${candidate.name}: ${err.message}`));
+    });
+    req.end();
+  });
+}
+
+/**
+ * Lets go of a response body: bodiless (HEAD) and small ones are drained, so
+ * the connection is reused; others destroyed.
+ */
+export function discard(res: IncomingMessage, method: 'GET' | 'HEAD', drainBytes = 64 * 1024): void {
+  const length = Number(res.headers['content-length']);
+  if (method === 'HEAD' || res.complete || (Number.isFinite(length) && length <= drainBytes)) res.resume();
+  else res.destroy();
+}

@@ -1,0 +1,352 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Agent, request as httpRequest } from 'node:http';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '../log/logger.ts';
+import { MediaType } from '../oci/mediatype.ts';
+import { createMemoryStore, type MemoryStore } from '../oci/memory-store.ts';
+import { createRegistryApp } from '../registry/app.ts';
+import { PEER_REQUEST_HEADER } from '../registry/peer-request.ts';
+import { chainSources, storeSource } from '../registry/source.ts';
+import { captureLog, listen, sampleManifest, type CapturedLog } from '../registry/testkit.ts';
+import type { Candidate } from './client.ts';
+import { createPeerSource, type PeerSource } from './source.ts';
+import { freePort } from '../../tests/support/process.ts';
+import { bodyOf, startPeer, until, type TestPeer } from './testkit.ts';
+
+/** A GET that counts the body bytes that arrive, and whether the response ended in an error. */
+function rawDownload(url: string): Promise<{ status: number; bytes: number; failed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: false }, (res) => {
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, failed: false }));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, bytes, failed: true }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+const BLOB_BYTES = 4 * 1024 * 1024 + 123;
+
+describe('peer source', () => {
+  let good: TestPeer;
+  let other: TestPeer;
+  let slow: TestPeer;
+  let failing: TestPeer;
+  let wrong: TestPeer;
+  let stalling: TestPeer;
+  let peers: TestPeer[];
+  let local: MemoryStore;
+  let source: PeerSource;
+  let app: FastifyInstance;
+  let base: string;
+  let log: CapturedLog;
+  /** key -> candidates, set by each test; anything else has none. */
+  let claims = new Map<string, Candidate[]>();
+  const asked: string[] = [];
+
+  before(async () => {
+    good = await startPeer(2);
+    other = await startPeer(3);
+    slow = await startPeer(4, { kind: 'slow', delayMs: 1500 });
+    failing = await startPeer(5, { kind: 'fail-after', bytes: 1536 * 1024 });
+    wrong = await startPeer(6, { kind: 'wrong-bytes' });
+    stalling = await startPeer(7, { kind: 'stall-after', bytes: 1024 * 1024 });
+    peers = [good, other, slow, failing, wrong, stalling];
+    local = createMemoryStore();
+    log = captureLog();
+    const logger = createLogger('info', log);
+    source = createPeerSource({
+      candidates: (key) => {
+        asked.push(key);
+        return claims.get(key) ?? [];
+      },
+      logger,
+      resolveTags: true,
+      hedge: { minDelayMs: 50, maxDelayMs: 50 },
+      requestTimeoutMs: 3000,
+      idleTimeoutMs: 300,
+    });
+    app = createRegistryApp({
+      store: local,
+      logger,
+      mirroredRegistries: [],
+      resolveTags: true,
+      source: chainSources([storeSource(local), source]),
+    });
+    base = await listen(app);
+  });
+
+  after(async () => {
+    await app?.close();
+    source?.close();
+    await Promise.all((peers ?? []).map((peer) => peer.app.close()));
+  });
+
+  beforeEach(() => {
+    claims = new Map();
+    asked.length = 0;
+    log.lines.length = 0;
+    for (const peer of peers) peer.log.lines.length = 0;
+  });
+
+  /** Puts the bytes on the given peers and makes them the candidates of the digest, in that order. */
+  const share = (bytes: Buffer, holders: TestPeer[], order: TestPeer[] = holders): string => {
+    let digest = '';
+    for (const peer of holders) digest = peer.store.put(bytes);
+    claims.set(digest, order.map((peer) => peer.candidate));
+    return digest;
+  };
+
+  const accessLines = (): Array<Record<string, unknown>> => log.lines.filter((line) => line.msg === 'request');
+
+  it('serves a blob from the first peer that has it, HEAD and GET, logged as peer', async () => {
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [good, other]);
+    const url = `${base}/v2/library/app/blobs/${digest}?ns=docker.io`;
+    const head = await fetch(url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(bytes.length));
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-length'), String(bytes.length));
+    assert.equal(res.headers.get('docker-content-digest'), digest);
+    assert.equal(sha256(await bodyOf(res)), sha256(bytes));
+    await until(() => accessLines().length === 2);
+    for (const line of accessLines()) {
+      assert.equal(line.source, 'peer');
+      assert.equal(line.peer, good.name);
+    }
+    assert.equal(other.requests().length, 0, 'the second peer was not asked');
+    assert.deepEqual(
+      good.requests().map((line) => [line.method, line.status, line.fromPeer]),
+      [
+        ['HEAD', 200, true],
+        ['GET', 200, true],
+      ],
+    );
+  });
+
+  it('a Range request is passed on as a Range', async () => {
+    const bytes = randomBytes(100_000);
+    const digest = share(bytes, [good]);
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`, { headers: { range: 'bytes=1000-1999' } });
+    assert.equal(res.status, 206);
+    assert.equal(res.headers.get('content-range'), `bytes 1000-1999/${bytes.length}`);
+    assert.deepEqual(await bodyOf(res), bytes.subarray(1000, 2000));
+  });
+
+  it('a 404 from a peer (false positive) moves on to the next one at once', async () => {
+    const bytes = randomBytes(10_000);
+    const digest = share(bytes, [good], [other, good]);
+    const before = source.stats();
+    const started = performance.now();
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await bodyOf(res), bytes);
+    assert.ok(performance.now() - started < 45, 'no hedge delay was waited for');
+    assert.equal(source.stats().misses - before.misses, 1);
+    assert.equal(source.stats().hedges - before.hedges, 0);
+    assert.equal(other.requests()[0]?.status, 404);
+  });
+
+  it('a peer that cannot be reached is skipped; none reachable: 404', async () => {
+    const dead: Candidate = { name: 'dead', url: `http://127.0.0.9:${await freePort('127.0.0.9')}` };
+    const bytes = randomBytes(10_000);
+    const digest = share(bytes, [good]);
+    claims.set(digest, [dead, good.candidate]);
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await bodyOf(res), bytes);
+    claims.set(digest, [dead]);
+    const miss = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(miss.status, 404);
+    await bodyOf(miss);
+  });
+
+  it('a slow first peer is hedged: the second answers without waiting for the first', async () => {
+    const bytes = randomBytes(50_000);
+    const digest = share(bytes, [slow, good]);
+    const before = source.stats();
+    const started = performance.now();
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await bodyOf(res), bytes);
+    const elapsedMs = performance.now() - started;
+    assert.ok(elapsedMs < 600, `took ${elapsedMs} ms; the slow peer takes 1500 ms`);
+    assert.equal(source.stats().hedges - before.hedges, 1);
+    await until(() => accessLines().length === 1);
+    assert.equal(accessLines()[0]?.peer, good.name);
+  });
+
+  it('a peer failing mid-stream: the rest comes from the next peer with a Range', async () => {
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [failing, good]);
+    const before = source.stats();
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(res.status, 200);
+    const body = await bodyOf(res);
+    assert.equal(body.length, bytes.length);
+    assert.equal(sha256(body), sha256(bytes));
+    assert.equal(source.stats().resumes - before.resumes, 1);
+    const ranged = good.requests().find((line) => line.status === 206);
+    assert.ok(ranged, 'the next peer was asked for the rest with a Range');
+    assert.ok((ranged.bytesSent as number) < bytes.length && (ranged.bytesSent as number) >= bytes.length - 1536 * 1024);
+  });
+
+  it('a peer stalling mid-stream is given up on after the idle timeout, and resumed from', async () => {
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [stalling, other]);
+    const before = source.stats();
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(sha256(await bodyOf(res)), sha256(bytes));
+    assert.equal(source.stats().resumes - before.resumes, 1);
+  });
+
+  it('wrong bytes from a peer: the client never gets a complete response', async () => {
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [wrong]);
+    const before = source.stats();
+    const received = await rawDownload(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(received.status, 200);
+    assert.ok(received.failed, 'the connection failed');
+    assert.ok(received.bytes < bytes.length, `got ${received.bytes} of ${bytes.length} bytes`);
+    assert.equal(source.stats().digestMismatches - before.digestMismatches, 1);
+    await until(() => accessLines().length === 1);
+    assert.equal(accessLines()[0]?.aborted, true);
+  });
+
+  it('wrong bytes of a small blob: 404 before anything is sent', async () => {
+    const bytes = randomBytes(1000);
+    const digest = share(bytes, [wrong]);
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(res.status, 404);
+    await bodyOf(res);
+  });
+
+  it('every candidate failing mid-stream: the response is cut short', async () => {
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [failing]);
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(res.status, 200);
+    await assert.rejects(bodyOf(res));
+    await until(() => accessLines().length === 1);
+    assert.equal(accessLines()[0]?.aborted, true);
+    assert.ok((accessLines()[0]?.bytesSent as number) < bytes.length);
+  });
+
+  it('a request from a peer is answered from local content only', async () => {
+    const bytes = randomBytes(1000);
+    const digest = share(bytes, [good, other]);
+    const res = await fetch(`${base}/v2/library/app/blobs/${digest}`, { headers: { [PEER_REQUEST_HEADER]: '1' } });
+    assert.equal(res.status, 404);
+    await bodyOf(res);
+    assert.deepEqual(asked, [], 'the routing index was not even asked');
+    assert.equal(good.requests().length + other.requests().length, 0);
+    local.put(bytes);
+    const hit = await fetch(`${base}/v2/library/app/blobs/${digest}`, { headers: { [PEER_REQUEST_HEADER]: '1' } });
+    assert.equal(hit.status, 200);
+    assert.deepEqual(await bodyOf(hit), bytes);
+    await until(() => accessLines().length === 2);
+    assert.deepEqual(accessLines().map((line) => [line.source, line.fromPeer]), [['local', true], ['local', true]]);
+    local.delete(digest);
+  });
+
+  it('no candidate: 404 without network I/O (latency: npm run bench:p2p)', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const url = new URL(base);
+    const get = (path: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest({ agent, host: url.hostname, port: url.port, path }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      // Warm up (connection, JIT) before measuring.
+      for (let i = 0; i < 50; i++) assert.equal(await get(`/v2/library/app/blobs/sha256:${'9'.repeat(64)}`), 404);
+      asked.length = 0;
+      for (let i = 0; i < 500; i++) {
+        const digest = `sha256:${sha256(Buffer.from(String(i)))}`;
+        const status = await get(`/v2/library/app/${i % 2 === 0 ? 'blobs' : 'manifests'}/${digest}?ns=docker.io`);
+        assert.equal(status, 404);
+      }
+    } finally {
+      agent.destroy();
+    }
+    assert.equal(asked.length, 500);
+    for (const peer of peers) assert.equal(peer.requests().length, 0);
+  });
+
+  it('manifests by digest are fetched whole and verified', async () => {
+    const manifest = Buffer.from(sampleManifest(2));
+    const digest = share(manifest, [good]);
+    for (const peer of [good]) peer.store.put(manifest, MediaType.ociManifest);
+    const res = await fetch(`${base}/v2/library/app/manifests/${digest}?ns=docker.io`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), MediaType.ociManifest);
+    assert.deepEqual(await bodyOf(res), manifest);
+    const fromWrong = share(Buffer.from(sampleManifest(3)), [wrong]);
+    const bad = await fetch(`${base}/v2/library/app/manifests/${fromWrong}?ns=docker.io`);
+    assert.equal(bad.status, 404);
+    await bodyOf(bad);
+  });
+
+  it('tags resolve through the peers that claim the reference', async () => {
+    const manifest = Buffer.from(sampleManifest(1));
+    const digest = share(manifest, [other], [good, other]);
+    other.store.put(manifest, MediaType.ociManifest);
+    other.store.tag('docker.io/library/app:v1', digest);
+    claims.set('docker.io/library/app:v1', [good.candidate, other.candidate]);
+    const head = await fetch(`${base}/v2/library/app/manifests/v1?ns=docker.io`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('docker-content-digest'), digest);
+    assert.equal(head.headers.get('content-type'), MediaType.ociManifest);
+    assert.equal(head.headers.get('content-length'), String(manifest.length));
+    const get = await fetch(`${base}/v2/library/app/manifests/v1?ns=docker.io`);
+    assert.equal(get.status, 200);
+    assert.deepEqual(await bodyOf(get), manifest);
+    assert.ok(asked.includes('docker.io/library/app:v1'));
+    const unknown = await fetch(`${base}/v2/library/app/manifests/v2?ns=docker.io`);
+    assert.equal(unknown.status, 404);
+    await bodyOf(unknown);
+  });
+});
+
+describe('peer source with tag resolution off', () => {
+  it('never asks peers about tags', async (t) => {
+    const peer = await startPeer(2);
+    const asked: string[] = [];
+    const source = createPeerSource({
+      candidates: (key) => {
+        asked.push(key);
+        return [peer.candidate];
+      },
+      logger: createLogger('silent'),
+      resolveTags: false,
+    });
+    const local = createMemoryStore();
+    const app = createRegistryApp({ store: local, logger: createLogger('silent'), mirroredRegistries: [], resolveTags: true, source: chainSources([storeSource(local), source]) });
+    t.after(async () => {
+      await app.close();
+      source.close();
+      await peer.app.close();
+    });
+    const manifest = Buffer.from(sampleManifest(1));
+    const digest = peer.store.put(manifest, MediaType.ociManifest);
+    peer.store.tag('docker.io/library/app:v1', digest);
+    const res = await app.inject({ url: '/v2/library/app/manifests/v1?ns=docker.io' });
+    assert.equal(res.statusCode, 404);
+    assert.deepEqual(asked, []);
+    assert.equal(peer.requests().length, 0);
+    const byDigest = await app.inject({ url: `/v2/library/app/manifests/${digest}?ns=docker.io` });
+    assert.equal(byDigest.statusCode, 200, 'content by digest still comes from peers');
+    assert.deepEqual(asked, [digest]);
+  });
+});

@@ -1,0 +1,216 @@
+// The peers as a ContentSource (internal/registry/source.ts), to chain after
+// the local store: chainSources([storeSource(store), createPeerSource(...)]).
+//
+// - No candidate for the key (the routing index claims nobody has it): the
+//   answer is undefined at once, without any network I/O, so the registry
+//   answers 404 in well under 5 ms and containerd goes upstream.
+// - Candidates are asked in order with a hedge (race.ts, hedge.ts); a 404 from
+//   one (its filter's false positive) moves on to the next at once.
+// - Blobs: locate() sends the GET and returns once a peer has sent response
+//   headers, so the registry's status line and Content-Length go out only
+//   after a peer answered; read() streams that body, resuming from the next
+//   peer with a Range on a failure mid-stream, verifying the digest when the
+//   whole blob passes through (resume.ts). HEAD asks peers with HEAD.
+// - Manifests: fetched whole (capped), verified, served from memory.
+// - Tags: HEAD by tag on the peers that claim the reference gives the digest
+//   (only when resolveTags is on); the manifest is then located by digest.
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Logger } from '../log/logger.ts';
+import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
+import { isAnyManifestMediaType } from '../oci/mediatype.ts';
+import { imageReference } from '../oci/reference.ts';
+import { NotFoundError, type BlobInfo } from '../oci/store.ts';
+import { MAX_MANIFEST_BYTES } from '../registry/routes-manifests.ts';
+import type { ContentRequest, ContentSource, LocatedContent } from '../registry/source.ts';
+import { getBlob, getManifest, headBlob, headTag, type AttemptContext } from './attempts.ts';
+import { createPeerAgent, discard, type Candidate } from './client.ts';
+import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
+import { raceCandidates, type RaceWinner } from './race.ts';
+import { createResumingStream } from './resume.ts';
+import { createPeerStats, type PeerSourceStats } from './stats.ts';
+
+export const PEER_SOURCE = 'peer';
+
+export interface PeerSourceOptions {
+  /** The peers that may have a key (a digest, or a reference `registry/name:tag`), best first, never self. */
+  candidates(key: string): readonly Candidate[];
+  logger: Logger;
+  /** Resolve tags through peers (else resolveTag always answers undefined). */
+  resolveTags: boolean;
+  hedge?: HedgeOptions;
+  /** Time a peer has to send response headers (default 3000 ms); a small body (manifest) must be read within it too. */
+  requestTimeoutMs?: number;
+  /** A peer that sends no body bytes for this long, while wanted, is given up on (default 10000 ms). */
+  idleTimeoutMs?: number;
+  /** Candidates asked per request at most (default 5). */
+  maxCandidates?: number;
+  /** Open connections per peer (default 32). */
+  maxSocketsPerPeer?: number;
+  maxManifestBytes?: number;
+}
+
+export interface PeerSource extends ContentSource {
+  /** Counters since creation (a snapshot), for metrics. */
+  stats(): PeerSourceStats;
+  /** The current hedge delay. */
+  hedgeDelayMs(): number;
+  /** Closes the idle connections to peers. */
+  close(): void;
+}
+
+export function createPeerSource(options: PeerSourceOptions): PeerSource {
+  const log = options.logger.child({ component: 'peer-source' });
+  const agent = createPeerAgent({ maxSocketsPerPeer: options.maxSocketsPerPeer });
+  const hedge = createHedgeDelay(options.hedge);
+  const counters = createPeerStats();
+  const maxCandidates = Math.max(1, options.maxCandidates ?? 5);
+  const idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
+  const maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
+  const ctx: AttemptContext = { agent, headersTimeoutMs: options.requestTimeoutMs ?? 3000 };
+
+  const candidatesFor = (key: string): readonly Candidate[] => {
+    const all = options.candidates(key);
+    if (all.length === 0) counters.noCandidates++;
+    else counters.lookups++;
+    return all.length > maxCandidates ? all.slice(0, maxCandidates) : all;
+  };
+
+  /** Races the candidates on one kind of attempt, counting misses, failures and hedges. */
+  const race = <T>(
+    candidates: readonly Candidate[],
+    attempt: (candidate: Candidate, signal: AbortSignal) => Promise<T | undefined>,
+    dispose: (value: T) => void,
+    signal?: AbortSignal,
+  ): Promise<RaceWinner<T> | undefined> =>
+    raceCandidates({
+      candidates,
+      hedge,
+      signal,
+      attempt: async (candidate, attemptSignal) => {
+        const value = await attempt(candidate, attemptSignal);
+        if (value === undefined) counters.misses++;
+        return value;
+      },
+      dispose,
+      onHedge: () => counters.hedges++,
+      onFailure: (candidate, err) => {
+        counters.failures++;
+        log.debug({ err, peer: candidate.name }, 'peer attempt failed');
+      },
+    }).then((winner) => {
+      if (winner === undefined) counters.notFound++;
+      else counters.hits++;
+      return winner;
+    });
+
+  const dropResponse = (res: IncomingMessage): void => discard(res, 'GET');
+
+  /** The bytes `start`..`end` of a blob, from the first candidate that has them. */
+  const openRange = (request: ContentRequest, digest: string, info: BlobInfo, start: number, end: number, candidates: readonly Candidate[], signal?: AbortSignal) =>
+    race(candidates, (c, s) => getBlob(ctx, request, digest, { start, end, sizeBytes: info.size }, c, s), dropResponse, signal);
+
+  const streamFrom = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, first: RaceWinner<IncomingMessage>, start: number, end: number): Readable =>
+    createResumingStream({
+      digest,
+      first,
+      start,
+      end,
+      verify: start === 0 && end === info.size - 1 ? parsed : undefined,
+      open: (offset, rest, signal) => openRange(request, digest, info, offset, end, rest, signal),
+      idleTimeoutMs,
+      log,
+      onResume: (from, to, offset) => {
+        counters.resumes++;
+        log.info({ digest, from: from.name, to: to.name, offset }, 'resumed a blob from another peer');
+      },
+      onMismatch: (peer) => {
+        counters.digestMismatches++;
+        log.warn({ digest, peer: peer.name }, 'peer sent bytes that do not match the digest');
+      },
+    });
+
+  /** A blob found on a peer; `open` is the response of the GET that found it (none after a HEAD). */
+  const located = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, winner: RaceWinner<unknown>, open: IncomingMessage | undefined): LocatedContent => {
+    let held = open;
+    const everyone = [winner.candidate, ...winner.rest];
+    const release = (): void => {
+      if (held !== undefined) dropResponse(held);
+      held = undefined;
+    };
+    return {
+      info,
+      source: PEER_SOURCE,
+      peer: winner.candidate.name,
+      async read(range) {
+        const start = range?.start ?? 0;
+        const end = range?.end ?? info.size - 1;
+        if (held !== undefined && start === 0 && end === info.size - 1) {
+          const first = { value: held, candidate: winner.candidate, rest: winner.rest };
+          held = undefined;
+          return streamFrom(request, digest, parsed, info, first, start, end);
+        }
+        release();
+        const first = await openRange(request, digest, info, start, end, everyone);
+        if (first === undefined) throw new NotFoundError(digest);
+        return streamFrom(request, digest, parsed, info, first, start, end);
+      },
+      release,
+    };
+  };
+
+  const locateManifest = async (request: ContentRequest, digest: string, parsed: ParsedDigest, candidates: readonly Candidate[]): Promise<LocatedContent | undefined> => {
+    const manifestCtx = {
+      ...ctx,
+      maxManifestBytes,
+      onMismatch: (peer: Candidate) => {
+        counters.digestMismatches++;
+        log.warn({ digest, peer: peer.name }, 'peer sent a manifest that does not match the digest');
+      },
+    };
+    const winner = await race(candidates, (c, s) => getManifest(manifestCtx, request, parsed, c, s), () => {});
+    if (winner === undefined) return undefined;
+    const { body, mediaType } = winner.value;
+    const info: BlobInfo = { digest, size: body.length };
+    if (mediaType !== undefined && isAnyManifestMediaType(mediaType)) info.mediaType = mediaType;
+    return {
+      info,
+      source: PEER_SOURCE,
+      peer: winner.candidate.name,
+      read: async (range) => Readable.from([range === undefined ? body : body.subarray(range.start, range.end + 1)]),
+    };
+  };
+
+  return {
+    async resolveTag(request, tag) {
+      if (!options.resolveTags) return undefined;
+      const candidates = candidatesFor(imageReference(request.registry, request.name, tag));
+      if (candidates.length === 0) return undefined;
+      const winner = await race(candidates, (c, s) => headTag(ctx, request, tag, c, s), () => {});
+      return winner === undefined ? undefined : { digest: winner.value.digest, source: PEER_SOURCE, peer: winner.candidate.name };
+    },
+
+    async locate(request, digest) {
+      const parsed = parseDigest(digest);
+      if (parsed === undefined) return undefined;
+      const candidates = candidatesFor(digest);
+      if (candidates.length === 0) return undefined;
+      if (request.kind === 'manifest') return locateManifest(request, digest, parsed, candidates);
+      if (request.method === 'HEAD') {
+        const winner = await race(candidates, (c, s) => headBlob(ctx, request, digest, c, s), () => {});
+        if (winner === undefined) return undefined;
+        return located(request, digest, parsed, { digest, size: winner.value }, winner, undefined);
+      }
+      const winner = await race(candidates, (c, s) => getBlob(ctx, request, digest, undefined, c, s), dropResponse);
+      if (winner === undefined) return undefined;
+      const sizeBytes = Number(winner.value.headers['content-length']);
+      return located(request, digest, parsed, { digest, size: sizeBytes }, winner, winner.value);
+    },
+
+    stats: () => ({ ...counters }),
+    hedgeDelayMs: () => hedge.delayMs(),
+    close() {
+      agent.destroy();
+    },
+  };
+}

@@ -1,0 +1,27 @@
+// Counters of the peer source, for metrics (the lead maps them to prom-client
+// counters with a collect callback) and for tests.
+
+export interface PeerSourceStats {
+  /** Requests for which the routing index named at least one candidate. */
+  lookups: number;
+  /** Requests for which no candidate claimed the key (answered without network I/O). */
+  noCandidates: number;
+  /** Requests a peer answered. */
+  hits: number;
+  /** Requests no candidate could answer. */
+  notFound: number;
+  /** 404 answers from peers (false positives of their filters). */
+  misses: number;
+  /** Failed attempts: connection errors, timeouts, bad answers. */
+  failures: number;
+  /** Second attempts started because the first was slow to answer. */
+  hedges: number;
+  /** Blob streams continued from another peer after a failure mid-stream. */
+  resumes: number;
+  /** Content from a peer that did not match its digest. */
+  digestMismatches: number;
+}
+
+export function createPeerStats(): PeerSourceStats {
+  return { lookups: 0, noCandidates: 0, hits: 0, notFound: 0, misses: 0, failures: 0, hedges: 0, resumes: 0, digestMismatches: 0 };
+}

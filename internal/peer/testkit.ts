@@ -1,0 +1,98 @@
+// Test support for the peer tests: real registry apps (memory stores) as
+// peers on 127.0.0.2.., each with its access log captured, and stores with a
+// fault (slow to answer, failing or stalling mid-body, wrong bytes) so that
+// the real registry misbehaves the way a sick peer does.
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '../log/logger.ts';
+import { createMemoryStore, type MemoryStore } from '../oci/memory-store.ts';
+import type { ContentStore } from '../oci/store.ts';
+import { createRegistryApp } from '../registry/app.ts';
+import { captureLog, type CapturedLog } from '../registry/testkit.ts';
+import type { Candidate } from './client.ts';
+
+export interface TestPeer {
+  name: string;
+  candidate: Candidate;
+  store: MemoryStore;
+  app: FastifyInstance;
+  log: CapturedLog;
+  /** Access-log lines of the requests this peer answered. */
+  requests(): Array<Record<string, unknown>>;
+}
+
+export type Fault =
+  | { kind: 'none' }
+  /** stat() (so the response headers) waits this long. */
+  | { kind: 'slow'; delayMs: number }
+  /** read() sends `bytes` bytes, then fails (the registry resets the connection). */
+  | { kind: 'fail-after'; bytes: number }
+  /** read() sends `bytes` bytes, then sends nothing more and never ends. */
+  | { kind: 'stall-after'; bytes: number }
+  /** read() sends other bytes of the same length. */
+  | { kind: 'wrong-bytes' };
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function faulty(store: MemoryStore, fault: Fault): ContentStore {
+  if (fault.kind === 'none') return store;
+  return {
+    resolve: (reference) => store.resolve(reference),
+    async stat(digest) {
+      if (fault.kind === 'slow') await sleep(fault.delayMs);
+      return store.stat(digest);
+    },
+    async read(digest, range) {
+      const bytes = Buffer.concat(await (await store.read(digest, range)).toArray());
+      if (fault.kind === 'slow') return Readable.from([bytes]);
+      if (fault.kind === 'wrong-bytes') return Readable.from([randomBytes(bytes.length)]);
+      const head = bytes.subarray(0, fault.bytes);
+      if (fault.kind === 'fail-after') {
+        return Readable.from(
+          (async function* () {
+            yield head;
+            await sleep(5);
+            throw new Error('disk on fire');
+          })(),
+        );
+      }
+      const stalled = new Readable({ read() {} });
+      stalled.push(head);
+      return stalled;
+    },
+  };
+}
+
+/** A real registry app on 127.0.0.<host>, answering from its memory store (through `fault`). */
+export async function startPeer(host: number, fault: Fault = { kind: 'none' }): Promise<TestPeer> {
+  const store = createMemoryStore();
+  const log = captureLog();
+  const app = createRegistryApp({ store: faulty(store, fault), logger: createLogger('info', log), mirroredRegistries: [], resolveTags: true });
+  const ip = `127.0.0.${host}`;
+  await app.listen({ host: ip, port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  const name = `peer-${host}`;
+  return {
+    name,
+    candidate: { name, url: `http://${ip}:${port}` },
+    store,
+    app,
+    log,
+    requests: () => log.lines.filter((line) => line.msg === 'request'),
+  };
+}
+
+/** Reads a whole response body; rejects when the connection fails before the end. */
+export async function bodyOf(res: Response): Promise<Buffer> {
+  return Buffer.from(await res.arrayBuffer());
+}
+
+export async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
