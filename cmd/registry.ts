@@ -5,8 +5,12 @@ import { flagHelp, parseFlags, UsageError } from '../internal/config/flags.ts';
 import { createContainerdClient } from '../internal/containerd/client.ts';
 import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
+import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
 import { createLogger } from '../internal/log/logger.ts';
 import { createRegistryApp } from '../internal/registry/app.ts';
+import { chainSources, storeSource } from '../internal/registry/source.ts';
+import { createHasher } from '../internal/routing/hash.ts';
+import { startPeerToPeer, type PeerToPeer } from './p2p.ts';
 
 const HELP = `usage: mirra registry [flags]
 
@@ -33,21 +37,60 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     return 2;
   }
 
-  const logger = createLogger(config.logLevel);
+  let kubeConfig;
+  if (config.podName !== '') {
+    try {
+      kubeConfig = loadKubeConfig({ kubeconfigPath: config.kubeconfig, env }).kubeConfig;
+    } catch (err) {
+      if (!(err instanceof KubeConfigError)) throw err;
+      process.stderr.write(`mirra registry: ${err.message}\n`);
+      return 1;
+    }
+  }
+
+  const logger = createLogger(config.logLevel).child({ node: config.nodeName || undefined, pod: config.podName || undefined });
   const client = createContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace });
   const store = createContainerdStore({ client, contentPath: config.containerdContentPath, logger });
+  let p2p: PeerToPeer | undefined;
+  if (kubeConfig !== undefined) {
+    p2p = startPeerToPeer({
+      kubeConfig,
+      client,
+      hasher: await createHasher(),
+      logger,
+      podName: config.podName,
+      namespace: config.podNamespace,
+      peerSelector: config.peerSelector,
+      serviceName: config.serviceName,
+      mirroredRegistries: config.mirroredRegistries,
+      contentPath: config.containerdContentPath,
+      resolveTags: config.resolveTags,
+      publishDebounceMs: config.publishDebounceMs,
+      summaryShards: config.summaryShards,
+      zone: config.zone,
+    });
+  } else {
+    logger.info('no pod name (POD_NAME): peer-to-peer is off, serving local content only');
+  }
   const changes = watchChanges({
     client,
     logger: logger.child({ component: 'containerd-events' }),
-    onChange: (change) => store.observe(change),
+    onChange: (change) => {
+      store.observe(change);
+      p2p?.observe(change);
+    },
   });
   await store.refresh().catch((err: unknown) => logger.warn({ err }, 'initial scan of containerd failed; serving anyway'));
+  await p2p?.start().catch((err: unknown) => logger.warn({ err }, 'initial key scan failed; retrying in the background'));
+  const local = storeSource(store);
   const app = createRegistryApp({
     store,
     logger,
     mirroredRegistries: config.mirroredRegistries,
     resolveTags: config.resolveTags,
     ready: () => changes.connected,
+    localSource: local,
+    source: p2p === undefined ? local : chainSources([local, p2p.source]),
   });
 
   await app.listen({ host: config.registryAddr.host, port: config.registryAddr.port });
@@ -68,6 +111,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   logger.info({ signal }, 'shutting down');
   changes.close();
   await app.close();
+  await p2p?.close();
   client.close();
   return 0;
 }

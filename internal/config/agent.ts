@@ -97,6 +97,14 @@ export const agentFlags = {
     defaultValue: '',
     parse: (raw) => raw,
   }),
+  zone: flag({
+    name: 'zone',
+    env: 'MIRRA_ZONE',
+    description: "this node's topology zone: peers in the same zone are asked first",
+    defaultValue: '',
+    defaultLabel: '(none)',
+    parse: (raw) => raw,
+  }),
   peerSelector: flag({
     name: 'peer-selector',
     env: 'MIRRA_PEER_SELECTOR',

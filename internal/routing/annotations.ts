@@ -35,9 +35,9 @@ export function shardAnnotation(index: number): string {
   return `${SHARD_ANNOTATION_PREFIX}${index}`;
 }
 
-/** Whether an annotation name belongs to the summary (header or any shard, valid or not). */
+/** Whether an annotation name belongs to the summary (header, last update or any shard, valid or not). */
 export function isSummaryAnnotation(name: string): boolean {
-  return name === HEADER_ANNOTATION || name.startsWith(SHARD_ANNOTATION_PREFIX);
+  return name === HEADER_ANNOTATION || name === UPDATED_ANNOTATION || name.startsWith(SHARD_ANNOTATION_PREFIX);
 }
 
 export function formatHeader(header: SummaryHeader): string {

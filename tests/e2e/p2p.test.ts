@@ -123,6 +123,6 @@ describe('peer-to-peer on three nodes', { timeout: 300_000 }, () => {
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
     await cluster.api.restart();
 
-    await waitFor('node-2 to publish what it pulled during the outage', async () => (await locate(cluster, other.manifestDigest)).includes('node-2'), 20_000, 250);
+    await waitFor('node-2 to publish what it pulled during the outage', async () => (await locate(cluster, other.manifestDigest)).includes('node-2'), 30_000, 250);
   });
 });
