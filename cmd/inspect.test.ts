@@ -94,3 +94,18 @@ test('bad input is one line and exit 2', async () => {
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
 });
+
+test('the README\'s kubectl jsonpath shows the same summaries', async () => {
+  const jsonpath = '{range .items[*]}{.spec.nodeName}{"\\t"}{.metadata.annotations.mirra\\.dev/summary}{"\\n"}{end}';
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, 'get', 'pods', '-n', 'mirra', '-l', 'app.kubernetes.io/name=mirra', '-o', `jsonpath=${jsonpath}`]);
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`kubectl exited ${code}`))));
+  });
+  const lines = output.trim().split('\n');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0] ?? '', /^node-1\tv=1;mode=gcs;s=8;n=3;g=\d+;m=104$/);
+  assert.match(lines[1] ?? '', /^node-2\tv=1;mode=gcs;s=8;n=2;/);
+});
