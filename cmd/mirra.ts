@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // mirra: the command line. Wiring only; the work lives in internal/.
+import { runCleanup, runConfigure } from './configure.ts';
 import { runInspect } from './inspect.ts';
 import { runRegistry } from './registry.ts';
 
@@ -9,6 +10,8 @@ commands:
   registry    run the node agent: the OCI mirror served from containerd and peers
   shards      per agent: keys, shards, bytes, generation, last update of its summary
   locate      which agents claim a digest or an image reference
+  configure   write containerd's mirror configuration (certs.d/<registry>/hosts.toml)
+  cleanup     remove what "mirra configure" wrote
   help        this text
 
 Run "mirra <command> --help" for the flags of a command.`;
@@ -21,6 +24,10 @@ async function main(argv: string[]): Promise<number> {
     case 'shards':
     case 'locate':
       return runInspect(command, rest, process.env);
+    case 'configure':
+      return runConfigure(rest, process.env);
+    case 'cleanup':
+      return runCleanup(rest, process.env);
     case undefined:
     case 'help':
     case '--help':

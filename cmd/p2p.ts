@@ -8,6 +8,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { createPublisher } from '../internal/kube/publisher.ts';
 import { watchPeers } from '../internal/kube/peers.ts';
 import type { Logger } from '../internal/log/logger.ts';
+import type { Metrics } from '../internal/metrics/metrics.ts';
+import { publishHooks, recordSummary } from '../internal/metrics/record.ts';
 import { createPeerSource, type PeerSource } from '../internal/peer/source.ts';
 import { UPDATED_ANNOTATION } from '../internal/routing/annotations.ts';
 import { encodeSummary } from '../internal/routing/encode.ts';
@@ -31,6 +33,7 @@ export interface PeerToPeerOptions {
   summaryShards: number;
   /** This node's zone ('' when unknown): same-zone peers first. */
   zone: string;
+  metrics: Metrics;
 }
 
 export interface PeerToPeer {
@@ -60,6 +63,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     logger: logger.child({ component: 'publisher' }),
     debounceMs: options.publishDebounceMs,
     maxBackoffMs: 10_000,
+    ...publishHooks(options.metrics),
   });
   const summaryLog = logger.child({ component: 'summary' });
   let generation = 0;
@@ -77,6 +81,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
         onDegrade: (event) => summaryLog.warn({ event }, 'summary over budget: degraded to a higher false-positive rate'),
       });
       summaryLog.debug({ keys: stats.keys, bytes: stats.bytes, bytesPerKey: stats.bytesPerKey }, 'summary encoded');
+      recordSummary(options.metrics, stats);
       publisher.publish({ ...annotations, [UPDATED_ANNOTATION]: new Date(generation).toISOString() });
     },
   });
@@ -92,6 +97,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
       });
     },
   });
+  options.metrics.readFrom({ peerSource: () => source.stats(), peerIndex: () => index.stats(), peerDirectory: () => watcher.peers() });
   return {
     source,
     observe: (change) => state.observe(change),

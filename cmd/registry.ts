@@ -5,8 +5,12 @@ import { flagHelp, parseFlags, UsageError } from '../internal/config/flags.ts';
 import { createContainerdClient } from '../internal/containerd/client.ts';
 import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
+import { checkContainerdConfig } from '../internal/configure/preflight.ts';
 import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
 import { createLogger } from '../internal/log/logger.ts';
+import { createMetrics } from '../internal/metrics/metrics.ts';
+import { countResolves, recordRequest } from '../internal/metrics/record.ts';
+import { startMetricsServer } from '../internal/metrics/server.ts';
 import { createRegistryApp } from '../internal/registry/app.ts';
 import { chainSources, storeSource } from '../internal/registry/source.ts';
 import { createHasher } from '../internal/routing/hash.ts';
@@ -48,7 +52,17 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     }
   }
 
+  if (config.preflight) {
+    const problem = await checkContainerdConfig(config.containerdConfigPath);
+    if (problem !== undefined) {
+      process.stderr.write(`mirra registry: ${problem}\n`);
+      return 1;
+    }
+  }
+
   const logger = createLogger(config.logLevel).child({ node: config.nodeName || undefined, pod: config.podName || undefined });
+  const metrics = createMetrics();
+  const metricsServer = config.metricsAddr === undefined ? undefined : await startMetricsServer({ registry: metrics.registry, addr: config.metricsAddr, logger });
   const client = createContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace });
   const store = createContainerdStore({ client, contentPath: config.containerdContentPath, logger });
   let p2p: PeerToPeer | undefined;
@@ -68,6 +82,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
       publishDebounceMs: config.publishDebounceMs,
       summaryShards: config.summaryShards,
       zone: config.zone,
+      metrics,
     });
   } else {
     logger.info('no pod name (POD_NAME): peer-to-peer is off, serving local content only');
@@ -90,7 +105,8 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     resolveTags: config.resolveTags,
     ready: () => changes.connected,
     localSource: local,
-    source: p2p === undefined ? local : chainSources([local, p2p.source]),
+    source: countResolves(metrics, p2p === undefined ? local : chainSources([local, p2p.source])),
+    onRequest: (line) => recordRequest(metrics, line),
   });
 
   await app.listen({ host: config.registryAddr.host, port: config.registryAddr.port });
@@ -100,6 +116,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
       containerdSock: config.containerdSock,
       namespace: config.containerdNamespace,
       mirroredRegistries: config.mirroredRegistries,
+      metricsAddr: config.metricsAddr === undefined ? 'off' : formatListenAddress(config.metricsAddr),
     },
     'registry listening',
   );
@@ -111,6 +128,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   logger.info({ signal }, 'shutting down');
   changes.close();
   await app.close();
+  await metricsServer?.close();
   await p2p?.close();
   client.close();
   return 0;

@@ -47,6 +47,14 @@ export const agentFlags = {
     defaultLabel: ':5000',
     parse: parseListenAddress,
   }),
+  metricsAddr: flag<ListenAddress | undefined>({
+    name: 'metrics-addr',
+    env: 'MIRRA_METRICS_ADDR',
+    description: 'address the Prometheus metrics (GET /metrics) listen on; empty disables them',
+    defaultValue: { host: '0.0.0.0', port: 9090 },
+    defaultLabel: ':9090',
+    parse: (raw) => (raw.trim() === '' ? undefined : parseListenAddress(raw)),
+  }),
   mirroredRegistries: flag<string[]>({
     name: 'mirrored-registries',
     env: 'MIRRA_MIRRORED_REGISTRIES',
@@ -133,6 +141,21 @@ export const agentFlags = {
     description: 'number of shard annotations the content summary is split into (1-256)',
     defaultValue: 8,
     parse: (raw) => parseIntegerIn(raw, 1, 256),
+  }),
+  containerdConfigPath: flag({
+    name: 'containerd-config-path',
+    env: 'MIRRA_CONTAINERD_CONFIG_PATH',
+    description: "containerd's config.toml (mounted from the node), checked at start-up (see --preflight)",
+    defaultValue: '/etc/containerd/config.toml',
+    parse: parseNonEmpty,
+  }),
+  preflight: flag({
+    name: 'preflight',
+    env: 'MIRRA_PREFLIGHT',
+    description: "check containerd's config at start-up (discard_unpacked_layers = false, a registry config_path); exit 1 when wrong",
+    defaultValue: true,
+    boolean: true,
+    parse: parseBoolean,
   }),
   logLevel: flag<LogLevel>({
     name: 'log-level',

@@ -63,7 +63,8 @@ export function flagHelp(specs: Specs): string {
   const rows = Object.values(specs).map((spec) => {
     const left = `  --${spec.name}${spec.boolean === true ? '' : ' value'}`;
     const def = spec.defaultLabel ?? formatDefault(spec.defaultValue);
-    return `${left.padEnd(36)}${spec.description}\n${''.padEnd(36)}env ${spec.env}, default ${def}`;
+    const head = left.length < 36 ? left.padEnd(36) : `${left}\n${''.padEnd(36)}`;
+    return `${head}${spec.description}\n${''.padEnd(36)}env ${spec.env}, default ${def}`;
   });
   return rows.join('\n');
 }

@@ -30,6 +30,24 @@ declare module 'fastify' {
   }
 }
 
+/** The fields of one access-log line, as logged and as handed to `onLine` (for metrics). */
+export interface AccessLine {
+  status: number;
+  method: string;
+  /** Path only, clipped. */
+  url: string;
+  latencyMs: number;
+  remoteIp: string;
+  handler: HandlerKind;
+  source: string;
+  bytesSent?: number;
+  registry?: string;
+  peer?: string;
+  fromPeer?: true;
+  /** Closed before the whole response was handed to the OS. */
+  aborted?: true;
+}
+
 export interface AccessLog {
   /** Starts the clock and arranges the log line; idempotent. */
   begin(request: FastifyRequest, reply: FastifyReply): AccessLogState;
@@ -45,7 +63,8 @@ function bodyBytes(reply: FastifyReply, method: string, state: AccessLogState, f
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
-export function createAccessLog(log: Logger): AccessLog {
+/** `onLine` is called with every line after it is logged (e.g. to count requests for metrics); it must not throw. */
+export function createAccessLog(log: Logger, onLine?: (line: Readonly<AccessLine>) => void): AccessLog {
   return {
     begin(request, reply) {
       if (request.accessLog) return request.accessLog;
@@ -65,7 +84,7 @@ export function createAccessLog(log: Logger): AccessLog {
       });
       reply.raw.once('close', () => {
         const method = request.raw.method ?? '';
-        const line: Record<string, unknown> = {
+        const line: AccessLine = {
           status: reply.raw.statusCode,
           method,
           url: clip(pathOf(request.raw.url ?? ''), 1024),
@@ -82,6 +101,7 @@ export function createAccessLog(log: Logger): AccessLog {
         // Closed before the whole response was handed to the OS: client gone or body failed.
         if (!finished) line.aborted = true;
         log.info(line, 'request');
+        onLine?.(line);
       });
       return state;
     },

@@ -6,7 +6,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ContentStore } from '../oci/store.ts';
-import { createAccessLog, installAccessLog } from './access-log.ts';
+import { createAccessLog, installAccessLog, type AccessLine } from './access-log.ts';
+import { answerClientError, answerConnect, frameworkErrorResponse } from './early-errors.ts';
 import { sendOciError, toOciError } from './errors.ts';
 import { installHealthRoutes } from './health.ts';
 import { createPolicy } from './policy.ts';
@@ -36,6 +37,8 @@ export interface RegistryAppOptions {
   localSource?: ContentSource;
   /** Readiness for GET /readyz (default: always ready). */
   ready?: () => boolean;
+  /** Called with every access-log line once its request is over (metrics); must not throw. */
+  onRequest?: (line: Readonly<AccessLine>) => void;
 }
 
 /** Headers the error handler drops so an error answer does not look like content. */
@@ -43,7 +46,7 @@ const CONTENT_HEADERS = ['etag', 'docker-content-digest', 'content-range', 'acce
 
 export function createRegistryApp(options: RegistryAppOptions): FastifyInstance {
   const log = options.logger.child({ component: 'registry' });
-  const accessLog = createAccessLog(log);
+  const accessLog = createAccessLog(log, options.onRequest);
   const app = Fastify({
     logger: false,
     exposeHeadRoutes: false,
@@ -52,9 +55,12 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
     frameworkErrors: (err, request, reply) => {
       accessLog.begin(request, reply);
       reply.header(API_VERSION_HEADER, API_VERSION);
-      sendOciError(reply, toOciError(err));
+      sendOciError(reply, frameworkErrorResponse(err, request.method, request.url));
     },
+    // Requests Node's HTTP parser rejects (bad method, oversized headers): OCI bodies as well.
+    clientErrorHandler: answerClientError,
   });
+  app.server.on('connect', answerConnect);
 
   installAccessLog(app, accessLog);
   if (options.underPressure !== undefined) installUnderPressure(app, options.underPressure);

@@ -32,6 +32,8 @@ export interface ClusterOptions {
   namespace?: string;
   /** Extra flags for every agent (`mirra registry ...`). */
   agentArgs?: string[];
+  /** Serve each agent's /metrics on <node ip>:<metricsPort> (default off). */
+  metrics?: boolean;
   /** Readiness probe period (default 250 ms); failureThreshold is 1. */
   probeIntervalMs?: number;
   /** Readiness probe timeout (default 200 ms). */
@@ -55,6 +57,8 @@ export interface Cluster {
   readonly nodes: readonly ClusterNode[];
   /** The agents' registry port (the same on every node IP). */
   readonly port: number;
+  /** The agents' metrics port (node.agent.metricsUrl), when `metrics` was asked for. */
+  readonly metricsPort: number | undefined;
   /** The headless Service (`mirra`) and its EndpointSlice. */
   readonly serviceName: string;
   readonly sliceName: string;
@@ -149,6 +153,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     pids.add(up.pid);
     const ips = Array.from({ length: count }, (_, i) => `127.0.0.${i + 2}`);
     const port = await sharedFreePort(ips);
+    let metricsPort: number | undefined;
+    while (options.metrics === true && (metricsPort === undefined || metricsPort === port)) metricsPort = await sharedFreePort(ips);
 
     kubeApi.create(namespaceObject(namespace));
     kubeApi.create(serviceObject(namespace, port));
@@ -170,6 +176,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           namespace,
           kubeconfig,
           port,
+          metricsPort,
           zone: zones.length > 0 ? zones[i % zones.length] : undefined,
           upstreamHost: up.host,
           agentArgs: options.agentArgs ?? [],
@@ -194,6 +201,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       upstream: up,
       nodes,
       port,
+      metricsPort,
       serviceName: SERVICE_NAME,
       sliceName: sliceController.sliceName,
       labelSelector: LABEL_SELECTOR,

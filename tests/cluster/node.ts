@@ -20,6 +20,8 @@ export interface NodeOptions {
   namespace: string;
   kubeconfig: string;
   port: number;
+  /** The agent's /metrics port on the node IP (off when undefined). */
+  metricsPort: number | undefined;
   zone: string | undefined;
   upstreamHost: string;
   agentArgs: string[];
@@ -95,8 +97,10 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       name: `agent-${name}`,
       host: ip,
       port,
+      metricsPort: options.metricsPort,
       containerdSock: containerd.socket,
       contentPath: containerd.contentDir,
+      containerdConfigPath: containerd.configPath,
       mirroredRegistries: [upstreamHost],
       extraArgs: options.agentArgs,
       env: { POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, KUBECONFIG: options.kubeconfig },

@@ -15,6 +15,10 @@ export interface AgentOptions {
   containerdSock: string;
   contentPath: string;
   mirroredRegistries?: string[];
+  /** containerd's config.toml for the agent's start-up check (TestContainerd.configPath); without it the check is off (--preflight=false). */
+  containerdConfigPath?: string;
+  /** Serve /metrics on `host:metricsPort`; without it the metrics endpoint is off (no agent binds the default :9090). */
+  metricsPort?: number;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -23,6 +27,8 @@ export interface TestAgent {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** http://<host>:<metricsPort>/metrics, when metricsPort was given. */
+  readonly metricsUrl: string | undefined;
   readonly process: Managed;
   readonly logFile: string;
   /** Parsed JSON log lines so far. */
@@ -47,6 +53,8 @@ export async function startAgent(options: AgentOptions): Promise<TestAgent> {
     (options.mirroredRegistries ?? []).join(','),
     '--log-level',
     'debug',
+    `--metrics-addr=${options.metricsPort === undefined ? '' : `${options.host}:${options.metricsPort}`}`,
+    ...(options.containerdConfigPath === undefined ? ['--preflight=false'] : ['--containerd-config-path', options.containerdConfigPath]),
     ...(options.extraArgs ?? []),
   ];
   const child = startProcess({ name: options.name, command: process.execPath, args, logFile, env: { ...process.env, ...options.env } });
@@ -76,6 +84,7 @@ export async function startAgent(options: AgentOptions): Promise<TestAgent> {
     url: `http://${options.host}:${options.port}`,
     host: options.host,
     port: options.port,
+    metricsUrl: options.metricsPort === undefined ? undefined : `http://${options.host}:${options.metricsPort}/metrics`,
     process: child,
     logFile,
     logLines,

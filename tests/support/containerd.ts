@@ -76,15 +76,23 @@ function configToml(dir: string, socket: string): string {
     '[plugins."io.containerd.internal.v1.opt"]',
     `  path = ${JSON.stringify(join(dir, 'opt'))}`,
     '',
+    // What the agent's preflight (--containerd-config-path) checks; the CRI plugin is off, so containerd ignores them.
+    '[plugins."io.containerd.grpc.v1.cri".containerd]',
+    '  discard_unpacked_layers = false',
+    '',
+    '[plugins."io.containerd.grpc.v1.cri".registry]',
+    `  config_path = ${JSON.stringify(join(dir, 'certs.d'))}`,
+    '',
   ].join('\n');
 }
 
-function runCtr(socket: string, args: string[], namespace: string, stdin?: Buffer): Promise<string> {
+/** ctr commands time out after 60 s, pulls after 15 min (a 500 MiB image from a 20 MB/s upstream, 4 at once). */
+function runCtr(socket: string, args: string[], namespace: string, stdin?: Buffer, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       CTR,
       ['--address', socket, '--namespace', namespace, ...args],
-      { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 },
+      { maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`ctr ${args.join(' ')}: ${stderr.trim() || err.message}`));
         else resolve(stdout);
@@ -168,7 +176,7 @@ export async function startContainerd(options: { dir: string; name?: string }): 
       if (opts.hostsDir !== undefined) args.push('--hosts-dir', opts.hostsDir);
       if (opts.plainHttp === true) args.push('--plain-http');
       args.push(ref);
-      return runCtr(socket, args, opts.namespace ?? 'k8s.io');
+      return runCtr(socket, args, opts.namespace ?? 'k8s.io', undefined, 15 * 60_000);
     },
     async stop() {
       const current = proc;

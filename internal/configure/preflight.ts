@@ -1,0 +1,161 @@
+// The agent's start-up check of containerd's own configuration. Two settings
+// decide whether mirra can work on a node:
+//  - discard_unpacked_layers must be false: when true, containerd deletes a
+//    layer's compressed blob after unpacking it, so this node can never serve it
+//    to peers;
+//  - the CRI registry config_path must be set: without it containerd ignores
+//    certs.d/<registry>/hosts.toml, so nothing is pulled through the agent.
+// containerd's gRPC introspection does not carry the CRI plugin's config (its
+// plugin entry exports only CRIVersion), so the config file is read instead:
+// the node's /etc/containerd/config.toml mounted into the pod, with its
+// `imports`. Config versions 1 and 2 (containerd 1.x) and 3 (containerd 2.x).
+import { parse, type TomlTable } from 'smol-toml';
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { isNotFound } from './files.ts';
+
+interface Layout {
+  /** Table path and label of the table that holds discard_unpacked_layers. */
+  discardTable: string[];
+  /** Table path of the CRI registry table that holds config_path. */
+  registryTable: string[];
+}
+
+const LAYOUTS: Record<number, Layout> = {
+  1: { discardTable: ['plugins', 'cri', 'containerd'], registryTable: ['plugins', 'cri', 'registry'] },
+  2: { discardTable: ['plugins', 'io.containerd.grpc.v1.cri', 'containerd'], registryTable: ['plugins', 'io.containerd.grpc.v1.cri', 'registry'] },
+  3: { discardTable: ['plugins', 'io.containerd.cri.v1.images'], registryTable: ['plugins', 'io.containerd.cri.v1.images', 'registry'] },
+};
+
+const MAX_IMPORTS = 64;
+
+interface LoadedFile {
+  file: string;
+  config: TomlTable;
+  layout: Layout;
+}
+
+/** The table label as containerd's docs write it: [plugins."io.containerd.grpc.v1.cri".registry] */
+function tableLabel(path: string[]): string {
+  return `[${path.map((part) => (/^[A-Za-z0-9_-]+$/.test(part) ? part : JSON.stringify(part))).join('.')}]`;
+}
+
+function lookup(config: TomlTable, path: string[]): unknown {
+  let node: unknown = config;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null || Array.isArray(node) || !Object.hasOwn(node, key)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+/** The value of the setting in the last file (main file, then its imports) that sets it: containerd merges imports over the main file. */
+function setting(files: LoadedFile[], pick: (layout: Layout) => string[], key: string): { value: unknown; file: string; table: string } {
+  let found = { value: undefined as unknown, file: files[0]?.file ?? '', table: tableLabel(pick(files[0]?.layout ?? LAYOUTS[2]!)) };
+  for (const loaded of files) {
+    const tablePath = pick(loaded.layout);
+    const value = lookup(loaded.config, [...tablePath, key]);
+    if (value !== undefined) found = { value, file: loaded.file, table: tableLabel(tablePath) };
+  }
+  return found;
+}
+
+/** Checks already loaded config files (the main file first); returns the problem as one line, or undefined. */
+export function checkLoadedConfig(files: LoadedFile[]): string | undefined {
+  const discard = setting(files, (layout) => layout.discardTable, 'discard_unpacked_layers');
+  if (discard.value !== undefined && typeof discard.value !== 'boolean') {
+    return `containerd config has discard_unpacked_layers = ${JSON.stringify(discard.value)} in ${discard.file} ${discard.table}, not a boolean; set it to false and restart containerd`;
+  }
+  if (discard.value === true) {
+    return `containerd discards unpacked layers (discard_unpacked_layers = true in ${discard.file} ${discard.table}); set it to false and restart containerd, or peers cannot serve this node's layers`;
+  }
+  const configPath = setting(files, (layout) => layout.registryTable, 'config_path');
+  if (configPath.value !== undefined && typeof configPath.value !== 'string') {
+    return `containerd config has config_path = ${JSON.stringify(configPath.value)} in ${configPath.file} ${configPath.table}, not a path; set config_path = "/etc/containerd/certs.d" and restart containerd`;
+  }
+  if (configPath.value === undefined || configPath.value === '') {
+    const what = configPath.value === undefined ? 'config_path is not set' : 'config_path = ""';
+    return `containerd has no registry config_path (${what} in ${configPath.file} ${configPath.table}); set config_path = "/etc/containerd/certs.d" there and restart containerd, or containerd ignores mirra's hosts.toml files`;
+  }
+  return undefined;
+}
+
+function firstLine(message: string): string {
+  return (message.split('\n')[0] ?? message).trim();
+}
+
+async function loadFile(file: string, fallbackVersion: number | undefined): Promise<LoadedFile> {
+  const text = await readFile(file, 'utf8').catch((err: unknown) => {
+    if (isNotFound(err)) throw err;
+    throw new Error(`cannot read containerd config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  let config: TomlTable;
+  try {
+    config = parse(text);
+  } catch (err) {
+    throw new Error(`cannot parse containerd config ${file}: ${firstLine(err instanceof Error ? err.message : String(err))}`);
+  }
+  const raw = config.version;
+  const version = raw === undefined ? (fallbackVersion ?? 1) : typeof raw === 'number' ? raw : Number.NaN;
+  const layout = LAYOUTS[version];
+  if (layout === undefined) throw new Error(`containerd config ${file} has version = ${JSON.stringify(raw)}; mirra knows versions 1, 2 and 3`);
+  return { file, config, layout };
+}
+
+/** Import paths, relative ones against the importing file's directory; a `*` or `?` in the last part is a glob. */
+async function resolveImports(loaded: LoadedFile): Promise<string[]> {
+  const imports = loaded.config.imports;
+  if (imports === undefined) return [];
+  if (!Array.isArray(imports) || !imports.every((item) => typeof item === 'string')) {
+    throw new Error(`containerd config ${loaded.file} has imports that are not a list of paths`);
+  }
+  const paths: string[] = [];
+  for (const raw of imports) {
+    const path = isAbsolute(raw) ? raw : join(dirname(loaded.file), raw);
+    const name = basename(path);
+    if (!/[*?[]/.test(name)) {
+      paths.push(path);
+      continue;
+    }
+    const pattern = new RegExp(`^${name.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+    const entries = await readdir(dirname(path)).catch((err: unknown) => {
+      if (isNotFound(err)) return [];
+      throw err;
+    });
+    paths.push(...entries.filter((entry) => pattern.test(entry)).sort().map((entry) => join(dirname(path), entry)));
+  }
+  return paths;
+}
+
+/**
+ * Reads containerd's config file (and its imports) and checks the settings
+ * mirra depends on. Returns one line naming the setting, the file and the fix,
+ * or undefined when containerd is configured right.
+ */
+export async function checkContainerdConfig(configPath: string): Promise<string | undefined> {
+  const files: LoadedFile[] = [];
+  try {
+    const main = await loadFile(configPath, undefined);
+    files.push(main);
+    const mainVersion = typeof main.config.version === 'number' ? main.config.version : 1;
+    const queue = await resolveImports(main);
+    const seen = new Set([configPath]);
+    while (queue.length > 0 && seen.size <= MAX_IMPORTS) {
+      const next = queue.shift()!;
+      if (seen.has(next)) continue;
+      seen.add(next);
+      const loaded = await loadFile(next, mainVersion).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+        throw new Error(`containerd config ${configPath} imports ${next}, which is not readable here: mount it at that path too, or turn this check off with --preflight=false`);
+      });
+      files.push(loaded);
+      queue.push(...(await resolveImports(loaded)));
+    }
+  } catch (err) {
+    if (files.length === 0 && isNotFound(err)) {
+      return `containerd config ${configPath} not found: mount the node's containerd config.toml there (or point --containerd-config-path at it), or turn this check off with --preflight=false`;
+    }
+    return firstLine(err instanceof Error ? err.message : String(err));
+  }
+  return checkLoadedConfig(files);
+}

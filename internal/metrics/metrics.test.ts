@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { register as globalRegistry } from 'prom-client';
+import { createPeerStats } from '../peer/stats.ts';
+import { parseExposition, sumSamples } from './exposition.ts';
+import { createMetrics, METRIC_PREFIX } from './metrics.ts';
+import { publishHooks, recordSummary } from './record.ts';
+
+/** Units a metric name may end with: a base unit, or a count of a thing. */
+const UNIT_SUFFIXES = ['_total', '_seconds', '_bytes', '_ratio', '_keys', 'peers'];
+
+test('every metric is on the agent registry, named mirra_* with its unit', async () => {
+  const metrics = createMetrics();
+  const families = await metrics.registry.getMetricsAsJSON();
+  assert.ok(families.length > 20, 'default process metrics included');
+  assert.equal((await globalRegistry.getMetricsAsJSON()).length, 0, "prom-client's global registry stays empty");
+  for (const family of families) {
+    assert.ok(family.name.startsWith(METRIC_PREFIX), family.name);
+    if (String(family.type) === 'counter') assert.ok(family.name.endsWith('_total'), `counter ${family.name} ends with _total`);
+  }
+  // prom-client's own defaults have a gauge named *_total (nodejs_active_resources_total): checked for ours only.
+  const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
+  assert.equal(own.length, 19);
+  for (const family of own) {
+    assert.ok(UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)), `${family.name} names its unit`);
+    if (String(family.type) !== 'counter') assert.ok(!family.name.endsWith('_total'), `${family.type} ${family.name} must not end with _total`);
+  }
+  const names = new Set(families.map((f) => f.name));
+  for (const name of [
+    'mirra_http_requests_total',
+    'mirra_http_request_duration_seconds',
+    'mirra_http_response_bytes_total',
+    'mirra_resolve_total',
+    'mirra_peer_hedges_total',
+    'mirra_peer_resumes_total',
+    'mirra_peer_digest_mismatches_total',
+    'mirra_peers',
+    'mirra_advertised_keys',
+    'mirra_annotation_bytes',
+    'mirra_summary_degraded_total',
+    'mirra_publish_duration_seconds',
+    'mirra_publish_failures_total',
+    'mirra_nodejs_eventloop_lag_seconds',
+    'mirra_nodejs_eventloop_lag_p99_seconds',
+  ]) {
+    assert.ok(names.has(name), `declares ${name}`);
+  }
+});
+
+test('two agents in one process have separate registries', async () => {
+  const a = createMetrics();
+  const b = createMetrics();
+  a.summaryDegraded.inc();
+  const scrapeB = parseExposition(await b.registry.metrics());
+  assert.equal(sumSamples(scrapeB, 'mirra_summary_degraded_total'), 0);
+  assert.equal(sumSamples(parseExposition(await a.registry.metrics()), 'mirra_summary_degraded_total'), 1);
+});
+
+test('the scrape parses: every sample has a TYPE and HELP, histograms have buckets', async () => {
+  const metrics = createMetrics();
+  metrics.publishDuration.observe(1.5);
+  const text = await metrics.registry.metrics();
+  const scrape = parseExposition(text);
+  assert.ok(scrape.samples.length > 50);
+  for (const sample of scrape.samples) {
+    const family = sample.name.replace(/_(bucket|sum|count)$/, '');
+    const type = scrape.types.get(sample.name) ?? scrape.types.get(family);
+    assert.ok(type !== undefined, `${sample.name} has a TYPE`);
+    assert.ok(scrape.help.has(sample.name) || scrape.help.has(family), `${sample.name} has HELP`);
+  }
+  assert.equal(scrape.types.get('mirra_publish_duration_seconds'), 'histogram');
+  assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_count'), 1);
+  assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_bucket', { le: '2' }), 1);
+  assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_bucket', { le: '1' }), 0);
+  assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_bucket', { le: '+Inf' }), 1);
+  const lag = scrape.samples.find((s) => s.name === 'mirra_nodejs_eventloop_lag_p99_seconds');
+  assert.ok(lag !== undefined && lag.value >= 0, 'event-loop delay reported');
+});
+
+test('scrape-time metrics follow the snapshots they read', async () => {
+  const metrics = createMetrics();
+  const before = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(before, 'mirra_peer_hedges_total'), 0, 'zero while peer-to-peer is off');
+  assert.equal(before.samples.filter((s) => s.name === 'mirra_peers').length, 0, 'no peer gauge without an index');
+
+  const peerStats = createPeerStats();
+  let known = 3;
+  metrics.readFrom({
+    peerSource: () => ({ ...peerStats }),
+    peerIndex: () => ({ peers: known, candidates: 2, shardDecodes: 0, filterBytes: 0 }),
+    peerDirectory: () =>
+      new Map([
+        ['a', { ready: true }],
+        ['b', { ready: false }],
+      ]),
+  });
+  peerStats.hedges = 4;
+  peerStats.resumes = 2;
+  peerStats.digestMismatches = 1;
+  peerStats.hits = 7;
+  peerStats.noCandidates = 5;
+  let scrape = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(scrape, 'mirra_peer_hedges_total'), 4);
+  assert.equal(sumSamples(scrape, 'mirra_peer_resumes_total'), 2);
+  assert.equal(sumSamples(scrape, 'mirra_peer_digest_mismatches_total'), 1);
+  assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'hit' }), 7);
+  assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'no_candidates' }), 5);
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 3);
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'candidate' }), 2);
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'ready' }), 1);
+
+  peerStats.hedges = 6;
+  known = 1;
+  scrape = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(scrape, 'mirra_peer_hedges_total'), 6, 'moves with the snapshot, not added twice');
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 1);
+});
+
+test('summary and publishing', async () => {
+  const metrics = createMetrics();
+  const stats = { keys: 1000, bytes: 1400, bytesPerKey: 1.4, rangePerKey: 128, fingerprintBits: 7, fpRate: 1 / 128, degraded: false, saturated: false };
+  recordSummary(metrics, stats);
+  recordSummary(metrics, { ...stats, keys: 200_000, bytes: 120_000, rangePerKey: 32, fpRate: 1 / 32, degraded: true });
+  const hooks = publishHooks(metrics);
+  hooks.onPublished(2300, 512);
+  hooks.onPublished(100, 64);
+  hooks.onFailure(new Error('boom'));
+  const scrape = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(scrape, 'mirra_advertised_keys'), 200_000);
+  assert.equal(sumSamples(scrape, 'mirra_annotation_bytes'), 120_000);
+  assert.equal(sumSamples(scrape, 'mirra_summary_false_positive_ratio'), 1 / 32);
+  assert.equal(sumSamples(scrape, 'mirra_summary_degraded_total'), 1);
+  assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_count'), 2);
+  assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_sum'), 2.4);
+  assert.equal(sumSamples(scrape, 'mirra_publish_bytes_total'), 576);
+  assert.equal(sumSamples(scrape, 'mirra_publish_failures_total'), 1);
+});

@@ -1,0 +1,180 @@
+// Every Prometheus metric of the agent, declared in this one file on a registry
+// of its own (never prom-client's global default registry): createMetrics()
+// per agent, no module-level state. Names carry the `mirra_` prefix and their
+// unit (`_seconds`, `_bytes`, `_total` for counters).
+//
+// Two kinds of metric:
+// - recorded as things happen (record.ts): requests from the access log, tag
+//   resolutions, the summary's size, publishing;
+// - read at scrape time from other components' stats() snapshots, through the
+//   functions given to readFrom(): the peer source's counters and the peers.
+// collectDefaultMetrics adds the process and Node.js metrics with the same
+// prefix, among them the event-loop delay (`mirra_nodejs_eventloop_lag_*`).
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PeerSourceStats } from '../peer/stats.ts';
+import type { PeerIndexStats } from '../routing/peer-index.ts';
+
+export const METRIC_PREFIX = 'mirra_';
+
+/** Where the scrape-time metrics come from; each is optional (peer-to-peer may be off). */
+export interface MetricSnapshots {
+  peerSource?(): PeerSourceStats;
+  peerIndex?(): PeerIndexStats;
+  /** The peer directory (pods with an endpoint), for the ready count. */
+  peerDirectory?(): ReadonlyMap<string, { readonly ready: boolean }>;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** `source`: local | peer | miss (a 404 for a manifest or blob); `from`: peer (an agent asked) | client. */
+  readonly httpRequests: Counter<'handler' | 'method' | 'status' | 'source' | 'from'>;
+  readonly httpRequestDuration: Histogram<'handler' | 'source'>;
+  readonly httpResponseBytes: Counter<'handler' | 'source' | 'from'>;
+  /** Responses cut short (client gone or the body failed mid-stream). */
+  readonly httpAborted: Counter<'handler' | 'source'>;
+  /** Tag resolutions: `source` local | peer | none, `result` found | not_found | error. */
+  readonly resolves: Counter<'source' | 'result'>;
+  readonly advertisedKeys: Gauge;
+  readonly annotationBytes: Gauge;
+  readonly summaryFalsePositiveRatio: Gauge;
+  readonly summaryDegraded: Counter;
+  readonly publishDuration: Histogram;
+  readonly publishBytes: Counter;
+  readonly publishFailures: Counter;
+  /** Adds snapshot functions read at every scrape (later calls add to or replace earlier ones). */
+  readFrom(snapshots: MetricSnapshots): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const snapshots: MetricSnapshots = {};
+  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+
+  /** A counter whose value is a stats() counter, read at scrape time. */
+  const snapshotCounter = (name: string, help: string, read: (stats: PeerSourceStats) => number): Counter =>
+    new Counter({
+      name: METRIC_PREFIX + name,
+      help,
+      registers,
+      collect() {
+        const stats = snapshots.peerSource?.();
+        this.reset();
+        if (stats !== undefined) this.inc(read(stats));
+      },
+    });
+
+  snapshotCounter('peer_hedges_total', 'Second peer attempts started because the first peer was slow to answer.', (s) => s.hedges);
+  snapshotCounter('peer_resumes_total', 'Blob streams continued from another peer after a failure mid-stream.', (s) => s.resumes);
+  snapshotCounter('peer_digest_mismatches_total', 'Content from a peer that did not match its digest.', (s) => s.digestMismatches);
+  snapshotCounter('peer_attempt_failures_total', 'Failed peer attempts: connection errors, timeouts, bad answers.', (s) => s.failures);
+  snapshotCounter('peer_false_positives_total', "404 answers from peers whose summary claimed the key.", (s) => s.misses);
+  new Counter({
+    name: `${METRIC_PREFIX}peer_lookups_total`,
+    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O).',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      const stats = snapshots.peerSource?.();
+      this.reset();
+      if (stats === undefined) return;
+      this.inc({ result: 'hit' }, stats.hits);
+      this.inc({ result: 'not_found' }, stats.notFound);
+      this.inc({ result: 'no_candidates' }, stats.noCandidates);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}peers`,
+    help: 'Peers by state: known (in the index), ready (endpoint ready), candidate (ready with a usable summary).',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const index = snapshots.peerIndex?.();
+      const directory = snapshots.peerDirectory?.();
+      this.reset();
+      if (index !== undefined) {
+        this.set({ state: 'known' }, index.peers);
+        this.set({ state: 'candidate' }, index.candidates);
+      }
+      if (directory !== undefined) {
+        let ready = 0;
+        for (const peer of directory.values()) if (peer.ready) ready++;
+        this.set({ state: 'ready' }, ready);
+      }
+    },
+  });
+
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: `${METRIC_PREFIX}http_requests_total`,
+      help: 'Registry requests by handler, method, status, source (local, peer, miss) and from (client, peer).',
+      labelNames: ['handler', 'method', 'status', 'source', 'from'] as const,
+      registers,
+    }),
+    httpRequestDuration: new Histogram({
+      name: `${METRIC_PREFIX}http_request_duration_seconds`,
+      help: 'Registry request duration until the response was closed, by handler and source.',
+      labelNames: ['handler', 'source'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    httpResponseBytes: new Counter({
+      name: `${METRIC_PREFIX}http_response_bytes_total`,
+      help: 'Response body bytes sent by the registry, by handler, source and from (client, peer).',
+      labelNames: ['handler', 'source', 'from'] as const,
+      registers,
+    }),
+    httpAborted: new Counter({
+      name: `${METRIC_PREFIX}http_aborted_total`,
+      help: 'Registry responses closed before they were complete (client gone or body failed).',
+      labelNames: ['handler', 'source'] as const,
+      registers,
+    }),
+    resolves: new Counter({
+      name: `${METRIC_PREFIX}resolve_total`,
+      help: 'Tag resolutions by source (local, peer, none) and result (found, not_found, error).',
+      labelNames: ['source', 'result'] as const,
+      registers,
+    }),
+    advertisedKeys: new Gauge({
+      name: `${METRIC_PREFIX}advertised_keys`,
+      help: 'Keys (digests and image references) in the summary this agent advertises.',
+      registers,
+    }),
+    annotationBytes: new Gauge({
+      name: `${METRIC_PREFIX}annotation_bytes`,
+      help: "Bytes of the summary annotations (names and values) on this agent's pod.",
+      registers,
+    }),
+    summaryFalsePositiveRatio: new Gauge({
+      name: `${METRIC_PREFIX}summary_false_positive_ratio`,
+      help: 'Upper bound of the false-positive rate of the current summary (1 when saturated).',
+      registers,
+    }),
+    summaryDegraded: new Counter({
+      name: `${METRIC_PREFIX}summary_degraded_total`,
+      help: 'Summaries that were over budget and degraded to a higher false-positive rate.',
+      registers,
+    }),
+    publishDuration: new Histogram({
+      name: `${METRIC_PREFIX}publish_duration_seconds`,
+      help: 'Time from a change of the summary until it was on the pod (debounce included).',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    publishBytes: new Counter({
+      name: `${METRIC_PREFIX}publish_bytes_total`,
+      help: 'Bytes of the merge patches sent to the Kubernetes API.',
+      registers,
+    }),
+    publishFailures: new Counter({
+      name: `${METRIC_PREFIX}publish_failures_total`,
+      help: 'Failed reads or patches of the own pod while publishing the summary.',
+      registers,
+    }),
+    readFrom(more) {
+      Object.assign(snapshots, more);
+    },
+  };
+}
