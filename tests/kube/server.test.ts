@@ -124,9 +124,9 @@ test('discovery documents and /version', async () => {
   const apiDoc = await call('GET', '/api');
   assert.deepEqual(apiDoc.body['versions'], ['v1']);
   const groups = (await call('GET', '/apis')).body['groups'] as { name: string }[];
-  assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io', 'coordination.k8s.io']);
+  assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io', 'coordination.k8s.io', 'apps', 'rbac.authorization.k8s.io', 'networking.k8s.io', 'monitoring.coreos.com']);
   const core = (await call('GET', '/api/v1')).body['resources'] as { name: string }[];
-  assert.deepEqual(core.map((r) => r.name), ['pods', 'pods/status', 'services', 'services/status', 'namespaces', 'namespaces/status']);
+  assert.deepEqual(core.map((r) => r.name), ['pods', 'pods/status', 'services', 'services/status', 'namespaces', 'namespaces/status', 'serviceaccounts', 'configmaps', 'secrets']);
   const leases = await call('GET', '/apis/coordination.k8s.io/v1');
   assert.equal(leases.body['groupVersion'], 'coordination.k8s.io/v1');
   assert.equal((await call('GET', '/version')).body['minor'], '32');

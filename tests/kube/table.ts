@@ -161,12 +161,17 @@ const TABLES: Record<string, { columns: Column[]; cells: (o: KubeObject) => Cell
   },
 };
 
+/** The real server's default table, for kinds without printer columns of their own. */
+const DEFAULT_TABLE = {
+  columns: [NAME, col('Created At', 'CreationTimestamp is a timestamp representing the server time when this object was created.', 0, 'date')],
+  cells: (o: KubeObject): Cell[] => [String(o.metadata['name']), str(o.metadata['creationTimestamp'], '<unknown>')],
+};
+
 export type IncludeObject = 'None' | 'Metadata' | 'Object';
 
 /** A Table of the objects; `resourceVersion` goes in its metadata. Bookmark-like objects (no name) give no rows. */
 export function toTable(def: ResourceDef, objects: KubeObject[], resourceVersion: string, include: IncludeObject): Record<string, unknown> {
-  const spec = TABLES[def.kind];
-  if (spec === undefined) throw new Error(`no table for ${def.kind}`);
+  const spec = TABLES[def.kind] ?? DEFAULT_TABLE;
   const rows = objects
     .filter((o) => typeof o.metadata['name'] === 'string')
     .map((o) => {

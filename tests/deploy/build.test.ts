@@ -1,0 +1,130 @@
+// The Dockerfile, .dockerignore and skaffold.yaml (no Docker engine or skaffold
+// here: their structure, and that every path they name exists), and the chart
+// README documenting every value.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { load } from 'js-yaml';
+import { CHART, field, isObj, objs, ROOT, type Obj } from './helm.ts';
+
+function yamlFile(path: string): Obj {
+  const doc = load(readFileSync(path, 'utf8'));
+  assert.ok(isObj(doc), `${path} is a mapping`);
+  return doc;
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+/** The value paths of values.yaml: every key, nested keys joined with dots. */
+function valuePaths(value: unknown, prefix = ''): string[] {
+  if (!isObj(value)) return [];
+  return Object.entries(value).flatMap(([key, child]) => [`${prefix}${key}`, ...valuePaths(child, `${prefix}${key}.`)]);
+}
+
+function dockerStages(dockerfile: string): { from: string; name: string | undefined; lines: string[] }[] {
+  const stages: { from: string; name: string | undefined; lines: string[] }[] = [];
+  for (const line of dockerfile.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from !== null) stages.push({ from: from[1] ?? '', name: from[2], lines: [] });
+    else stages.at(-1)?.lines.push(line);
+  }
+  return stages;
+}
+
+test('Dockerfile: multi-stage on Node 24, production dependencies only, the agent as entrypoint', () => {
+  const stages = dockerStages(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+  assert.ok(stages.length >= 2);
+  const names = new Set(stages.map((s) => s.name).filter((n) => n !== undefined));
+  for (const s of stages) assert.ok(/^node:24(-|$)/.test(s.from) || names.has(s.from), `FROM ${s.from}`);
+  const deps = stages[0];
+  assert.ok(deps?.lines.some((l) => /npm ci .*--omit=dev/.test(l)), 'npm ci --omit=dev');
+  const runtime = stages.find((s) => s.name === 'runtime');
+  assert.ok(runtime !== undefined);
+  assert.ok(runtime.lines.includes('ENTRYPOINT ["node", "/app/cmd/mirra.ts"]'));
+  assert.ok(!runtime.lines.some((l) => /npm (ci|install)/.test(l)), 'no install in the final stage');
+  for (const line of stages.flatMap((s) => s.lines).filter((l) => l.startsWith('COPY ') && !l.includes('--from'))) {
+    for (const src of line.split(/\s+/).slice(1, -1)) assert.ok(existsSync(join(ROOT, src)), `COPY ${src} exists`);
+  }
+  assert.equal(stages.at(-1)?.from, 'runtime', 'the default target is the production image');
+  const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+  assert.ok(ignore.includes('*') && ignore.includes('!cmd') && ignore.includes('!internal') && ignore.includes('**/*.test.ts'));
+});
+
+test('the image runs: cmd/mirra.ts imports only cmd/, internal/ and production dependencies', () => {
+  const pkg: unknown = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const dependencies = new Set(Object.keys(isObj(pkg) && isObj(pkg['dependencies']) ? pkg['dependencies'] : {}));
+  const seen = new Set<string>();
+  const queue = [join(ROOT, 'cmd', 'mirra.ts')];
+  while (queue.length > 0) {
+    const file = queue.pop() ?? '';
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const where = relative(ROOT, file);
+    assert.ok(/^(cmd|internal)\//.test(where) && !where.endsWith('.test.ts'), `${where} is in the image`);
+    const source = readFileSync(file, 'utf8');
+    for (const m of source.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)/g)) {
+      const spec = m[1] ?? m[2] ?? '';
+      if (spec.startsWith('.')) queue.push(resolve(dirname(file), spec));
+      else if (!spec.startsWith('node:')) {
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? '');
+        assert.ok(dependencies.has(name), `${where} imports ${spec}, which is not a production dependency`);
+      }
+    }
+  }
+  assert.ok(seen.size > 10);
+});
+
+test('skaffold.yaml: image built from the Dockerfile, deployed with the chart; dev sync and kind profiles', () => {
+  const config = yamlFile(join(ROOT, 'skaffold.yaml'));
+  assert.match(String(config['apiVersion']), /^skaffold\/v4beta\d+$/);
+  assert.equal(config['kind'], 'Config');
+  const artifact = objs(field(config, 'build', 'artifacts'))[0];
+  assert.equal(artifact?.['image'], 'mirra');
+  assert.ok(existsSync(join(ROOT, String(field(artifact, 'context')), String(field(artifact, 'docker', 'dockerfile')))));
+  const release = objs(field(config, 'deploy', 'helm', 'releases'))[0];
+  assert.ok(existsSync(join(ROOT, String(release?.['chartPath']), 'Chart.yaml')));
+  const values = new Set(valuePaths(yamlFile(join(CHART, 'values.yaml'))));
+  const templates = field(release, 'setValueTemplates');
+  assert.deepEqual(templates, { 'image.repository': '{{.IMAGE_REPO_mirra}}', 'image.tag': '{{.IMAGE_TAG_mirra}}' });
+  for (const key of Object.keys(isObj(templates) ? templates : {})) assert.ok(values.has(key), `${key} is a chart value`);
+
+  const profiles = new Map(objs(config['profiles']).map((p) => [String(p['name']), p]));
+  assert.match(String(field(objs(field(profiles.get('kind'), 'activation'))[0], 'kubeContext')), /^kind-/);
+  assert.equal(field(profiles.get('kind'), 'build', 'local', 'push'), false);
+  const stageNames = dockerStages(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).map((s) => s.name);
+  const files = [...filesUnder(join(ROOT, 'cmd')), ...filesUnder(join(ROOT, 'internal'))].map((f) => relative(ROOT, f));
+  for (const patch of objs(field(profiles.get('sync'), 'patches'))) {
+    const path = String(patch['path']).split('/').slice(1);
+    assert.ok(isObj(field(config, ...path.slice(0, -1))), `the parent of patch path ${String(patch['path'])} exists`);
+    const value = patch['value'];
+    if (path.at(-1) === 'target') assert.ok(stageNames.includes(String(value)), `Dockerfile stage ${String(value)}`);
+    if (path.at(-1) === 'sync') {
+      for (const rule of objs(field(value, 'manual'))) {
+        const pattern = new RegExp(`^${String(rule['src']).replace(/\./g, '\\.').replace(/\*\*\//g, '(.*/)?').replace(/\*/g, '[^/]*')}$`);
+        assert.ok(files.some((f) => pattern.test(f)), `sync ${String(rule['src'])} matches files`);
+        assert.equal(rule['dest'], '/app', 'the image keeps cmd/ and internal/ under /app');
+      }
+    }
+    if (path.at(-1) === 'setValues' && isObj(value)) for (const key of Object.keys(value)) assert.ok(values.has(key), `${key} is a chart value`);
+  }
+});
+
+test('the chart README documents every value, and no value that does not exist', () => {
+  const values = valuePaths(yamlFile(join(CHART, 'values.yaml')));
+  const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+  const documented = new Set([...readme.matchAll(/^\| `([A-Za-z0-9_.]+)` \|/gm)].map((m) => m[1] ?? ''));
+  const covered = (path: string): boolean =>
+    path.split('.').some((_, i, parts) => documented.has(parts.slice(0, i + 1).join('.'))) || [...documented].some((key) => key.startsWith(`${path}.`));
+  const missing = values.filter((path) => !covered(path));
+  assert.deepEqual(missing, [], 'values without a README row (for them or a parent)');
+  const stale = [...documented].filter((key) => !values.includes(key));
+  assert.deepEqual(stale, [], 'README rows for values that do not exist');
+  assert.match(readme, /helm upgrade --install --namespace mirra --create-namespace mirra/);
+  assert.match(readme, /helmCharts:/);
+});
