@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -26,11 +29,31 @@ test('a bad flag value is one line naming the flag, exit code 2', () => {
     [['registry', '--log-level', 'chatty'], {}, '--log-level'],
     [['registry'], { MIRRA_RESOLVE_TAGS: 'perhaps' }, 'MIRRA_RESOLVE_TAGS'],
     [['registry', '--bogus'], {}, '--bogus'],
+    [['registry', '--node-ip', 'node-1'], {}, '--node-ip'],
+    [['registry'], { NODE_IP: '10.0.0.999' }, 'NODE_IP'],
+    [['registry', '--local-clients', '10.0.0.0/8,10.1.0.0/99'], {}, '--local-clients'],
   ] as const) {
     const { code, stderr } = mirra([...args], env);
     assert.equal(code, 2, stderr);
     assert.equal(stderr.trim().split('\n').length, 1, stderr);
     assert.ok(stderr.includes(flag), stderr);
+  }
+});
+
+test('a peer secret file that is missing, empty or too short is one line naming it, exit code 1', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mirra-cmd-secret-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'empty'), '\n');
+  writeFileSync(join(dir, 'short'), 'tooshort\n');
+  for (const [file, message] of [
+    [join(dir, 'missing'), /cannot read peer secret .*missing: ENOENT/],
+    [join(dir, 'empty'), /empty is empty/],
+    [join(dir, 'short'), /shorter than 16 bytes/],
+  ] as const) {
+    const { code, stderr } = mirra(['registry', '--preflight=false', '--peer-secret-file', file]);
+    assert.equal(code, 1, stderr);
+    assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    assert.match(stderr, message);
   }
 });
 

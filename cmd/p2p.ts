@@ -2,6 +2,7 @@
 // the summary annotations of the own pod; the peers' pods and EndpointSlices
 // feed the peer index; misses on the local store go to the peers that claim
 // the key. Wiring only.
+import type { PeerSigner } from '../internal/auth/sign.ts';
 import type { ContainerdClient } from '../internal/containerd/client.ts';
 import type { ContainerdChange } from '../internal/containerd/events.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -34,6 +35,12 @@ export interface PeerToPeerOptions {
   /** This node's zone ('' when unknown): same-zone peers first. */
   zone: string;
   metrics: Metrics;
+  /** A peer that sends no byte of a blob for this long is given up on. */
+  peerStallTimeoutMs?: number;
+  /** Signs every request to a peer (peer auth); undefined: unsigned. */
+  sign?: PeerSigner;
+  /** Blob streams pulled from peers at once at most (0: no limit). */
+  maxPeerStreams?: number;
 }
 
 export interface PeerToPeer {
@@ -89,6 +96,9 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
   const source = createPeerSource({
     logger: logger.child({ component: 'peer-source' }),
     resolveTags: options.resolveTags,
+    idleTimeoutMs: options.peerStallTimeoutMs,
+    sign: options.sign,
+    maxStreams: options.maxPeerStreams,
     candidates: (key) => {
       const directory = watcher.peers();
       return index.lookup(key, { zone, limit: 5 }).flatMap((name) => {

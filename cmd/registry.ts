@@ -1,4 +1,8 @@
 // `mirra registry`: the agent on every node. Wiring only.
+import { localClientAllowList } from '../internal/auth/allow.ts';
+import { loadPeerKeys, PeerSecretError, type PeerKeys } from '../internal/auth/secret.ts';
+import { createPeerSigner } from '../internal/auth/sign.ts';
+import { createPeerVerifier } from '../internal/auth/verify.ts';
 import { agentFlags } from '../internal/config/agent.ts';
 import { formatListenAddress } from '../internal/config/address.ts';
 import { flagHelp, parseFlags, UsageError } from '../internal/config/flags.ts';
@@ -12,6 +16,8 @@ import { createMetrics } from '../internal/metrics/metrics.ts';
 import { countResolves, recordRequest } from '../internal/metrics/record.ts';
 import { startMetricsServer } from '../internal/metrics/server.ts';
 import { createRegistryApp } from '../internal/registry/app.ts';
+import { drainServer, trackConnections } from '../internal/registry/drain.ts';
+import { resolvePressure } from '../internal/registry/pressure.ts';
 import { chainSources, storeSource } from '../internal/registry/source.ts';
 import { createHasher } from '../internal/routing/hash.ts';
 import { startPeerToPeer, type PeerToPeer } from './p2p.ts';
@@ -52,6 +58,18 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     }
   }
 
+  let peerKeys: PeerKeys | undefined;
+  if (config.peerSecretFile !== '') {
+    try {
+      peerKeys = await loadPeerKeys(config.peerSecretFile);
+    } catch (err) {
+      if (!(err instanceof PeerSecretError)) throw err;
+      process.stderr.write(`mirra registry: ${err.message}\n`);
+      return 1;
+    }
+  }
+  const localClients = config.localOnly ? localClientAllowList(config.nodeIp, config.localClients) : undefined;
+
   if (config.preflight) {
     const problem = await checkContainerdConfig(config.containerdConfigPath);
     if (problem !== undefined) {
@@ -61,6 +79,8 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   }
 
   const logger = createLogger(config.logLevel).child({ node: config.nodeName || undefined, pod: config.podName || undefined });
+  // From here on SIGTERM/SIGINT stop the agent gracefully (below), even during start-up.
+  const stopSignal = nextSignal();
   const metrics = createMetrics();
   const metricsServer = config.metricsAddr === undefined ? undefined : await startMetricsServer({ registry: metrics.registry, addr: config.metricsAddr, logger });
   const client = createContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace });
@@ -83,7 +103,11 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
       summaryShards: config.summaryShards,
       zone: config.zone,
       metrics,
+      peerStallTimeoutMs: config.peerStallTimeoutMs,
+      maxPeerStreams: config.maxPeerStreams,
+      sign: peerKeys === undefined ? undefined : createPeerSigner({ key: peerKeys.signing, self: config.podName }),
     });
+    if (peerKeys === undefined) logger.warn('peer auth is off (no --peer-secret-file): anyone who reaches the registry port can fetch this node\'s images as a peer');
   } else {
     logger.info('no pod name (POD_NAME): peer-to-peer is off, serving local content only');
   }
@@ -98,17 +122,25 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   await store.refresh().catch((err: unknown) => logger.warn({ err }, 'initial scan of containerd failed; serving anyway'));
   await p2p?.start().catch((err: unknown) => logger.warn({ err }, 'initial key scan failed; retrying in the background'));
   const local = storeSource(store);
+  let draining = false;
   const app = createRegistryApp({
     store,
     logger,
     mirroredRegistries: config.mirroredRegistries,
     resolveTags: config.resolveTags,
-    ready: () => changes.connected,
+    ready: () => !draining && changes.connected,
+    underPressure: resolvePressure(config),
+    concurrency: { maxRequests: config.maxRequests, maxStreams: config.maxStreams },
+    timeouts: { idleTimeoutMs: config.clientIdleTimeoutMs },
     localSource: local,
     source: countResolves(metrics, p2p === undefined ? local : chainSources([local, p2p.source])),
     onRequest: (line) => recordRequest(metrics, line),
+    peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: config.podName }),
+    localClients,
   });
+  if (config.localOnly && config.nodeIp === '') logger.warn('--local-only without --node-ip (NODE_IP): unsigned requests are served to loopback and --local-clients only');
 
+  const connections = trackConnections(app.server);
   await app.listen({ host: config.registryAddr.host, port: config.registryAddr.port });
   logger.info(
     {
@@ -117,19 +149,39 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
       namespace: config.containerdNamespace,
       mirroredRegistries: config.mirroredRegistries,
       metricsAddr: config.metricsAddr === undefined ? 'off' : formatListenAddress(config.metricsAddr),
+      peerAuth: peerKeys === undefined ? 'off' : 'on',
+      localClients: localClients === undefined ? 'any' : localClients.entries,
     },
     'registry listening',
   );
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  logger.info({ signal }, 'shutting down');
+  const signal = await stopSignal;
+  // Not ready at once (an open connection asking /readyz gets 503); no new
+  // connections; running streams get the grace period; a second signal cuts them.
+  draining = true;
+  logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+  await drainServer(app, { graceMs: config.shutdownGraceMs, log: logger, hurry: nextSignal(), connections });
+  // A handle left open by a library must not keep a stopping agent alive.
+  setTimeout(() => {
+    logger.warn('still running 3 s after the registry closed: exiting');
+    process.exit(0);
+  }, 3000).unref();
   changes.close();
-  await app.close();
   await metricsServer?.close();
   await p2p?.close();
   client.close();
   return 0;
+}
+
+/** The next SIGTERM or SIGINT (while waiting, neither kills the process). */
+function nextSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      resolve(signal);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
 }

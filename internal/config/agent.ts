@@ -1,5 +1,10 @@
 // The flags of `mirra registry`, the agent that runs on every node.
+import { isIP } from 'node:net';
+import { parseAddressEntry } from '../auth/allow.ts';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.ts';
+import { DEFAULT_CONCURRENCY } from '../registry/concurrency.ts';
+import { DEFAULT_PRESSURE } from '../registry/pressure.ts';
+import { DEFAULT_SERVER_TIMEOUTS } from '../registry/timeouts.ts';
 import { isValidRegistryHost } from '../oci/reference.ts';
 import { parseListenAddress, type ListenAddress } from './address.ts';
 import { parseBoolean, parseDurationMs, parseIntegerIn, parseList, parseNonEmpty, type FlagSpec } from './flags.ts';
@@ -12,6 +17,21 @@ function flag<T>(spec: FlagSpec<T>): FlagSpec<T> {
 function parseDnsName(raw: string): string {
   if (raw !== '' && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(raw)) throw new Error('not a valid Kubernetes name');
   return raw;
+}
+
+const MiB = 1024 * 1024;
+
+/** 'auto', or a size in bytes (parseByteSize). */
+function parseAutoByteSize(raw: string): number | 'auto' {
+  return raw.trim() === 'auto' ? 'auto' : parseByteSize(raw);
+}
+
+/** A size in bytes: a whole number with an optional binary unit (Ki, Mi, Gi). */
+function parseByteSize(raw: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(raw.trim());
+  if (match === null) throw new Error('want a size such as 200Mi, 1Gi or a number of bytes');
+  const unit = match[2] === 'Gi' ? 1024 * MiB : match[2] === 'Mi' ? MiB : match[2] === 'Ki' ? 1024 : 1;
+  return Number(match[1]) * unit;
 }
 
 export const agentFlags = {
@@ -142,6 +162,56 @@ export const agentFlags = {
     defaultValue: 8,
     parse: (raw) => parseIntegerIn(raw, 1, 256),
   }),
+  peerStallTimeoutMs: flag({
+    name: 'peer-stall-timeout',
+    env: 'MIRRA_PEER_STALL_TIMEOUT',
+    description: 'a peer that sends no byte of a blob for this long is given up on: the rest comes from the next peer (e.g. 5s, 500ms)',
+    defaultValue: 5000,
+    defaultLabel: '5s',
+    parse: (raw) => {
+      const ms = parseDurationMs(raw);
+      if (ms <= 0) throw new Error('must be more than 0');
+      return ms;
+    },
+  }),
+  peerSecretFile: flag({
+    name: 'peer-secret-file',
+    env: 'MIRRA_PEER_SECRET_FILE',
+    description: 'file with the shared key that signs and verifies peer requests (HMAC-SHA256; one key per line, the first signs); empty turns peer auth off',
+    defaultValue: '',
+    defaultLabel: '(off)',
+    parse: (raw) => raw.trim(),
+  }),
+  localOnly: flag({
+    name: 'local-only',
+    env: 'MIRRA_LOCAL_ONLY',
+    description: "answer unsigned (containerd's) requests only from loopback, --node-ip and --local-clients (403 otherwise)",
+    defaultValue: false,
+    boolean: true,
+    parse: parseBoolean,
+  }),
+  nodeIp: flag({
+    name: 'node-ip',
+    env: 'NODE_IP',
+    description: "the node's IP, from which containerd reaches the agent through the hostPort (allowed with --local-only)",
+    defaultValue: '',
+    parse: (raw) => {
+      const ip = raw.trim();
+      if (ip !== '' && isIP(ip) === 0) throw new Error('not an IP address');
+      return ip;
+    },
+  }),
+  localClients: flag<string[]>({
+    name: 'local-clients',
+    env: 'MIRRA_LOCAL_CLIENTS',
+    description: 'more addresses or CIDRs allowed with --local-only (comma-separated; e.g. the address a CNI shows node traffic from)',
+    defaultValue: [],
+    parse: (raw) => {
+      const entries = parseList(raw);
+      for (const entry of entries) parseAddressEntry(entry);
+      return entries;
+    },
+  }),
   containerdConfigPath: flag({
     name: 'containerd-config-path',
     env: 'MIRRA_CONTAINERD_CONFIG_PATH',
@@ -156,6 +226,76 @@ export const agentFlags = {
     defaultValue: true,
     boolean: true,
     parse: parseBoolean,
+  }),
+  shutdownGraceMs: flag({
+    name: 'shutdown-grace',
+    env: 'MIRRA_SHUTDOWN_GRACE',
+    description: "on SIGTERM: no new connections, running responses may finish for this long, then the rest is cut and the agent exits 0 (keep it below the pod's terminationGracePeriodSeconds)",
+    defaultValue: 20_000,
+    defaultLabel: '20s',
+    parse: parseDurationMs,
+  }),
+  maxPeerStreams: flag({
+    name: 'max-peer-streams',
+    env: 'MIRRA_MAX_PEER_STREAMS',
+    description: 'blob streams pulled from peers at once at most; beyond, 404 at once so that containerd goes upstream (0: no limit)',
+    defaultValue: 64,
+    parse: (raw) => parseIntegerIn(raw, 0, 100_000),
+  }),
+  clientIdleTimeoutMs: flag({
+    name: 'client-idle-timeout',
+    env: 'MIRRA_CLIENT_IDLE_TIMEOUT',
+    description: 'a client connection on which nothing moves for this long (a client that stopped reading) is closed; 0 disables',
+    defaultValue: DEFAULT_SERVER_TIMEOUTS.idleTimeoutMs,
+    defaultLabel: `${DEFAULT_SERVER_TIMEOUTS.idleTimeoutMs / 1000}s`,
+    parse: parseDurationMs,
+  }),
+  maxEventLoopDelayMs: flag({
+    name: 'max-event-loop-delay',
+    env: 'MIRRA_MAX_EVENT_LOOP_DELAY',
+    description: 'shed load (503 at once, containerd moves on) while the event loop is late by more than this on average; 0 disables',
+    defaultValue: DEFAULT_PRESSURE.maxEventLoopDelayMs,
+    defaultLabel: `${DEFAULT_PRESSURE.maxEventLoopDelayMs}ms`,
+    parse: parseDurationMs,
+  }),
+  maxEventLoopUtilization: flag({
+    name: 'max-event-loop-utilization',
+    env: 'MIRRA_MAX_EVENT_LOOP_UTILIZATION',
+    description: 'shed load (503) while the event loop was busy more than this share of the last half second (0-1); 0 disables',
+    defaultValue: DEFAULT_PRESSURE.maxEventLoopUtilization ?? 0,
+    parse: (raw) => {
+      const value = Number(raw.trim());
+      if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) throw new Error('want a number from 0 to 1');
+      return value;
+    },
+  }),
+  maxHeapUsedBytes: flag<number | 'auto'>({
+    name: 'max-heap-used',
+    env: 'MIRRA_MAX_HEAP_USED',
+    description: "shed load (503) while the JS heap holds more than this (e.g. 120Mi); auto: 90% of V8's heap limit; 0 disables",
+    defaultValue: 'auto',
+    parse: parseAutoByteSize,
+  }),
+  maxRssBytes: flag<number | 'auto'>({
+    name: 'max-rss',
+    env: 'MIRRA_MAX_RSS',
+    description: "shed load (503) while the resident memory is above this (e.g. 240Mi); auto: 94% of the container's memory limit, none without one; 0 disables",
+    defaultValue: 'auto',
+    parse: parseAutoByteSize,
+  }),
+  maxRequests: flag({
+    name: 'max-requests',
+    env: 'MIRRA_MAX_REQUESTS',
+    description: 'requests other than blob downloads (manifests, HEADs) in progress at most; beyond, 503 at once (0: no limit)',
+    defaultValue: DEFAULT_CONCURRENCY.maxRequests,
+    parse: (raw) => parseIntegerIn(raw, 0, 1_000_000),
+  }),
+  maxStreams: flag({
+    name: 'max-streams',
+    env: 'MIRRA_MAX_STREAMS',
+    description: 'blob downloads in progress at most; beyond, 503 at once (0: no limit)',
+    defaultValue: DEFAULT_CONCURRENCY.maxStreams,
+    parse: (raw) => parseIntegerIn(raw, 0, 1_000_000),
   }),
   logLevel: flag<LogLevel>({
     name: 'log-level',

@@ -20,7 +20,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   }
   // prom-client's own defaults have a gauge named *_total (nodejs_active_resources_total): checked for ours only.
   const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
-  assert.equal(own.length, 19);
+  assert.equal(own.length, 20);
   for (const family of own) {
     assert.ok(UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)), `${family.name} names its unit`);
     if (String(family.type) !== 'counter') assert.ok(!family.name.endsWith('_total'), `${family.type} ${family.name} must not end with _total`);
@@ -34,6 +34,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
     'mirra_peer_hedges_total',
     'mirra_peer_resumes_total',
     'mirra_peer_digest_mismatches_total',
+    'mirra_peer_penalties_total',
     'mirra_peers',
     'mirra_advertised_keys',
     'mirra_annotation_bytes',

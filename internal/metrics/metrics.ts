@@ -68,6 +68,7 @@ export function createMetrics(): Metrics {
   snapshotCounter('peer_resumes_total', 'Blob streams continued from another peer after a failure mid-stream.', (s) => s.resumes);
   snapshotCounter('peer_digest_mismatches_total', 'Content from a peer that did not match its digest.', (s) => s.digestMismatches);
   snapshotCounter('peer_attempt_failures_total', 'Failed peer attempts: connection errors, timeouts, bad answers.', (s) => s.failures);
+  snapshotCounter('peer_penalties_total', 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.', (s) => s.penalties);
   snapshotCounter('peer_false_positives_total', "404 answers from peers whose summary claimed the key.", (s) => s.misses);
   new Counter({
     name: `${METRIC_PREFIX}peer_lookups_total`,

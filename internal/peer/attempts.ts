@@ -4,6 +4,7 @@
 // response body is consumed or destroyed here unless it is handed over.
 import { createHash } from 'node:crypto';
 import type { Agent, IncomingMessage } from 'node:http';
+import type { PeerSigner } from '../auth/sign.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentRequest } from '../registry/source.ts';
@@ -12,6 +13,8 @@ import { discard, peerRequest, PeerRequestError, type Candidate } from './client
 export interface AttemptContext {
   agent: Agent;
   headersTimeoutMs: number;
+  /** Signs every peer request (peer auth); undefined: unsigned. */
+  sign?: PeerSigner;
 }
 
 const MANIFEST_ACCEPT = [
@@ -47,7 +50,7 @@ function badAnswer(res: IncomingMessage, method: 'GET' | 'HEAD', message: string
 
 /** HEAD of a blob: its size. */
 export async function headBlob(ctx: AttemptContext, request: ContentRequest, digest: string, candidate: Candidate, signal: AbortSignal): Promise<number | undefined> {
-  const res = await peerRequest(ctx.agent, candidate, { method: 'HEAD', path: repositoryPath(request, 'blobs', digest), headersTimeoutMs: ctx.headersTimeoutMs, signal });
+  const res = await peerRequest(ctx.agent, candidate, { method: 'HEAD', path: repositoryPath(request, 'blobs', digest), headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
   if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
   const size = contentLength(res);
   res.resume();
@@ -70,7 +73,7 @@ export async function getBlob(
 ): Promise<IncomingMessage | undefined> {
   const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
   const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };
-  const res = await peerRequest(ctx.agent, candidate, { method: 'GET', path: repositoryPath(request, 'blobs', digest), headers, headersTimeoutMs: ctx.headersTimeoutMs, signal });
+  const res = await peerRequest(ctx.agent, candidate, { method: 'GET', path: repositoryPath(request, 'blobs', digest), headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
   if (!checkStatus(res, 'GET', candidate, whole ? [200] : [206])) return undefined;
   const length = contentLength(res);
   const declared = res.headers['docker-content-digest'];
@@ -131,6 +134,7 @@ export async function getManifest(
     path: repositoryPath(request, 'manifests', reference),
     headers: { accept: MANIFEST_ACCEPT },
     headersTimeoutMs: ctx.headersTimeoutMs,
+    sign: ctx.sign,
     signal,
   });
   if (!checkStatus(res, 'GET', candidate, [200])) return undefined;
@@ -156,6 +160,7 @@ export async function headTag(ctx: AttemptContext, request: ContentRequest, tag:
     path: repositoryPath(request, 'manifests', tag),
     headers: { accept: MANIFEST_ACCEPT },
     headersTimeoutMs: ctx.headersTimeoutMs,
+    sign: ctx.sign,
     signal,
   });
   if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;

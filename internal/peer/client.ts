@@ -4,8 +4,10 @@
 // its own content only) and asks for the body as is (no encoding). The promise
 // settles when the response headers are there, or rejects on a connection
 // error, on the headers timeout or when the caller aborts; the caller owns
-// the response body from then on and must consume or destroy it.
+// the response body from then on and must consume or destroy it. With a
+// signer (peer auth on) every request is signed just before it is sent.
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { PeerSigner } from '../auth/sign.ts';
 import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../registry/peer-request.ts';
 
 export interface Candidate {
@@ -23,6 +25,8 @@ export interface PeerRequest {
   /** Reject when no response headers came within this time. */
   headersTimeoutMs: number;
   signal?: AbortSignal;
+  /** Signs the request (peer auth, internal/auth): called once per request, for a fresh nonce. */
+  sign?: PeerSigner;
 }
 
 export class PeerRequestError extends Error {
@@ -54,6 +58,13 @@ export function peerRequest(agent: Agent, candidate: Candidate, request: PeerReq
       reject(new PeerRequestError('aborted'));
       return;
     }
+    let signed: Record<string, string>;
+    try {
+      signed = request.sign?.({ method: request.method, path: request.path, audience: candidate.name }) ?? {};
+    } catch (err) {
+      reject(new PeerRequestError(`cannot sign the request to ${candidate.name}: ${(err as Error).message}`));
+      return;
+    }
     const req = httpRequest({
       agent,
       host: base.hostname.replace(/^\[|\]$/g, ''),
@@ -65,6 +76,7 @@ export function peerRequest(agent: Agent, candidate: Candidate, request: PeerReq
         [PEER_REQUEST_HEADER]: PEER_REQUEST_VALUE,
         'accept-encoding': 'identity',
         'user-agent': 'mirra-peer',
+        ...signed,
       },
     });
     const fail = (message: string): void => {

@@ -5,9 +5,14 @@
 // on seamlessly. When the stream covers the whole blob, its digest is checked
 // as the bytes pass, and the last chunk is held back until the check is done:
 // on a mismatch the stream errors without ever delivering the full length, so
-// the client never sees a complete-looking wrong body. A failure before any
-// byte was delivered is a NotFoundError: the registry can still answer 404,
-// and containerd goes upstream.
+// the client never sees a complete-looking wrong body. With `holdAll`, every
+// byte is held back until the check is done: containerd keeps what it got of
+// a body that broke off and asks for the rest with a Range (from us or
+// upstream), so a wrong byte that went out would fail its commit; held back,
+// wrong bytes are never sent, and the whole blob is asked again from the
+// candidates not tried yet. A failure before any byte was delivered is a
+// NotFoundError: the registry can still answer 404, and containerd goes
+// upstream.
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
@@ -29,12 +34,19 @@ export interface ResumingStreamOptions {
   end: number;
   /** Checked when the stream covers the whole blob (then `start` is 0 and `end` its last byte). */
   verify: ParsedDigest | undefined;
+  /** With `verify`: hold every byte back until the digest is checked (memory: the whole blob). */
+  holdAll?: boolean;
   open: RangeOpener;
   /** A peer that sends nothing for this long (while the stream wants data) is given up on. */
   idleTimeoutMs: number;
   log: Logger;
   onResume?(from: Candidate, to: Candidate, offset: number): void;
-  onMismatch?(peer: Candidate): void;
+  /** A peer failed mid-body: error, short or idle body, too many bytes. */
+  onPeerFailure?(peer: Candidate, err: Error): void;
+  /** The bytes did not match the digest; `peers` sent them (more than one after a resume). */
+  onMismatch?(peers: readonly Candidate[]): void;
+  /** Everything was delivered (and verified, when asked); `peer` sent the last bytes. */
+  onComplete?(peer: Candidate): void;
 }
 
 /** Bytes buffered between the peer's socket and the client's before the peer is paused. */
@@ -46,7 +58,9 @@ export class DigestMismatchError extends Error {
 
 export function createResumingStream(options: ResumingStreamOptions): Readable {
   const { start, end, log } = options;
-  const hash: Hash | undefined = options.verify === undefined ? undefined : createHash(options.verify.algorithm);
+  const verify = options.verify;
+  const holdAll = verify !== undefined && options.holdAll === true;
+  let hash: Hash | undefined = verify === undefined ? undefined : createHash(verify.algorithm);
   const abort = new AbortController();
   let offset = start;
   let current: IncomingMessage | undefined;
@@ -54,6 +68,10 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
   let rest: readonly Candidate[] = options.first.rest;
   /** Last chunk, held back until the digest is checked (verifying streams only). */
   let held: Buffer | undefined;
+  /** Every chunk, held back until the digest is checked (holdAll). */
+  let heldAll: Buffer[] = [];
+  /** The peers whose bytes are in the hash. */
+  let contributors: Candidate[] = [peer];
   let idleTimer: NodeJS.Timeout | undefined;
   let closed = false;
   let deliveredAny = false;
@@ -103,6 +121,10 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
   const push = (chunk: Buffer): boolean => {
     if (hash === undefined) return deliver(chunk);
     hash.update(chunk);
+    if (holdAll) {
+      heldAll.push(chunk);
+      return true;
+    }
     const previous = held;
     held = chunk;
     return previous === undefined ? true : deliver(previous);
@@ -122,16 +144,29 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
   const complete = (): void => {
     clearTimeout(idleTimer);
     detach();
-    if (hash !== undefined && options.verify !== undefined) {
+    if (hash !== undefined && verify !== undefined) {
       const actual = hash.digest('hex');
-      if (actual !== options.verify.hex) {
-        options.onMismatch?.(peer);
-        abandon(new DigestMismatchError(`bytes from ${peer.name} do not match ${options.digest}`));
+      if (actual !== verify.hex) {
+        options.onMismatch?.(contributors);
+        const mismatch = new DigestMismatchError(`bytes from ${contributors.map((c) => c.name).join(', ')} do not match ${options.digest}`);
+        if (holdAll && !deliveredAny) {
+          // Nothing went out: start over from the candidates not tried yet.
+          heldAll = [];
+          hash = createHash(verify.algorithm);
+          offset = start;
+          contributors = [];
+          next(mismatch);
+          return;
+        }
+        abandon(mismatch);
         return;
       }
+      for (const chunk of heldAll) deliver(chunk);
+      heldAll = [];
       if (held !== undefined) deliver(held);
       held = undefined;
     }
+    options.onComplete?.(peer);
     out.push(null);
   };
 
@@ -172,8 +207,14 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
       complete();
       return;
     }
+    log.warn({ err, peer: peer.name, offset }, 'peer failed mid-body; resuming from the next peer');
+    options.onPeerFailure?.(peer, err);
+    next(err);
+  };
+
+  /** Goes on from `offset` with the next candidate that has the bytes. */
+  const next = (err: Error): void => {
     const from = peer;
-    log.warn({ err, peer: from.name, offset }, 'peer failed mid-body; resuming from the next peer');
     options.open(offset, rest, abort.signal).then(
       (winner) => {
         if (closed) {
@@ -186,6 +227,7 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
         }
         peer = winner.candidate;
         rest = winner.rest;
+        contributors.push(peer);
         options.onResume?.(from, peer, offset);
         attach(winner.value);
       },

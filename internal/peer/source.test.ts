@@ -70,6 +70,8 @@ describe('peer source', () => {
       hedge: { minDelayMs: 50, maxDelayMs: 50 },
       requestTimeoutMs: 3000,
       idleTimeoutMs: 300,
+      // Blobs here are streamed (only the last chunk held back); holding whole blobs: verify.test.ts.
+      verifyHoldBytes: 1024 * 1024,
     });
     app = createRegistryApp({
       store: local,

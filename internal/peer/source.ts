@@ -16,6 +16,7 @@
 //   (only when resolveTags is on); the manifest is then located by digest.
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import type { PeerSigner } from '../auth/sign.ts';
 import type { Logger } from '../log/logger.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { isAnyManifestMediaType } from '../oci/mediatype.ts';
@@ -26,9 +27,11 @@ import type { ContentRequest, ContentSource, LocatedContent } from '../registry/
 import { getBlob, getManifest, headBlob, headTag, type AttemptContext } from './attempts.ts';
 import { createPeerAgent, discard, type Candidate } from './client.ts';
 import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
+import { createPeerPenalties, type PenaltyOptions } from './penalty.ts';
 import { raceCandidates, type RaceWinner } from './race.ts';
 import { createResumingStream } from './resume.ts';
 import { createPeerStats, type PeerSourceStats } from './stats.ts';
+import { createStreamLimit } from './stream-limit.ts';
 
 export const PEER_SOURCE = 'peer';
 
@@ -43,11 +46,29 @@ export interface PeerSourceOptions {
   requestTimeoutMs?: number;
   /** A peer that sends no body bytes for this long, while wanted, is given up on (default 10000 ms). */
   idleTimeoutMs?: number;
+  /**
+   * Whole blobs up to this size are held back until their digest is checked,
+   * so that wrong bytes never reach containerd (default 64 MiB; 0: never).
+   * Larger ones are streamed with only the last chunk held back.
+   */
+  verifyHoldBytes?: number;
+  /** Bytes held back at once over all streams at most (default 256 MiB); beyond, blobs are streamed. */
+  verifyHoldBudgetBytes?: number;
+  /** Peers that fail (connection, timeout, 5xx, mid-body, wrong bytes) go last for a while. */
+  penalty?: PenaltyOptions;
   /** Candidates asked per request at most (default 5). */
   maxCandidates?: number;
   /** Open connections per peer (default 32). */
   maxSocketsPerPeer?: number;
   maxManifestBytes?: number;
+  /** Signs every request to a peer (peer auth, internal/auth/sign.ts); undefined: unsigned. */
+  sign?: PeerSigner;
+  /**
+   * Blob GETs streamed from peers at once at most (default 64; 0: no limit).
+   * Beyond it, locate() answers undefined at once: 404, containerd goes
+   * upstream (stream-limit.ts says why it does not wait).
+   */
+  maxStreams?: number;
 }
 
 export interface PeerSource extends ContentSource {
@@ -64,13 +85,23 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const agent = createPeerAgent({ maxSocketsPerPeer: options.maxSocketsPerPeer });
   const hedge = createHedgeDelay(options.hedge);
   const counters = createPeerStats();
+  const streams = createStreamLimit(options.maxStreams ?? 64);
   const maxCandidates = Math.max(1, options.maxCandidates ?? 5);
   const idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
   const maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
-  const ctx: AttemptContext = { agent, headersTimeoutMs: options.requestTimeoutMs ?? 3000 };
+  const verifyHoldBytes = options.verifyHoldBytes ?? 64 * 1024 * 1024;
+  const verifyHoldBudgetBytes = options.verifyHoldBudgetBytes ?? 256 * 1024 * 1024;
+  let heldBytes = 0;
+  const penalties = createPeerPenalties(options.penalty);
+  const penalise = (candidate: Candidate, reason: string): void => {
+    counters.penalties++;
+    const penaltyMs = penalties.penalise(candidate.name);
+    log.info({ peer: candidate.name, penaltyMs, reason }, 'peer penalised: it goes last for a while');
+  };
+  const ctx: AttemptContext = { agent, headersTimeoutMs: options.requestTimeoutMs ?? 3000, sign: options.sign };
 
   const candidatesFor = (key: string): readonly Candidate[] => {
-    const all = options.candidates(key);
+    const all = penalties.order(options.candidates(key));
     if (all.length === 0) counters.noCandidates++;
     else counters.lookups++;
     return all.length > maxCandidates ? all.slice(0, maxCandidates) : all;
@@ -97,6 +128,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       onFailure: (candidate, err) => {
         counters.failures++;
         log.debug({ err, peer: candidate.name }, 'peer attempt failed');
+        penalise(candidate, err instanceof Error ? err.message : String(err));
       },
     }).then((winner) => {
       if (winner === undefined) counters.notFound++;
@@ -110,13 +142,16 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const openRange = (request: ContentRequest, digest: string, info: BlobInfo, start: number, end: number, candidates: readonly Candidate[], signal?: AbortSignal) =>
     race(candidates, (c, s) => getBlob(ctx, request, digest, { start, end, sizeBytes: info.size }, c, s), dropResponse, signal);
 
-  const streamFrom = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, first: RaceWinner<IncomingMessage>, start: number, end: number): Readable =>
-    createResumingStream({
+  const streamFrom = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, first: RaceWinner<IncomingMessage>, start: number, end: number): Readable => {
+    const verify = start === 0 && end === info.size - 1 ? parsed : undefined;
+    const holdAll = verify !== undefined && info.size <= verifyHoldBytes && heldBytes + info.size <= verifyHoldBudgetBytes;
+    const stream = createResumingStream({
       digest,
       first,
       start,
       end,
-      verify: start === 0 && end === info.size - 1 ? parsed : undefined,
+      verify,
+      holdAll,
       open: (offset, rest, signal) => openRange(request, digest, info, offset, end, rest, signal),
       idleTimeoutMs,
       log,
@@ -124,19 +159,39 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
         counters.resumes++;
         log.info({ digest, from: from.name, to: to.name, offset }, 'resumed a blob from another peer');
       },
-      onMismatch: (peer) => {
+      onPeerFailure: (peer, err) => penalise(peer, err.message),
+      onMismatch: (peers) => {
         counters.digestMismatches++;
-        log.warn({ digest, peer: peer.name }, 'peer sent bytes that do not match the digest');
+        log.warn({ digest, peers: peers.map((peer) => peer.name) }, 'peer sent bytes that do not match the digest');
+        for (const peer of peers) penalise(peer, 'bytes that do not match the digest');
       },
+      onComplete: (peer) => penalties.succeeded(peer.name),
     });
+    if (holdAll) {
+      heldBytes += info.size;
+      stream.once('close', () => (heldBytes -= info.size));
+    }
+    return stream;
+  };
 
   /** A blob found on a peer; `open` is the response of the GET that found it (none after a HEAD). */
-  const located = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, winner: RaceWinner<unknown>, open: IncomingMessage | undefined): LocatedContent => {
+  /** `slot`: the stream-limit slot of a blob GET, freed when its stream closes, or on release() when never read. */
+  const located = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, winner: RaceWinner<unknown>, open: IncomingMessage | undefined, slot: () => void = () => {}): LocatedContent => {
     let held = open;
+    let streaming = false;
     const everyone = [winner.candidate, ...winner.rest];
-    const release = (): void => {
+    const drop = (): void => {
       if (held !== undefined) dropResponse(held);
       held = undefined;
+    };
+    const release = (): void => {
+      drop();
+      if (!streaming) slot();
+    };
+    const track = (stream: Readable): Readable => {
+      streaming = true;
+      stream.once('close', slot);
+      return stream;
     };
     return {
       info,
@@ -148,12 +203,12 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
         if (held !== undefined && start === 0 && end === info.size - 1) {
           const first = { value: held, candidate: winner.candidate, rest: winner.rest };
           held = undefined;
-          return streamFrom(request, digest, parsed, info, first, start, end);
+          return track(streamFrom(request, digest, parsed, info, first, start, end));
         }
-        release();
+        drop();
         const first = await openRange(request, digest, info, start, end, everyone);
         if (first === undefined) throw new NotFoundError(digest);
-        return streamFrom(request, digest, parsed, info, first, start, end);
+        return track(streamFrom(request, digest, parsed, info, first, start, end));
       },
       release,
     };
@@ -170,6 +225,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     };
     const winner = await race(candidates, (c, s) => getManifest(manifestCtx, request, parsed, c, s), () => {});
     if (winner === undefined) return undefined;
+    penalties.succeeded(winner.candidate.name);
     const { body, mediaType } = winner.value;
     const info: BlobInfo = { digest, size: body.length };
     if (mediaType !== undefined && isAnyManifestMediaType(mediaType)) info.mediaType = mediaType;
@@ -187,7 +243,9 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       const candidates = candidatesFor(imageReference(request.registry, request.name, tag));
       if (candidates.length === 0) return undefined;
       const winner = await race(candidates, (c, s) => headTag(ctx, request, tag, c, s), () => {});
-      return winner === undefined ? undefined : { digest: winner.value.digest, source: PEER_SOURCE, peer: winner.candidate.name };
+      if (winner === undefined) return undefined;
+      penalties.succeeded(winner.candidate.name);
+      return { digest: winner.value.digest, source: PEER_SOURCE, peer: winner.candidate.name };
     },
 
     async locate(request, digest) {
@@ -199,12 +257,25 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       if (request.method === 'HEAD') {
         const winner = await race(candidates, (c, s) => headBlob(ctx, request, digest, c, s), () => {});
         if (winner === undefined) return undefined;
+        penalties.succeeded(winner.candidate.name);
         return located(request, digest, parsed, { digest, size: winner.value }, winner, undefined);
       }
-      const winner = await race(candidates, (c, s) => getBlob(ctx, request, digest, undefined, c, s), dropResponse);
-      if (winner === undefined) return undefined;
+      const slot = streams.tryAcquire();
+      if (slot === undefined) {
+        counters.streamsLimited++;
+        log.debug({ digest, maxStreams: streams.max }, 'peer stream limit reached: not found here, containerd goes upstream');
+        return undefined;
+      }
+      const winner = await race(candidates, (c, s) => getBlob(ctx, request, digest, undefined, c, s), dropResponse).catch((err: unknown) => {
+        slot();
+        throw err;
+      });
+      if (winner === undefined) {
+        slot();
+        return undefined;
+      }
       const sizeBytes = Number(winner.value.headers['content-length']);
-      return located(request, digest, parsed, { digest, size: sizeBytes }, winner, winner.value);
+      return located(request, digest, parsed, { digest, size: sizeBytes }, winner, winner.value, slot);
     },
 
     stats: () => ({ ...counters }),

@@ -9,8 +9,10 @@
 //   431, a request too slow to arrive 408, anything else malformed 400 (the
 //   last three with code UNSUPPORTED and the parser's code as `reason`);
 // - CONNECT, which Node hands to the server's 'connect' event (no listener:
-//   the socket is closed without an answer): 405 UNSUPPORTED.
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+//   the socket is closed without an answer): 405 UNSUPPORTED;
+// - an Expect header other than 100-continue ('checkExpectation' event; no
+//   listener: an empty 417): 417 with code UNSUPPORTED.
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { RegistryError, toOciError, type OciErrorResponse } from './errors.ts';
 import { clip, parseRegistryPath } from './path.ts';
@@ -82,4 +84,18 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
 export function answerConnect(_request: IncomingMessage, socket: Duplex): void {
   if (socket.writable) socket.write(rawResponse(unsupportedMethod('CONNECT')));
   socket.destroy();
+}
+
+/** The server's 'checkExpectation' listener: an expectation other than 100-continue cannot be met. */
+export function answerExpectation(request: IncomingMessage, response: ServerResponse): void {
+  const answer = toOciError({ statusCode: 417, code: 'EXPECTATION_FAILED' });
+  const body = JSON.stringify(answer.body);
+  response.writeHead(answer.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    [API_VERSION_HEADER]: API_VERSION,
+  });
+  response.end(request.method === 'HEAD' ? undefined : body);
+  // The request's body (if any) is not wanted.
+  request.resume();
 }

@@ -31,7 +31,14 @@ function decodeSegment(segment: string): string | undefined {
   }
 }
 
-const MALFORMED = (): RegistryPath => ({ kind: 'invalid', error: new RegistryError('NAME_INVALID', { reason: 'malformed path' }) });
+function invalid(code: 'NAME_INVALID' | 'TAG_INVALID' | 'DIGEST_INVALID', detail: Record<string, string>): RegistryPath {
+  return { kind: 'invalid', error: new RegistryError(code, detail) };
+}
+
+/** A reference (tag or digest) is taken for a digest when it has a `:`, encoded or not. */
+function looksLikeDigestRef(segment: string): boolean {
+  return segment.includes(':') || /%3a/i.test(segment);
+}
 
 export function parseRegistryPath(rawUrl: string): RegistryPath {
   const path = pathOf(rawUrl);
@@ -41,29 +48,31 @@ export function parseRegistryPath(rawUrl: string): RegistryPath {
   // valid name component, tag or digest contains one.
   const raw = path.slice(4).split('/');
   if (raw.length < 3) return { kind: 'unknown' };
+  const rawReference = raw.pop() ?? '';
+  const endpoint = decodeSegment(raw.pop() ?? '');
+  if (endpoint !== 'manifests' && endpoint !== 'blobs') return { kind: 'unknown' };
+  // Bad percent-encoding (invalid hex, invalid UTF-8) is an error of the part it is in.
   const segments: string[] = [];
   for (const segment of raw) {
     const decoded = decodeSegment(segment);
-    if (decoded === undefined) return MALFORMED();
+    if (decoded === undefined) return invalid('NAME_INVALID', { reason: 'malformed percent-encoding', name: clip(segment) });
     segments.push(decoded);
   }
-  const reference = segments.pop() ?? '';
-  const endpoint = segments.pop() ?? '';
-  if (endpoint !== 'manifests' && endpoint !== 'blobs') return { kind: 'unknown' };
   const name = segments.join('/');
-  if (segments.some((segment) => segment.includes('/')) || !isValidName(name)) {
-    return { kind: 'invalid', error: new RegistryError('NAME_INVALID', { name: clip(name) }) };
+  if (segments.some((segment) => segment.includes('/')) || !isValidName(name)) return invalid('NAME_INVALID', { name: clip(name) });
+  const looksDigest = endpoint === 'blobs' || looksLikeDigestRef(rawReference);
+  const reference = decodeSegment(rawReference);
+  if (reference === undefined) {
+    const detail = { reason: 'malformed percent-encoding', [looksDigest ? 'digest' : 'tag']: clip(rawReference) };
+    return invalid(looksDigest ? 'DIGEST_INVALID' : 'TAG_INVALID', detail);
   }
-  const looksDigest = reference.includes(':');
-  if (endpoint === 'blobs' || looksDigest) {
-    if (parseDigest(reference) === undefined) {
-      return { kind: 'invalid', error: new RegistryError('DIGEST_INVALID', { digest: clip(reference) }) };
-    }
+  if (looksDigest) {
+    if (parseDigest(reference) === undefined) return invalid('DIGEST_INVALID', { digest: clip(reference) });
     return endpoint === 'blobs'
       ? { kind: 'blob', name, digest: reference }
       : { kind: 'manifest', name, reference, byDigest: true };
   }
-  if (!isValidTag(reference)) return { kind: 'invalid', error: new RegistryError('TAG_INVALID', { tag: clip(reference) }) };
+  if (!isValidTag(reference)) return invalid('TAG_INVALID', { tag: clip(reference) });
   return { kind: 'manifest', name, reference, byDigest: false };
 }
 

@@ -2,6 +2,7 @@
 // resolved, which registry a request without `ns` is for. Shared by the
 // manifest and blob handlers.
 import type { Logger } from 'pino';
+import type { BufferPool } from './buffer-pool.ts';
 import type { ContentSource } from './source.ts';
 
 export interface RoutePolicy {
@@ -19,6 +20,8 @@ export interface RouteDeps {
   localSource?: ContentSource;
   policy: RoutePolicy;
   log: Logger;
+  /** The buffers of the file fast path, shared by all blob streams (default: a private ring per stream). */
+  fileBuffers?: BufferPool;
 }
 
 /** Repository a request is for, after validation. */

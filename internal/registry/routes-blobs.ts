@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError, type ByteRange } from '../oci/store.ts';
 import { RegistryError } from './errors.ts';
+import { clip } from './path.ts';
 import { isMirrored, type RepositoryTarget, type RouteDeps } from './policy.ts';
 import { contentRange, etagOf, ifRangeAllows, noneMatchHit, parseRange, unsatisfiedRange } from './range.ts';
 import { streamFile } from './send-file.ts';
@@ -82,7 +83,7 @@ async function sendBlob(
     ? parseRange(request.headers.range, sizeBytes)
     : { kind: 'full' as const };
   if (decision.kind === 'unsatisfiable') {
-    throw new RegistryError('RANGE_INVALID', { range: request.headers.range ?? null, size: sizeBytes }, {
+    throw new RegistryError('RANGE_INVALID', { range: clip(request.headers.range ?? '', 256), size: sizeBytes }, {
       'content-range': unsatisfiedRange(sizeBytes),
     });
   }
@@ -106,7 +107,7 @@ async function sendBlob(
     outcome =
       file === undefined
         ? await streamBody(reply.raw, await openBlob(located, digest, range), options)
-        : await streamFile(reply.raw, file, range?.start ?? 0, options);
+        : await streamFile(reply.raw, file, range?.start ?? 0, { ...options, buffers: deps.fileBuffers });
   } catch (err) {
     // Nothing sent yet: answer with a clean error.
     if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', { digest });

@@ -9,7 +9,7 @@ import {
   type SummaryHeader,
 } from './annotations.ts';
 import { SummaryError } from './errors.ts';
-import { decodeShard, MAX_SHARD_BYTES } from './gcs.ts';
+import { decodeShard, MAX_SHARD_BYTES, type ShardCode } from './gcs.ts';
 import { jumpHash, type KeyHash } from './hash.ts';
 import { buildShardFilter, filterHas, type ShardFilter } from './shard-filter.ts';
 
@@ -25,12 +25,20 @@ export interface PeerSummary {
   has(hash: KeyHash): boolean;
 }
 
+/** A summary's shards in any in-memory form F (decodeShards). */
+export interface DecodedShards<F> {
+  readonly header: SummaryHeader;
+  readonly filters: readonly F[];
+  readonly shardTags: readonly string[];
+  readonly decodedShards: number;
+}
+
 /** What decoding needs of a peer's previous summary to reuse its unchanged shards. */
 export type ReusableSummary = Pick<PeerSummary, 'header' | 'shardTags' | 'filters'>;
 
-export interface DecodeOptions {
+export interface DecodeOptions<F = ShardFilter> {
   /** The peer's previous summary: shards whose tag is unchanged are reused (same filter object), not decoded. */
-  previous?: ReusableSummary | undefined;
+  previous?: Pick<DecodedShards<F>, 'header' | 'shardTags' | 'filters'> | undefined;
   /** Maps a shard value to a short tag (e.g. its xxh64); default: the value itself. */
   tag?: (value: string) => string;
 }
@@ -47,30 +55,39 @@ export function decodeBase64(value: string, what: string): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Decodes one shard annotation value into its in-memory filter. */
-export function decodeShardValue(value: string, rangePerKey: number, what: string): ShardFilter {
+/** Decodes and validates one shard annotation value (its m must be the header's). */
+export function decodeShardCode(value: string, rangePerKey: number, what: string): ShardCode {
   const code = decodeShard(decodeBase64(value, what));
   if (code.m !== rangePerKey) throw new SummaryError('inconsistent', `${what} has range per key ${code.m}, the header says ${rangePerKey}`);
+  return code;
+}
+
+/** Decodes one shard annotation value into its in-memory filter. */
+export function decodeShardValue(value: string, rangePerKey: number, what: string): ShardFilter {
+  const code = decodeShardCode(value, rangePerKey, what);
   return buildShardFilter(code.values, code.values.length * code.m, code.m);
 }
 
-/** undefined when the pod carries no summary (yet); a SummaryError when it is unusable. */
-export function decodeSummary(
+/**
+ * decodeSummary with the shards built by `build` (the peer index keeps them in
+ * its own form). undefined when the pod carries no summary (yet); a
+ * SummaryError when it is unusable.
+ */
+export function decodeShards<F extends { readonly keys: number }>(
   annotations: Readonly<Record<string, string | undefined>> | undefined,
-  options: DecodeOptions = {},
-): PeerSummary | undefined {
+  build: (code: ShardCode) => F,
+  options: DecodeOptions<F> = {},
+): DecodedShards<F> | undefined {
   const headerValue = annotations?.[HEADER_ANNOTATION];
   if (annotations === undefined || headerValue === undefined) return undefined;
   const header = parseHeader(headerValue);
-  if (header.mode === 'all') {
-    return { header, filters: [], shardTags: [], decodedShards: 0, has: () => true };
-  }
+  if (header.mode === 'all') return { header, filters: [], shardTags: [], decodedShards: 0 };
   const tag = options.tag ?? ((value: string) => value);
   const previous = options.previous;
   const reusable = previous !== undefined && previous.header.mode === 'gcs' && previous.header.shards === header.shards
     && previous.header.rangePerKey === header.rangePerKey;
   let totalBytes = HEADER_ANNOTATION.length + headerValue.length;
-  const filters: ShardFilter[] = [];
+  const filters: F[] = [];
   const shardTags: string[] = [];
   let decodedShards = 0;
   let keys = 0;
@@ -82,11 +99,11 @@ export function decodeSummary(
     if (totalBytes > API_ANNOTATIONS_LIMIT_BYTES) throw new SummaryError('limits', `summary exceeds ${API_ANNOTATIONS_LIMIT_BYTES} bytes`);
     const shardTag = tag(value);
     const old = reusable ? previous.filters[i] : undefined;
-    let filter: ShardFilter;
+    let filter: F;
     if (old !== undefined && previous?.shardTags[i] === shardTag) {
       filter = old;
     } else {
-      filter = decodeShardValue(value, header.rangePerKey, name);
+      filter = build(decodeShardCode(value, header.rangePerKey, name));
       decodedShards++;
     }
     keys += filter.keys;
@@ -94,12 +111,20 @@ export function decodeSummary(
     shardTags.push(shardTag);
   }
   if (keys !== header.keys) throw new SummaryError('inconsistent', `shards hold ${keys} keys, the header says ${header.keys}`);
+  return { header, filters, shardTags, decodedShards };
+}
+
+const buildFilter = (code: ShardCode): ShardFilter => buildShardFilter(code.values, code.values.length * code.m, code.m);
+
+/** undefined when the pod carries no summary (yet); a SummaryError when it is unusable. */
+export function decodeSummary(
+  annotations: Readonly<Record<string, string | undefined>> | undefined,
+  options: DecodeOptions = {},
+): PeerSummary | undefined {
+  const decoded = decodeShards(annotations, buildFilter, options);
+  if (decoded === undefined) return undefined;
+  const { header, filters } = decoded;
+  if (header.mode === 'all') return { ...decoded, has: () => true };
   const shards = header.shards;
-  return {
-    header,
-    filters,
-    shardTags,
-    decodedShards,
-    has: (hash: KeyHash) => filterHas(filters[jumpHash(hash.hi, hash.lo, shards)]!, hash.x),
-  };
+  return { ...decoded, has: (hash: KeyHash) => filterHas(filters[jumpHash(hash.hi, hash.lo, shards)]!, hash.x) };
 }

@@ -54,7 +54,12 @@ export function filterHash(hi: number, lo: number): number {
 
 /** Rendezvous (highest random weight) score of (key, peer); the peer's two seeds come from xxh64(name). */
 export function rendezvousWeight(hash: KeyHash, peerHi: number, peerLo: number): number {
-  return fmix32(fmix32(hash.hi ^ peerHi) ^ hash.lo ^ peerLo);
+  return rendezvousWeight32(hash.hi, hash.lo, peerHi, peerLo);
+}
+
+/** rendezvousWeight on the key's halves (the lookup's loop). */
+export function rendezvousWeight32(keyHi: number, keyLo: number, peerHi: number, peerLo: number): number {
+  return fmix32(fmix32(keyHi ^ peerHi) ^ keyLo ^ peerLo);
 }
 
 const LCG_HI = 0x27bb2ee6; // 2862933555777941757 = 0x27BB2EE687B0B0FD

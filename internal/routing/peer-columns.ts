@@ -1,10 +1,23 @@
-// Column store behind the peer index's lookup. One slot per peer. Peers are
+// Column store behind the peer index's lookup. One slot per peer (slots are
+// stable: a removed peer's slot is reused by the next new one). Peers are
 // grouped by shard count S (normally one group); per group and shard index,
-// each slot's filter metadata sits in parallel arrays and its bucket words in
-// one arena, so a scan (peer-scan.ts) reads columns sequentially and does one
-// random read per peer.
-import { arenaBytes, createArena, freeRegion, growArenaSlots, moveRegion, storeRegion, type BucketArena } from './bucket-arena.ts';
-import type { ShardFilter } from './shard-filter.ts';
+// each slot's range sits in parallel arrays and its values in the cell table
+// (cell-table.ts) of its block of BLOCK_PEERS slots, so that a lookup
+// (peer-scan.ts) reads one cell per block instead of one bucket per peer.
+import {
+  BLOCK_PEERS,
+  createCellTable,
+  createNarrowScratch,
+  createWideScratch,
+  NARROW_MAX_RANGE,
+  replacePeer,
+  tableBytes,
+  tableEntries,
+  type CellScratch,
+  type CellTable,
+  type Entries,
+  type ShardValues,
+} from './cell-table.ts';
 
 /** Slot states: not a candidate, exact filters, saturated (claims everything). */
 export const NOT_CANDIDATE = 0;
@@ -12,13 +25,18 @@ export const FILTERED = 1;
 export const SATURATED = 2;
 
 export interface ShardColumn {
-  readonly arena: BucketArena;
-  /** range / 2^32 when floor(x * scale) is exact (range <= 2^21), else -1 (use `ranges`); 0 outside the group. */
+  /** range / 2^32 for slots in narrow tables (floor(x * scale) is exact up to 2^21), else -1 (wide: use `ranges`); 0 outside the group. */
   scales: Float64Array;
   ranges: Float64Array;
-  shifts: Uint8Array;
-  /** The stored filters (bucket words released: they live in the arena). */
-  filters: (ShardFilter | undefined)[];
+  /** Per block: the cell tables of this shard index (undefined: no member of the block has values there). */
+  readonly narrow: (CellTable<Uint16Array> | undefined)[];
+  readonly wide: (CellTable<Int32Array> | undefined)[];
+  /** Per slot: where its values are (NONE, NARROW, WIDE). */
+  kinds: Uint8Array;
+  /** Slots with values in wide tables (normally 0: the scan skips them). */
+  wideMembers: number;
+  /** The stored shards (values released: they live in the tables); compared by identity to skip unchanged shards. */
+  readonly filters: (ShardValues | undefined)[];
 }
 
 export interface ShardGroup {
@@ -30,13 +48,18 @@ export interface ShardGroup {
 export interface PeerColumns {
   capacity: number;
   state: Uint8Array;
+  /** 1 where the state is FILTERED, else 0 (the scan's branch-free mask). */
+  filtered: Uint8Array;
   /** Shard count of the slot's group (0: none). */
   groupOf: Uint16Array;
   zones: Int32Array;
   seedHi: Uint32Array;
   seedLo: Uint32Array;
   readonly groups: Map<number, ShardGroup>;
-  scratch: { index: Int32Array; words: Uint32Array; lows: Uint8Array; shifts: Uint8Array };
+  /** Slots in state SATURATED (they claim every key). */
+  saturated: Int32Array;
+  readonly narrowScratch: CellScratch<Uint16Array>;
+  readonly wideScratch: CellScratch<Int32Array>;
 }
 
 export interface SlotValues {
@@ -45,37 +68,40 @@ export interface SlotValues {
   readonly seedHi: number;
   readonly seedLo: number;
   readonly saturated: boolean;
-  /** The peer's shard filters (empty when it has no usable summary or is saturated). */
-  readonly filters: readonly ShardFilter[];
+  /** The peer's shards (empty when it has no usable summary or is saturated). */
+  readonly filters: readonly ShardValues[];
 }
 
-const RELEASED = new Uint32Array(0);
-/** Ranges up to 2^21: floor(x * range / 2^32) is exact as one double multiply. */
-const EXACT_RANGE = 0x200000;
-
-function newScratch(capacity: number): PeerColumns['scratch'] {
-  return { index: new Int32Array(capacity), words: new Uint32Array(capacity), lows: new Uint8Array(capacity), shifts: new Uint8Array(capacity) };
-}
+const NO_VALUES = new Uint32Array(0);
 
 export function createColumns(capacity: number): PeerColumns {
   return {
     capacity,
     state: new Uint8Array(capacity),
+    filtered: new Uint8Array(capacity),
     groupOf: new Uint16Array(capacity),
     zones: new Int32Array(capacity),
     seedHi: new Uint32Array(capacity),
     seedLo: new Uint32Array(capacity),
     groups: new Map(),
-    scratch: newScratch(capacity),
+    saturated: new Int32Array(0),
+    narrowScratch: createNarrowScratch(),
+    wideScratch: createWideScratch(),
   };
+}
+
+function blocksFor(capacity: number): number {
+  return Math.ceil(capacity / BLOCK_PEERS);
 }
 
 function newColumn(capacity: number): ShardColumn {
   return {
-    arena: createArena(capacity),
     scales: new Float64Array(capacity),
     ranges: new Float64Array(capacity),
-    shifts: new Uint8Array(capacity),
+    narrow: Array.from({ length: blocksFor(capacity) }, () => undefined),
+    wide: Array.from({ length: blocksFor(capacity) }, () => undefined),
+    kinds: new Uint8Array(capacity),
+    wideMembers: 0,
     filters: Array.from({ length: capacity }, () => undefined),
   };
 }
@@ -90,21 +116,47 @@ export function ensureCapacity(columns: PeerColumns, slots: number): void {
   if (slots <= columns.capacity) return;
   const n = Math.max(slots, columns.capacity * 2);
   columns.state = grown(columns.state, new Uint8Array(n));
+  columns.filtered = grown(columns.filtered, new Uint8Array(n));
   columns.groupOf = grown(columns.groupOf, new Uint16Array(n));
   columns.zones = grown(columns.zones, new Int32Array(n));
   columns.seedHi = grown(columns.seedHi, new Uint32Array(n));
   columns.seedLo = grown(columns.seedLo, new Uint32Array(n));
-  columns.scratch = newScratch(n);
   for (const group of columns.groups.values()) {
     for (const column of group.columns) {
-      growArenaSlots(column.arena, n);
       column.scales = grown(column.scales, new Float64Array(n));
       column.ranges = grown(column.ranges, new Float64Array(n));
-      column.shifts = grown(column.shifts, new Uint8Array(n));
+      column.kinds = grown(column.kinds, new Uint8Array(n));
+      while (column.narrow.length < blocksFor(n)) column.narrow.push(undefined);
+      while (column.wide.length < blocksFor(n)) column.wide.push(undefined);
       while (column.filters.length < n) column.filters.push(undefined);
     }
   }
   columns.capacity = n;
+}
+
+const NONE = 0;
+const NARROW = 1;
+const WIDE = 2;
+
+function replaceIn<E extends Entries>(tables: (CellTable<E> | undefined)[], scratch: CellScratch<E>, slot: number, values: Uint32Array, range: number): void {
+  const block = Math.floor(slot / BLOCK_PEERS);
+  let table = tables[block];
+  if (table === undefined) {
+    if (values.length === 0) return;
+    table = tables[block] = createCellTable(scratch);
+  }
+  replacePeer(table, slot % BLOCK_PEERS, values, range, scratch);
+  if (tableEntries(table) === 0) tables[block] = undefined;
+}
+
+/** Puts the slot's values for one shard index into its block's narrow or wide table (NO_VALUES: takes them out). */
+function storeValues(columns: PeerColumns, column: ShardColumn, slot: number, values: Uint32Array, range: number): void {
+  const kind = values.length === 0 ? NONE : range <= NARROW_MAX_RANGE ? NARROW : WIDE;
+  const was = column.kinds[slot];
+  if (was === NARROW || kind === NARROW) replaceIn(column.narrow, columns.narrowScratch, slot, kind === NARROW ? values : NO_VALUES, range);
+  if (was === WIDE || kind === WIDE) replaceIn(column.wide, columns.wideScratch, slot, kind === WIDE ? values : NO_VALUES, range);
+  column.wideMembers += (kind === WIDE ? 1 : 0) - (was === WIDE ? 1 : 0);
+  column.kinds[slot] = kind;
 }
 
 function leaveGroup(columns: PeerColumns, slot: number): void {
@@ -112,22 +164,32 @@ function leaveGroup(columns: PeerColumns, slot: number): void {
   columns.groupOf[slot] = 0;
   if (group === undefined) return;
   for (const column of group.columns) {
-    freeRegion(column.arena, slot);
+    storeValues(columns, column, slot, NO_VALUES, 0);
     column.scales[slot] = 0;
     column.ranges[slot] = 0;
-    column.shifts[slot] = 0;
     column.filters[slot] = undefined;
   }
   if (--group.members === 0) columns.groups.delete(group.shards);
 }
 
+function setState(columns: PeerColumns, slot: number, state: number): void {
+  const was = columns.state[slot];
+  columns.state[slot] = state;
+  columns.filtered[slot] = state === FILTERED ? 1 : 0;
+  if ((was === SATURATED) === (state === SATURATED)) return;
+  const list = Array.from(columns.saturated).filter((s) => s !== slot);
+  if (state === SATURATED) list.push(slot);
+  columns.saturated = Int32Array.from(list);
+}
+
 /**
- * Writes a peer's state into its slot and returns its filters as stored (bucket
- * words moved into the arenas). Pass those back next time: an identical
- * filter object is not copied again.
+ * Writes a peer's state into its slot and returns its shards as stored
+ * (values moved into the cell tables). Pass those back next time: an
+ * identical shard object is not copied again.
  */
-export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues): ShardFilter[] {
-  columns.state[slot] = !peer.ready || (!peer.saturated && peer.filters.length === 0) ? NOT_CANDIDATE : peer.saturated ? SATURATED : FILTERED;
+export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues): ShardValues[] {
+  const state = !peer.ready || (!peer.saturated && peer.filters.length === 0) ? NOT_CANDIDATE : peer.saturated ? SATURATED : FILTERED;
+  setState(columns, slot, state);
   columns.zones[slot] = peer.zoneId;
   columns.seedHi[slot] = peer.seedHi;
   columns.seedLo[slot] = peer.seedLo;
@@ -146,45 +208,32 @@ export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues):
   return peer.filters.map((filter, s) => {
     const column = group.columns[s]!;
     if (column.filters[slot] === filter) return filter;
-    storeRegion(column.arena, slot, filter.buckets);
-    const stored = { ...filter, buckets: RELEASED };
-    column.scales[slot] = filter.range <= EXACT_RANGE ? filter.range / 4294967296 : -1;
+    storeValues(columns, column, slot, filter.values, filter.range);
+    const stored = { range: filter.range, keys: filter.keys, values: NO_VALUES };
+    column.scales[slot] = filter.range <= NARROW_MAX_RANGE ? filter.range / 4294967296 : -1;
     column.ranges[slot] = filter.range;
-    column.shifts[slot] = filter.shift;
     column.filters[slot] = stored;
     return stored;
   });
 }
 
-/** Moves slot `from` (the last one) into `to`, whose peer left. */
-export function moveSlot(columns: PeerColumns, from: number, to: number): void {
-  leaveGroup(columns, to);
-  columns.state[to] = NOT_CANDIDATE;
-  for (const name of ['state', 'groupOf', 'zones', 'seedHi', 'seedLo'] as const) columns[name][to] = columns[name][from]!;
-  const group = columns.groups.get(columns.groupOf[from]!);
-  for (const column of group?.columns ?? []) {
-    moveRegion(column.arena, from, to);
-    column.scales[to] = column.scales[from]!;
-    column.ranges[to] = column.ranges[from]!;
-    column.shifts[to] = column.shifts[from]!;
-    column.filters[to] = column.filters[from];
-    column.scales[from] = 0;
-    column.ranges[from] = 0;
-    column.shifts[from] = 0;
-    column.filters[from] = undefined;
-  }
-  columns.state[from] = NOT_CANDIDATE;
-  columns.groupOf[from] = 0;
-}
-
+/** Empties the slot (its peer left). */
 export function clearSlot(columns: PeerColumns, slot: number): void {
   leaveGroup(columns, slot);
-  columns.state[slot] = NOT_CANDIDATE;
+  setState(columns, slot, NOT_CANDIDATE);
+  columns.zones[slot] = 0;
+  columns.seedHi[slot] = 0;
+  columns.seedLo[slot] = 0;
 }
 
-/** Bytes of the arenas and per-slot columns. */
+/** Bytes of the cell tables and per-slot columns. */
 export function columnBytes(columns: PeerColumns): number {
-  let bytes = columns.capacity * 20;
-  for (const group of columns.groups.values()) for (const c of group.columns) bytes += arenaBytes(c.arena) + columns.capacity * 17;
+  let bytes = columns.capacity * 15;
+  for (const group of columns.groups.values()) {
+    for (const column of group.columns) {
+      bytes += columns.capacity * 17;
+      for (const table of [...column.narrow, ...column.wide]) if (table !== undefined) bytes += tableBytes(table);
+    }
+  }
   return bytes;
 }

@@ -1,12 +1,14 @@
 // The peer index: every peer's decoded summary, its readiness and zone, and
 // the lookup of the peers that may have a key. Pure and in-memory; the kube
 // layer feeds it from the pod and EndpointSlice watches.
-import { decodeSummary, type PeerSummary, type ReusableSummary } from './decode.ts';
+import type { ShardValues } from './cell-table.ts';
+import { decodeShards, type DecodedShards } from './decode.ts';
+import type { ShardCode } from './gcs.ts';
 import { SummaryError } from './errors.ts';
-import { rendezvousWeight, type Hasher, type KeyHash } from './hash.ts';
-import { createOrderScratch, orderCandidates } from './order.ts';
-import { clearSlot, columnBytes, createColumns, ensureCapacity, moveSlot, SATURATED, writeSlot } from './peer-columns.ts';
-import { scan } from './peer-scan.ts';
+import { rendezvousWeight32, type Hasher, type KeyHash } from './hash.ts';
+import { createOrderScratch, orderByKeys, orderKey } from './order.ts';
+import { clearSlot, columnBytes, createColumns, ensureCapacity, SATURATED, writeSlot } from './peer-columns.ts';
+import { createScanScratch, scan } from './peer-scan.ts';
 
 export interface PeerUpdate {
   zone?: string | undefined;
@@ -36,7 +38,7 @@ export interface PeerIndexStats {
   readonly candidates: number;
   /** Shards decoded since the index was created. */
   readonly shardDecodes: number;
-  /** Bytes of the bucket arenas and per-peer columns. */
+  /** Bytes of the cell tables and per-peer columns. */
   readonly filterBytes: number;
 }
 
@@ -58,9 +60,14 @@ interface Entry {
   zoneId: number;
   ready: boolean;
   /** The usable summary as stored in the columns (undefined: none or invalid). */
-  summary: ReusableSummary | undefined;
+  summary: StoredSummary | undefined;
   slot: number;
 }
+
+type StoredSummary = Pick<DecodedShards<ShardValues>, 'header' | 'shardTags' | 'filters'>;
+
+/** The index keeps a decoded shard's values as they are (the cell tables dedupe them). */
+const shardValues = (code: ShardCode): ShardValues => ({ range: code.values.length * code.m, keys: code.values.length, values: code.values });
 
 const NO_ZONE = -1;
 const UNKNOWN_ZONE = -2;
@@ -68,14 +75,17 @@ const UNKNOWN_ZONE = -2;
 export function createPeerIndex(options: { self: string; hasher: Hasher }): PeerIndex {
   const { self, hasher } = options;
   const byName = new Map<string, Entry>();
-  const entries: Entry[] = [];
+  /** Peer names by slot ('' when free): one packed array, so that naming 500 candidates misses no cache lines on Entry objects. */
+  const slotNames: string[] = [];
+  /** Free slots, reused by the next new peers (lowest first, so that blocks stay full). */
+  const freeSlots: number[] = [];
   const zoneIds = new Map<string, number>();
   const columns = createColumns(64);
   let shardDecodes = 0;
   let slots = new Int32Array(64);
-  let tiers = new Uint8Array(64);
-  let weights = new Uint32Array(64);
+  let keys = new Float64Array(64);
   const scratch = createOrderScratch(64);
+  const scanScratch = createScanScratch();
 
   const zoneIdOf = (zone: string | undefined): number => {
     if (zone === undefined) return NO_ZONE;
@@ -88,20 +98,20 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
     let entry = byName.get(name);
     if (entry === undefined) {
       const seed = hasher.hash(name);
-      entry = { name, seedHi: seed.hi, seedLo: seed.lo, zoneId: NO_ZONE, ready: false, summary: undefined, slot: entries.length };
+      const slot = freeSlots.pop() ?? slotNames.length;
+      entry = { name, seedHi: seed.hi, seedLo: seed.lo, zoneId: NO_ZONE, ready: false, summary: undefined, slot };
       byName.set(name, entry);
-      entries.push(entry);
-      ensureCapacity(columns, entries.length);
+      slotNames[slot] = name;
+      ensureCapacity(columns, slotNames.length);
       if (slots.length < columns.capacity) {
         slots = new Int32Array(columns.capacity);
-        tiers = new Uint8Array(columns.capacity);
-        weights = new Uint32Array(columns.capacity);
+        keys = new Float64Array(columns.capacity);
       }
     }
     return entry;
   };
 
-  const store = (entry: Entry, summary: ReusableSummary | undefined): void => {
+  const store = (entry: Entry, summary: StoredSummary | undefined): void => {
     const saturated = summary?.header.mode === 'all';
     const filters = writeSlot(columns, entry.slot, { ...entry, saturated, filters: summary?.filters ?? [] });
     entry.summary = summary === undefined ? undefined : { header: summary.header, shardTags: summary.shardTags, filters };
@@ -112,9 +122,9 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
     const entry = entryOf(name);
     entry.zoneId = zoneIdOf(update.zone);
     entry.ready = update.ready;
-    let summary: PeerSummary | undefined;
+    let summary: DecodedShards<ShardValues> | undefined;
     try {
-      summary = decodeSummary(update.annotations, { previous: entry.summary, tag: hasher.digest });
+      summary = decodeShards(update.annotations, shardValues, { previous: entry.summary, tag: hasher.digest });
     } catch (err) {
       if (!(err instanceof SummaryError)) throw err;
       store(entry, undefined);
@@ -130,33 +140,30 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
     const entry = byName.get(name);
     if (entry === undefined) return false;
     byName.delete(name);
-    const last = entries.pop()!;
-    if (last !== entry) {
-      moveSlot(columns, last.slot, entry.slot);
-      entries[entry.slot] = last;
-      last.slot = entry.slot;
-    } else {
-      clearSlot(columns, entry.slot);
-    }
+    clearSlot(columns, entry.slot);
+    slotNames[entry.slot] = '';
+    freeSlots.push(entry.slot);
+    freeSlots.sort((a, b) => b - a);
     return true;
   };
 
   const lookupHash = (hash: KeyHash, lookupOptions: LookupOptions = {}): string[] => {
     const zone = lookupOptions.zone;
     const callerZone = zone === undefined ? NO_ZONE : (zoneIds.get(zone) ?? UNKNOWN_ZONE);
-    const count = scan(columns, entries.length, hash, slots);
+    const count = scan(columns, hash, slots, scanScratch);
     const { state, zones, seedHi, seedLo } = columns;
+    const { hi, lo } = hash;
     for (let i = 0; i < count; i++) {
       const p = slots[i]!;
       // Tier: same zone (0) before other zones (2); saturated summaries (+1) after exact ones.
-      tiers[i] = (callerZone === NO_ZONE || zones[p] === callerZone ? 0 : 2) + (state[p] === SATURATED ? 1 : 0);
-      weights[i] = rendezvousWeight(hash, seedHi[p]!, seedLo[p]!);
+      const tier = (callerZone === NO_ZONE || zones[p] === callerZone ? 0 : 2) + (state[p] === SATURATED ? 1 : 0);
+      keys[i] = orderKey(tier, rendezvousWeight32(hi, lo, seedHi[p]!, seedLo[p]!));
     }
     const wanted = lookupOptions.limit ?? count;
     const limit = Number.isFinite(wanted) ? Math.max(0, Math.min(count, Math.floor(wanted))) : count;
-    const order = orderCandidates(count, tiers, weights, scratch, limit);
+    const order = orderByKeys(count, keys, scratch, limit);
     const names = new Array<string>(limit);
-    for (let i = 0; i < limit; i++) names[i] = entries[slots[order[i]!]!]!.name;
+    for (let i = 0; i < limit; i++) names[i] = slotNames[slots[order[i]!]!]!;
     return names;
   };
 
@@ -173,8 +180,8 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
     lookupHash,
     stats(): PeerIndexStats {
       let candidates = 0;
-      for (const e of entries) if (e.ready && e.summary !== undefined) candidates++;
-      return { peers: entries.length, candidates, shardDecodes, filterBytes: columnBytes(columns) };
+      for (const e of byName.values()) if (e.ready && e.summary !== undefined) candidates++;
+      return { peers: byName.size, candidates, shardDecodes, filterBytes: columnBytes(columns) };
     },
   };
 }

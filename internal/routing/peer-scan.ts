@@ -1,70 +1,112 @@
-// The lookup's scan over the peer columns: which peers claim a key. It runs
-// in passes (indices, gather, compare): a fused loop keeps fewer cache misses
-// in flight and is 2-5x slower at 1,000 peers. The passes stay in this one
-// function on purpose: split into helpers (or with a per-group compare) the
-// scan measured ~50% slower. Keep the gather loop minimal.
-import { FILTERED, NOT_CANDIDATE, type PeerColumns } from './peer-columns.ts';
+// The lookup's scan: which peers claim a key. Per shard group (normally one),
+// the key's shard column, then per block of BLOCK_PEERS slots one cell of its
+// cell table: the entries of every block member whose value interval meets the
+// key's cell (~20 per block at 2,500 keys per shard). An entry claims the key
+// when its low bits equal those of the member's reduceRange(x): exact, see
+// cell-table.ts. Two passes (cell bounds for all blocks, then the entries)
+// keep the blocks' cache misses in flight together. Wide tables (ranges over
+// 2^21, rare) have their own loop. The loop bodies are what the lookup costs:
+// keep them minimal (measured: a branch on the scale costs ~25%).
+import { BLOCK_PEERS, CELL_SHIFT, NARROW_SHIFT, WIDE_SHIFT, type CellTable, type Entries } from './cell-table.ts';
+import type { PeerColumns } from './peer-columns.ts';
 import { jumpHash, reduceRange, type KeyHash } from './hash.ts';
-import { isOverflow, overflowHas, wordHas } from './shard-filter.ts';
 
-/** Writes into `out` the slots (below `used`) whose peer claims the key; returns how many. */
-export function scan(columns: PeerColumns, used: number, hash: KeyHash, out: Int32Array): number {
-  const { index, words, lows, shifts } = columns.scratch;
-  const x = hash.x;
-  let first = true;
-  // Normally one group (one shard count). Slots outside a group have scale,
-  // offset and shift 0 in its columns: they read word 0 (the empty bucket)
-  // and OR nothing into the words, lows and shifts of their own group.
-  for (const group of columns.groups.values()) {
-    const column = group.columns[jumpHash(hash.hi, hash.lo, group.shards)]!;
-    const { scales, ranges } = column;
-    const offsets = column.arena.offsets;
-    const groupShifts = column.shifts;
-    const data = column.arena.words;
-    if (first) {
-      // Pass 1: value, bucket index and low part per slot (sequential reads only).
-      for (let p = 0; p < used; p++) {
-        const scale = scales[p]!;
-        const v = scale >= 0 ? Math.floor(x * scale) : reduceRange(x, ranges[p]!);
-        const shift = groupShifts[p]!;
-        index[p] = offsets[p]! + (v >>> shift);
-        lows[p] = v & ((1 << shift) - 1);
-      }
-      // Pass 2: the gather, one random read per slot.
-      for (let p = 0; p < used; p++) words[p] = data[index[p]!]!;
-      shifts.set(groupShifts.subarray(0, used));
-    } else {
-      for (let p = 0; p < used; p++) {
-        const scale = scales[p]!;
-        const v = scale >= 0 ? Math.floor(x * scale) : reduceRange(x, ranges[p]!);
-        const shift = groupShifts[p]!;
-        index[p] = offsets[p]! + (v >>> shift);
-        lows[p] = lows[p]! | (v & ((1 << shift) - 1));
-      }
-      for (let p = 0; p < used; p++) words[p] = words[p]! | data[index[p]!]!;
-      for (let p = 0; p < used; p++) shifts[p] = shifts[p]! | groupShifts[p]!;
-    }
-    first = false;
-  }
-  // Pass 3: compare; branch-free on the answer (every candidate slot is
-  // written, hits advance the count). Saturated peers always claim.
-  const state = columns.state;
-  let count = 0;
-  for (let p = 0; p < used; p++) {
-    const st = state[p]!;
-    if (st === NOT_CANDIDATE) continue;
-    let hit = 1;
-    if (st === FILTERED) {
-      const word = words[p]!;
-      hit = isOverflow(word) ? overflowHit(columns, p, hash) : wordHas(word, lows[p]!, shifts[p]!);
-    }
-    out[count] = p;
-    count += hit;
-  }
-  return count;
+const NARROW_MASK = 2 ** NARROW_SHIFT - 1;
+const WIDE_MASK = 2 ** WIDE_SHIFT - 1;
+
+export interface ScanScratch {
+  /** Per block: first entry and end of the key's cell. */
+  from: Uint32Array;
+  to: Uint32Array;
+  /** Sink of pass 1's reads (kept so that they are not optimised away). */
+  touched: number;
 }
 
-function overflowHit(columns: PeerColumns, slot: number, hash: KeyHash): number {
-  const group = columns.groups.get(columns.groupOf[slot]!)!;
-  return overflowHas(group.columns[jumpHash(hash.hi, hash.lo, group.shards)]!.filters[slot]!, hash.x) ? 1 : 0;
+export function createScanScratch(): ScanScratch {
+  return { from: new Uint32Array(0), to: new Uint32Array(0), touched: 0 };
+}
+
+/** Pass 1 of a table kind: the cell's bounds in every block, touching its first entry so that these cache misses overlap. */
+function cellBounds(tables: readonly (CellTable<Entries> | undefined)[], cell: number, scratch: ScanScratch): void {
+  const blocks = tables.length;
+  if (scratch.from.length < blocks) {
+    scratch.from = new Uint32Array(blocks * 2);
+    scratch.to = new Uint32Array(blocks * 2);
+  }
+  const { from, to } = scratch;
+  let touched = 0;
+  for (let b = 0; b < blocks; b++) {
+    const table = tables[b];
+    if (table === undefined) {
+      from[b] = to[b] = 0;
+      continue;
+    }
+    const first = table.starts[cell]!;
+    const end = table.starts[cell + 1]!;
+    from[b] = first;
+    to[b] = end;
+    if (first < end) touched ^= table.entries[first]!;
+  }
+  scratch.touched = touched;
+}
+
+/**
+ * Pass 2 over narrow tables (ranges <= 2^21: v = floor(x * scale) exactly),
+ * appending to out[count..]; returns the new count. Branch-free (half of the
+ * entries hit for a popular key): (d - 1) >>> 31 is 1 iff d is 0.
+ */
+function scanNarrow(tables: readonly (CellTable<Uint16Array> | undefined)[], scales: Float64Array, filtered: Uint8Array, x: number, out: Int32Array, count: number, scratch: ScanScratch): number {
+  const { from, to } = scratch;
+  let n = count;
+  for (let b = 0; b < tables.length; b++) {
+    const end = to[b]!;
+    let k = from[b]!;
+    if (k === end) continue;
+    const entries = tables[b]!.entries;
+    const base = b * BLOCK_PEERS;
+    for (; k < end; k++) {
+      const e = entries[k]!;
+      const slot = base + (e >>> NARROW_SHIFT);
+      const v = Math.floor(x * scales[slot]!);
+      out[n] = slot;
+      n += ((((v ^ e) & NARROW_MASK) - 1) >>> 31) & filtered[slot]!;
+    }
+  }
+  return n;
+}
+
+/** Pass 2 over wide tables (any range: the exact two-step reduction). */
+function scanWide(tables: readonly (CellTable<Int32Array> | undefined)[], ranges: Float64Array, filtered: Uint8Array, x: number, out: Int32Array, count: number, scratch: ScanScratch): number {
+  const { from, to } = scratch;
+  let n = count;
+  for (let b = 0; b < tables.length; b++) {
+    const entries = tables[b]?.entries;
+    if (entries === undefined) continue;
+    const base = b * BLOCK_PEERS;
+    for (let k = from[b]!; k < to[b]!; k++) {
+      const e = entries[k]!;
+      const slot = base + (e >>> WIDE_SHIFT);
+      if (((reduceRange(x, ranges[slot]!) ^ e) & WIDE_MASK) === 0 && filtered[slot] === 1) out[n++] = slot;
+    }
+  }
+  return n;
+}
+
+/** Writes into `out` the slots whose ready peer claims the key (filtered, then saturated); returns how many. */
+export function scan(columns: PeerColumns, hash: KeyHash, out: Int32Array, scratch: ScanScratch): number {
+  const filtered = columns.filtered;
+  let count = 0;
+  for (const group of columns.groups.values()) {
+    const column = group.columns[jumpHash(hash.hi, hash.lo, group.shards)]!;
+    const cell = hash.x >>> CELL_SHIFT;
+    cellBounds(column.narrow, cell, scratch);
+    count = scanNarrow(column.narrow, column.scales, filtered, hash.x, out, count, scratch);
+    if (column.wideMembers > 0) {
+      cellBounds(column.wide, cell, scratch);
+      count = scanWide(column.wide, column.ranges, filtered, hash.x, out, count, scratch);
+    }
+  }
+  const saturated = columns.saturated;
+  for (let i = 0; i < saturated.length; i++) out[count++] = saturated[i]!;
+  return count;
 }

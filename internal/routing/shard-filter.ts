@@ -4,7 +4,8 @@
 // count in bits 0-2 and up to `capacity` distinct low parts (shift bits each,
 // ascending) above it. Count 7 marks a bucket that did not fit (~0.9% at
 // m = 104): its lows live in the sorted overflow lists. 3.25 bytes per key.
-// The peer index probes these words through its column store (peer-columns.ts).
+// `has` of a decoded summary (decode.ts) probes these words; the peer index
+// keeps its own inverted form (cell-table.ts).
 import { reduceRange } from './hash.ts';
 
 export interface ShardFilter {

@@ -7,7 +7,8 @@
 // the EndpointSlice controller (the headless Service's slice). Everything it
 // starts is stopped on stop(), on process exit and on SIGINT/SIGTERM.
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +33,22 @@ export interface ClusterOptions {
   namespace?: string;
   /** Extra flags for every agent (`mirra registry ...`). */
   agentArgs?: string[];
+  /**
+   * Peer auth as the chart sets it up (default true): a shared secret in
+   * `<dir>/peer-secret` given to every agent with --peer-secret-file (peer
+   * requests signed), and --local-only (containerd's unsigned requests from
+   * the node only). false: neither.
+   */
+  peerAuth?: boolean;
   /** Serve each agent's /metrics on <node ip>:<metricsPort> (default off). */
   metrics?: boolean;
+  /**
+   * Put a fault proxy (fault-proxy.ts) on each node's advertised port, in
+   * front of its agent, which then listens on another port (`agentPort`)
+   * that containerd's hosts.toml and the readiness probe use: faults hit the
+   * traffic between nodes only. Switch them with node.faults.set(...).
+   */
+  faultProxy?: boolean;
   /** Readiness probe period (default 250 ms); failureThreshold is 1. */
   probeIntervalMs?: number;
   /** Readiness probe timeout (default 200 ms). */
@@ -55,8 +70,12 @@ export interface Cluster {
   readonly kubeconfig: string;
   readonly upstream: Upstream;
   readonly nodes: readonly ClusterNode[];
+  /** The agents' shared peer secret file (--peer-secret-file), unless peerAuth was false. */
+  readonly peerSecretFile: string | undefined;
   /** The agents' registry port (the same on every node IP). */
   readonly port: number;
+  /** The port the agents listen on: `port`, or another one behind the fault proxies (faultProxy). */
+  readonly agentPort: number;
   /** The agents' metrics port (node.agent.metricsUrl), when `metrics` was asked for. */
   readonly metricsPort: number | undefined;
   /** The headless Service (`mirra`) and its EndpointSlice. */
@@ -155,6 +174,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const port = await sharedFreePort(ips);
     let metricsPort: number | undefined;
     while (options.metrics === true && (metricsPort === undefined || metricsPort === port)) metricsPort = await sharedFreePort(ips);
+    let agentPort = port;
+    while (options.faultProxy === true && (agentPort === port || agentPort === metricsPort)) agentPort = await sharedFreePort(ips);
+
+    const peerSecretFile = options.peerAuth === false ? undefined : join(dir, 'peer-secret');
+    if (peerSecretFile !== undefined) await writeFile(peerSecretFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+    const agentArgs = [...(peerSecretFile === undefined ? [] : ['--peer-secret-file', peerSecretFile, '--local-only']), ...(options.agentArgs ?? [])];
 
     kubeApi.create(namespaceObject(namespace));
     kubeApi.create(serviceObject(namespace, port));
@@ -165,7 +190,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       zoneOf: (nodeName) => nodes.find((node) => node.name === nodeName)?.zone,
     });
     controller = sliceController;
-    const daemonSet = newDaemonSetRef(JSON.stringify({ port, agentArgs: options.agentArgs ?? [] }));
+    const daemonSet = newDaemonSetRef(JSON.stringify({ port, agentArgs }));
 
     const started = await Promise.allSettled(
       ips.map((_, i) =>
@@ -177,9 +202,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           kubeconfig,
           port,
           metricsPort,
+          agentPort,
+          faultProxy: options.faultProxy === true,
           zone: zones.length > 0 ? zones[i % zones.length] : undefined,
           upstreamHost: up.host,
-          agentArgs: options.agentArgs ?? [],
+          agentArgs,
           probeIntervalMs: options.probeIntervalMs ?? 250,
           probeTimeoutMs: options.probeTimeoutMs ?? 200,
           daemonSet,
@@ -200,7 +227,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       kubeconfig,
       upstream: up,
       nodes,
+      peerSecretFile,
       port,
+      agentPort,
       metricsPort,
       serviceName: SERVICE_NAME,
       sliceName: sliceController.sliceName,

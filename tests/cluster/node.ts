@@ -8,6 +8,7 @@ import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
 import type { KubeApi } from '../kube/server.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
 import { startContainerd, type TestContainerd } from '../support/containerd.ts';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
 import { createKubelet } from './kubelet.ts';
 import { READINESS_PATH, type DaemonSetRef } from './objects.ts';
 import { startProber, type Prober } from './prober.ts';
@@ -22,6 +23,10 @@ export interface NodeOptions {
   port: number;
   /** The agent's /metrics port on the node IP (off when undefined). */
   metricsPort: number | undefined;
+  /** The port the agent listens on: `port`, unless a fault proxy takes `port`. */
+  agentPort: number;
+  /** A fault proxy on <ip>:<port> in front of the agent on <ip>:<agentPort>. */
+  faultProxy: boolean;
   zone: string | undefined;
   upstreamHost: string;
   agentArgs: string[];
@@ -40,8 +45,10 @@ export interface ClusterNode {
   readonly ip: string;
   /** The agent's registry port (the same on every node, like a hostPort). */
   readonly port: number;
-  /** http://<ip>:<port> */
+  /** http://<ip>:<port>: the advertised endpoint (the fault proxy, when on). */
   readonly url: string;
+  /** The fault proxy on the advertised endpoint, when the cluster has them (faultProxy). */
+  readonly faults: FaultProxy | undefined;
   readonly zone: string | undefined;
   /** The node's current pod; throws while the node has none. */
   readonly podName: string;
@@ -71,7 +78,7 @@ export interface ClusterNode {
 }
 
 export async function startClusterNode(options: NodeOptions): Promise<ClusterNode> {
-  const { index, dir, api, namespace, port, upstreamHost } = options;
+  const { index, dir, api, namespace, port, agentPort, upstreamHost } = options;
   const name = `node-${index}`;
   const ip = `127.0.0.${index + 1}`;
   const url = `http://${ip}:${port}`;
@@ -79,7 +86,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   await mkdir(join(hostsDir, upstreamHost), { recursive: true });
   await writeFile(
     join(hostsDir, upstreamHost, 'hosts.toml'),
-    renderHostsToml({ server: `http://${upstreamHost}`, mirrors: [{ url, capabilities: ['pull', 'resolve'] }] }),
+    renderHostsToml({ server: `http://${upstreamHost}`, mirrors: [{ url: `http://${ip}:${agentPort}`, capabilities: ['pull', 'resolve'] }] }),
   );
 
   const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}` });
@@ -96,14 +103,14 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       dir,
       name: `agent-${name}`,
       host: ip,
-      port,
+      port: agentPort,
       metricsPort: options.metricsPort,
       containerdSock: containerd.socket,
       contentPath: containerd.contentDir,
       containerdConfigPath: containerd.configPath,
       mirroredRegistries: [upstreamHost],
       extraArgs: options.agentArgs,
-      env: { POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, KUBECONFIG: options.kubeconfig },
+      env: { POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
     }).catch((err: unknown) => {
       throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`);
     });
@@ -125,15 +132,18 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   };
 
   kubelet.createPod();
+  let faults: FaultProxy | undefined;
   try {
     await launchAgent();
+    if (options.faultProxy) faults = await startFaultProxy({ host: ip, port, targetPort: agentPort });
   } catch (err) {
+    await stopAgent();
     await containerd.stop();
     throw err;
   }
   const prober: Prober = startProber({
     host: ip,
-    port,
+    port: agentPort,
     path: READINESS_PATH,
     intervalMs: options.probeIntervalMs,
     timeoutMs: options.probeTimeoutMs,
@@ -146,6 +156,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
     ip,
     port,
     url,
+    faults,
     zone: options.zone,
     get podName() {
       const pod = kubelet.podName;
@@ -196,7 +207,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       if (stopped) return;
       stopped = true;
       prober.stop();
-      await Promise.allSettled([stopAgent(), containerd.stop()]);
+      await Promise.allSettled([faults?.stop(), stopAgent(), containerd.stop()]);
     },
   };
 }

@@ -41,6 +41,7 @@ test('default values: the objects of an install, consistent with each other', as
     'Role/mirra-cleanup',
     'RoleBinding/mirra',
     'RoleBinding/mirra-cleanup',
+    'Secret/mirra-peer-auth',
     'Service/mirra',
     'ServiceAccount/mirra',
     'ServiceAccount/mirra-cleanup',
@@ -56,10 +57,19 @@ test('default values: the objects of an install, consistent with each other', as
   assert.deepEqual(port, { name: 'registry', containerPort: 5000, hostPort: 30020, protocol: 'TCP' });
   assert.equal(field(agent, 'readinessProbe', 'httpGet', 'path'), '/readyz');
   assert.equal(field(agent, 'livenessProbe', 'httpGet', 'path'), '/healthz');
-  const env = Object.fromEntries(objs(agent['env']).map((e) => [String(e['name']), field(e, 'valueFrom', 'fieldRef', 'fieldPath')]));
+  const fromFields = objs(agent['env']).filter((e) => e['valueFrom'] !== undefined);
+  const env = Object.fromEntries(fromFields.map((e) => [String(e['name']), field(e, 'valueFrom', 'fieldRef', 'fieldPath')]));
   assert.deepEqual(env, { POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', NODE_NAME: 'spec.nodeName', POD_IP: 'status.podIP', NODE_IP: 'status.hostIP' });
+  // V8 sized for the memory limit (npm run bench:load), and a grace period above the agent's own (--shutdown-grace).
+  assert.equal(objs(agent['env']).find((e) => e['name'] === 'NODE_OPTIONS')?.['value'], '--max-semi-space-size=4 --max-old-space-size=128');
+  assert.equal(field(pod, 'terminationGracePeriodSeconds'), 30);
   const mounts = Object.fromEntries(objs(agent['volumeMounts']).map((m) => [String(m['mountPath']), m['readOnly'] === true]));
-  assert.deepEqual(mounts, { '/run/containerd/containerd.sock': false, '/var/lib/containerd/io.containerd.content.v1.content': true, '/etc/containerd': true });
+  assert.deepEqual(mounts, {
+    '/run/containerd/containerd.sock': false,
+    '/var/lib/containerd/io.containerd.content.v1.content': true,
+    '/etc/containerd': true,
+    '/etc/mirra/peer-auth': true,
+  });
   const hostPaths = Object.fromEntries(objs(field(pod, 'volumes')).map((v) => [String(v['name']), field(v, 'hostPath', 'path')]));
   assert.equal(hostPaths['containerd-registry-config'], '/etc/containerd/certs.d');
   assert.equal(field(pod, 'priorityClassName'), 'system-node-critical');
@@ -112,6 +122,7 @@ test('the agent, configure and cleanup accept the flags the chart gives them', a
     assert.equal(agent.values.serviceName, 'mirra');
     assert.equal(agent.values.registryAddr.port, 5000);
     assert.equal(agent.values.preflight, true);
+    assert.equal(agent.values.shutdownGraceMs, 20_000);
     if (valuesFiles.length > 0) assert.deepEqual(agent.values.mirroredRegistries, ['docker.io', 'ghcr.io', 'quay.io', 'registry.k8s.io']);
 
     // The kubelet expands $(NODE_IP) from the container's env.
@@ -193,10 +204,43 @@ test('every option on: GrafanaOperator dashboard, NetworkPolicy, digest, no conf
   assert.equal(objs(field(policy, 'spec', 'ingress')).length, 2);
 });
 
+test('peer auth: a random key in a Secret, mounted read-only, given to the agent; --local-only with NODE_IP', async () => {
+  const first = await renderChart();
+  const second = await renderChart();
+  const keyOf = (docs: Obj[]): string => Buffer.from(String(field(find(docs, 'Secret', 'mirra-peer-auth'), 'data', 'peer-secret')), 'base64').toString();
+  assert.match(keyOf(first.docs), /^[A-Za-z0-9]{48}$/);
+  assert.notEqual(keyOf(first.docs), keyOf(second.docs), 'random per install (kept across upgrades by lookup)');
+  const pod = field(find(first.docs, 'DaemonSet', 'mirra'), 'spec', 'template', 'spec');
+  const volume = objs(field(pod, 'volumes')).find((v) => v['name'] === 'peer-auth');
+  assert.deepEqual(field(volume, 'secret', 'secretName'), 'mirra-peer-auth');
+  const args = agentArgs(first.docs);
+  assert.equal(flagValue(args, 'peer-secret-file'), '/etc/mirra/peer-auth/peer-secret');
+  assert.equal(flagValue(args, 'local-only'), 'true');
+  const env = { POD_NAME: 'mirra-abcde', NODE_IP: '10.0.0.5' };
+  const parsed = parseFlags(agentFlags, args.slice(1), env).values;
+  assert.equal(parsed.localOnly, true);
+  assert.equal(parsed.nodeIp, '10.0.0.5', 'the node IP comes from the NODE_IP env var');
+
+  const existing = await renderChart({ set: ['peerAuth.existingSecret=mine', 'peerAuth.secretKey=key', 'mirra.localClients={10.244.0.1,fd00::/64}'] });
+  assert.ok(!existing.docs.some((d) => d['kind'] === 'Secret'), 'no Secret of its own');
+  const existingPod = field(find(existing.docs, 'DaemonSet', 'mirra'), 'spec', 'template', 'spec');
+  assert.equal(field(objs(field(existingPod, 'volumes')).find((v) => v['name'] === 'peer-auth'), 'secret', 'secretName'), 'mine');
+  assert.equal(flagValue(agentArgs(existing.docs), 'peer-secret-file'), '/etc/mirra/peer-auth/key');
+  assert.deepEqual(parseFlags(agentFlags, agentArgs(existing.docs).slice(1), {}).values.localClients, ['10.244.0.1', 'fd00::/64']);
+  assert.deepEqual(referenceProblems(existing.docs), []);
+
+  const off = await renderChart({ set: ['peerAuth.enabled=false', 'mirra.localOnly=false'] });
+  assert.ok(!off.docs.some((d) => d['kind'] === 'Secret'));
+  assert.equal(flagValue(agentArgs(off.docs), 'peer-secret-file'), undefined);
+  assert.equal(flagValue(agentArgs(off.docs), 'local-only'), 'false');
+  assert.deepEqual(referenceProblems(off.docs), []);
+});
+
 test('bad values are a clear helm error', async () => {
   for (const [set, message] of [
     ['mirra.logLevel=verbose', /mirra.logLevel: "verbose" is not one of/],
     ['grafanaDashboard.enabled=true,grafanaDashboard.mode=Operator', /grafanaDashboard.mode: "Operator" is not Sidecar or GrafanaOperator/],
+    ['peerAuth.secretKey=a/b', /peerAuth.secretKey: "a\/b" is not a valid Secret key/],
   ] as const) {
     const result = await helm(['template', 'mirra', CHART, '--set', set]);
     assert.notEqual(result.code, 0, set);

@@ -104,3 +104,11 @@ Use: {{- $s := include "mirra.settings" . | fromYaml }}
       fieldPath: status.hostIP
 {{- end }}
 {{- end }}
+
+{{/* The Secret holding the peer auth key: peerAuth.existingSecret, or the one the chart creates. */}}
+{{- define "mirra.peerAuthSecretName" -}}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" (toString .Values.peerAuth.secretKey)) }}
+{{- fail (printf "peerAuth.secretKey: %q is not a valid Secret key" (toString .Values.peerAuth.secretKey)) }}
+{{- end }}
+{{- default (printf "%s-peer-auth" (include "mirra.fullname" .)) .Values.peerAuth.existingSecret }}
+{{- end }}

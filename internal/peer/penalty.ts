@@ -1,0 +1,105 @@
+// Penalties for peers that misbehave: refuse or reset connections, stall,
+// answer 5xx or send bytes that do not match the digest. A penalised peer is
+// not excluded (it may be the only one with the content): it goes last when
+// candidates are ordered, until its penalty runs out. Repeated faults double
+// the penalty (up to maxMs); a success takes one strike off, and a peer whose
+// last fault is long past starts again from scratch. Time-based, no timers;
+// the map is bounded (least recently faulted peers are dropped first).
+import type { Candidate } from './client.ts';
+
+export interface PenaltyOptions {
+  /** Penalty after a first fault (default 5000 ms); doubled for each further strike. */
+  baseMs?: number;
+  /** Longest penalty (default 60000 ms). */
+  maxMs?: number;
+  /** Peers remembered at most (default 1024). */
+  maxPeers?: number;
+  /** Clock (default Date.now), for tests. */
+  nowMs?: () => number;
+}
+
+export interface PeerPenalties {
+  /** Records a fault of the peer; returns how long it is penalised for, in ms. */
+  penalise(peer: string): number;
+  /** Records a success of the peer: one strike less. */
+  succeeded(peer: string): void;
+  /** Whether the peer is penalised now. */
+  isPenalised(peer: string): boolean;
+  /** The candidates with the penalised ones moved last (those whose penalty ends first go first among them); stable otherwise. */
+  order<T extends Candidate>(candidates: readonly T[]): readonly T[];
+  /** Peers penalised now. */
+  active(): number;
+}
+
+interface Entry {
+  strikes: number;
+  untilMs: number;
+}
+
+export function createPeerPenalties(options: PenaltyOptions = {}): PeerPenalties {
+  const baseMs = Math.max(1, options.baseMs ?? 5000);
+  const maxMs = Math.max(baseMs, options.maxMs ?? 60_000);
+  const maxPeers = Math.max(1, options.maxPeers ?? 1024);
+  const now = options.nowMs ?? Date.now;
+  /** In order of the last fault (Map insertion order): the first is the oldest. */
+  const entries = new Map<string, Entry>();
+
+  const current = (peer: string, nowMs: number): Entry | undefined => {
+    const entry = entries.get(peer);
+    if (entry === undefined) return undefined;
+    // Quiet for a whole maximal penalty after the last one ended: forgotten.
+    if (nowMs - entry.untilMs > maxMs) {
+      entries.delete(peer);
+      return undefined;
+    }
+    return entry;
+  };
+
+  return {
+    penalise(peer) {
+      const nowMs = now();
+      const strikes = (current(peer, nowMs)?.strikes ?? 0) + 1;
+      const penaltyMs = Math.min(maxMs, baseMs * 2 ** Math.min(strikes - 1, 30));
+      entries.delete(peer);
+      entries.set(peer, { strikes, untilMs: nowMs + penaltyMs });
+      while (entries.size > maxPeers) {
+        const oldest = entries.keys().next().value;
+        if (oldest === undefined) break;
+        entries.delete(oldest);
+      }
+      return penaltyMs;
+    },
+    succeeded(peer) {
+      const entry = current(peer, now());
+      if (entry === undefined) return;
+      entry.strikes = Math.max(0, entry.strikes - 1);
+      if (entry.strikes === 0) entries.delete(peer);
+    },
+    isPenalised(peer) {
+      const nowMs = now();
+      const entry = current(peer, nowMs);
+      return entry !== undefined && entry.untilMs > nowMs;
+    },
+    order(candidates) {
+      if (entries.size === 0) return candidates;
+      const nowMs = now();
+      let penalised: Array<{ candidate: (typeof candidates)[number]; untilMs: number }> | undefined;
+      const fine: Array<(typeof candidates)[number]> = [];
+      for (const candidate of candidates) {
+        const entry = current(candidate.name, nowMs);
+        if (entry !== undefined && entry.untilMs > nowMs) (penalised ??= []).push({ candidate, untilMs: entry.untilMs });
+        else fine.push(candidate);
+      }
+      if (penalised === undefined) return candidates;
+      penalised.sort((a, b) => a.untilMs - b.untilMs);
+      for (const { candidate } of penalised) fine.push(candidate);
+      return fine;
+    },
+    active() {
+      const nowMs = now();
+      let count = 0;
+      for (const entry of entries.values()) if (entry.untilMs > nowMs) count++;
+      return count;
+    },
+  };
+}

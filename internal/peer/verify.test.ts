@@ -1,0 +1,143 @@
+// Whole blobs held back until verified, and penalties: with real registry apps
+// as peers (testkit.ts), some of them sick.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '../log/logger.ts';
+import { createMemoryStore } from '../oci/memory-store.ts';
+import { createRegistryApp } from '../registry/app.ts';
+import { chainSources, storeSource } from '../registry/source.ts';
+import { captureLog, listen, type CapturedLog } from '../registry/testkit.ts';
+import type { Candidate } from './client.ts';
+import { createPeerSource, type PeerSource } from './source.ts';
+import type { PeerSourceOptions } from './source.ts';
+import { bodyOf, startPeer, until, type TestPeer } from './testkit.ts';
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+const BLOB_BYTES = 3 * 1024 * 1024 + 77;
+
+interface Agent {
+  source: PeerSource;
+  app: FastifyInstance;
+  base: string;
+  log: CapturedLog;
+}
+
+describe('peer source: whole blobs verified before they are sent, penalties', () => {
+  let good: TestPeer;
+  let failing: TestPeer;
+  let wrong: TestPeer;
+  let stalling: TestPeer;
+  let peers: TestPeer[];
+  let claims = new Map<string, Candidate[]>();
+  const agents: Agent[] = [];
+
+  const startAgent = async (extra: Partial<PeerSourceOptions> = {}): Promise<Agent> => {
+    const log = captureLog();
+    const logger = createLogger('info', log);
+    const local = createMemoryStore();
+    const source = createPeerSource({
+      candidates: (key) => claims.get(key) ?? [],
+      logger,
+      resolveTags: true,
+      hedge: { minDelayMs: 50, maxDelayMs: 50 },
+      idleTimeoutMs: 300,
+      ...extra,
+    });
+    const app = createRegistryApp({ store: local, logger, mirroredRegistries: [], resolveTags: true, source: chainSources([storeSource(local), source]) });
+    const agent = { source, app, base: await listen(app), log };
+    agents.push(agent);
+    return agent;
+  };
+
+  before(async () => {
+    good = await startPeer(12);
+    failing = await startPeer(13, { kind: 'fail-after', bytes: 1024 * 1024 });
+    wrong = await startPeer(14, { kind: 'wrong-bytes' });
+    stalling = await startPeer(15, { kind: 'stall-after', bytes: 512 * 1024 });
+    peers = [good, failing, wrong, stalling];
+  });
+
+  after(async () => {
+    for (const agent of agents) {
+      await agent.app.close();
+      agent.source.close();
+    }
+    await Promise.all((peers ?? []).map((peer) => peer.app.close()));
+  });
+
+  beforeEach(() => {
+    claims = new Map();
+    for (const peer of peers) peer.log.lines.length = 0;
+  });
+
+  const share = (bytes: Buffer, holders: TestPeer[]): string => {
+    let digest = '';
+    for (const peer of holders) digest = peer.store.put(bytes);
+    claims.set(digest, holders.map((peer) => peer.candidate));
+    return digest;
+  };
+  const blobUrl = (agent: Agent, digest: string): string => `${agent.base}/v2/library/app/blobs/${digest}?ns=docker.io`;
+
+  it('wrong bytes, then a good peer: the client gets only the right bytes; the sick peer is penalised', async () => {
+    const agent = await startAgent();
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [wrong, good]);
+    const res = await fetch(blobUrl(agent, digest));
+    assert.equal(res.status, 200);
+    assert.equal(sha256(await bodyOf(res)), sha256(bytes));
+    const stats = agent.source.stats();
+    assert.equal(stats.digestMismatches, 1);
+    assert.equal(stats.penalties, 1);
+    assert.equal(good.requests().length, 1, 'the good peer was asked for the whole blob once');
+    assert.ok(agent.log.lines.some((line) => line.msg === 'peer penalised: it goes last for a while' && line.peer === wrong.name));
+
+    // The penalised peer now goes last: the good one is asked first, the sick one not at all.
+    const next = share(randomBytes(10_000), [wrong, good]);
+    const again = await fetch(blobUrl(agent, next));
+    assert.equal(again.status, 200);
+    await bodyOf(again);
+    assert.equal(wrong.requests().length, 1, 'only the first request reached the sick peer');
+  });
+
+  it('wrong bytes and nobody else: 404 before a byte is sent (containerd goes upstream)', async () => {
+    const agent = await startAgent();
+    const digest = share(randomBytes(BLOB_BYTES), [wrong]);
+    const res = await fetch(blobUrl(agent, digest));
+    assert.equal(res.status, 404);
+    await bodyOf(res);
+    assert.equal(agent.source.stats().digestMismatches, 1);
+  });
+
+  it('failing or stalling mid-body and nobody else: 404, nothing sent', async () => {
+    const agent = await startAgent();
+    for (const sick of [failing, stalling]) {
+      const digest = share(randomBytes(BLOB_BYTES), [sick]);
+      const res = await fetch(blobUrl(agent, digest));
+      assert.equal(res.status, 404, sick.name);
+      await bodyOf(res);
+    }
+    assert.equal(agent.source.stats().penalties, 2);
+  });
+
+  it('failing mid-body, then a good peer: resumed with a Range, verified whole', async () => {
+    const agent = await startAgent();
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [failing, good]);
+    const res = await fetch(blobUrl(agent, digest));
+    assert.equal(res.status, 200);
+    assert.equal(sha256(await bodyOf(res)), sha256(bytes));
+    assert.equal(agent.source.stats().resumes, 1);
+    assert.equal(good.requests()[0]?.status, 206);
+  });
+
+  it('over the hold budget, a blob is streamed: wrong bytes cut the response short', async () => {
+    const agent = await startAgent({ verifyHoldBudgetBytes: 1024 * 1024 });
+    const digest = share(randomBytes(BLOB_BYTES), [wrong]);
+    const res = await fetch(blobUrl(agent, digest));
+    assert.equal(res.status, 200);
+    await assert.rejects(bodyOf(res));
+    await until(() => agent.source.stats().digestMismatches === 1);
+  });
+});

@@ -1,0 +1,188 @@
+// The load generator of `npm run bench:load`, run as its own process (so that
+// its event loop neither slows nor times the agent's) in one of two modes:
+//
+//   node load-client.ts streams <url> <connections> <seconds>
+//     `connections` closed-loop workers, each GETting the URL and reading the
+//     whole body at full speed, again and again; after a 503 a worker waits
+//     100 ms (as containerd would have moved on to the next host).
+//   node load-client.ts rate <url> <requestsPerSecond> <seconds> [method]
+//     open loop: HEAD (default) requests started at a fixed rate whatever the
+//     answers, so that a slow server is not excused (no coordinated
+//     omission); latency counts from the scheduled start.
+//
+// Prints one JSON line (LoadResult) on stdout at the end. Every request loop
+// is bounded in time; in-flight requests get at most DRAIN_MS after the end.
+import { Agent, request, type IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface LoadResult {
+  mode: 'streams' | 'rate';
+  requests: number;
+  /** Answers by status code. */
+  statuses: Record<string, number>;
+  /** Failures without a usable answer, by reason (reset, timeout, short body, ...). */
+  errors: Record<string, number>;
+  /** Requests not started because too many were outstanding (rate mode). */
+  skipped: number;
+  bodyBytes: number;
+  seconds: number;
+  /** Latency of complete requests (whole body), ms, sorted. */
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /** Time to the response headers, ms. */
+  headersMs: { p50: number; p99: number };
+}
+
+const HEADERS_TIMEOUT_MS = 30_000;
+const BODY_TIMEOUT_MS = 120_000;
+const DRAIN_MS = 30_000;
+const MAX_OUTSTANDING = 5000;
+const BACKOFF_AFTER_503_MS = 100;
+
+interface Tally {
+  requests: number;
+  statuses: Map<number, number>;
+  errors: Map<string, number>;
+  latencies: number[];
+  headers: number[];
+  bodyBytes: number;
+  skipped: number;
+}
+
+function bump<K>(map: Map<K, number>, key: K): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+/** One request; resolves with its status (0 on failure) once it is over, counting into `tally`. */
+function once(agent: Agent, url: URL, method: 'GET' | 'HEAD', tally: Tally, startedAt = performance.now()): Promise<number> {
+  tally.requests++;
+  return new Promise((resolve) => {
+    let settled = false;
+    let headersTimer: NodeJS.Timeout | undefined;
+    const fail = (reason: string): void => {
+      clearTimeout(headersTimer);
+      if (settled) return;
+      settled = true;
+      bump(tally.errors, reason);
+      resolve(0);
+    };
+    const req = request({ agent, host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method });
+    headersTimer = setTimeout(() => {
+      fail('headers-timeout');
+      req.destroy();
+    }, HEADERS_TIMEOUT_MS);
+    headersTimer.unref();
+    req.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? 'request-error'));
+    req.on('response', (res: IncomingMessage) => {
+      clearTimeout(headersTimer);
+      tally.headers.push(performance.now() - startedAt);
+      const status = res.statusCode ?? 0;
+      const expected = Number(res.headers['content-length']);
+      let bytes = 0;
+      const bodyTimer = setTimeout(() => {
+        fail('body-timeout');
+        res.destroy();
+      }, BODY_TIMEOUT_MS);
+      bodyTimer.unref();
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      res.on('error', () => {});
+      res.on('close', () => {
+        clearTimeout(bodyTimer);
+        if (settled) return;
+        const whole = res.complete && (method === 'HEAD' || !Number.isFinite(expected) || bytes === expected);
+        if (!whole) return fail(status === 200 ? 'short-body' : `short-body-${status}`);
+        settled = true;
+        tally.bodyBytes += bytes;
+        bump(tally.statuses, status);
+        if (status === 200) tally.latencies.push(performance.now() - startedAt);
+        resolve(status);
+      });
+    });
+    req.end();
+  });
+}
+
+async function streams(url: URL, connections: number, seconds: number, tally: Tally): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const deadline = performance.now() + seconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const status = await once(agent, url, 'GET', tally);
+      if (status !== 200) await sleep(BACKOFF_AFTER_503_MS);
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  agent.destroy();
+}
+
+async function rate(url: URL, perSecond: number, seconds: number, method: 'GET' | 'HEAD', tally: Tally): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const tickMs = 10;
+  const start = performance.now();
+  const pending = new Set<Promise<number>>();
+  let started = 0;
+  for (let tick = 1; performance.now() - start < seconds * 1000; tick++) {
+    const due = Math.floor(((tick * tickMs) / 1000) * perSecond);
+    for (; started < due; started++) {
+      const scheduledAt = start + (started / perSecond) * 1000;
+      if (pending.size >= MAX_OUTSTANDING) {
+        tally.skipped++;
+        continue;
+      }
+      const p = once(agent, url, method, tally, scheduledAt);
+      pending.add(p);
+      void p.then(() => pending.delete(p));
+    }
+    const wait = start + tick * tickMs - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  // (An unref'd timer: once everything settled, nothing waits for it.)
+  await Promise.race([Promise.all(pending), sleep(DRAIN_MS, undefined, { ref: false })]);
+  agent.destroy();
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [mode, rawUrl, rawN, rawSeconds, rawMethod] = argv;
+  if ((mode !== 'streams' && mode !== 'rate') || rawUrl === undefined || rawN === undefined || rawSeconds === undefined) {
+    throw new Error('usage: load-client.ts streams|rate <url> <connections|perSecond> <seconds> [GET|HEAD]');
+  }
+  const url = new URL(rawUrl);
+  const n = Number(rawN);
+  const seconds = Number(rawSeconds);
+  if (!(n > 0) || !(seconds > 0)) throw new Error('connections/rate and seconds must be positive numbers');
+  const tally: Tally = { requests: 0, statuses: new Map(), errors: new Map(), latencies: [], headers: [], bodyBytes: 0, skipped: 0 };
+  const begin = performance.now();
+  if (mode === 'streams') await streams(url, n, seconds, tally);
+  else await rate(url, n, seconds, rawMethod === 'GET' ? 'GET' : 'HEAD', tally);
+  const latencies = tally.latencies.sort((a, b) => a - b);
+  const headers = tally.headers.sort((a, b) => a - b);
+  const round = (ms: number): number => Number(ms.toFixed(2));
+  const result: LoadResult = {
+    mode,
+    requests: tally.requests,
+    statuses: Object.fromEntries([...tally.statuses].map(([status, count]) => [String(status), count])),
+    errors: Object.fromEntries(tally.errors),
+    skipped: tally.skipped,
+    bodyBytes: tally.bodyBytes,
+    seconds: round((performance.now() - begin) / 1000),
+    latencyMs: {
+      p50: round(percentile(latencies, 50)),
+      p90: round(percentile(latencies, 90)),
+      p99: round(percentile(latencies, 99)),
+      max: round(latencies[latencies.length - 1] ?? 0),
+    },
+    headersMs: { p50: round(percentile(headers, 50)), p99: round(percentile(headers, 99)) },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`load-client: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,273 @@
+// `npm run bench:load`: one agent serving from a real containerd under 200
+// concurrent blob streams (a 32 MiB layer, read at full speed, again and
+// again) plus 1,000 manifest HEADs per second (by tag, as containerd asks),
+// for 60 s (MIRRA_LOAD_SECONDS to shorten), all on loopback. The two load
+// generators are separate processes (load-client.ts). The agent's RSS is
+// sampled every 100 ms from /proc (and its VmHWM read at the end), its
+// event-loop delay and heap from its /metrics every second.
+//
+// Target: no error but 503 while overloaded, peak RSS under 256 MiB.
+// Prints a table, then the last line:
+//   {"bench":"load","non_503_errors":N,"share_503":F,"p99_ms":T,"peak_rss_mb":M}
+// where p99_ms is the p99 latency of the manifest HEADs answered 200, and
+// non_503_errors counts every request that got neither 200 nor 503 (other
+// statuses, resets, timeouts, short bodies, requests the rate generator could
+// not even start). MIRRA_LOAD_AGENT_ARGS adds agent flags (e.g.
+// "--max-rss 0 --max-event-loop-delay 0" to measure without load shedding);
+// MIRRA_LOAD_STREAMS and MIRRA_LOAD_HEADS change the load, for diagnosis.
+// The agent runs with the NODE_OPTIONS the chart gives it (values.yaml
+// `nodeOptions`: V8 heap sizes), or MIRRA_LOAD_AGENT_NODE_OPTIONS.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startAgent } from '../support/agent.ts';
+import { startContainerd } from '../support/containerd.ts';
+import { generateImage } from '../support/image.ts';
+import { freePort } from '../support/process.ts';
+import { startUpstream } from '../support/upstream.ts';
+import type { LoadResult } from './load-client.ts';
+
+const MiB = 1024 * 1024;
+const LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
+const DEFAULT_STREAMS = 200;
+const DEFAULT_HEADS_PER_SECOND = 1000;
+const RSS_SAMPLE_MS = 100;
+const METRICS_SAMPLE_MS = 1000;
+const CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
+
+function isLoadResult(value: unknown): value is LoadResult {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    typeof r.requests === 'number' &&
+    typeof r.skipped === 'number' &&
+    typeof r.bodyBytes === 'number' &&
+    typeof r.seconds === 'number' &&
+    typeof r.statuses === 'object' &&
+    typeof r.errors === 'object' &&
+    typeof r.latencyMs === 'object' &&
+    typeof r.headersMs === 'object'
+  );
+}
+
+function runClient(args: string[], timeoutMs: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CLIENT, ...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err !== null) return reject(new Error(`load-client ${args[0]}: ${err.message} ${stderr}`));
+      if (stderr !== '') console.error(stderr.trim());
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(stdout.trim().split('\n').pop() ?? '');
+      } catch {
+        parsed = undefined;
+      }
+      if (!isLoadResult(parsed)) return reject(new Error(`load-client ${args[0]} printed no result: ${stdout.slice(0, 500)}`));
+      resolve(parsed);
+    });
+  });
+}
+
+/** The agent's NODE_OPTIONS as the chart deploys it (values.yaml `nodeOptions`). */
+async function chartNodeOptions(): Promise<string> {
+  const values = await readFile(fileURLToPath(new URL('../../deploy/charts/mirra/values.yaml', import.meta.url)), 'utf8');
+  const match = /^nodeOptions: "([^"]*)"$/m.exec(values);
+  if (match === null) throw new Error('no nodeOptions in deploy/charts/mirra/values.yaml');
+  return match[1] ?? '';
+}
+
+/** A /proc/<pid>/status field in bytes (VmRSS, VmHWM), or 0. */
+async function procStatusBytes(pid: number, field: string): Promise<number> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return match === null ? 0 : Number(match[1]) * 1024;
+}
+
+/** Named samples of a Prometheus text exposition (no labels needed here). */
+function metricValues(text: string, names: readonly string[]): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [name, value] = line.split(' ');
+    if (name !== undefined && value !== undefined && names.includes(name)) values.set(name, Number(value));
+  }
+  return values;
+}
+
+interface Series {
+  rssBytes: number[];
+  lagMeanMs: number[];
+  lagP99Ms: number[];
+  heapUsedBytes: number[];
+  heapTotalBytes: number[];
+  externalBytes: number[];
+  /** CPU time of the agent per second of wall time (1 = one core), from /proc/<pid>/stat. */
+  cpuCores: number[];
+}
+
+/** utime + stime of a process, in seconds. */
+async function cpuSeconds(pid: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the command (which may hold spaces) start after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / 100 : undefined;
+}
+
+function startSampling(pid: number, metricsUrl: string | undefined): { stop(): Series } {
+  const series: Series = { rssBytes: [], lagMeanMs: [], lagP99Ms: [], heapUsedBytes: [], heapTotalBytes: [], externalBytes: [], cpuCores: [] };
+  let lastCpu: { seconds: number; at: number } | undefined;
+  const rssTimer = setInterval(() => {
+    void procStatusBytes(pid, 'VmRSS').then((bytes) => bytes > 0 && series.rssBytes.push(bytes));
+  }, RSS_SAMPLE_MS);
+  const names = [
+    'mirra_nodejs_eventloop_lag_mean_seconds',
+    'mirra_nodejs_eventloop_lag_p99_seconds',
+    'mirra_nodejs_heap_size_used_bytes',
+    'mirra_nodejs_heap_size_total_bytes',
+    'mirra_nodejs_external_memory_bytes',
+  ];
+  const metricsTimer = setInterval(() => {
+    void cpuSeconds(pid).then((seconds) => {
+      const at = performance.now();
+      if (seconds !== undefined && lastCpu !== undefined) series.cpuCores.push((seconds - lastCpu.seconds) / ((at - lastCpu.at) / 1000));
+      if (seconds !== undefined) lastCpu = { seconds, at };
+    });
+    if (metricsUrl === undefined) return;
+    void fetch(metricsUrl, { signal: AbortSignal.timeout(900) })
+      .then((res) => res.text())
+      .then((text) => {
+        const values = metricValues(text, names);
+        const mean = values.get('mirra_nodejs_eventloop_lag_mean_seconds');
+        const p99 = values.get('mirra_nodejs_eventloop_lag_p99_seconds');
+        const heap = values.get('mirra_nodejs_heap_size_used_bytes');
+        if (mean !== undefined) series.lagMeanMs.push(mean * 1000);
+        if (p99 !== undefined) series.lagP99Ms.push(p99 * 1000);
+        if (heap !== undefined) series.heapUsedBytes.push(heap);
+        const heapTotal = values.get('mirra_nodejs_heap_size_total_bytes');
+        if (heapTotal !== undefined) series.heapTotalBytes.push(heapTotal);
+        const external = values.get('mirra_nodejs_external_memory_bytes');
+        if (external !== undefined) series.externalBytes.push(external);
+      })
+      .catch(() => {});
+  }, METRICS_SAMPLE_MS);
+  return {
+    stop() {
+      clearInterval(rssTimer);
+      clearInterval(metricsTimer);
+      return series;
+    },
+  };
+}
+
+const max = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 0);
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+const count = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
+
+/** Requests that got neither 200 nor 503. */
+function non503Errors(result: LoadResult): number {
+  const otherStatuses = Object.entries(result.statuses).filter(([status]) => status !== '200' && status !== '503');
+  return count(result.errors) + otherStatuses.reduce((sum, [, n]) => sum + n, 0) + result.skipped;
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
+  if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
+  const agentArgs = (process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  // For diagnosis only; the bench's target is the defaults.
+  const streams = Number(process.env.MIRRA_LOAD_STREAMS ?? DEFAULT_STREAMS);
+  const headsPerSecond = Number(process.env.MIRRA_LOAD_HEADS ?? DEFAULT_HEADS_PER_SECOND);
+  if (!(streams > 0) || !(headsPerSecond > 0)) throw new Error('MIRRA_LOAD_STREAMS and MIRRA_LOAD_HEADS must be positive numbers');
+  const dir = await mkdtemp(join(tmpdir(), 'mirra-bench-load-'));
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    console.error('generating an image (32 MiB layer), pushing it to docker-registry, pulling it into containerd ...');
+    const image = await generateImage({ dir: join(dir, 'image'), layers: LAYER_BYTES, seed: 'bench-load' });
+    const layer = image.layers[0];
+    if (layer === undefined) throw new Error('no layer');
+    const upstream = await startUpstream({ dir: join(dir, 'upstream') });
+    stops.push(() => upstream.stop());
+    await upstream.push(image.layoutDir, 'bench/load', 'v1');
+    const containerd = await startContainerd({ dir: join(dir, 'containerd') });
+    stops.push(() => containerd.stop());
+    await containerd.pull(`${upstream.host}/bench/load:v1`, { plainHttp: true });
+
+    const nodeOptions = process.env.MIRRA_LOAD_AGENT_NODE_OPTIONS ?? (await chartNodeOptions());
+    console.error(`agent NODE_OPTIONS: ${JSON.stringify(nodeOptions)}`);
+    const agent = await startAgent({
+      dir,
+      name: 'agent',
+      host: '127.0.0.1',
+      port: await freePort(),
+      metricsPort: await freePort(),
+      containerdSock: containerd.socket,
+      contentPath: containerd.contentDir,
+      // --max-rss: what 'auto' gives in the chart's container (94% of its 256Mi limit); there is no cgroup limit here.
+      extraArgs: ['--log-level', 'info', '--max-rss', '240Mi', ...agentArgs],
+      env: { NODE_OPTIONS: nodeOptions },
+    });
+    stops.push(() => agent.stop());
+    const ns = `?ns=${encodeURIComponent(upstream.host)}`;
+    const blobUrl = `${agent.url}/v2/bench/load/blobs/${layer.digest}${ns}`;
+    const manifestUrl = `${agent.url}/v2/bench/load/manifests/v1${ns}`;
+    await (await fetch(blobUrl)).arrayBuffer(); // warm the page cache
+    const idleRssBytes = await procStatusBytes(agent.process.pid, 'VmRSS');
+
+    console.error(`load: ${streams} blob streams + ${headsPerSecond} manifest HEAD/s for ${seconds} s ...`);
+    const sampling = startSampling(agent.process.pid, agent.metricsUrl);
+    const clientTimeoutMs = (seconds + 180) * 1000;
+    const [blobs, heads] = await Promise.all([
+      runClient(['streams', blobUrl, String(streams), String(seconds)], clientTimeoutMs),
+      runClient(['rate', manifestUrl, String(headsPerSecond), String(seconds), 'HEAD'], clientTimeoutMs),
+    ]);
+    const series = sampling.stop();
+    const hwmBytes = await procStatusBytes(agent.process.pid, 'VmHWM');
+    const peakRssBytes = Math.max(max(series.rssBytes), hwmBytes);
+    const access = await agent.accessLines();
+    const shed = access.filter((line) => line.status === 503).length;
+    // Time inside the agent (its access log), against what the client saw (which adds the client's and the kernel's queues).
+    const inAgentMs = access
+      .filter((line) => line.handler === 'manifest' && line.status === 200 && typeof line.latencyMs === 'number')
+      .map((line) => Number(line.latencyMs))
+      .sort((a, b) => a - b);
+    const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+    const total = blobs.requests + heads.requests + heads.skipped;
+    const n503 = (blobs.statuses['503'] ?? 0) + (heads.statuses['503'] ?? 0);
+    const errors = non503Errors(blobs) + non503Errors(heads);
+    const row = (name: string, r: LoadResult, throughput: string): string =>
+      `| ${name} | ${r.requests} | ${r.statuses['200'] ?? 0} | ${r.statuses['503'] ?? 0} | ${non503Errors(r)} | ${throughput} | ${r.headersMs.p50} / ${r.headersMs.p99} | ${r.latencyMs.p50} / ${r.latencyMs.p99} |`;
+    console.log(`${streams} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${headsPerSecond} manifest HEAD/s by tag, ${seconds} s, loopback, one agent`);
+    console.log('| load | requests | 200 | 503 | other errors | throughput | headers p50 / p99 (ms) | complete p50 / p99 (ms) |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
+    console.log(row('manifest HEAD', heads, `${((heads.statuses['200'] ?? 0) / heads.seconds).toFixed(0)} ok/s`));
+    console.log(
+      `agent: RSS idle ${(idleRssBytes / MiB).toFixed(0)} MiB, peak ${(peakRssBytes / MiB).toFixed(1)} MiB (VmHWM ${(hwmBytes / MiB).toFixed(1)} MiB); ` +
+        `event-loop delay mean per second: median ${median(series.lagMeanMs).toFixed(1)} ms, max ${max(series.lagMeanMs).toFixed(1)} ms; ` +
+        `p99 max ${max(series.lagP99Ms).toFixed(1)} ms; heap used max ${(max(series.heapUsedBytes) / MiB).toFixed(1)} MiB, total max ${(max(series.heapTotalBytes) / MiB).toFixed(1)} MiB; ` +
+        `external max ${(max(series.externalBytes) / MiB).toFixed(1)} MiB; ` +
+        `CPU (cores) median ${median(series.cpuCores).toFixed(2)}, max ${max(series.cpuCores).toFixed(2)}; ` +
+        `503 in the access log: ${shed}; manifest HEAD 200 inside the agent: p50 ${pct(inAgentMs, 50).toFixed(1)} ms, p99 ${pct(inAgentMs, 99).toFixed(1)} ms`,
+    );
+    if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0) console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
+    console.log(
+      JSON.stringify({
+        bench: 'load',
+        non_503_errors: errors,
+        share_503: Number((total === 0 ? 0 : n503 / total).toFixed(4)),
+        p99_ms: heads.latencyMs.p99,
+        peak_rss_mb: Number((peakRssBytes / MiB).toFixed(1)),
+      }),
+    );
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:load failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+});
