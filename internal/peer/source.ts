@@ -48,11 +48,11 @@ export interface PeerSourceOptions {
   idleTimeoutMs?: number;
   /**
    * Whole blobs up to this size are held back until their digest is checked,
-   * so that wrong bytes never reach containerd (default 64 MiB; 0: never).
+   * so that wrong bytes never reach containerd (default 32 MiB; 0: never).
    * Larger ones are streamed with only the last chunk held back.
    */
   verifyHoldBytes?: number;
-  /** Bytes held back at once over all streams at most (default 256 MiB); beyond, blobs are streamed. */
+  /** Bytes held back at once over all streams at most (default 64 MiB, within the agent's memory budget); beyond, blobs are streamed. */
   verifyHoldBudgetBytes?: number;
   /** Peers that fail (connection, timeout, 5xx, mid-body, wrong bytes) go last for a while. */
   penalty?: PenaltyOptions;
@@ -89,8 +89,8 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const maxCandidates = Math.max(1, options.maxCandidates ?? 5);
   const idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
   const maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
-  const verifyHoldBytes = options.verifyHoldBytes ?? 64 * 1024 * 1024;
-  const verifyHoldBudgetBytes = options.verifyHoldBudgetBytes ?? 256 * 1024 * 1024;
+  const verifyHoldBytes = options.verifyHoldBytes ?? 32 * 1024 * 1024;
+  const verifyHoldBudgetBytes = options.verifyHoldBudgetBytes ?? 64 * 1024 * 1024;
   let heldBytes = 0;
   const penalties = createPeerPenalties(options.penalty);
   const penalise = (candidate: Candidate, reason: string): void => {

@@ -60,13 +60,15 @@ export interface RegistryAppOptions {
 }
 
 /**
- * 32 buffers of 1 MiB: 200 concurrent blob streams stay within it (each
- * borrows a buffer per chunk and the kernel's socket buffers hold the
- * backlog), where a private 2 x 1 MiB ring per stream would take 400 MiB;
- * 8 streams at full speed use 16. `npm run bench:load`: 1.3 GB/s over 200
- * streams with 32 (as with 64), peak RSS 232 MiB instead of 272 MiB.
+ * 32 buffers of 1 MiB, shared: each stream borrows at most two at a time (one
+ * under contention), one per chunk, and the kernel's socket buffers hold the
+ * backlog. A private 2 x 1 MiB ring per stream would take 400 MiB at 200
+ * streams. Measured with bench:load (200 streams, 2 cores): 1.2-1.3 GB/s and
+ * a peak RSS of 228-232 MiB with 32 buffers; 64 gave no more bytes for
+ * 272 MiB; 16 saved 22 MiB but moved a third fewer bytes (streams waited for
+ * buffers held by clients slow to read). bench:serve's 8 streams use 16.
  */
-export const FILE_BUFFER_POOL_BYTES = 16 * 1024 * 1024;
+export const FILE_BUFFER_POOL_BYTES = 32 * 1024 * 1024;
 
 /** Headers the error handler drops so an error answer does not look like content. */
 const CONTENT_HEADERS = ['etag', 'docker-content-digest', 'content-range', 'accept-ranges'];

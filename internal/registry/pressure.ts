@@ -1,5 +1,6 @@
-// Load shedding with @fastify/under-pressure: when the event loop delay, heap
-// or RSS exceed their thresholds, requests are answered at once with
+// Load shedding with @fastify/under-pressure: when the event loop delay,
+// utilisation, heap or RSS exceed their thresholds, requests (all but
+// /healthz) are answered at once with
 // 503 UNAVAILABLE (OCI error body) and Retry-After, so containerd moves on to
 // the next host instead of waiting on an overloaded agent. The plugin's
 // sampling timer is unref'd and cleared on close.
@@ -36,9 +37,12 @@ export interface UnderPressureOptions {
  *   (concurrency.ts), which tell it apart where these metrics cannot.
  * - event-loop utilisation: off. It is ~1 both under that overload and while
  *   one client is served at full speed (bench:serve failed with 503s at 0.95).
- * - heap and RSS ('auto'): heap used peaked at 71 MiB and RSS at 232 MiB
- *   (idle 152 MiB); the thresholds follow the process's real limits instead
- *   (autoMemoryThresholds), so they only fire near an out-of-memory end.
+ * - heap and RSS ('auto'): heap used peaked at 66-74 MiB and RSS at
+ *   231-240 MiB (idle 152 MiB); the thresholds follow the process's real
+ *   limits instead (autoMemoryThresholds), so they only fire near an
+ *   out-of-memory end. (Without the chart's NODE_OPTIONS, V8 let heap use
+ *   reach 200+ MiB of garbage and RSS 420-520 MiB: its young generation
+ *   alone grows to 128 MiB.)
  * - sampled every 500 ms, Retry-After 1 s (containerd moves on anyway).
  */
 export const DEFAULT_PRESSURE: Readonly<UnderPressureOptions> = {

@@ -75,8 +75,12 @@ export async function streamFile(res: ServerResponse, handle: FileHandle, start:
       // At most RING_SLOTS chunks in flight: wait until the socket took the oldest, or the client left.
       const oldest = inFlight.length >= RING_SLOTS ? inFlight.shift() : undefined;
       if (oldest !== undefined && (await Promise.race([oldest, gone])) === 'gone') return { kind: 'client-gone', bytesSent };
-      // A second buffer only when nobody waits for a first one; else queue in turn.
+      // A second buffer only when nobody waits for one. Else this stream first
+      // lets its own write finish (and its buffer go), then queues in turn: a
+      // stream whose client is slow holds one buffer, not two, while others wait.
       let buffer = inFlight.length > 0 ? pool.tryAcquire() : undefined;
+      const own = buffer === undefined ? inFlight.shift() : undefined;
+      if (own !== undefined && (await Promise.race([own, gone])) === 'gone') return { kind: 'client-gone', bytesSent };
       if (buffer === undefined) {
         try {
           buffer = await pool.acquire(left.signal);
