@@ -5,14 +5,14 @@
 // A's agent, then lets containerd "node B" pull the same image with A's agent as
 // its mirror (hosts.toml), and prints where every byte came from. Ctrl-C stops
 // everything it started.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderHostsToml } from '../internal/configure/hosts-toml.ts';
 import { startAgent } from '../tests/support/agent.ts';
 import { startContainerd } from '../tests/support/containerd.ts';
 import { generateImage } from '../tests/support/image.ts';
 import { freePort, runningProcesses } from '../tests/support/process.ts';
+import { writeMirrorHosts } from '../tests/support/hosts.ts';
 import { startUpstream } from '../tests/support/upstream.ts';
 
 const MiB = 1024 * 1024;
@@ -81,11 +81,7 @@ async function main(): Promise<void> {
     console.log(`node A's agent serves ${agent.url} from containerd A's content store`);
 
     const hostsDir = join(dir, 'node-b', 'certs.d');
-    await mkdir(join(hostsDir, upstream.host), { recursive: true });
-    await writeFile(
-      join(hostsDir, upstream.host, 'hosts.toml'),
-      renderHostsToml({ server: `http://${upstream.host}`, mirrors: [{ url: agent.url, capabilities: ['pull', 'resolve'] }] }),
-    );
+    await writeMirrorHosts(hostsDir, upstream.host, agent.url);
 
     upstream.resetCounts();
     const pullB = await timed(() => nodeB.pull(reference, { hostsDir, plainHttp: true }));

@@ -2,11 +2,11 @@
 // certs.d directory whose hosts.toml for the upstream lists the node's own
 // agent first, the agent bound to the node's loopback address with the env a
 // DaemonSet pod has, the kubelet's view of its pod, and the readiness prober.
-import { mkdir, writeFile } from 'node:fs/promises';
+
 import { join } from 'node:path';
-import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
 import type { KubeApi } from '../kube/server.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
+import { writeMirrorHosts } from '../support/hosts.ts';
 import { startContainerd, type TestContainerd } from '../support/containerd.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
 import { createKubelet } from './kubelet.ts';
@@ -83,11 +83,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   const ip = `127.0.0.${index + 1}`;
   const url = `http://${ip}:${port}`;
   const hostsDir = join(dir, 'certs.d');
-  await mkdir(join(hostsDir, upstreamHost), { recursive: true });
-  await writeFile(
-    join(hostsDir, upstreamHost, 'hosts.toml'),
-    renderHostsToml({ server: `http://${upstreamHost}`, mirrors: [{ url: `http://${ip}:${agentPort}`, capabilities: ['pull', 'resolve'] }] }),
-  );
+  await writeMirrorHosts(hostsDir, upstreamHost, `http://${ip}:${agentPort}`);
 
   const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}` });
   options.onPid(containerd.pid);

@@ -3,13 +3,13 @@
 // that pulls through A's agent.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
 import { startContainerd, type TestContainerd } from '../support/containerd.ts';
+import { writeMirrorHosts } from '../support/hosts.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { freePort, waitFor } from '../support/process.ts';
 import { startUpstream, type Upstream } from '../support/upstream.ts';
@@ -139,11 +139,7 @@ describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
 
   test('containerd B pulls through A\'s agent and upstream serves no blob', async () => {
     const hostsDir = join(dir, 'node-b', 'certs.d');
-    await mkdir(join(hostsDir, upstream.host), { recursive: true });
-    await writeFile(
-      join(hostsDir, upstream.host, 'hosts.toml'),
-      renderHostsToml({ server: `http://${upstream.host}`, mirrors: [{ url: agent.url, capabilities: ['pull', 'resolve'] }] }),
-    );
+    await writeMirrorHosts(hostsDir, upstream.host, agent.url);
     upstream.resetCounts();
     await nodeB.pull(`${upstream.host}/team/app:v1`, { hostsDir, plainHttp: true });
     const counts = upstream.counts();

@@ -1,0 +1,14 @@
+// A node's containerd hosts dir as the harness, tests and demo use it: one
+// plain-http upstream registry, one agent as its mirror (pull and resolve).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
+
+/** Writes `<hostsDir>/<upstreamHost>/hosts.toml`: the agent first, `http://<upstreamHost>` as server. */
+export async function writeMirrorHosts(hostsDir: string, upstreamHost: string, agentUrl: string): Promise<void> {
+  await mkdir(join(hostsDir, upstreamHost), { recursive: true });
+  await writeFile(
+    join(hostsDir, upstreamHost, 'hosts.toml'),
+    renderHostsToml({ server: `http://${upstreamHost}`, mirrors: [{ url: agentUrl, capabilities: ['pull', 'resolve'] }] }),
+  );
+}
