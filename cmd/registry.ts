@@ -121,19 +121,21 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   });
   await store.refresh().catch((err: unknown) => logger.warn({ err }, 'initial scan of containerd failed; serving anyway'));
   await p2p?.start().catch((err: unknown) => logger.warn({ err }, 'initial key scan failed; retrying in the background'));
+  // Peers get all of the node's content; containerd's own misses are answered from memory (imagedOnly).
   const local = storeSource(store);
+  const own = storeSource(store.imagedOnly());
   let draining = false;
   const app = createRegistryApp({
     store,
     logger,
     mirroredRegistries: config.mirroredRegistries,
     resolveTags: config.resolveTags,
-    ready: () => !draining && changes.connected,
+    notReady: () => (draining ? 'draining' : changes.connected ? undefined : 'containerd unreachable'),
     underPressure: resolvePressure(config),
     concurrency: { maxRequests: config.maxRequests, maxStreams: config.maxStreams },
     timeouts: { idleTimeoutMs: config.clientIdleTimeoutMs },
     localSource: local,
-    source: countResolves(metrics, p2p === undefined ? local : chainSources([local, p2p.source])),
+    source: countResolves(metrics, p2p === undefined ? own : chainSources([own, p2p.source])),
     onRequest: (line) => recordRequest(metrics, line),
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: config.podName }),
     localClients,

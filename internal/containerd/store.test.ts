@@ -86,4 +86,56 @@ describe('containerd store media types follow containerd', () => {
     await waitFor('arm64 media types', async () => (await store.stat(arm64.layers[0]!.digest))?.mediaType === MediaType.ociLayerGzip, 5000, 20);
     assert.equal((await store.stat(arm64.manifest.digest))?.mediaType, MediaType.ociManifest);
   });
+
+  it('imagedOnly(): digests no image holds are absent without a gRPC call; imaged ones are asked', async () => {
+    let infoCalls = 0;
+    const counting: ContainerdClient = {
+      ...client,
+      contentInfo: (digest) => {
+        infoCalls++;
+        return client.contentInfo(digest);
+      },
+    };
+    const first = makeTestImage('docker.io/mirra-test/imaged:one', [300]);
+    const second = makeTestImage('docker.io/mirra-test/imaged:two', [400]);
+    await importImage(ctd, { reference: first.reference, root: first.manifest, blobs: imageBlobs(first).slice(1) });
+    const store = createContainerdStore({ client: counting, contentPath: ctd.contentDir, logger: createLogger('silent') });
+    const view = store.imagedOnly();
+    const layer = first.layers[0]!;
+
+    // Before the first walk every digest is asked for.
+    assert.equal((await view.stat(layer.digest))?.size, layer.bytes.length);
+    assert.ok(infoCalls >= 1);
+
+    await store.refresh();
+    infoCalls = 0;
+    const nowhere = `sha256:${'ab'.repeat(32)}`;
+    assert.equal(await view.stat(nowhere), undefined);
+    assert.equal(await view.openFile(nowhere), undefined);
+    await assert.rejects(view.read(nowhere), { name: 'NotFoundError' });
+    assert.equal(infoCalls, 0, 'a miss costs no call to containerd');
+    assert.equal(await store.stat(nowhere), undefined);
+    assert.equal(infoCalls, 1, 'the full store asks');
+
+    // Imaged content is still checked with containerd, and read.
+    infoCalls = 0;
+    assert.equal((await view.stat(layer.digest))?.mediaType, layer.mediaType);
+    assert.ok(infoCalls >= 1);
+    const file = await view.openFile(layer.digest);
+    assert.ok(file !== undefined);
+    await file.close();
+
+    // Content that arrived since the last walk: present for the store (peers), not for the view, until the next walk.
+    await importImage(ctd, { reference: second.reference, root: second.manifest, blobs: imageBlobs(second).slice(1) });
+    const fresh = second.layers[0]!;
+    assert.equal(await view.stat(fresh.digest), undefined);
+    assert.equal((await store.stat(fresh.digest))?.size, fresh.bytes.length);
+    await store.refresh();
+    assert.equal((await view.stat(fresh.digest))?.size, fresh.bytes.length);
+
+    // Removed content is gone for both at once (containerd is asked for listed digests).
+    await ctd.ctr(['content', 'rm', layer.digest]);
+    assert.equal(await view.stat(layer.digest), undefined);
+    assert.equal(await store.stat(layer.digest), undefined);
+  });
 });

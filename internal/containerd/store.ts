@@ -10,6 +10,8 @@
 // - read: content Info, then the file in the content directory (gRPC fallback).
 // - openFile: content Info, then the open file, for the registry's fast path
 //   that sends from a few reused buffers.
+// - imagedOnly(): a view for containerd's own requests that answers "not
+//   here" from memory for digests no image holds (see below).
 import type { Logger } from '../log/logger.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from '../oci/store.ts';
@@ -36,6 +38,18 @@ export interface ContainerdStore extends ContentStore {
   observe(change: ContainerdChange): void;
   /** Re-lists images and walks new or changed ones (force: every image). */
   refresh(force?: boolean): Promise<void>;
+  /**
+   * The same store for the node's containerd's own requests (not peers'):
+   * a digest that no image of the namespace holds, as of the last image walk,
+   * is absent at once, without a gRPC call. containerd asks its mirror only
+   * for content it lacks, so content outside every image (a pull still
+   * running, another tool's ingest) is never what it asks for; a miss then
+   * costs no round trip to a containerd that may be busy unpacking, and the
+   * 404 that sends it upstream stays well under 5 ms. Digests an image holds
+   * are still checked with containerd. Until the first walk, and after a
+   * failed one, every digest is asked for.
+   */
+  imagedOnly(): Pick<ContainerdStore, keyof ContentStore | 'openFile'>;
 }
 
 export function createContainerdStore(options: ContainerdStoreOptions): ContainerdStore {
@@ -51,31 +65,35 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
   let lastFullWalkMs = 0;
   let running: Promise<void> | undefined;
   let again: boolean | undefined;
+  /** The last walk succeeded: `mediaTypes` lists every digest the images hold. */
+  let walked = false;
 
   const sync = async (force: boolean): Promise<void> => {
     const rewalk = stale;
     stale = new Set();
     let images;
-    let walked;
+    let walkResults;
     try {
       images = await client.listImages();
       const unique = [...new Map(images.map((image) => [image.target.digest, image.target])).values()];
-      walked = await mapConcurrent(unique, WALK_CONCURRENCY, async (target) => {
+      walkResults = await mapConcurrent(unique, WALK_CONCURRENCY, async (target) => {
         const known = force || rewalk.has(target.digest) ? undefined : walks.get(target.digest);
         return [target.digest, known ?? (await walkImage(client, target, { contentPath }))] as const;
       });
     } catch (err) {
       for (const digest of rewalk) stale.add(digest);
+      walked = false;
       throw err;
     }
     const names = new Map(images.map((image) => [image.name, image.target.digest]));
-    const next = new Map<string, Descriptor[]>(walked);
+    const next = new Map<string, Descriptor[]>(walkResults);
     if (force) lastFullWalkMs = Date.now();
     const types = new Map<string, string>();
     for (const descriptors of next.values()) for (const d of descriptors) types.set(d.digest, d.mediaType);
     walks = next;
     mediaTypes = types;
     targets = names;
+    walked = true;
   };
 
   /** Single flight: a refresh asked for while one runs makes one more run afterwards. */
@@ -115,7 +133,7 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
     return mediaTypes.get(digest);
   };
 
-  return {
+  const store: ContainerdStore = {
     async resolve(reference) {
       const image = await client.getImage(reference);
       if (image === undefined) return undefined;
@@ -162,5 +180,18 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
       backgroundRefresh();
     },
     refresh,
+    imagedOnly() {
+      const unlisted = (digest: string): boolean => walked && !mediaTypes.has(digest);
+      return {
+        resolve: (reference) => store.resolve(reference),
+        stat: async (digest) => (unlisted(digest) ? undefined : store.stat(digest)),
+        read: async (digest, range) => {
+          if (unlisted(digest)) throw new NotFoundError(digest.slice(0, 100));
+          return store.read(digest, range);
+        },
+        openFile: async (digest) => (unlisted(digest) ? undefined : store.openFile(digest)),
+      };
+    },
   };
+  return store;
 }

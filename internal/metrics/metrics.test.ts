@@ -100,12 +100,14 @@ test('scrape-time metrics follow the snapshots they read', async () => {
   peerStats.digestMismatches = 1;
   peerStats.hits = 7;
   peerStats.noCandidates = 5;
+  peerStats.streamsLimited = 3;
   let scrape = parseExposition(await metrics.registry.metrics());
   assert.equal(sumSamples(scrape, 'mirra_peer_hedges_total'), 4);
   assert.equal(sumSamples(scrape, 'mirra_peer_resumes_total'), 2);
   assert.equal(sumSamples(scrape, 'mirra_peer_digest_mismatches_total'), 1);
   assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'hit' }), 7);
   assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'no_candidates' }), 5);
+  assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'streams_limited' }), 3);
   assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 3);
   assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'candidate' }), 2);
   assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'ready' }), 1);

@@ -72,7 +72,7 @@ export function createMetrics(): Metrics {
   snapshotCounter('peer_false_positives_total', "404 answers from peers whose summary claimed the key.", (s) => s.misses);
   new Counter({
     name: `${METRIC_PREFIX}peer_lookups_total`,
-    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O).',
+    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
     labelNames: ['result'] as const,
     registers,
     collect() {
@@ -82,6 +82,7 @@ export function createMetrics(): Metrics {
       this.inc({ result: 'hit' }, stats.hits);
       this.inc({ result: 'not_found' }, stats.notFound);
       this.inc({ result: 'no_candidates' }, stats.noCandidates);
+      this.inc({ result: 'streams_limited' }, stats.streamsLimited);
     },
   });
   new Gauge({

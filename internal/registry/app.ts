@@ -1,6 +1,6 @@
 // createRegistryApp: the Fastify app of the OCI distribution read API. The
 // concerns are installed on the root instance in this order (hook order
-// matters): access log, load shedding, method guard + routes, admission (peer
+// matters): access log, the 503 while closing, load shedding, method guard + routes, admission (peer
 // auth, --local-only: admission.ts), error handlers.
 // Fastify's logger is off (so no request logging of its own): the access log
 // and the error handler log through the `{ component: 'registry' }` child.
@@ -13,6 +13,7 @@ import { createAccessLog, installAccessLog, type AccessLine } from './access-log
 import { installAdmission } from './admission.ts';
 import { createBufferPool } from './buffer-pool.ts';
 import { installConcurrencyLimits, type ConcurrencyLimits } from './concurrency.ts';
+import { installClosingAnswer } from './drain.ts';
 import { answerClientError, answerConnect, answerExpectation, frameworkErrorResponse } from './early-errors.ts';
 import { sendOciError, toOciError } from './errors.ts';
 import { installHealthRoutes } from './health.ts';
@@ -43,8 +44,8 @@ export interface RegistryAppOptions {
    * from; default `storeSource(store)`. Never include peers here: no loops.
    */
   localSource?: ContentSource;
-  /** Readiness for GET /readyz (default: always ready). */
-  ready?: () => boolean;
+  /** Why the node is not ready (GET /readyz answers 503 with it), or undefined when ready (default: always ready). */
+  notReady?: () => string | undefined;
   /** Called with every access-log line once its request is over (metrics); must not throw. */
   onRequest?: (line: Readonly<AccessLine>) => void;
   /** Limits for slow clients (timeouts.ts); each one left out is its default. */
@@ -79,7 +80,8 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
   const app = Fastify({
     logger: false,
     exposeHeadRoutes: false,
-    return503OnClosing: true,
+    // Requests during close: installClosingAnswer's OCI 503 instead of Fastify's plain JSON.
+    return503OnClosing: false,
     ...fastifyTimeoutOptions(resolveTimeouts(options.timeouts)),
     // Malformed URLs (bad percent-encoding) never reach a route: answer with an OCI error too.
     frameworkErrors: (err, request, reply) => {
@@ -94,9 +96,10 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
   app.server.on('checkExpectation', answerExpectation);
 
   installAccessLog(app, accessLog);
+  installClosingAnswer(app);
   if (options.underPressure !== undefined) installUnderPressure(app, options.underPressure);
   if (options.concurrency !== undefined) installConcurrencyLimits(app, options.concurrency);
-  installHealthRoutes(app, options.ready ?? (() => true));
+  installHealthRoutes(app, options.notReady ?? (() => undefined));
   installRoutes(app, {
     source: options.source ?? storeSource(options.store),
     localSource: options.localSource ?? storeSource(options.store),

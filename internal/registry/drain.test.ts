@@ -124,3 +124,32 @@ test('idle keep-alive connections do not hold the drain up', async () => {
   assert.ok(outcome.durationMs < 1000, `${outcome.durationMs} ms`);
   socket.destroy();
 });
+
+test('a request pipelined behind a running stream during the drain gets an OCI 503 and Connection: close', async () => {
+  const { store, digest, bytes } = slowStore(6, 60);
+  const { app } = createTestApp({ store });
+  const connections = trackConnections(app.server);
+  const base = await listen(app);
+  const url = new URL(base);
+  const socket = connect({ host: url.hostname, port: Number(url.port) });
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(`GET /v2/a/blobs/${digest} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  await sleep(100);
+  const outcome = drainServer(app, { graceMs: 5000, log: createLogger('silent'), connections });
+  await sleep(20);
+  socket.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n');
+  await closed;
+  const raw = Buffer.concat(received);
+  const second = raw.indexOf('HTTP/1.1 503', bytes.length);
+  assert.ok(raw.subarray(0, 20).toString('latin1').startsWith('HTTP/1.1 200'), 'the running stream went on');
+  assert.ok(second > 0, 'the pipelined request was answered 503');
+  const [head = '', body = ''] = raw.subarray(second).toString('latin1').split('\r\n\r\n');
+  assert.match(head, /connection: close/i);
+  assert.match(head, /retry-after: 1/i);
+  const parsed = JSON.parse(body) as { errors: Array<{ code: string }> };
+  assert.equal(parsed.errors[0]?.code, 'UNAVAILABLE');
+  assert.equal((await outcome).ending, 'drained');
+});

@@ -4,8 +4,10 @@
 //
 // - app.close() closes the listening socket at once, so new connections are
 //   refused and containerd moves on to the next host straight away; requests
-//   that still arrive on open keep-alive connections get 503 with
-//   `Connection: close` (Fastify's return503OnClosing), /readyz included.
+//   that still arrive on open connections (pipelined behind a running one)
+//   get 503 UNAVAILABLE as an OCI error body with `Connection: close`
+//   (installClosingAnswer; Fastify's own return503OnClosing answer is not an
+//   OCI body, so the app turns it off), /readyz included.
 // - Responses already running go on. A keep-alive connection is closed as
 //   soon as its last response is over (flushed to the kernel: the response's
 //   'close'), idle ones at once, so the server closes as soon as the last
@@ -22,6 +24,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { errorBody, sendOciError } from './errors.ts';
 
 export interface ConnectionTracker {
   /** From now on, close every connection once it has no response running. */
@@ -56,6 +59,24 @@ export function trackConnections(server: Server): ConnectionTracker {
       for (const [socket, responses] of running) if (responses === 0) socket.destroy();
     },
   };
+}
+
+/**
+ * Requests that arrive once app.close() has begun get 503 UNAVAILABLE (an OCI
+ * body, Retry-After: 1) and `Connection: close`, before any content is looked
+ * at. Install right after the access log, with return503OnClosing off.
+ */
+export function installClosingAnswer(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing) return done();
+    reply.header('connection', 'close');
+    sendOciError(reply, { status: 503, body: errorBody('UNAVAILABLE', { reason: 'shutting down' }), headers: { 'retry-after': '1' }, internal: false });
+  });
 }
 
 export interface DrainOptions {

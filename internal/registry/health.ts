@@ -3,14 +3,16 @@
 // reachable). Not access-logged as registry traffic (handler "probe").
 import type { FastifyInstance } from 'fastify';
 
-export function installHealthRoutes(app: FastifyInstance, ready: () => boolean): void {
+/** `notReady`: why the node cannot serve now (e.g. containerd unreachable, draining), or undefined. */
+export function installHealthRoutes(app: FastifyInstance, notReady: () => string | undefined): void {
   app.get('/healthz', async (request, reply) => {
     if (request.accessLog) request.accessLog.handler = 'probe';
     reply.type('text/plain').send('ok\n');
   });
   app.get('/readyz', async (request, reply) => {
     if (request.accessLog) request.accessLog.handler = 'probe';
-    if (ready()) reply.type('text/plain').send('ok\n');
-    else reply.code(503).type('text/plain').send('not ready: containerd unreachable\n');
+    const reason = notReady();
+    if (reason === undefined) reply.type('text/plain').send('ok\n');
+    else reply.code(503).type('text/plain').send(`not ready: ${reason}\n`);
   });
 }
