@@ -8,6 +8,7 @@ import type { ContainerdChange } from '../internal/containerd/events.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createPublisher } from '../internal/kube/publisher.ts';
 import { watchPeers } from '../internal/kube/peers.ts';
+import { abortIngestsOf } from '../internal/containerd/ingests.ts';
 import type { Logger } from '../internal/log/logger.ts';
 import type { Metrics } from '../internal/metrics/metrics.ts';
 import { publishHooks, recordSummary } from '../internal/metrics/record.ts';
@@ -99,6 +100,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     idleTimeoutMs: options.peerStallTimeoutMs,
     sign: options.sign,
     maxStreams: options.maxPeerStreams,
+    onWrongBytesDelivered: (digest) => void abortIngestsOf(options.client, digest, logger.child({ component: 'containerd-ingests' })),
     candidates: (key) => {
       const directory = watcher.peers();
       return index.lookup(key, { zone, limit: 5 }).flatMap((name) => {

@@ -11,10 +11,12 @@ import {
   parseContentInfo,
   parseEnvelope,
   parseImage,
+  parseIngestStatus,
   ProtocolError,
   type ContentInfo,
   type Envelope,
   type ImageRecord,
+  type IngestStatus,
 } from './messages.ts';
 
 export interface ContainerdClientOptions {
@@ -43,6 +45,10 @@ export interface ContainerdClient {
   getImage(name: string): Promise<ImageRecord | undefined>;
   /** undefined when the content is absent (in this namespace). Rejects on a malformed digest. */
   contentInfo(digest: string): Promise<ContentInfo | undefined>;
+  /** The ingests in progress in the namespace (content ListStatuses). */
+  listIngests(): Promise<IngestStatus[]>;
+  /** Drops an ingest and what was written to it (content Abort); resolves when it is gone or was not there. */
+  abortIngest(ref: string): Promise<void>;
   /** Every piece of content in the namespace (content List). */
   listContentInfo(): Promise<ContentInfo[]>;
   /** The bytes from `offset`, `sizeBytes` of them (0 = to the end), via the gRPC Read stream. */
@@ -123,6 +129,17 @@ export function createContainerdClient(options: ContainerdClientOptions): Contai
       } catch (err) {
         if (isGrpcStatus(err, status.NOT_FOUND)) return undefined;
         throw err;
+      }
+    },
+    async listIngests() {
+      const response = await unary(protos.content.listStatuses, { filters: [] });
+      return validOnly(arrayOf(field(response, 'statuses'), 'statuses'), parseIngestStatus);
+    },
+    async abortIngest(ref) {
+      try {
+        await unary(protos.content.abort, { ref });
+      } catch (err) {
+        if (!isGrpcStatus(err, status.NOT_FOUND)) throw err;
       }
     },
     async listContentInfo() {

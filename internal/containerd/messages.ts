@@ -23,6 +23,17 @@ export interface ContentInfo {
   labels: Record<string, string>;
 }
 
+/** An ingest in progress: containerd writing content not yet committed. */
+export interface IngestStatus {
+  ref: string;
+  /** Bytes written so far. */
+  offset: number;
+  /** Expected size in bytes (0: unknown). */
+  total: number;
+  /** Expected digest ('' when the writer did not say). */
+  expected: string;
+}
+
 export interface Envelope {
   namespace: string;
   topic: string;
@@ -91,6 +102,17 @@ export function parseImage(value: unknown): ImageRecord {
 export function parseContentInfo(value: unknown): ContentInfo {
   const r = record(value, 'info');
   return { digest: digestField(r.digest, 'info.digest'), size: size(r.size, 'info.size'), labels: labels(r.labels) };
+}
+
+export function parseIngestStatus(value: unknown): IngestStatus {
+  const r = record(value, 'status');
+  const expected = str(r.expected, 'status.expected');
+  return {
+    ref: str(r.ref, 'status.ref'),
+    offset: size(r.offset, 'status.offset'),
+    total: size(r.total, 'status.total'),
+    expected: expected === '' ? '' : digestField(expected, 'status.expected'),
+  };
 }
 
 export function parseEnvelope(value: unknown): Envelope {

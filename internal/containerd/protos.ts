@@ -15,7 +15,7 @@ export type Decoder = (bytes: Buffer) => unknown;
 
 export interface ContainerdProtos {
   images: { get: Method; list: Method };
-  content: { info: Method; list: Method; read: Method };
+  content: { info: Method; list: Method; read: Method; listStatuses: Method; abort: Method };
   events: { subscribe: Method };
   /** Decoders of event payloads by message name (the Any's type_url without prefix). */
   payloads: ReadonlyMap<string, Decoder>;
@@ -58,6 +58,8 @@ export function loadContainerdProtos(): ContainerdProtos {
       info: method(def, 'containerd.services.content.v1.Content', 'Info'),
       list: method(def, 'containerd.services.content.v1.Content', 'List'),
       read: method(def, 'containerd.services.content.v1.Content', 'Read'),
+      listStatuses: method(def, 'containerd.services.content.v1.Content', 'ListStatuses'),
+      abort: method(def, 'containerd.services.content.v1.Content', 'Abort'),
     },
     events: { subscribe: method(def, 'containerd.services.events.v1.Events', 'Subscribe') },
     payloads: new Map(Object.values(EVENT_PAYLOADS).map((name) => [name, decoder(def, name)])),

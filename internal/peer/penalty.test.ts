@@ -68,4 +68,22 @@ describe('peer penalties', () => {
     assert.equal(penalties.isPenalised('c'), true);
     assert.equal(penalties.active(), 2);
   });
+
+  it('a peer distrusted for a key is left out of that key only, for maxMs, bounded', () => {
+    let nowMs = 0;
+    const penalties = createPeerPenalties({ baseMs: 100, maxMs: 1000, maxPeers: 2, nowMs: () => nowMs });
+    const all = [peer('a'), peer('b')];
+    penalties.distrust('a', 'sha256:1');
+    assert.deepEqual(names(penalties.order(all, 'sha256:1')), ['b']);
+    assert.deepEqual(names(penalties.order([peer('a')], 'sha256:1')), [], 'even when it is the only holder');
+    assert.deepEqual(names(penalties.order(all, 'sha256:2')), ['a', 'b'], 'other keys: still a candidate');
+    assert.deepEqual(names(penalties.order(all)), ['a', 'b'], 'no key: no filter');
+    nowMs += 1001;
+    assert.deepEqual(names(penalties.order(all, 'sha256:1')), ['a', 'b'], 'trusted again after maxMs');
+    penalties.distrust('a', 'k1');
+    penalties.distrust('a', 'k2');
+    penalties.distrust('a', 'k3');
+    assert.deepEqual(names(penalties.order(all, 'k1')), ['a', 'b'], 'the oldest pair was dropped');
+    assert.deepEqual(names(penalties.order(all, 'k3')), ['b']);
+  });
 });

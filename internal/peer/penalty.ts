@@ -5,6 +5,10 @@
 // the penalty (up to maxMs); a success takes one strike off, and a peer whose
 // last fault is long past starts again from scratch. Time-based, no timers;
 // the map is bounded (least recently faulted peers are dropped first).
+// A peer that sent wrong bytes for a key is also distrusted for that key: it
+// is left out of that key's candidates for the longest penalty (maxMs), so
+// that when it is the only holder the client goes upstream instead of
+// getting the same wrong bytes again.
 import type { Candidate } from './client.ts';
 
 export interface PenaltyOptions {
@@ -12,7 +16,7 @@ export interface PenaltyOptions {
   baseMs?: number;
   /** Longest penalty (default 60000 ms). */
   maxMs?: number;
-  /** Peers remembered at most (default 1024). */
+  /** Peers remembered at most, and distrusted (peer, key) pairs at most (default 1024 each). */
   maxPeers?: number;
   /** Clock (default Date.now), for tests. */
   nowMs?: () => number;
@@ -25,8 +29,14 @@ export interface PeerPenalties {
   succeeded(peer: string): void;
   /** Whether the peer is penalised now. */
   isPenalised(peer: string): boolean;
-  /** The candidates with the penalised ones moved last (those whose penalty ends first go first among them); stable otherwise. */
-  order<T extends Candidate>(candidates: readonly T[]): readonly T[];
+  /** The peer sent wrong bytes for `key`: left out of its candidates for maxMs. */
+  distrust(peer: string, key: string): void;
+  /**
+   * The candidates for `key` without those distrusted for it, the penalised
+   * ones moved last (those whose penalty ends first go first among them);
+   * stable otherwise.
+   */
+  order<T extends Candidate>(candidates: readonly T[], key?: string): readonly T[];
   /** Peers penalised now. */
   active(): number;
 }
@@ -43,6 +53,17 @@ export function createPeerPenalties(options: PenaltyOptions = {}): PeerPenalties
   const now = options.nowMs ?? Date.now;
   /** In order of the last fault (Map insertion order): the first is the oldest. */
   const entries = new Map<string, Entry>();
+  /** `key \n peer` -> until when; oldest first, bounded like `entries`. */
+  const distrusted = new Map<string, number>();
+
+  const isDistrusted = (peer: string, key: string, nowMs: number): boolean => {
+    const id = `${key}\n${peer}`;
+    const untilMs = distrusted.get(id);
+    if (untilMs === undefined) return false;
+    if (untilMs > nowMs) return true;
+    distrusted.delete(id);
+    return false;
+  };
 
   const current = (peer: string, nowMs: number): Entry | undefined => {
     const entry = entries.get(peer);
@@ -75,14 +96,25 @@ export function createPeerPenalties(options: PenaltyOptions = {}): PeerPenalties
       entry.strikes = Math.max(0, entry.strikes - 1);
       if (entry.strikes === 0) entries.delete(peer);
     },
+    distrust(peer, key) {
+      const id = `${key}\n${peer}`;
+      distrusted.delete(id);
+      distrusted.set(id, now() + maxMs);
+      while (distrusted.size > maxPeers) {
+        const oldest = distrusted.keys().next().value;
+        if (oldest === undefined) break;
+        distrusted.delete(oldest);
+      }
+    },
     isPenalised(peer) {
       const nowMs = now();
       const entry = current(peer, nowMs);
       return entry !== undefined && entry.untilMs > nowMs;
     },
-    order(candidates) {
-      if (entries.size === 0) return candidates;
+    order(candidates, key) {
       const nowMs = now();
+      if (key !== undefined && distrusted.size > 0) candidates = candidates.filter((c) => !isDistrusted(c.name, key, nowMs));
+      if (entries.size === 0) return candidates;
       let penalised: Array<{ candidate: (typeof candidates)[number]; untilMs: number }> | undefined;
       const fine: Array<(typeof candidates)[number]> = [];
       for (const candidate of candidates) {

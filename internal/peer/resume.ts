@@ -45,6 +45,12 @@ export interface ResumingStreamOptions {
   onPeerFailure?(peer: Candidate, err: Error): void;
   /** The bytes did not match the digest; `peers` sent them (more than one after a resume). */
   onMismatch?(peers: readonly Candidate[]): void;
+  /**
+   * After a mismatch, some of the wrong bytes had already been delivered (a
+   * streamed blob): the client holds them, and a client that resumes with a
+   * Range (containerd) would complete a wrong blob from them.
+   */
+  onWrongBytesDelivered?(): void;
   /** Everything was delivered (and verified, when asked); `peer` sent the last bytes. */
   onComplete?(peer: Candidate): void;
 }
@@ -158,6 +164,7 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
           next(mismatch);
           return;
         }
+        if (deliveredAny) options.onWrongBytesDelivered?.();
         abandon(mismatch);
         return;
       }

@@ -64,6 +64,13 @@ export interface PeerSourceOptions {
   /** Signs every request to a peer (peer auth, internal/auth/sign.ts); undefined: unsigned. */
   sign?: PeerSigner;
   /**
+   * Called when a streamed blob turned out wrong after some of its bytes went
+   * to the client: containerd has them in its ingest for the blob and would
+   * resume from them, failing every pull of it. The agent drops that ingest
+   * (internal/containerd/ingests.ts) so that the next pull starts over.
+   */
+  onWrongBytesDelivered?(digest: string): void;
+  /**
    * Blob GETs streamed from peers at once at most (default 64; 0: no limit).
    * Beyond it, locate() answers undefined at once: 404, containerd goes
    * upstream (stream-limit.ts says why it does not wait).
@@ -101,7 +108,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const ctx: AttemptContext = { agent, headersTimeoutMs: options.requestTimeoutMs ?? 3000, sign: options.sign };
 
   const candidatesFor = (key: string): readonly Candidate[] => {
-    const all = penalties.order(options.candidates(key));
+    const all = penalties.order(options.candidates(key), key);
     if (all.length === 0) counters.noCandidates++;
     else counters.lookups++;
     return all.length > maxCandidates ? all.slice(0, maxCandidates) : all;
@@ -163,7 +170,15 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       onMismatch: (peers) => {
         counters.digestMismatches++;
         log.warn({ digest, peers: peers.map((peer) => peer.name) }, 'peer sent bytes that do not match the digest');
-        for (const peer of peers) penalise(peer, 'bytes that do not match the digest');
+        for (const peer of peers) {
+          penalise(peer, 'bytes that do not match the digest');
+          penalties.distrust(peer.name, digest);
+        }
+      },
+      onWrongBytesDelivered: () => {
+        counters.wrongBytesDelivered++;
+        log.warn({ digest }, 'wrong bytes of a streamed blob reached the client before the digest check: its download fails, and the client must start it over');
+        options.onWrongBytesDelivered?.(digest);
       },
       onComplete: (peer) => penalties.succeeded(peer.name),
     });
@@ -221,6 +236,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       onMismatch: (peer: Candidate) => {
         counters.digestMismatches++;
         log.warn({ digest, peer: peer.name }, 'peer sent a manifest that does not match the digest');
+        penalties.distrust(peer.name, digest);
       },
     };
     const winner = await race(candidates, (c, s) => getManifest(manifestCtx, request, parsed, c, s), () => {});

@@ -20,6 +20,8 @@ export interface PeerSourceStats {
   resumes: number;
   /** Content from a peer that did not match its digest. */
   digestMismatches: number;
+  /** Streamed blobs whose wrong bytes partly reached the client before the digest check failed (the download was cut). */
+  wrongBytesDelivered: number;
   /** Faults for which a peer was penalised (moved last for a while): failed attempts, failures mid-body, wrong bytes. */
   penalties: number;
   /** Blob GETs answered "not here" at once because the limit of concurrent peer streams was reached. */
@@ -27,5 +29,5 @@ export interface PeerSourceStats {
 }
 
 export function createPeerStats(): PeerSourceStats {
-  return { lookups: 0, noCandidates: 0, hits: 0, notFound: 0, misses: 0, failures: 0, hedges: 0, resumes: 0, digestMismatches: 0, penalties: 0, streamsLimited: 0 };
+  return { lookups: 0, noCandidates: 0, hits: 0, notFound: 0, misses: 0, failures: 0, hedges: 0, resumes: 0, digestMismatches: 0, wrongBytesDelivered: 0, penalties: 0, streamsLimited: 0 };
 }

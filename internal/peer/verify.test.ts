@@ -132,12 +132,32 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
     assert.equal(good.requests()[0]?.status, 206);
   });
 
-  it('over the hold budget, a blob is streamed: wrong bytes cut the response short', async () => {
-    const agent = await startAgent({ verifyHoldBudgetBytes: 1024 * 1024 });
+  it('over the hold budget, a blob is streamed: wrong bytes cut the response short, the client is told, the peer is not asked for it again', async () => {
+    const delivered: string[] = [];
+    const agent = await startAgent({ verifyHoldBudgetBytes: 1024 * 1024, onWrongBytesDelivered: (d) => delivered.push(d) });
     const digest = share(randomBytes(BLOB_BYTES), [wrong]);
     const res = await fetch(blobUrl(agent, digest));
     assert.equal(res.status, 200);
     await assert.rejects(bodyOf(res));
     await until(() => agent.source.stats().digestMismatches === 1);
+    assert.deepEqual(delivered, [digest], 'the wrong bytes that went out are reported');
+    assert.equal(agent.source.stats().wrongBytesDelivered, 1);
+    // The only holder sent wrong bytes for it: distrusted for this digest, so 404 at once (upstream), no request.
+    const before = wrong.requests().length;
+    const again = await fetch(blobUrl(agent, digest), { headers: { range: 'bytes=1000-' } });
+    assert.equal(again.status, 404);
+    await bodyOf(again);
+    assert.equal(wrong.requests().length, before);
+    assert.equal(agent.source.stats().noCandidates, 1);
+  });
+
+  it('held back whole, wrong bytes never reach the client and are not reported as delivered', async () => {
+    const delivered: string[] = [];
+    const agent = await startAgent({ onWrongBytesDelivered: (d) => delivered.push(d) });
+    const digest = share(randomBytes(BLOB_BYTES), [wrong]);
+    const res = await fetch(blobUrl(agent, digest));
+    assert.equal(res.status, 404);
+    await bodyOf(res);
+    assert.deepEqual(delivered, []);
   });
 });

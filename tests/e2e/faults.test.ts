@@ -97,9 +97,9 @@ describe('faults on three nodes', { timeout: 420_000 }, () => {
   let seq = 0;
   const ref = (name: string): string => `${cluster.upstream.host}/faults/${name}:v1`;
 
-  /** A new image (4 MiB + 2 MiB layers), in the upstream as faults/<name>:v1. */
-  const newImage = async (name: string): Promise<GeneratedImage> => {
-    const image = await generateImage({ dir: join(cluster.dir, `img-${name}`), layers: [4 * MiB, 2 * MiB], seed: `faults-${name}-${seq++}` });
+  /** A new image (by default 4 MiB + 2 MiB layers), in the upstream as faults/<name>:v1. */
+  const newImage = async (name: string, layers = [4 * MiB, 2 * MiB]): Promise<GeneratedImage> => {
+    const image = await generateImage({ dir: join(cluster.dir, `img-${name}`), layers, seed: `faults-${name}-${seq++}` });
     await cluster.upstream.push(image.layoutDir, `faults/${name}`, 'v1');
     return image;
   };
@@ -110,6 +110,30 @@ describe('faults on three nodes', { timeout: 420_000 }, () => {
       await node.pull(ref(name));
       await waitFor(`${node.name} to advertise ${name}`, async () => image.layers.every((l) => claimants(cluster, hasher, l.digest).includes(node.name)), 10_000, 100);
     }
+  };
+
+  /**
+   * Puts the image on node-1 (and node-2 unless `alone`), restarts node-3's
+   * agent (it forgets earlier penalties) and waits until it knows the holders;
+   * `sick` is the holder node-3 asks first for the first layer, `healthy` the other.
+   */
+  const sickFirst = async (image: GeneratedImage, name: string, alone: boolean): Promise<{ sick: ClusterNode & { faults: NonNullable<ClusterNode['faults']> }; healthy: ClusterNode | undefined }> => {
+    const first = image.layers[0]?.digest ?? '';
+    await holdOn(image, name, alone ? [n1] : [n1, n2]);
+    const mark = (await n3.agent.logLines()).length;
+    await n3.restartAgent();
+    await cluster.waitReady();
+    const holders = pods(cluster).filter((pod) => pod.node !== 'node-3' && (alone ? pod.node === 'node-1' : true));
+    await waitFor('node-3 to know the holders', async () => {
+      const lines = (await n3.agent.logLines()).slice(mark);
+      return holders.every((pod) => lines.some((line) => line.msg === 'peer summary updated' && line.peer === pod.name && line.status === 'ok'));
+    }, 15_000, 100);
+    await waitPeerServes(cluster, n3, name, first);
+    const order = claimants(cluster, hasher, first, n3.podName);
+    const sick = cluster.nodes.find((node) => node.name === order[0]);
+    assert.ok(sick?.faults !== undefined, `first choice ${order[0]}`);
+    const healthy = alone ? undefined : cluster.nodes.find((node) => node.name === order[1]);
+    return { sick: sick as ClusterNode & { faults: NonNullable<ClusterNode['faults']> }, healthy };
   };
 
   before(async () => {
@@ -138,21 +162,7 @@ describe('faults on three nodes', { timeout: 420_000 }, () => {
       test(`the peer asked first ${title}; ${alone ? 'nobody else has it: containerd goes upstream' : 'the other holder serves it'}`, async () => {
         const image = await newImage(name);
         const layers = image.layers.map((l) => l.digest);
-        await holdOn(image, name, alone ? [n1] : [n1, n2]);
-        // node-3's agent forgets earlier penalties; then the sick peer is the one it asks first for the big layer.
-        const mark = (await n3.agent.logLines()).length;
-        await n3.restartAgent();
-        await cluster.waitReady();
-        const holders = pods(cluster).filter((pod) => pod.node !== 'node-3' && (alone ? pod.node === 'node-1' : true));
-        await waitFor('node-3 to know the holders', async () => {
-          const lines = (await n3.agent.logLines()).slice(mark);
-          return holders.every((pod) => lines.some((line) => line.msg === 'peer summary updated' && line.peer === pod.name && line.status === 'ok'));
-        }, 15_000, 100);
-        await waitPeerServes(cluster, n3, name, layers[0] as string);
-        const order = claimants(cluster, hasher, layers[0] as string, n3.podName);
-        const sick = cluster.nodes.find((node) => node.name === order[0]);
-        assert.ok(sick?.faults !== undefined, `first choice ${order[0]}`);
-        const healthy = alone ? undefined : cluster.nodes.find((node) => node.name === order[1]);
+        const { sick, healthy } = await sickFirst(image, name, alone);
         const sickPod = sick.podName;
 
         await sick.faults.set(fault);
@@ -181,6 +191,46 @@ describe('faults on three nodes', { timeout: 420_000 }, () => {
         await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
       });
     }
+  }
+
+  // Blobs above the hold-back (32 MiB) are streamed with only their last chunk
+  // held: a wrong byte is found when the body is over, after the rest went out.
+  // containerd must then never store wrong bytes, and a pull may fail once at
+  // most: the next one (the kubelet retries) gets the right content. Without
+  // the agent's abort of the poisoned ingest, every retry failed the same way
+  // (containerd resumed from the wrong bytes it kept).
+  for (const alone of [false, true]) {
+    test(`the peer asked first corrupts a 40 MiB layer (streamed, not held back); ${alone ? 'nobody else has it' : 'another holder has it'}: nothing wrong is stored, at most one pull fails`, async () => {
+      const name = `corrupt-big-${alone ? 'alone' : 'pair'}`;
+      const image = await newImage(name, [40 * MiB, 2 * MiB]);
+      const { sick } = await sickFirst(image, name, alone);
+      await sick.faults.set({ kind: 'corrupt', atByte: 1 * MiB + 7 });
+      sick.faults.resetRequests();
+      const failures: string[] = [];
+      try {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          try {
+            await n3.pull(ref(name));
+            break;
+          } catch (err) {
+            failures.push(err instanceof Error ? err.message.split('\n').slice(-2).join(' ') : String(err));
+          }
+        }
+      } finally {
+        await sick.faults.set({ kind: 'none' });
+      }
+      process.stdout.write(`# corrupt 40 MiB layer (${alone ? 'alone' : 'pair'}): ${failures.length} failed pull(s) ${JSON.stringify(failures)}\n`);
+      assert.ok(sick.faults.requests().some((r) => r.fault === 'corrupt'), 'the fault was applied');
+      assert.ok(failures.length <= 1, `failed pulls: ${JSON.stringify(failures)}`);
+      await assertStored(n3, image);
+      const lines = await n3.agent.logLines();
+      assert.ok(lines.some((line) => line.msg === PENALISED && line.peer === sick.podName), `${sick.name} was penalised by node-3`);
+      if (failures.length > 0) {
+        // The failed pull left containerd an ingest with wrong bytes; the agent dropped it, so the retry started over.
+        assert.ok(lines.some((line) => String(line.msg).startsWith("aborted containerd's ingest") && line.digest === image.layers[0]?.digest), 'the poisoned ingest was aborted');
+      }
+      await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
+    });
   }
 
   test('containerd down on node-1: not ready within seconds, peers skip it; back: ready, resynced', async () => {
