@@ -1,7 +1,7 @@
 // `mirra configure` and `mirra cleanup`: containerd's mirror configuration on
 // a node (an init container runs configure). Wiring only.
 import { cleanupFlags, configureFlags } from '../internal/config/configure.ts';
-import { flagHelp, parseFlags, UsageError } from '../internal/config/flags.ts';
+import { flagHelp, parseFlags, usageExit, UsageError } from '../internal/config/flags.ts';
 import { removeMirrorConfiguration, type CleanupAction } from '../internal/configure/cleanup.ts';
 import { writeMirrorConfiguration } from '../internal/configure/configure.ts';
 
@@ -28,12 +28,6 @@ flags (each can also be set by its environment variable):
 ${flagHelp(cleanupFlags)}
 `;
 
-function usage(command: string, err: unknown): number {
-  if (!(err instanceof UsageError)) throw err;
-  process.stderr.write(`mirra ${command}: ${err.message}\n`);
-  return 2;
-}
-
 function printActions(actions: CleanupAction[]): void {
   for (const action of actions) {
     process.stdout.write(`${action.action} ${action.path}${action.reason === undefined ? '' : ` (${action.reason})`}\n`);
@@ -52,7 +46,7 @@ export async function runConfigure(argv: string[], env: NodeJS.ProcessEnv): Prom
     config = parsed.values;
     if (config.mirrorTargets.length === 0) throw new UsageError('--mirror-targets is required (e.g. http://127.0.0.1:30020)');
   } catch (err) {
-    return usage('configure', err);
+    return usageExit('configure', err);
   }
   try {
     const result = await writeMirrorConfiguration({
@@ -86,7 +80,7 @@ export async function runCleanup(argv: string[], env: NodeJS.ProcessEnv): Promis
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     config = parsed.values;
   } catch (err) {
-    return usage('cleanup', err);
+    return usageExit('cleanup', err);
   }
   try {
     printActions(await removeMirrorConfiguration(config.certsDir));

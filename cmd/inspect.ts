@@ -1,6 +1,6 @@
 // `mirra shards` and `mirra locate`: read the agents' pods through a
 // kubeconfig (or in-cluster config) and decode their summaries. Wiring only.
-import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../internal/config/flags.ts';
+import { flagHelp, parseFlags, usageExit, UsageError, type FlagSpec } from '../internal/config/flags.ts';
 import { listAgentPods } from '../internal/inspect/pods.ts';
 import { locate, renderLocate, renderShards, shardsRows } from '../internal/inspect/report.ts';
 import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
@@ -59,9 +59,7 @@ export async function runInspect(command: 'shards' | 'locate', argv: string[], e
       throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     }
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`mirra ${command}: ${err.message}\n`);
-    return 2;
+    return usageExit(command, err);
   }
   let kube;
   try {

@@ -5,7 +5,7 @@ import { createPeerSigner } from '../internal/auth/sign.ts';
 import { createPeerVerifier } from '../internal/auth/verify.ts';
 import { agentFlags } from '../internal/config/agent.ts';
 import { formatListenAddress } from '../internal/config/address.ts';
-import { flagHelp, parseFlags, UsageError } from '../internal/config/flags.ts';
+import { flagHelp, parseFlags, usageExit, UsageError } from '../internal/config/flags.ts';
 import { createContainerdClient } from '../internal/containerd/client.ts';
 import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
@@ -42,9 +42,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     config = parsed.values;
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`mirra registry: ${err.message}\n`);
-    return 2;
+    return usageExit('registry', err);
   }
 
   let kubeConfig;

@@ -19,6 +19,13 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** For a UsageError: prints `mirra <command>: <message>` on stderr and returns exit code 2. Anything else is rethrown. */
+export function usageExit(command: string, err: unknown): number {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`mirra ${command}: ${err.message}\n`);
+  return 2;
+}
+
 type Specs = Record<string, FlagSpec<unknown>>;
 type Values<S extends Specs> = { [K in keyof S]: S[K] extends FlagSpec<infer T> ? T : never };
 

@@ -35,6 +35,11 @@ function contentLength(res: IncomingMessage): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** One request to the candidate, with the context's timeout and signature. */
+function ask(ctx: AttemptContext, candidate: Candidate, method: 'GET' | 'HEAD', path: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  return peerRequest(ctx.agent, candidate, { method, path, headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
+}
+
 /** 404: a miss (undefined); any other status than `accepted`: a failure. */
 function checkStatus(res: IncomingMessage, method: 'GET' | 'HEAD', candidate: Candidate, accepted: readonly number[]): boolean {
   if (res.statusCode !== undefined && accepted.includes(res.statusCode)) return true;
@@ -50,7 +55,7 @@ function badAnswer(res: IncomingMessage, method: 'GET' | 'HEAD', message: string
 
 /** HEAD of a blob: its size. */
 export async function headBlob(ctx: AttemptContext, request: ContentRequest, digest: string, candidate: Candidate, signal: AbortSignal): Promise<number | undefined> {
-  const res = await peerRequest(ctx.agent, candidate, { method: 'HEAD', path: repositoryPath(request, 'blobs', digest), headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
+  const res = await ask(ctx, candidate, 'HEAD', repositoryPath(request, 'blobs', digest), signal);
   if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
   const size = contentLength(res);
   res.resume();
@@ -73,7 +78,7 @@ export async function getBlob(
 ): Promise<IncomingMessage | undefined> {
   const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
   const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };
-  const res = await peerRequest(ctx.agent, candidate, { method: 'GET', path: repositoryPath(request, 'blobs', digest), headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
+  const res = await ask(ctx, candidate, 'GET', repositoryPath(request, 'blobs', digest), signal, headers);
   if (!checkStatus(res, 'GET', candidate, whole ? [200] : [206])) return undefined;
   const length = contentLength(res);
   const declared = res.headers['docker-content-digest'];
@@ -129,14 +134,7 @@ export async function getManifest(
   signal: AbortSignal,
 ): Promise<FetchedManifest | undefined> {
   const reference = `${digest.algorithm}:${digest.hex}`;
-  const res = await peerRequest(ctx.agent, candidate, {
-    method: 'GET',
-    path: repositoryPath(request, 'manifests', reference),
-    headers: { accept: MANIFEST_ACCEPT },
-    headersTimeoutMs: ctx.headersTimeoutMs,
-    sign: ctx.sign,
-    signal,
-  });
+  const res = await ask(ctx, candidate, 'GET', repositoryPath(request, 'manifests', reference), signal, { accept: MANIFEST_ACCEPT });
   if (!checkStatus(res, 'GET', candidate, [200])) return undefined;
   const length = contentLength(res);
   if (length !== undefined && length > ctx.maxManifestBytes) badAnswer(res, 'GET', `${candidate.name}: manifest of ${length} bytes is too large`);
@@ -155,14 +153,7 @@ export interface TagAnswer {
 
 /** HEAD of a manifest by tag: the digest it points to (Docker-Content-Digest). */
 export async function headTag(ctx: AttemptContext, request: ContentRequest, tag: string, candidate: Candidate, signal: AbortSignal): Promise<TagAnswer | undefined> {
-  const res = await peerRequest(ctx.agent, candidate, {
-    method: 'HEAD',
-    path: repositoryPath(request, 'manifests', tag),
-    headers: { accept: MANIFEST_ACCEPT },
-    headersTimeoutMs: ctx.headersTimeoutMs,
-    sign: ctx.sign,
-    signal,
-  });
+  const res = await ask(ctx, candidate, 'HEAD', repositoryPath(request, 'manifests', tag), signal, { accept: MANIFEST_ACCEPT });
   if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
   res.resume();
   const digest = res.headers['docker-content-digest'];

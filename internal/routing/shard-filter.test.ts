@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { reduceRange } from './hash.ts';
 import { bucketShift, buildShardFilter, filterHas, wordHas, wordHas7 } from './shard-filter.ts';
-import { createArena, freeRegion, moveRegion, storeRegion } from './bucket-arena.ts';
 import { createOrderScratch, orderCandidates } from './order.ts';
 
 test('filterHas answers exactly "reduceRange(x) is one of the values" for every m, including overflow buckets', () => {
@@ -59,45 +58,6 @@ test('wordHas (SWAR) equals a plain loop over the word fields', () => {
       if (shift === 7) assert.equal(wordHas7(word, low), expected);
     }),
     { seed: 22, numRuns: 5000 },
-  );
-});
-
-test('the bucket arena keeps every region intact across stores, frees, moves and compactions', () => {
-  fc.assert(
-    fc.property(
-      fc.array(fc.record({ op: fc.constantFrom('store', 'store', 'free', 'move'), slot: fc.nat(15), to: fc.nat(15), size: fc.nat(700) }), { maxLength: 200 }),
-      (ops) => {
-        const arena = createArena(16);
-        const expected = new Map<number, Uint32Array>();
-        let stamp = 1;
-        for (const { op, slot, to, size } of ops) {
-          if (op === 'store') {
-            const data = Uint32Array.from({ length: size }, () => stamp++);
-            storeRegion(arena, slot, data);
-            if (size > 0) expected.set(slot, data);
-            else expected.delete(slot);
-          } else if (op === 'free') {
-            freeRegion(arena, slot);
-            expected.delete(slot);
-          } else if (slot !== to) {
-            moveRegion(arena, slot, to);
-            const moved = expected.get(slot);
-            expected.delete(slot);
-            if (moved === undefined) expected.delete(to);
-            else expected.set(to, moved);
-          }
-          assert.ok(arena.used <= arena.words.length);
-          assert.equal(arena.words[0], 0, 'word 0 stays the empty bucket');
-        }
-        for (let slot = 0; slot < 16; slot++) {
-          const offset = arena.offsets[slot]!;
-          const data = expected.get(slot);
-          if (data === undefined) assert.equal(arena.lengths[slot], 0);
-          else assert.deepEqual(arena.words.subarray(offset, offset + arena.lengths[slot]!), data);
-        }
-      },
-    ),
-    { seed: 23, numRuns: 300 },
   );
 });
 

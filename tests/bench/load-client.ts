@@ -14,6 +14,7 @@
 // is bounded in time; in-flight requests get at most DRAIN_MS after the end.
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { percentile } from './stats.ts';
 
 export interface LoadResult {
   mode: 'streams' | 'rate';
@@ -50,11 +51,6 @@ interface Tally {
 
 function bump<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
 /** One request; resolves with its status (0 on failure) once it is over, counting into `tally`. */
@@ -172,12 +168,12 @@ async function main(argv: string[]): Promise<void> {
     bodyBytes: tally.bodyBytes,
     seconds: round((performance.now() - begin) / 1000),
     latencyMs: {
-      p50: round(percentile(latencies, 50)),
-      p90: round(percentile(latencies, 90)),
-      p99: round(percentile(latencies, 99)),
+      p50: round(percentile(latencies, 0.5)),
+      p90: round(percentile(latencies, 0.9)),
+      p99: round(percentile(latencies, 0.99)),
       max: round(latencies[latencies.length - 1] ?? 0),
     },
-    headersMs: { p50: round(percentile(headers, 50)), p99: round(percentile(headers, 99)) },
+    headersMs: { p50: round(percentile(headers, 0.5)), p99: round(percentile(headers, 0.99)) },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -28,6 +28,7 @@ import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
+import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
 const LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
@@ -162,7 +163,6 @@ function startSampling(pid: number, metricsUrl: string | undefined): { stop(): S
 }
 
 const max = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 0);
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 const count = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
 
 /** Requests that got neither 200 nor 503. */

@@ -17,6 +17,7 @@ import { createHasher, type KeyHash } from '../../internal/routing/hash.ts';
 import { encodeSummaryHashes, encodeSummary } from '../../internal/routing/encode.ts';
 import { createPeerIndex } from '../../internal/routing/peer-index.ts';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { percentile } from './stats.ts';
 
 const PEERS = 1000;
 const KEYS_PER_PEER = 20000;
@@ -110,7 +111,6 @@ for (let i = 0; i < WARMUP + LOOKUPS; i++) {
   queries.push(r < 0.4 ? { key: popularKeys[randomInt(POPULAR)]!, category: 'popular' } : r < 0.8 ? { key: tailKeys[randomInt(TAIL)]!, category: 'tail' } : { key: digest(), category: 'absent' });
 }
 
-const percentile = (sorted: Float64Array | number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
 
 const gcPauses: Array<{ start: number; end: number }> = [];
 new PerformanceObserver((list) => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startCluster, type ClusterNode } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
+import { mean, percentile } from './stats.ts';
 
 const MiB = 1024 * 1024;
 const UPSTREAM_BYTES_PER_SEC = 20e6;
@@ -45,11 +46,7 @@ async function missP99Ms(agentUrl: string, ns: string): Promise<number> {
   }
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return latencies[Math.floor(latencies.length * 0.99)] ?? 0;
-}
-
-function mean(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  return percentile(latencies, 0.99);
 }
 
 async function main(): Promise<void> {

@@ -11,6 +11,7 @@ import { startContainerd } from '../support/containerd.ts';
 import { generateImage } from '../support/image.ts';
 import { freePort, portOpen, startProcess, waitFor } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
+import { median, percentile } from './stats.ts';
 
 const MiB = 1024 * 1024;
 const BLOB_BYTES = 256 * MiB;
@@ -42,15 +43,6 @@ async function throughput(url: string, streams: number, blobBytes: number): Prom
   const bytes = results.reduce((sum, r) => sum + r.bytes, 0);
   if (bytes !== blobBytes * streams) throw new Error(`${url}: got ${bytes} bytes, want ${blobBytes * streams}`);
   return bytes / 1e6 / seconds;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
 async function manifestLatencies(url: string): Promise<number[]> {
@@ -157,8 +149,8 @@ async function main(): Promise<void> {
     const mbps = (map: Map<string, number[]>, name: string): number => median(map.get(name) ?? []);
 
     const latencies = await manifestLatencies(`${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`);
-    const p50 = percentile(latencies, 50);
-    const p99 = percentile(latencies, 99);
+    const p50 = percentile(latencies, 0.5);
+    const p99 = percentile(latencies, 0.99);
 
     const agentOne = mbps(one, 'mirra agent');
     const agentMany = mbps(many, 'mirra agent');

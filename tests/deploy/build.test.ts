@@ -48,6 +48,9 @@ test('Dockerfile: multi-stage on Node 24, production dependencies only, the agen
   assert.ok(runtime !== undefined);
   assert.ok(runtime.lines.includes('ENTRYPOINT ["node", "/app/cmd/mirra.ts"]'));
   assert.ok(!runtime.lines.some((l) => /npm (ci|install)/.test(l)), 'no install in the final stage');
+  const chartNodeOptions = /^nodeOptions: "(.*)"$/m.exec(readFileSync(join(ROOT, 'deploy/charts/mirra/values.yaml'), 'utf8'))?.[1];
+  assert.ok(chartNodeOptions !== undefined && chartNodeOptions !== '');
+  assert.ok(runtime.lines.includes(`ENV NODE_OPTIONS="${chartNodeOptions}"`), 'the image bounds the heap as the chart does');
   for (const line of stages.flatMap((s) => s.lines).filter((l) => l.startsWith('COPY ') && !l.includes('--from'))) {
     for (const src of line.split(/\s+/).slice(1, -1)) assert.ok(existsSync(join(ROOT, src)), `COPY ${src} exists`);
   }
