@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startAgent, type TestAgent } from '../support/agent.ts';
-import { startContainerd, type TestContainerd } from '../support/containerd.ts';
-import { generateImage, type GeneratedImage } from '../support/image.ts';
+import type { TestContainerd } from '../support/containerd.ts';
+import type { GeneratedImage } from '../support/image.ts';
+import { startNodePair, type NodePair } from '../support/node-pair.ts';
 import { freePort } from '../support/process.ts';
-import { startUpstream, type Upstream } from '../support/upstream.ts';
+import type { Upstream } from '../support/upstream.ts';
 
 const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
 const KiB = 1024;
@@ -44,44 +45,25 @@ async function tree(dir: string): Promise<Record<string, string>> {
 }
 
 describe('mirra configure, a real containerd pulling through it, mirra cleanup', { timeout: 240_000 }, () => {
+  let pair: NodePair;
   let dir: string;
   let upstream: Upstream;
   let images: GeneratedImage[];
-  let nodeA: TestContainerd;
   let nodeB: TestContainerd;
   let agent: TestAgent;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mirra-it-configure-'));
-    upstream = await startUpstream({ dir: join(dir, 'upstream') });
-    images = [];
-    for (const name of ['app', 'tool']) {
-      const image = await generateImage({ dir: join(dir, `image-${name}`), layers: [300 * KiB, 700 * KiB + 3], seed: `it-configure-${name}` });
-      await upstream.push(image.layoutDir, `team/${name}`, 'v1');
-      images.push(image);
-    }
-    nodeA = await startContainerd({ dir: join(dir, 'node-a'), name: 'containerd-a' });
-    nodeB = await startContainerd({ dir: join(dir, 'node-b'), name: 'containerd-b' });
-    for (const name of ['app', 'tool']) await nodeA.pull(`${upstream.host}/team/${name}:v1`, { plainHttp: true });
     // The agent runs its preflight on node A's config (discard_unpacked_layers = false, config_path set).
-    agent = await startAgent({
-      dir,
-      name: 'agent-a',
-      host: '127.0.0.2',
-      port: await freePort('127.0.0.2'),
-      containerdSock: nodeA.socket,
-      contentPath: nodeA.contentDir,
-      containerdConfigPath: nodeA.configPath,
-      mirroredRegistries: [upstream.host],
+    pair = await startNodePair({
+      prefix: 'mirra-it-configure-',
+      images: ['app', 'tool'].map((name) => ({ repository: `team/${name}`, layers: [300 * KiB, 700 * KiB + 3], seed: `it-configure-${name}` })),
+      agent: (nodeA) => ({ containerdConfigPath: nodeA.configPath }),
     });
+    ({ dir, upstream, images, nodeB, agent } = pair);
   });
 
   after(async () => {
-    await agent?.stop();
-    await nodeA?.stop();
-    await nodeB?.stop();
-    await upstream?.stop();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   test('configure writes hosts.toml, containerd pulls through the agent, cleanup removes exactly that', async () => {

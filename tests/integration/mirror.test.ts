@@ -3,16 +3,15 @@
 // that pulls through A's agent.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startAgent, type TestAgent } from '../support/agent.ts';
-import { startContainerd, type TestContainerd } from '../support/containerd.ts';
+import type { TestAgent } from '../support/agent.ts';
+import type { TestContainerd } from '../support/containerd.ts';
 import { writeMirrorHosts } from '../support/hosts.ts';
-import { generateImage, type GeneratedImage } from '../support/image.ts';
-import { freePort, waitFor } from '../support/process.ts';
-import { startUpstream, type Upstream } from '../support/upstream.ts';
+import type { GeneratedImage } from '../support/image.ts';
+import { startNodePair, type NodePair } from '../support/node-pair.ts';
+import { waitFor } from '../support/process.ts';
+import type { Upstream } from '../support/upstream.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,6 +28,7 @@ async function ociCode(response: Response): Promise<string | undefined> {
 }
 
 describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
+  let pair: NodePair;
   let dir: string;
   let upstream: Upstream;
   let image: GeneratedImage;
@@ -39,31 +39,14 @@ describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
   const url = (path: string): string => `${agent.url}${path}${path.includes('?') ? '&' : '?'}ns=${encodeURIComponent(upstream.host)}`;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mirra-it-mirror-'));
-    upstream = await startUpstream({ dir: join(dir, 'upstream') });
-    image = await generateImage({ dir: join(dir, 'image'), layers: [1 * MiB, 3 * MiB + 17], seed: 'it-mirror' });
-    await upstream.push(image.layoutDir, 'team/app', 'v1');
+    pair = await startNodePair({ prefix: 'mirra-it-mirror-', images: [{ repository: 'team/app', layers: [1 * MiB, 3 * MiB + 17], seed: 'it-mirror' }] });
+    ({ dir, upstream, nodeA, nodeB, agent } = pair);
+    image = pair.images[0]!;
     ns = upstream.host;
-    nodeA = await startContainerd({ dir: join(dir, 'node-a'), name: 'containerd-a' });
-    nodeB = await startContainerd({ dir: join(dir, 'node-b'), name: 'containerd-b' });
-    await nodeA.pull(`${upstream.host}/team/app:v1`, { plainHttp: true });
-    agent = await startAgent({
-      dir,
-      name: 'agent-a',
-      host: '127.0.0.2',
-      port: await freePort('127.0.0.2'),
-      containerdSock: nodeA.socket,
-      contentPath: nodeA.contentDir,
-      mirroredRegistries: [upstream.host],
-    });
   });
 
   after(async () => {
-    await agent?.stop();
-    await nodeA?.stop();
-    await nodeB?.stop();
-    await upstream?.stop();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   test('GET /v2/ answers with the API version header', async () => {
