@@ -33,7 +33,7 @@ export interface PeerToPeerOptions {
   resolveTags: boolean;
   publishDebounceMs: number;
   summaryShards: number;
-  /** This node's zone ('' when unknown): same-zone peers first. */
+  /** This node's zone (--zone; '': the own endpoint's zone in the EndpointSlice): same-zone peers first. */
   zone: string;
   metrics: Metrics;
   /** A peer that sends no byte of a blob for this long is given up on. */
@@ -93,7 +93,8 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
       publisher.publish({ ...annotations, [UPDATED_ANNOTATION]: new Date(generation).toISOString() });
     },
   });
-  const zone = options.zone === '' ? undefined : options.zone;
+  // --zone wins; else the own endpoint's zone (from the node's topology label, via the EndpointSlice).
+  const ownZone = (): string | undefined => (options.zone === '' ? watcher.ownZone() : options.zone);
   const source = createPeerSource({
     logger: logger.child({ component: 'peer-source' }),
     resolveTags: options.resolveTags,
@@ -103,7 +104,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     onWrongBytesDelivered: (digest) => void abortIngestsOf(options.client, digest, logger.child({ component: 'containerd-ingests' })),
     candidates: (key) => {
       const directory = watcher.peers();
-      return index.lookup(key, { zone, limit: 5 }).flatMap((name) => {
+      return index.lookup(key, { zone: ownZone(), limit: 5 }).flatMap((name) => {
         const peer = directory.get(name);
         return peer === undefined || !peer.ready ? [] : [{ name, url: `http://${peer.ip.includes(':') ? `[${peer.ip}]` : peer.ip}:${peer.port}` }];
       });

@@ -128,7 +128,7 @@ export const agentFlags = {
   zone: flag({
     name: 'zone',
     env: 'MIRRA_ZONE',
-    description: "this node's topology zone: peers in the same zone are asked first",
+    description: "this node's topology zone: peers in the same zone are asked first (default: the zone of the own endpoint in the EndpointSlice)",
     defaultValue: '',
     defaultLabel: '(none)',
     parse: (raw) => raw,

@@ -127,6 +127,7 @@ test('peers appear with ip, port, zone and readiness; lookup, readiness, summary
     assert.deepEqual(peer(h, 'mirra-a'), { name: 'mirra-a', ip: '10.0.0.2', port: 5000, zone: 'z1', nodeName: 'node-mirra-a', ready: true });
     assert.equal(peer(h, 'mirra-b')?.ready, false);
     assert.equal(peer(h, SELF), undefined, 'self is not a peer');
+    assert.equal(h.watcher.ownZone(), 'z1', 'the own zone comes from the own endpoint');
     assert.deepEqual(h.index.lookup(keyOf('a')), ['mirra-a']);
     assert.deepEqual(h.index.lookup(keyOf('b')), [], 'b is not ready');
     assert.deepEqual(h.index.lookup(keyOf('self')), []);
@@ -147,10 +148,11 @@ test('peers appear with ip, port, zone and readiness; lookup, readiness, summary
     assert.ok(decoded >= 1 && decoded < 8, `only the changed shard was decoded (${decoded})`);
 
     setSlice(ns, 'mirra-x1', [
-      { pod: SELF, ip: '10.0.0.1', ready: true, zone: 'z1' },
+      { pod: SELF, ip: '10.0.0.1', ready: true, zone: 'z3' },
       { pod: 'mirra-b', ip: '10.0.0.3', ready: true, zone: 'z2' },
     ]);
     await waitFor('a without endpoint', async () => peer(h, 'mirra-a') === undefined, 5000);
+    assert.equal(h.watcher.ownZone(), 'z3', 'the own zone follows the slice');
     assert.deepEqual(h.index.lookup(keyOf('a')), [], 'an endpoint that is gone is not ready');
 
     api.delete('Pod', ns, 'mirra-b');

@@ -43,6 +43,12 @@ export interface PeerWatcher {
   peers(): ReadonlyMap<string, PeerInfo>;
   /** True once both the pods and the EndpointSlices have been listed. */
   synced(): boolean;
+  /**
+   * The zone of the own pod's endpoint (the EndpointSlice controller sets it
+   * from the node's topology.kubernetes.io/zone label), or undefined: the
+   * own zone without --zone and without any access to Node objects.
+   */
+  ownZone(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -78,6 +84,7 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
   const endpointsByPod = new Map<string, Map<string, EndpointView>>();
   const fed = new Map<string, Fed>();
   const directory = new Map<string, PeerInfo>();
+  let ownZone: string | undefined;
   const timing = { minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, idleTimeoutMs: options.idleTimeoutMs };
 
   function feedIndex(name: string, pod: PodView, endpoint: EndpointView | undefined): boolean {
@@ -98,7 +105,12 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
 
   /** Brings the index and the directory in line with what is known of one pod name. */
   function refresh(name: string): void {
-    if (name === self) return;
+    if (name === self) {
+      const zone = bestEndpoint(endpointsByPod.get(name))?.zone;
+      if (zone !== ownZone) log.info({ zone: zone ?? null }, 'own zone from the EndpointSlice: peers in it are asked first');
+      ownZone = zone;
+      return;
+    }
     const pod = pods.get(name);
     let changed = false;
     let next: PeerInfo | undefined;
@@ -172,6 +184,7 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
   return {
     peers: () => directory,
     synced: () => podWatch.synced() && sliceWatch.synced(),
+    ownZone: () => ownZone,
     async close() {
       await Promise.all([podWatch.close(), sliceWatch.close()]);
     },
