@@ -9,8 +9,10 @@
 // - Blobs: locate() sends the GET and returns once a peer has sent response
 //   headers, so the registry's status line and Content-Length go out only
 //   after a peer answered; read() streams that body, resuming from the next
-//   peer with a Range on a failure mid-stream, verifying the digest when the
-//   whole blob passes through (resume.ts). HEAD asks peers with HEAD.
+//   peer with a Range on a failure mid-stream, verifying the digest (resume.ts).
+//   A client's Range is cut out of the whole verified blob (window.ts), never
+//   asked of a peer as such: its bytes could not be checked. HEAD asks peers
+//   with HEAD.
 // - Manifests: fetched whole (capped), verified, served from memory.
 // - Tags: HEAD by tag on the peers that claim the reference gives the digest
 //   (only when resolveTags is on); the manifest is then located by digest.
@@ -32,6 +34,7 @@ import { raceCandidates, type RaceWinner } from './race.ts';
 import { createResumingStream } from './resume.ts';
 import { createPeerStats, type PeerSourceStats } from './stats.ts';
 import { createStreamLimit } from './stream-limit.ts';
+import { windowOf } from './window.ts';
 
 export const PEER_SOURCE = 'peer';
 
@@ -149,15 +152,16 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const openRange = (request: ContentRequest, digest: string, info: BlobInfo, start: number, end: number, candidates: readonly Candidate[], signal?: AbortSignal) =>
     race(candidates, (c, s) => getBlob(ctx, request, digest, { start, end, sizeBytes: info.size }, c, s), dropResponse, signal);
 
-  const streamFrom = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, first: RaceWinner<IncomingMessage>, start: number, end: number): Readable => {
-    const verify = start === 0 && end === info.size - 1 ? parsed : undefined;
-    const holdAll = verify !== undefined && info.size <= verifyHoldBytes && heldBytes + info.size <= verifyHoldBudgetBytes;
+  /** The whole blob from `first` on, verified against its digest. */
+  const streamWhole = (request: ContentRequest, digest: string, parsed: ParsedDigest, info: BlobInfo, first: RaceWinner<IncomingMessage>): Readable => {
+    const end = info.size - 1;
+    const holdAll = info.size <= verifyHoldBytes && heldBytes + info.size <= verifyHoldBudgetBytes;
     const stream = createResumingStream({
       digest,
       first,
-      start,
+      start: 0,
       end,
-      verify,
+      verify: parsed,
       holdAll,
       open: (offset, rest, signal) => openRange(request, digest, info, offset, end, rest, signal),
       idleTimeoutMs,
@@ -212,18 +216,20 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       info,
       source: PEER_SOURCE,
       peer: winner.candidate.name,
+      // Always the whole blob, verified; a range is cut out of it (window.ts).
       async read(range) {
         const start = range?.start ?? 0;
         const end = range?.end ?? info.size - 1;
-        if (held !== undefined && start === 0 && end === info.size - 1) {
-          const first = { value: held, candidate: winner.candidate, rest: winner.rest };
+        let first: RaceWinner<IncomingMessage> | undefined;
+        if (held !== undefined) {
+          first = { value: held, candidate: winner.candidate, rest: winner.rest };
           held = undefined;
-          return track(streamFrom(request, digest, parsed, info, first, start, end));
+        } else {
+          first = await openRange(request, digest, info, 0, info.size - 1, everyone);
+          if (first === undefined) throw new NotFoundError(digest);
         }
-        drop();
-        const first = await openRange(request, digest, info, start, end, everyone);
-        if (first === undefined) throw new NotFoundError(digest);
-        return track(streamFrom(request, digest, parsed, info, first, start, end));
+        const whole = streamWhole(request, digest, parsed, info, first);
+        return track(start === 0 && end === info.size - 1 ? whole : windowOf(whole, digest, start, end));
       },
       release,
     };

@@ -151,6 +151,35 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
     assert.equal(agent.source.stats().noCandidates, 1);
   });
 
+  for (const budget of [undefined, 1024 * 1024]) {
+    it(`a Range over wrong bytes (${budget === undefined ? 'held back whole' : 'streamed'}): never a complete-looking answer`, async () => {
+      const delivered: string[] = [];
+      const agent = await startAgent({ verifyHoldBudgetBytes: budget, onWrongBytesDelivered: (d) => delivered.push(d) });
+      const bytes = randomBytes(BLOB_BYTES);
+      const digest = share(bytes, [wrong]);
+      // containerd resuming a download: the tail, then a window in the middle.
+      for (const range of [`bytes=${BLOB_BYTES - 5000}-`, 'bytes=2000000-2099999']) {
+        const res = await fetch(blobUrl(agent, digest), { headers: { range } });
+        if (res.status === 206) await assert.rejects(bodyOf(res), `${range}: cut short`);
+        else {
+          assert.equal(res.status, 404, range);
+          await bodyOf(res);
+        }
+      }
+      assert.ok(agent.source.stats().digestMismatches >= 1);
+      if (budget !== undefined) assert.deepEqual(delivered, [digest]);
+    });
+  }
+
+  it('a Range with a good peer after a wrong one: the right bytes', async () => {
+    const agent = await startAgent();
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [wrong, good]);
+    const res = await fetch(blobUrl(agent, digest), { headers: { range: 'bytes=1000000-' } });
+    assert.equal(res.status, 206);
+    assert.equal(sha256(await bodyOf(res)), sha256(bytes.subarray(1000000)));
+  });
+
   it('held back whole, wrong bytes never reach the client and are not reported as delivered', async () => {
     const delivered: string[] = [];
     const agent = await startAgent({ onWrongBytesDelivered: (d) => delivered.push(d) });

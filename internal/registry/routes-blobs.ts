@@ -109,8 +109,9 @@ async function sendBlob(
         ? await streamBody(reply.raw, await openBlob(located, digest, range), options)
         : await streamFile(reply.raw, file, range?.start ?? 0, { ...options, buffers: deps.fileBuffers });
   } catch (err) {
-    // Nothing sent yet: answer with a clean error.
-    if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', { digest });
+    // Nothing sent yet: answer with a clean error. A peer's failure (wrong
+    // bytes, a cut) means "not here" too: containerd goes to its next host.
+    if (isNotFound(err) || located.peer !== undefined) throw new RegistryError('BLOB_UNKNOWN', { digest });
     throw err;
   }
   if (outcome.kind === 'client-gone' && !reply.sent) reply.hijack();
