@@ -9,6 +9,7 @@ import { flagHelp, parseFlags, usageExit, UsageError } from '../internal/config/
 import { createContainerdClient } from '../internal/containerd/client.ts';
 import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
+import { mirroredImages } from '../internal/state/node-state.ts';
 import { checkContainerdConfig } from '../internal/configure/preflight.ts';
 import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
 import { createLogger } from '../internal/log/logger.ts';
@@ -119,9 +120,8 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   });
   await store.refresh().catch((err: unknown) => logger.warn({ err }, 'initial scan of containerd failed; serving anyway'));
   await p2p?.start().catch((err: unknown) => logger.warn({ err }, 'initial key scan failed; retrying in the background'));
-  // Peers get all of the node's content; containerd's own misses are answered from memory (imagedOnly).
-  const local = storeSource(store);
-  const own = storeSource(store.imagedOnly());
+  // Only content of the mirrored registries' images is served, to containerd and to peers; other digests miss from memory.
+  const local = storeSource(store.imagedOnly(mirroredImages(config.mirroredRegistries)));
   let draining = false;
   const app = createRegistryApp({
     store,
@@ -133,7 +133,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     concurrency: { maxRequests: config.maxRequests, maxStreams: config.maxStreams },
     timeouts: { idleTimeoutMs: config.clientIdleTimeoutMs },
     localSource: local,
-    source: countResolves(metrics, p2p === undefined ? own : chainSources([own, p2p.source])),
+    source: countResolves(metrics, p2p === undefined ? local : chainSources([local, p2p.source])),
     onRequest: (line) => recordRequest(metrics, line),
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: config.podName }),
     localClients,

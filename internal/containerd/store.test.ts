@@ -87,7 +87,7 @@ describe('containerd store media types follow containerd', () => {
     assert.equal((await store.stat(arm64.manifest.digest))?.mediaType, MediaType.ociManifest);
   });
 
-  it('imagedOnly(): digests no image holds are absent without a gRPC call; imaged ones are asked', async () => {
+  it('imagedOnly(): only content of the accepted images; other digests are absent without a gRPC call', async () => {
     let infoCalls = 0;
     const counting: ContainerdClient = {
       ...client,
@@ -98,34 +98,39 @@ describe('containerd store media types follow containerd', () => {
     };
     const first = makeTestImage('docker.io/mirra-test/imaged:one', [300]);
     const second = makeTestImage('docker.io/mirra-test/imaged:two', [400]);
+    const private_ = makeTestImage('private.example/team/secret:v1', [500]);
     await importImage(ctd, { reference: first.reference, root: first.manifest, blobs: imageBlobs(first).slice(1) });
+    await importImage(ctd, { reference: private_.reference, root: private_.manifest, blobs: imageBlobs(private_).slice(1) });
     const store = createContainerdStore({ client: counting, contentPath: ctd.contentDir, logger: createLogger('silent') });
-    const view = store.imagedOnly();
+    const view = store.imagedOnly((name) => name.startsWith('docker.io/'));
     const layer = first.layers[0]!;
 
-    // Before the first walk every digest is asked for.
-    assert.equal((await view.stat(layer.digest))?.size, layer.bytes.length);
-    assert.ok(infoCalls >= 1);
+    // Before the first walk nothing is listed.
+    assert.equal(await view.stat(layer.digest), undefined);
 
     await store.refresh();
     infoCalls = 0;
     const nowhere = `sha256:${'ab'.repeat(32)}`;
-    assert.equal(await view.stat(nowhere), undefined);
-    assert.equal(await view.openFile(nowhere), undefined);
-    await assert.rejects(view.read(nowhere), { name: 'NotFoundError' });
+    const secret = private_.layers[0]!.digest;
+    for (const digest of [nowhere, secret]) {
+      assert.equal(await view.stat(digest), undefined);
+      assert.equal(await view.openFile(digest), undefined);
+      await assert.rejects(view.read(digest), { name: 'NotFoundError' });
+    }
+    assert.equal(await view.resolve(private_.reference), undefined, 'no tag of an image that is not accepted');
     assert.equal(infoCalls, 0, 'a miss costs no call to containerd');
-    assert.equal(await store.stat(nowhere), undefined);
-    assert.equal(infoCalls, 1, 'the full store asks');
+    assert.equal((await store.stat(secret))?.size, private_.layers[0]!.bytes.length, 'the full store has it');
 
-    // Imaged content is still checked with containerd, and read.
+    // Accepted content is still checked with containerd, and read.
     infoCalls = 0;
     assert.equal((await view.stat(layer.digest))?.mediaType, layer.mediaType);
     assert.ok(infoCalls >= 1);
     const file = await view.openFile(layer.digest);
     assert.ok(file !== undefined);
     await file.close();
+    assert.equal(await view.resolve(first.reference), first.manifest.digest);
 
-    // Content that arrived since the last walk: present for the store (peers), not for the view, until the next walk.
+    // Content that arrived since the last walk: present for the store, not for the view, until the next walk.
     await importImage(ctd, { reference: second.reference, root: second.manifest, blobs: imageBlobs(second).slice(1) });
     const fresh = second.layers[0]!;
     assert.equal(await view.stat(fresh.digest), undefined);

@@ -10,8 +10,8 @@
 // - read: content Info, then the file in the content directory (gRPC fallback).
 // - openFile: content Info, then the open file, for the registry's fast path
 //   that sends from a few reused buffers.
-// - imagedOnly(): a view for containerd's own requests that answers "not
-//   here" from memory for digests no image holds (see below).
+// - imagedOnly(): the view the registry serves: only content of the mirrored
+//   registries' images; other digests are "not here" from memory (see below).
 import type { Logger } from '../log/logger.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from '../oci/store.ts';
@@ -39,17 +39,19 @@ export interface ContainerdStore extends ContentStore {
   /** Re-lists images and walks new or changed ones (force: every image). */
   refresh(force?: boolean): Promise<void>;
   /**
-   * The same store for the node's containerd's own requests (not peers'):
-   * a digest that no image of the namespace holds, as of the last image walk,
-   * is absent at once, without a gRPC call. containerd asks its mirror only
-   * for content it lacks, so content outside every image (a pull still
-   * running, another tool's ingest) is never what it asks for; a miss then
+   * The store as the registry serves it: only content held by images that
+   * `includeImage` accepts (the mirrored registries' images), as of the last
+   * image walk, for containerd's requests and peers' alike; content of other
+   * images (a private registry that is not mirrored) is never served, whatever
+   * registry a request names. A digest outside them is absent at once,
+   * without a gRPC call: containerd asks its mirror only for content it lacks,
+   * and peers only for what this node advertises (the same images), so a miss
    * costs no round trip to a containerd that may be busy unpacking, and the
-   * 404 that sends it upstream stays well under 5 ms. Digests an image holds
-   * are still checked with containerd. Until the first walk, and after a
-   * failed one, every digest is asked for.
+   * 404 that sends containerd upstream stays well under 5 ms. Listed digests
+   * are still checked with containerd (deleted content is gone at once).
+   * Before the first successful walk nothing is listed.
    */
-  imagedOnly(): Pick<ContainerdStore, keyof ContentStore | 'openFile'>;
+  imagedOnly(includeImage?: (imageName: string) => boolean): Pick<ContainerdStore, keyof ContentStore | 'openFile'>;
 }
 
 export function createContainerdStore(options: ContainerdStoreOptions): ContainerdStore {
@@ -65,8 +67,6 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
   let lastFullWalkMs = 0;
   let running: Promise<void> | undefined;
   let again: boolean | undefined;
-  /** The last walk succeeded: `mediaTypes` lists every digest the images hold. */
-  let walked = false;
 
   const sync = async (force: boolean): Promise<void> => {
     const rewalk = stale;
@@ -82,7 +82,6 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
       });
     } catch (err) {
       for (const digest of rewalk) stale.add(digest);
-      walked = false;
       throw err;
     }
     const names = new Map(images.map((image) => [image.name, image.target.digest]));
@@ -93,7 +92,6 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
     walks = next;
     mediaTypes = types;
     targets = names;
-    walked = true;
   };
 
   /** Single flight: a refresh asked for while one runs makes one more run afterwards. */
@@ -180,10 +178,23 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
       backgroundRefresh();
     },
     refresh,
-    imagedOnly() {
-      const unlisted = (digest: string): boolean => walked && !mediaTypes.has(digest);
+    imagedOnly(includeImage = () => true) {
+      /** The digests of the accepted images, for the `targets` of one walk (rebuilt after the next). */
+      let listed = new Set<string>();
+      let listedFor: Map<string, string> | undefined;
+      const unlisted = (digest: string): boolean => {
+        if (listedFor !== targets) {
+          listed = new Set();
+          for (const [name, target] of targets) {
+            if (!includeImage(name)) continue;
+            for (const descriptor of walks.get(target) ?? []) listed.add(descriptor.digest);
+          }
+          listedFor = targets;
+        }
+        return !listed.has(digest);
+      };
       return {
-        resolve: (reference) => store.resolve(reference),
+        resolve: async (reference) => (includeImage(reference) ? store.resolve(reference) : undefined),
         stat: async (digest) => (unlisted(digest) ? undefined : store.stat(digest)),
         read: async (digest, range) => {
           if (unlisted(digest)) throw new NotFoundError(digest.slice(0, 100));

@@ -61,6 +61,12 @@ export function registryOfImage(name: string): string {
   return slash <= 0 ? '' : name.slice(0, slash).toLowerCase();
 }
 
+/** Whether an image name (e.g. `docker.io/library/nginx:1.27`) is of a mirrored registry; none listed: every image. */
+export function mirroredImages(mirroredRegistries: readonly string[]): (imageName: string) => boolean {
+  const mirrored = new Set(mirroredRegistries.map((host) => host.toLowerCase()));
+  return (name) => mirrored.size === 0 || mirrored.has(registryOfImage(name));
+}
+
 interface Waiter {
   resolve(): void;
   reject(err: unknown): void;
@@ -69,8 +75,7 @@ interface Waiter {
 export function createNodeState(options: NodeStateOptions): NodeState {
   const { client } = options;
   const log = options.logger.child({ component: 'node-state' });
-  const mirrored = new Set(options.mirroredRegistries.map((host) => host.toLowerCase()));
-  const isMirrored = (name: string): boolean => mirrored.size === 0 || mirrored.has(registryOfImage(name));
+  const isMirrored = mirroredImages(options.mirroredRegistries);
   const walkOptions = options.contentPath === undefined ? {} : { contentPath: options.contentPath };
   const gcSettleMs = options.gcSettleMs ?? 2000;
   const retryMs = options.retryMs ?? 2000;
