@@ -102,12 +102,20 @@ export function peerRequest(agent: Agent, candidate: Candidate, request: PeerReq
   });
 }
 
+/** How long a small body being drained may take before its connection is dropped. */
+export const DRAIN_TIMEOUT_MS = 2000;
+
 /**
  * Lets go of a response body: bodiless (HEAD) and small ones are drained, so
- * the connection is reused; others destroyed.
+ * the connection is reused, unless the drain takes longer than drainTimeoutMs
+ * (a stalling peer must not pin its sockets); others destroyed.
  */
-export function discard(res: IncomingMessage, method: 'GET' | 'HEAD', drainBytes = 64 * 1024): void {
+export function discard(res: IncomingMessage, method: 'GET' | 'HEAD', drainBytes = 64 * 1024, drainTimeoutMs = DRAIN_TIMEOUT_MS): void {
   const length = Number(res.headers['content-length']);
-  if (method === 'HEAD' || res.complete || (Number.isFinite(length) && length <= drainBytes)) res.resume();
-  else res.destroy();
+  if (res.complete) return void res.resume();
+  if (method !== 'HEAD' && !(Number.isFinite(length) && length <= drainBytes)) return void res.destroy();
+  const timer = setTimeout(() => res.destroy(), drainTimeoutMs);
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
+  res.resume();
 }

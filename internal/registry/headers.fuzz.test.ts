@@ -190,6 +190,7 @@ test('socket: random, repeated and oversized headers: never a 5xx, 431 over 16 K
     if (res.status === 400) {
       assert.ok(headers.some(([name]) => /^(content-length|transfer-encoding|host)$/i.test(name)), `${where}: 400`);
       assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0', where);
+      if (method === 'GET') assert.match(res.body.toString('utf8'), /^\{"errors":\[\{"code":"[A-Z_]+"/, `${where}: an OCI error body`);
       return;
     }
     // Node's 16 KiB limit is not counted to the byte here (request line, line ends): a margin either side.
