@@ -138,6 +138,9 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: config.podName }),
     localClients,
   });
+  if (peerKeys !== undefined && !config.localOnly) {
+    logger.warn('peer auth is on but --local-only is off: any client that reaches the registry port can ask, unsigned, for what the peers have (as containerd does)');
+  }
   if (config.localOnly && config.nodeIp === '') logger.warn('--local-only without --node-ip (NODE_IP): unsigned requests are served to loopback and --local-clients only');
 
   const connections = trackConnections(app.server);

@@ -3,7 +3,8 @@
 //
 //   node load-client.ts streams <url> <connections> <seconds>
 //     `connections` closed-loop workers, each GETting the URL and reading the
-//     whole body at full speed, again and again; after a 503 a worker waits
+//     whole body at full speed, again and again; after any other answer (503,
+//     or 404: not here) a worker waits
 //     100 ms (as containerd would have moved on to the next host).
 //   node load-client.ts rate <url> <requestsPerSecond> <seconds> [method]
 //     open loop: HEAD (default) requests started at a fixed rate whatever the
@@ -37,7 +38,7 @@ const HEADERS_TIMEOUT_MS = 30_000;
 const BODY_TIMEOUT_MS = 120_000;
 const DRAIN_MS = 30_000;
 const MAX_OUTSTANDING = 5000;
-const BACKOFF_AFTER_503_MS = 100;
+const BACKOFF_AFTER_REFUSAL_MS = 100;
 
 interface Tally {
   requests: number;
@@ -110,7 +111,7 @@ async function streams(url: URL, connections: number, seconds: number, tally: Ta
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline) {
       const status = await once(agent, url, 'GET', tally);
-      if (status !== 200) await sleep(BACKOFF_AFTER_503_MS);
+      if (status !== 200) await sleep(BACKOFF_AFTER_REFUSAL_MS);
     }
   };
   await Promise.all(Array.from({ length: connections }, worker));

@@ -17,17 +17,16 @@
 // MIRRA_LOAD_STREAMS and MIRRA_LOAD_HEADS change the load, for diagnosis.
 // The agent runs with the NODE_OPTIONS the chart gives it (values.yaml
 // `nodeOptions`: V8 heap sizes), or MIRRA_LOAD_AGENT_NODE_OPTIONS.
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startAgent } from '../support/agent.ts';
 import { startContainerd } from '../support/containerd.ts';
 import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
+import { chartNodeOptions, non503Errors, procStatusBytes, runClient } from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -36,54 +35,6 @@ const DEFAULT_STREAMS = 200;
 const DEFAULT_HEADS_PER_SECOND = 1000;
 const RSS_SAMPLE_MS = 100;
 const METRICS_SAMPLE_MS = 1000;
-const CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
-
-function isLoadResult(value: unknown): value is LoadResult {
-  if (typeof value !== 'object' || value === null) return false;
-  const r = value as Record<string, unknown>;
-  return (
-    typeof r.requests === 'number' &&
-    typeof r.skipped === 'number' &&
-    typeof r.bodyBytes === 'number' &&
-    typeof r.seconds === 'number' &&
-    typeof r.statuses === 'object' &&
-    typeof r.errors === 'object' &&
-    typeof r.latencyMs === 'object' &&
-    typeof r.headersMs === 'object'
-  );
-}
-
-function runClient(args: string[], timeoutMs: number): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CLIENT, ...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) return reject(new Error(`load-client ${args[0]}: ${err.message} ${stderr}`));
-      if (stderr !== '') console.error(stderr.trim());
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(stdout.trim().split('\n').pop() ?? '');
-      } catch {
-        parsed = undefined;
-      }
-      if (!isLoadResult(parsed)) return reject(new Error(`load-client ${args[0]} printed no result: ${stdout.slice(0, 500)}`));
-      resolve(parsed);
-    });
-  });
-}
-
-/** The agent's NODE_OPTIONS as the chart deploys it (values.yaml `nodeOptions`). */
-async function chartNodeOptions(): Promise<string> {
-  const values = await readFile(fileURLToPath(new URL('../../deploy/charts/mirra/values.yaml', import.meta.url)), 'utf8');
-  const match = /^nodeOptions: "([^"]*)"$/m.exec(values);
-  if (match === null) throw new Error('no nodeOptions in deploy/charts/mirra/values.yaml');
-  return match[1] ?? '';
-}
-
-/** A /proc/<pid>/status field in bytes (VmRSS, VmHWM), or 0. */
-async function procStatusBytes(pid: number, field: string): Promise<number> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  return match === null ? 0 : Number(match[1]) * 1024;
-}
 
 /** Named samples of a Prometheus text exposition (no labels needed here). */
 function metricValues(text: string, names: readonly string[]): Map<string, number> {
@@ -163,14 +114,6 @@ function startSampling(pid: number, metricsUrl: string | undefined): { stop(): S
 }
 
 const max = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 0);
-const count = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
-
-/** Requests that got neither 200 nor 503. */
-function non503Errors(result: LoadResult): number {
-  const otherStatuses = Object.entries(result.statuses).filter(([status]) => status !== '200' && status !== '503');
-  return count(result.errors) + otherStatuses.reduce((sum, [, n]) => sum + n, 0) + result.skipped;
-}
-
 async function main(): Promise<void> {
   const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');

@@ -33,6 +33,8 @@ export interface ClusterOptions {
   namespace?: string;
   /** Extra flags for every agent (`mirra registry ...`). */
   agentArgs?: string[];
+  /** Extra environment of every agent (e.g. NODE_OPTIONS as the chart sets it). */
+  agentEnv?: NodeJS.ProcessEnv;
   /**
    * Peer auth as the chart sets it up (default true): a shared secret in
    * `<dir>/peer-secret` given to every agent with --peer-secret-file (peer
@@ -207,6 +209,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           zone: zones.length > 0 ? zones[i % zones.length] : undefined,
           upstreamHost: up.host,
           agentArgs,
+          agentEnv: options.agentEnv,
           probeIntervalMs: options.probeIntervalMs ?? 250,
           probeTimeoutMs: options.probeTimeoutMs ?? 200,
           daemonSet,

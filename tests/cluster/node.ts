@@ -30,6 +30,8 @@ export interface NodeOptions {
   zone: string | undefined;
   upstreamHost: string;
   agentArgs: string[];
+  /** Extra environment of the agent (e.g. NODE_OPTIONS). */
+  agentEnv?: NodeJS.ProcessEnv;
   probeIntervalMs: number;
   probeTimeoutMs: number;
   daemonSet: DaemonSetRef;
@@ -106,7 +108,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       containerdConfigPath: containerd.configPath,
       mirroredRegistries: [upstreamHost],
       extraArgs: options.agentArgs,
-      env: { POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
+      env: { ...options.agentEnv, POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
     }).catch((err: unknown) => {
       throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`);
     });

@@ -236,6 +236,39 @@ describe('faults on three nodes', { timeout: 420_000 }, () => {
     });
   }
 
+  test("SIGTERM to node-3's agent while it streams a blob to containerd: that stream finishes, the rest goes upstream, the agent exits 0", async () => {
+    const name = 'sigterm';
+    const image = await newImage(name, [24 * MiB, 2 * MiB, 2 * MiB]);
+    const big = image.layers[0]?.digest ?? '';
+    const { sick } = await sickFirst(image, name, false);
+    // The peer asked first stalls after 4 MiB: node-3's stream of the big layer is surely running when the signal comes.
+    await sick.faults.set({ kind: 'stall', afterBytes: 4 * MiB });
+    sick.faults.resetRequests();
+    const agent = n3.agent;
+    const mark = (await agent.logLines()).length;
+    const pulling = n3.pull(ref(name));
+    try {
+      await waitFor('the stream from the stalled peer', async () => sick.faults.requests().some((r) => r.fault === 'stall' && r.url.includes(big) && r.bytes === 4 * MiB), 20_000, 5);
+      agent.process.kill('SIGTERM');
+      assert.equal(await agent.process.exited, 0, 'exit code');
+      await pulling;
+    } finally {
+      await sick.faults.set({ kind: 'none' });
+    }
+    await assertStored(n3, image);
+    const lines = (await agent.logLines()).slice(mark);
+    const closed = lines.find((line) => line.msg === 'registry server closed');
+    assert.equal(closed?.ending, 'drained', JSON.stringify(closed));
+    assert.ok(Number(closed?.connectionsAtStart) >= 1, 'a connection was running when the drain began');
+    assert.ok(
+      lines.some((line) => line.handler === 'blob' && String(line.url).includes(big) && line.status === 200 && line.source === 'peer'),
+      'the running stream of the big layer finished, from the other peer',
+    );
+    await n3.restartAgent();
+    await cluster.waitReady();
+    await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
+  });
+
   test('containerd down on node-1: not ready within seconds, peers skip it; back: ready, resynced', async () => {
     const before = await newImage('ctd-down');
     const beforeLayers = before.layers.map((l) => l.digest);

@@ -1,0 +1,121 @@
+// `npm run bench:load-peer`: bench:load's load on the peer path. Two nodes of
+// the local cluster harness; node-1 has the image, node-2 does not: 200
+// concurrent GETs of the 32 MiB layer plus 1,000 manifest HEADs per second by
+// tag, all against node-2's agent, which must fetch every byte from node-1
+// (blobs verified, tags resolved through the peer), for 60 s
+// (MIRRA_LOAD_SECONDS to shorten). Both agents run with the chart's
+// NODE_OPTIONS and --max-rss 240Mi.
+//
+// What it shows: node-2's memory stays bounded whatever the number of streams
+// (at most --max-peer-streams from peers at once, the hold-back budget, the
+// buffers per stream); beyond the limit a blob GET is a 404 at once (not here:
+// containerd goes upstream), overload is a 503; nothing else.
+// Last line:
+//   {"bench":"load-peer","other_errors":N,"share_404":F,"share_503":F,"peak_rss_mb":M,"serving_peak_rss_mb":M}
+// where other_errors counts answers other than 200, 404 and 503 (and resets,
+// timeouts, short bodies), peak_rss_mb is node-2's agent and
+// serving_peak_rss_mb node-1's.
+import { join } from 'node:path';
+import { startCluster } from '../cluster/cluster.ts';
+import { generateImage } from '../support/image.ts';
+import { waitFor } from '../support/process.ts';
+import type { LoadResult } from './load-client.ts';
+import { chartNodeOptions, procStatusBytes, runClient } from './load-support.ts';
+
+const MiB = 1024 * 1024;
+const LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
+const STREAMS = 200;
+const HEADS_PER_SECOND = 1000;
+const RSS_SAMPLE_MS = 100;
+
+function sampleRss(pid: number): { stop(): Promise<number> } {
+  let peak = 0;
+  const timer = setInterval(() => {
+    void procStatusBytes(pid, 'VmRSS').then((bytes) => (peak = Math.max(peak, bytes)));
+  }, RSS_SAMPLE_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      return Math.max(peak, await procStatusBytes(pid, 'VmHWM'));
+    },
+  };
+}
+
+const sum = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
+
+/** Answers other than 200, 404 and 503, and failures without an answer. */
+function otherErrors(result: LoadResult): number {
+  const other = Object.entries(result.statuses).filter(([status]) => !['200', '404', '503'].includes(status));
+  return sum(result.errors) + other.reduce((total, [, n]) => total + n, 0) + result.skipped;
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
+  if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
+  const nodeOptions = await chartNodeOptions();
+  const cluster = await startCluster({
+    nodes: 2,
+    agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms'],
+    agentEnv: { NODE_OPTIONS: nodeOptions },
+  });
+  try {
+    await cluster.waitReady();
+    const [holder, target] = cluster.nodes;
+    if (holder === undefined || target === undefined) throw new Error('want 2 nodes');
+    console.error('generating an image (32 MiB layer), pushing it, pulling it on node-1 ...');
+    const image = await generateImage({ dir: join(cluster.dir, 'image'), layers: LAYER_BYTES, seed: 'bench-load-peer' });
+    const layer = image.layers[0];
+    if (layer === undefined) throw new Error('no layer');
+    await cluster.upstream.push(image.layoutDir, 'bench/load', 'v1');
+    await holder.pull(`${cluster.upstream.host}/bench/load:v1`);
+    const ns = `?ns=${encodeURIComponent(cluster.upstream.host)}`;
+    const blobUrl = `${target.agent.url}/v2/bench/load/blobs/${layer.digest}${ns}`;
+    const manifestUrl = `${target.agent.url}/v2/bench/load/manifests/v1${ns}`;
+    await waitFor('node-2 to find the layer on node-1', async () => {
+      const res = await fetch(blobUrl, { method: 'HEAD' });
+      await res.body?.cancel();
+      return res.status === 200;
+    }, 20_000, 100);
+    const idleRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
+
+    console.error(`load on node-2's agent (every byte from node-1): ${STREAMS} blob streams + ${HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`);
+    const targetRss = sampleRss(target.agent.process.pid);
+    const holderRss = sampleRss(holder.agent.process.pid);
+    const timeoutMs = (seconds + 180) * 1000;
+    const [blobs, heads] = await Promise.all([
+      runClient(['streams', blobUrl, String(STREAMS), String(seconds)], timeoutMs),
+      runClient(['rate', manifestUrl, String(HEADS_PER_SECOND), String(seconds), 'HEAD'], timeoutMs),
+    ]);
+    const peak = await targetRss.stop();
+    const servingPeak = await holderRss.stop();
+
+    const total = blobs.requests + heads.requests + heads.skipped;
+    const count = (status: string): number => (blobs.statuses[status] ?? 0) + (heads.statuses[status] ?? 0);
+    const row = (name: string, r: LoadResult, throughput: string): string =>
+      `| ${name} | ${r.requests} | ${r.statuses['200'] ?? 0} | ${r.statuses['404'] ?? 0} | ${r.statuses['503'] ?? 0} | ${otherErrors(r)} | ${throughput} | ${r.latencyMs.p50} / ${r.latencyMs.p99} |`;
+    console.log(`${STREAMS} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${HEADS_PER_SECOND} manifest HEAD/s by tag against node-2's agent, served from node-1, ${seconds} s`);
+    console.log('| load | requests | 200 | 404 (not here) | 503 | other errors | throughput | complete p50 / p99 (ms) |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
+    console.log(row('manifest HEAD', heads, `${((heads.statuses['200'] ?? 0) / heads.seconds).toFixed(0)} ok/s`));
+    console.log(`node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`);
+    if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0) console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
+    console.log(
+      JSON.stringify({
+        bench: 'load-peer',
+        other_errors: otherErrors(blobs) + otherErrors(heads),
+        share_404: Number((total === 0 ? 0 : count('404') / total).toFixed(4)),
+        share_503: Number((total === 0 ? 0 : count('503') / total).toFixed(4)),
+        peak_rss_mb: Number((peak / MiB).toFixed(1)),
+        serving_peak_rss_mb: Number((servingPeak / MiB).toFixed(1)),
+      }),
+    );
+  } finally {
+    await cluster.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:load-peer failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,65 @@
+// What the two load benches (load.ts: one agent serving from containerd;
+// load-peer.ts: an agent serving from a peer) share: running a load generator
+// (load-client.ts) as its own process, the chart's NODE_OPTIONS, /proc readings.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { LoadResult } from './load-client.ts';
+
+const CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
+
+function isLoadResult(value: unknown): value is LoadResult {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    typeof r.requests === 'number' &&
+    typeof r.skipped === 'number' &&
+    typeof r.bodyBytes === 'number' &&
+    typeof r.seconds === 'number' &&
+    typeof r.statuses === 'object' &&
+    typeof r.errors === 'object' &&
+    typeof r.latencyMs === 'object' &&
+    typeof r.headersMs === 'object'
+  );
+}
+
+export function runClient(args: string[], timeoutMs: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CLIENT, ...args], { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err !== null) return reject(new Error(`load-client ${args[0]}: ${err.message} ${stderr}`));
+      if (stderr !== '') console.error(stderr.trim());
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(stdout.trim().split('\n').pop() ?? '');
+      } catch {
+        parsed = undefined;
+      }
+      if (!isLoadResult(parsed)) return reject(new Error(`load-client ${args[0]} printed no result: ${stdout.slice(0, 500)}`));
+      resolve(parsed);
+    });
+  });
+}
+
+/** The agent's NODE_OPTIONS as the chart deploys it (values.yaml `nodeOptions`). */
+export async function chartNodeOptions(): Promise<string> {
+  const values = await readFile(fileURLToPath(new URL('../../deploy/charts/mirra/values.yaml', import.meta.url)), 'utf8');
+  const match = /^nodeOptions: "([^"]*)"$/m.exec(values);
+  if (match === null) throw new Error('no nodeOptions in deploy/charts/mirra/values.yaml');
+  return match[1] ?? '';
+}
+
+/** A /proc/<pid>/status field in bytes (VmRSS, VmHWM), or 0. */
+export async function procStatusBytes(pid: number, field: string): Promise<number> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return match === null ? 0 : Number(match[1]) * 1024;
+}
+
+const count = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
+
+/** Requests that got neither 200 nor 503. */
+export function non503Errors(result: LoadResult): number {
+  const otherStatuses = Object.entries(result.statuses).filter(([status]) => status !== '200' && status !== '503');
+  return count(result.errors) + otherStatuses.reduce((sum, [, n]) => sum + n, 0) + result.skipped;
+}
+
