@@ -7,7 +7,7 @@ import { parseFlags, UsageError } from './flags.ts';
 test('defaults', () => {
   const { values } = parseFlags(agentFlags, [], {});
   assert.equal(values.shutdownGraceMs, 20_000);
-  assert.equal(values.maxPeerStreams, 64);
+  assert.equal(values.maxPeerStreams, 32);
   assert.equal(values.clientIdleTimeoutMs, 30_000);
   assert.equal(values.maxRequests, 64);
   assert.equal(values.maxStreams, 512);

@@ -239,7 +239,7 @@ export const agentFlags = {
     name: 'max-peer-streams',
     env: 'MIRRA_MAX_PEER_STREAMS',
     description: 'blob streams pulled from peers at once at most; beyond, 404 at once so that containerd goes upstream (0: no limit)',
-    defaultValue: 64,
+    defaultValue: 32,
     parse: (raw) => parseIntegerIn(raw, 0, 100_000),
   }),
   clientIdleTimeoutMs: flag({
@@ -279,7 +279,7 @@ export const agentFlags = {
   maxRssBytes: flag<number | 'auto'>({
     name: 'max-rss',
     env: 'MIRRA_MAX_RSS',
-    description: "shed load (503) while the resident memory is above this (e.g. 240Mi); auto: 94% of the container's memory limit, none without one; 0 disables",
+    description: "shed load (503) while the resident memory is above this (e.g. 240Mi) and live memory (heap and buffers) above half of it; auto: 94% of the container's memory limit, none without one; 0 disables",
     defaultValue: 'auto',
     parse: parseAutoByteSize,
   }),

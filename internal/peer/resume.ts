@@ -55,8 +55,12 @@ export interface ResumingStreamOptions {
   onComplete?(peer: Candidate): void;
 }
 
-/** Bytes buffered between the peer's socket and the client's before the peer is paused. */
-const STREAM_BUFFER_BYTES = 1024 * 1024;
+/**
+ * Bytes buffered between the peer's socket and the client's before the peer
+ * is paused: 256 KiB x --max-peer-streams (32) = 8 MiB at most
+ * (bench:load-peer; 1 MiB per stream took node-2's RSS past 256 MiB).
+ */
+const STREAM_BUFFER_BYTES = 256 * 1024;
 
 export class DigestMismatchError extends Error {
   override readonly name = 'DigestMismatchError';

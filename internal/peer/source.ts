@@ -55,7 +55,7 @@ export interface PeerSourceOptions {
    * Larger ones are streamed with only the last chunk held back.
    */
   verifyHoldBytes?: number;
-  /** Bytes held back at once over all streams at most (default 64 MiB, within the agent's memory budget); beyond, blobs are streamed. */
+  /** Bytes held back at once over all streams at most (default 32 MiB, within the agent's memory budget: bench:load-peer); beyond, blobs are streamed. */
   verifyHoldBudgetBytes?: number;
   /** Peers that fail (connection, timeout, 5xx, mid-body, wrong bytes) go last for a while. */
   penalty?: PenaltyOptions;
@@ -74,7 +74,7 @@ export interface PeerSourceOptions {
    */
   onWrongBytesDelivered?(digest: string): void;
   /**
-   * Blob GETs streamed from peers at once at most (default 64; 0: no limit).
+   * Blob GETs streamed from peers at once at most (default 32; 0: no limit).
    * Beyond it, locate() answers undefined at once: 404, containerd goes
    * upstream (stream-limit.ts says why it does not wait).
    */
@@ -95,12 +95,12 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const agent = createPeerAgent({ maxSocketsPerPeer: options.maxSocketsPerPeer });
   const hedge = createHedgeDelay(options.hedge);
   const counters = createPeerStats();
-  const streams = createStreamLimit(options.maxStreams ?? 64);
+  const streams = createStreamLimit(options.maxStreams ?? 32);
   const maxCandidates = Math.max(1, options.maxCandidates ?? 5);
   const idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
   const maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
   const verifyHoldBytes = options.verifyHoldBytes ?? 32 * 1024 * 1024;
-  const verifyHoldBudgetBytes = options.verifyHoldBudgetBytes ?? 64 * 1024 * 1024;
+  const verifyHoldBudgetBytes = options.verifyHoldBudgetBytes ?? 32 * 1024 * 1024;
   let heldBytes = 0;
   const penalties = createPeerPenalties(options.penalty);
   const penalise = (candidate: Candidate, reason: string): void => {

@@ -11,10 +11,12 @@
 // buffers per stream); beyond the limit a blob GET is a 404 at once (not here:
 // containerd goes upstream), overload is a 503; nothing else.
 // Last line:
-//   {"bench":"load-peer","other_errors":N,"share_404":F,"share_503":F,"peak_rss_mb":M,"serving_peak_rss_mb":M}
+//   {"bench":"load-peer","other_errors":N,"share_404":F,"share_503":F,"peak_rss_mb":M,"serving_peak_rss_mb":M,"recovered":B,"recovered_after_s":S}
 // where other_errors counts answers other than 200, 404 and 503 (and resets,
 // timeouts, short bodies), peak_rss_mb is node-2's agent and
-// serving_peak_rss_mb node-1's.
+// serving_peak_rss_mb node-1's; recovered: within 60 s after the load a GET
+// of the layer gets all of it (memory kept after the peak must not shed for
+// good), recovered_after_s: when.
 import { join } from 'node:path';
 import { startCluster } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
@@ -27,6 +29,7 @@ const LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
 const STREAMS = 200;
 const HEADS_PER_SECOND = 1000;
 const RSS_SAMPLE_MS = 100;
+const RECOVERY_LIMIT_MS = 60_000;
 
 function sampleRss(pid: number): { stop(): Promise<number> } {
   let peak = 0;
@@ -39,6 +42,13 @@ function sampleRss(pid: number): { stop(): Promise<number> } {
       return Math.max(peak, await procStatusBytes(pid, 'VmHWM'));
     },
   };
+}
+
+/** The agent's V8 heap and external memory from its /metrics. */
+async function memoryOf(metricsUrl: string | undefined): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = metricsUrl === undefined ? '' : await (await fetch(metricsUrl)).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { heapUsed: value('mirra_nodejs_heap_size_used_bytes'), heapTotal: value('mirra_nodejs_heap_size_total_bytes'), external: value('mirra_nodejs_external_memory_bytes') };
 }
 
 const sum = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
@@ -56,7 +66,8 @@ async function main(): Promise<void> {
   const cluster = await startCluster({
     nodes: 2,
     agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms'],
-    agentEnv: { NODE_OPTIONS: nodeOptions },
+    agentEnv: { NODE_OPTIONS: nodeOptions, ...(process.env.MIRRA_LOAD_AGENT_ENV === undefined ? {} : Object.fromEntries(process.env.MIRRA_LOAD_AGENT_ENV.split(' ').map((kv) => kv.split('=') as [string, string]))) },
+    metrics: true,
   });
   try {
     await cluster.waitReady();
@@ -88,6 +99,19 @@ async function main(): Promise<void> {
     ]);
     const peak = await targetRss.stop();
     const servingPeak = await holderRss.stop();
+    // Recovered once the load is gone: a GET of the layer works again (not shed for good for memory kept after the peak).
+    const loadEnded = performance.now();
+    let after = { status: 0, bytes: 0 };
+    while (performance.now() - loadEnded < RECOVERY_LIMIT_MS) {
+      const res = await fetch(blobUrl);
+      after = { status: res.status, bytes: (await res.arrayBuffer()).byteLength };
+      if (after.status === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const recoveredAfterMs = performance.now() - loadEnded;
+    const recovered = after.status === 200 && after.bytes === layer.size;
+    const afterRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
+    const memory = await memoryOf(target.agent.metricsUrl);
 
     const total = blobs.requests + heads.requests + heads.skipped;
     const count = (status: string): number => (blobs.statuses[status] ?? 0) + (heads.statuses[status] ?? 0);
@@ -98,7 +122,9 @@ async function main(): Promise<void> {
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
     console.log(row('manifest HEAD', heads, `${((heads.statuses['200'] ?? 0) / heads.seconds).toFixed(0)} ok/s`));
-    console.log(`node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`);
+    console.log(`node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, after the load ${(afterRss / MiB).toFixed(0)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`);
+    console.log(`node-2's agent after the load: heap used ${(memory.heapUsed / MiB).toFixed(0)} MiB of ${(memory.heapTotal / MiB).toFixed(0)} MiB, external ${(memory.external / MiB).toFixed(0)} MiB`);
+    console.log(`after the load: a GET of the layer answered ${after.status} with ${after.bytes} bytes ${(recoveredAfterMs / 1000).toFixed(1)} s after it (${recovered ? 'recovered' : 'NOT recovered'})`);
     if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0) console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
     console.log(
       JSON.stringify({
@@ -108,6 +134,8 @@ async function main(): Promise<void> {
         share_503: Number((total === 0 ? 0 : count('503') / total).toFixed(4)),
         peak_rss_mb: Number((peak / MiB).toFixed(1)),
         serving_peak_rss_mb: Number((servingPeak / MiB).toFixed(1)),
+        recovered,
+        recovered_after_s: Number((recoveredAfterMs / 1000).toFixed(1)),
       }),
     );
   } finally {
