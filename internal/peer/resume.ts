@@ -57,10 +57,11 @@ export interface ResumingStreamOptions {
 
 /**
  * Bytes buffered between the peer's socket and the client's before the peer
- * is paused: 256 KiB x --max-peer-streams (32) = 8 MiB at most
- * (bench:load-peer; 1 MiB per stream took node-2's RSS past 256 MiB).
+ * is paused: 1 MiB x --max-peer-streams (32) = 32 MiB at most. 256 KiB made
+ * peer pulls about 5% slower (2-node A/B, 300 MiB images) and did not lower
+ * bench:load-peer's peak RSS.
  */
-const STREAM_BUFFER_BYTES = 256 * 1024;
+const STREAM_BUFFER_BYTES = 1024 * 1024;
 
 export class DigestMismatchError extends Error {
   override readonly name = 'DigestMismatchError';

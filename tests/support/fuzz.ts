@@ -16,6 +16,8 @@ import fc from 'fast-check';
 
 export const DEFAULT_FUZZ_SEED = 0x6d697272;
 const DEFAULT_SECONDS = 2;
+/** Runs a property must get through within its time budget (or all of them, when it has fewer). */
+const MIN_RUNS = 10;
 
 export interface FuzzSettings {
   seed: number;
@@ -71,6 +73,9 @@ export async function checkProperty<T>(t: TestContext, property: fc.IAsyncProper
   const details = await fc.check(property, fuzzParameters<T>(settings, defaultRuns));
   t.diagnostic(`${details.numRuns} runs in ${Math.round(performance.now() - started)} ms${details.interrupted ? ' (time budget reached)' : ''}`);
   if (details.failed) throw new Error(failureReport(details, settings.seed));
+  // A budget eaten by a starved machine must not pass as a fuzz run that tried (almost) nothing.
+  const minimum = Math.min(MIN_RUNS, settings.runs ?? defaultRuns);
+  if (details.numRuns < minimum) throw new Error(`only ${details.numRuns} runs within the time budget (at least ${minimum} wanted): raise MIRRA_FUZZ_SECONDS`);
 }
 
 function clipText(text: string, maxChars: number): string {
