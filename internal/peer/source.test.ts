@@ -302,6 +302,14 @@ describe('peer source', () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), MediaType.ociManifest);
     assert.deepEqual(await bodyOf(res), manifest);
+    // A peer that names another media type: the verified body wins.
+    const lying = Buffer.from(sampleManifest(4));
+    const lyingDigest = share(lying, [good]);
+    good.store.put(lying, MediaType.dockerManifestList);
+    const told = await fetch(`${base}/v2/library/app/manifests/${lyingDigest}?ns=docker.io`);
+    assert.equal(told.status, 200);
+    assert.equal(told.headers.get('content-type'), MediaType.ociManifest);
+    await bodyOf(told);
     const fromWrong = share(Buffer.from(sampleManifest(3)), [wrong]);
     const bad = await fetch(`${base}/v2/library/app/manifests/${fromWrong}?ns=docker.io`);
     assert.equal(bad.status, 404);

@@ -21,7 +21,7 @@ import { Readable } from 'node:stream';
 import type { PeerSigner } from '../auth/sign.ts';
 import type { Logger } from '../log/logger.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
-import { isAnyManifestMediaType } from '../oci/mediatype.ts';
+import { isAnyManifestMediaType, sniffManifestMediaType } from '../oci/mediatype.ts';
 import { imageReference } from '../oci/reference.ts';
 import { NotFoundError, type BlobInfo } from '../oci/store.ts';
 import { MAX_MANIFEST_BYTES } from '../registry/routes-manifests.ts';
@@ -250,7 +250,9 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     penalties.succeeded(winner.candidate.name);
     const { body, mediaType } = winner.value;
     const info: BlobInfo = { digest, size: body.length };
-    if (mediaType !== undefined && isAnyManifestMediaType(mediaType)) info.mediaType = mediaType;
+    // The verified body says what it is; the peer's Content-Type only when the body does not.
+    const declared = sniffManifestMediaType(body) ?? (mediaType !== undefined && isAnyManifestMediaType(mediaType) ? mediaType : undefined);
+    if (declared !== undefined) info.mediaType = declared;
     return {
       info,
       source: PEER_SOURCE,
