@@ -35,6 +35,8 @@ export interface ClusterOptions {
   agentArgs?: string[];
   /** Extra environment of every agent (e.g. NODE_OPTIONS as the chart sets it). */
   agentEnv?: NodeJS.ProcessEnv;
+  /** containerd's CRI plugin on for image pulls (node.criPull, as the kubelet pulls), its registries from the node's hosts dir. */
+  cri?: boolean;
   /**
    * Peer auth as the chart sets it up (default true): a shared secret in
    * `<dir>/peer-secret` given to every agent with --peer-secret-file (peer
@@ -210,6 +212,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           upstreamHost: up.host,
           agentArgs,
           agentEnv: options.agentEnv,
+          cri: options.cri === true,
           probeIntervalMs: options.probeIntervalMs ?? 250,
           probeTimeoutMs: options.probeTimeoutMs ?? 200,
           daemonSet,

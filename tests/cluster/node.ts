@@ -32,6 +32,8 @@ export interface NodeOptions {
   agentArgs: string[];
   /** Extra environment of the agent (e.g. NODE_OPTIONS). */
   agentEnv?: NodeJS.ProcessEnv;
+  /** containerd's CRI plugin on, with the node's hosts dir (criPull). */
+  cri?: boolean;
   probeIntervalMs: number;
   probeTimeoutMs: number;
   daemonSet: DaemonSetRef;
@@ -61,6 +63,8 @@ export interface ClusterNode {
   readonly agent: TestAgent;
   /** `ctr images pull` on this node's containerd through its hosts.toml (plain http). */
   pull(ref: string): Promise<string>;
+  /** A pull through containerd's CRI plugin, as the kubelet makes it (clusters started with `cri`). */
+  criPull(ref: string): Promise<string>;
   /** SIGKILLs the agent (the pod stays, not ready); resolves once it has exited. */
   kill(): Promise<void>;
   /** The kubelet restarts the container: same pod, restartCount + 1 (stops the agent first if running). */
@@ -87,7 +91,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   const hostsDir = join(dir, 'certs.d');
   await writeMirrorHosts(hostsDir, upstreamHost, `http://${ip}:${agentPort}`);
 
-  const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}` });
+  const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}`, cri: options.cri === true ? { hostsDir } : undefined });
   options.onPid(containerd.pid);
   const kubelet = createKubelet({ api, namespace, nodeName: name, ip, port, daemonSet: options.daemonSet });
   let agent: TestAgent | undefined;
@@ -168,6 +172,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       return agent;
     },
     pull: (ref) => containerd.pull(ref, { hostsDir, plainHttp: true }),
+    criPull: (ref) => containerd.criPull(ref),
     async kill() {
       const current = agent;
       if (current === undefined) return;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { startTempContainerd } from './containerd.ts';
+import { startContainerd, startTempContainerd } from './containerd.ts';
 import { freePort, portOpen, startProcess, waitFor, type Managed } from './process.ts';
 
 const run = promisify(execFile);
@@ -96,6 +96,29 @@ describe('test containerd', () => {
     } finally {
       await a.dispose();
       await b.dispose();
+    }
+  });
+
+  it('pulls through the CRI plugin as the kubelet does (hosts dir, k8s.io), and removeAllImages frees the content', async () => {
+    const dirC = await mkdtemp(join(tmpdir(), 'mirra-ctd-cri-'));
+    const hostsDir = join(dirC, 'certs.d');
+    const c = await startContainerd({ dir: join(dirC, 'containerd'), name: 'containerd-cri', cri: { hostsDir } });
+    try {
+      await mkdir(join(hostsDir, `127.0.0.1:${port}`), { recursive: true });
+      await writeFile(join(hostsDir, `127.0.0.1:${port}`, 'hosts.toml'), `server = "http://127.0.0.1:${port}"\n`);
+      const id = await c.criPull(`127.0.0.1:${port}/mirra-test/hello:v1`);
+      assert.match(id, /^sha256:[0-9a-f]{64}$/);
+      const names = (await c.ctr(['images', 'ls', '-q'])).split('\n').filter((l) => l !== '');
+      assert.ok(names.includes(`127.0.0.1:${port}/mirra-test/hello:v1`), names.join(' '));
+      assert.ok(names.includes(id), 'the CRI names the image by its id too');
+      assert.ok((await c.ctr(['content', 'ls', '-q'])).includes(id));
+      await c.removeAllImages();
+      assert.equal((await c.ctr(['images', 'ls', '-q'])).trim(), '');
+      assert.equal((await c.ctr(['content', 'ls', '-q'])).includes(id), false, 'content collected');
+      await assert.rejects(startTempContainerd().then((plain) => plain.criPull('x').finally(() => plain.dispose())), /without the CRI plugin/);
+    } finally {
+      await c.stop();
+      await rm(dirC, { recursive: true, force: true });
     }
   });
 });

@@ -2,7 +2,8 @@
 //
 // How it is run: `containerd --config <dir>/config.toml`, where the generated
 // config (version 2) puts root, state, the gRPC socket and the ttrpc socket
-// under <dir>, disables the CRI plugin and the snapshotters that need kernel
+// under <dir>, disables the CRI plugin (unless asked for: then it is on for
+// image pulls only, criPull) and the snapshotters that need kernel
 // or filesystem features that are absent here (aufs, btrfs, zfs, devmapper),
 // turns off the debug and metrics endpoints, and points the `opt` plugin at
 // <dir>/opt (by default it creates /opt/containerd). Each instance only uses
@@ -14,6 +15,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { criPull } from './cri.ts';
 import { startProcess, waitFor, fileExists, type Managed } from './process.ts';
 
 const CONTAINERD = '/usr/bin/containerd';
@@ -42,18 +44,51 @@ export interface TestContainerd {
   ctr(args: string[], namespace?: string, stdin?: Buffer): Promise<string>;
   /** `ctr images pull` (unpacking with the chosen snapshotter). */
   pull(ref: string, opts?: PullOptions): Promise<string>;
+  /** A pull through the CRI plugin, as the kubelet makes it (started with `cri` only); resolves with the image id. */
+  criPull(ref: string): Promise<string>;
+  /** Removes every image of the namespace and waits for the garbage collection of their content. */
+  removeAllImages(namespace?: string): Promise<void>;
   stop(): Promise<void>;
   /** Stops (if running) and starts again with the same root, state and socket. */
   restart(): Promise<void>;
 }
 
-function configToml(dir: string, socket: string): string {
+/** With the CRI plugin: on, for image pulls only (no cgroups, AppArmor, CNI or TCP service), registries from `hostsDir`. */
+export interface CriOptions {
+  hostsDir: string;
+}
+
+function criSection(dir: string, cri: CriOptions, snapshotter: string): string[] {
+  return [
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    '  stream_server_address = "127.0.0.1"',
+    '  stream_server_port = "0"',
+    '  disable_tcp_service = true',
+    '  disable_cgroup = true',
+    '  disable_apparmor = true',
+    '  restrict_oom_score_adj = true',
+    '',
+    '[plugins."io.containerd.grpc.v1.cri".containerd]',
+    `  snapshotter = ${JSON.stringify(snapshotter)}`,
+    '  discard_unpacked_layers = false',
+    '',
+    '[plugins."io.containerd.grpc.v1.cri".cni]',
+    `  bin_dir = ${JSON.stringify(join(dir, 'cni', 'bin'))}`,
+    `  conf_dir = ${JSON.stringify(join(dir, 'cni', 'net.d'))}`,
+    '',
+    '[plugins."io.containerd.grpc.v1.cri".registry]',
+    `  config_path = ${JSON.stringify(cri.hostsDir)}`,
+    '',
+  ];
+}
+
+function configToml(dir: string, socket: string, cri?: CriOptions, criSnapshotter = 'overlayfs'): string {
   return [
     'version = 2',
     `root = ${JSON.stringify(join(dir, 'root'))}`,
     `state = ${JSON.stringify(join(dir, 'state'))}`,
     'disabled_plugins = [',
-    '  "io.containerd.grpc.v1.cri",',
+    ...(cri === undefined ? ['  "io.containerd.grpc.v1.cri",'] : []),
     '  "io.containerd.snapshotter.v1.aufs",',
     '  "io.containerd.snapshotter.v1.btrfs",',
     '  "io.containerd.snapshotter.v1.zfs",',
@@ -76,13 +111,17 @@ function configToml(dir: string, socket: string): string {
     '[plugins."io.containerd.internal.v1.opt"]',
     `  path = ${JSON.stringify(join(dir, 'opt'))}`,
     '',
-    // What the agent's preflight (--containerd-config-path) checks; the CRI plugin is off, so containerd ignores them.
-    '[plugins."io.containerd.grpc.v1.cri".containerd]',
-    '  discard_unpacked_layers = false',
-    '',
-    '[plugins."io.containerd.grpc.v1.cri".registry]',
-    `  config_path = ${JSON.stringify(join(dir, 'certs.d'))}`,
-    '',
+    ...(cri !== undefined
+      ? criSection(dir, cri, criSnapshotter)
+      : [
+          // What the agent's preflight (--containerd-config-path) checks; the CRI plugin is off, so containerd ignores them.
+          '[plugins."io.containerd.grpc.v1.cri".containerd]',
+          '  discard_unpacked_layers = false',
+          '',
+          '[plugins."io.containerd.grpc.v1.cri".registry]',
+          `  config_path = ${JSON.stringify(join(dir, 'certs.d'))}`,
+          '',
+        ]),
   ].join('\n');
 }
 
@@ -103,7 +142,7 @@ function runCtr(socket: string, args: string[], namespace: string, stdin?: Buffe
   });
 }
 
-export async function startContainerd(options: { dir: string; name?: string }): Promise<TestContainerd> {
+export async function startContainerd(options: { dir: string; name?: string; cri?: CriOptions }): Promise<TestContainerd> {
   const dir = options.dir;
   const name = options.name ?? 'containerd';
   await mkdir(dir, { recursive: true });
@@ -112,7 +151,7 @@ export async function startContainerd(options: { dir: string; name?: string }): 
   const state = join(dir, 'state');
   const configPath = join(dir, 'config.toml');
   const logFile = join(dir, `${name}.log`);
-  await writeFile(configPath, configToml(dir, socket));
+  await writeFile(configPath, configToml(dir, socket, options.cri));
 
   let proc: Managed | undefined;
   let snapshotter = 'native';
@@ -153,6 +192,12 @@ export async function startContainerd(options: { dir: string; name?: string }): 
   await launch();
   const plugins = await runCtr(socket, ['plugins', 'ls'], 'default');
   if (/io\.containerd\.snapshotter\.v1\s+overlayfs\s+\S+\s+ok/.test(plugins)) snapshotter = 'overlayfs';
+  if (options.cri !== undefined && snapshotter !== 'overlayfs') {
+    // The CRI plugin unpacks with the snapshotter of its config: the one that works here.
+    await writeFile(configPath, configToml(dir, socket, options.cri, snapshotter));
+    await proc?.stop(10_000);
+    await launch();
+  }
 
   const ctd: TestContainerd = {
     socket,
@@ -177,6 +222,14 @@ export async function startContainerd(options: { dir: string; name?: string }): 
       if (opts.plainHttp === true) args.push('--plain-http');
       args.push(ref);
       return runCtr(socket, args, opts.namespace ?? 'k8s.io', undefined, 15 * 60_000);
+    },
+    criPull(ref) {
+      if (options.cri === undefined) return Promise.reject(new Error(`${name}: started without the CRI plugin`));
+      return criPull(socket, ref);
+    },
+    async removeAllImages(namespace = 'k8s.io') {
+      const names = (await runCtr(socket, ['images', 'ls', '-q'], namespace)).split('\n').filter((line) => line !== '');
+      if (names.length > 0) await runCtr(socket, ['images', 'rm', '--sync', ...names], namespace);
     },
     async stop() {
       const current = proc;
