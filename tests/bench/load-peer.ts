@@ -4,7 +4,8 @@
 // tag, all against node-2's agent, which must fetch every byte from node-1
 // (blobs verified, tags resolved through the peer), for 60 s
 // (MIRRA_LOAD_SECONDS to shorten). Both agents run with the chart's
-// NODE_OPTIONS and --max-rss 240Mi.
+// NODE_OPTIONS and --max-rss 240Mi; MIRRA_LOAD_AGENT_ENV adds environment
+// variables to them (for diagnosis, e.g. "MALLOC_ARENA_MAX=2").
 //
 // What it shows: node-2's memory stays bounded whatever the number of streams
 // (at most --max-peer-streams from peers at once, the hold-back budget, the
@@ -22,12 +23,9 @@ import { startCluster } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
-import { chartNodeOptions, procStatusBytes, runClient } from './load-support.ts';
+import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, procStatusBytes, runClient } from './load-support.ts';
 
 const MiB = 1024 * 1024;
-const LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
-const STREAMS = 200;
-const HEADS_PER_SECOND = 1000;
 const RSS_SAMPLE_MS = 100;
 const RECOVERY_LIMIT_MS = 60_000;
 
@@ -66,6 +64,17 @@ async function memoryOf(metricsUrl: string | undefined): Promise<{ heapUsed: num
   return { heapUsed: value('mirra_nodejs_heap_size_used_bytes'), heapTotal: value('mirra_nodejs_heap_size_total_bytes'), external: value('mirra_nodejs_external_memory_bytes') };
 }
 
+/** `NAME=value NAME2=value2` (MIRRA_LOAD_AGENT_ENV, for diagnosis, e.g. MALLOC_ARENA_MAX=2) as an environment. */
+function extraEnv(text: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const pair of (text ?? '').split(' ').filter((p) => p !== '')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`MIRRA_LOAD_AGENT_ENV: ${JSON.stringify(pair)} is not NAME=value`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
 const sum = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
 
 /** Answers other than 200, 404 and 503, and failures without an answer. */
@@ -81,7 +90,7 @@ async function main(): Promise<void> {
   const cluster = await startCluster({
     nodes: 2,
     agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms'],
-    agentEnv: { NODE_OPTIONS: nodeOptions, ...(process.env.MIRRA_LOAD_AGENT_ENV === undefined ? {} : Object.fromEntries(process.env.MIRRA_LOAD_AGENT_ENV.split(' ').map((kv) => kv.split('=') as [string, string]))) },
+    agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },
     metrics: true,
   });
   try {
@@ -89,7 +98,7 @@ async function main(): Promise<void> {
     const [holder, target] = cluster.nodes;
     if (holder === undefined || target === undefined) throw new Error('want 2 nodes');
     console.error('generating an image (32 MiB layer), pushing it, pulling it on node-1 ...');
-    const image = await generateImage({ dir: join(cluster.dir, 'image'), layers: LAYER_BYTES, seed: 'bench-load-peer' });
+    const image = await generateImage({ dir: join(cluster.dir, 'image'), layers: LOAD_LAYER_BYTES, seed: 'bench-load-peer' });
     const layer = image.layers[0];
     if (layer === undefined) throw new Error('no layer');
     await cluster.upstream.push(image.layoutDir, 'bench/load', 'v1');
@@ -104,13 +113,13 @@ async function main(): Promise<void> {
     }, 20_000, 100);
     const idleRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
 
-    console.error(`load on node-2's agent (every byte from node-1): ${STREAMS} blob streams + ${HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`);
+    console.error(`load on node-2's agent (every byte from node-1): ${LOAD_STREAMS} blob streams + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`);
     const targetPeaks = samplePeaks(target.agent.process.pid, target.agent.metricsUrl);
     const holderPeaks = samplePeaks(holder.agent.process.pid, undefined);
     const timeoutMs = (seconds + 180) * 1000;
     const [blobs, heads] = await Promise.all([
-      runClient(['streams', blobUrl, String(STREAMS), String(seconds)], timeoutMs),
-      runClient(['rate', manifestUrl, String(HEADS_PER_SECOND), String(seconds), 'HEAD'], timeoutMs),
+      runClient(['streams', blobUrl, String(LOAD_STREAMS), String(seconds)], timeoutMs),
+      runClient(['rate', manifestUrl, String(LOAD_HEADS_PER_SECOND), String(seconds), 'HEAD'], timeoutMs),
     ]);
     const targetPeak = await targetPeaks.stop();
     const peak = targetPeak.rss;
@@ -133,7 +142,7 @@ async function main(): Promise<void> {
     const count = (status: string): number => (blobs.statuses[status] ?? 0) + (heads.statuses[status] ?? 0);
     const row = (name: string, r: LoadResult, throughput: string): string =>
       `| ${name} | ${r.requests} | ${r.statuses['200'] ?? 0} | ${r.statuses['404'] ?? 0} | ${r.statuses['503'] ?? 0} | ${otherErrors(r)} | ${throughput} | ${r.latencyMs.p50} / ${r.latencyMs.p99} |`;
-    console.log(`${STREAMS} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${HEADS_PER_SECOND} manifest HEAD/s by tag against node-2's agent, served from node-1, ${seconds} s`);
+    console.log(`${LOAD_STREAMS} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s by tag against node-2's agent, served from node-1, ${seconds} s`);
     console.log('| load | requests | 200 | 404 (not here) | 503 | other errors | throughput | complete p50 / p99 (ms) |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));

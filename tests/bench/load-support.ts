@@ -7,6 +7,12 @@ import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './load-client.ts';
 
 const CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
+const MiB = 1024 * 1024;
+
+/** The load of both benches: the image's layers (the first one is streamed), blob streams, manifest HEADs per second. */
+export const LOAD_LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
+export const LOAD_STREAMS = 200;
+export const LOAD_HEADS_PER_SECOND = 1000;
 
 function isLoadResult(value: unknown): value is LoadResult {
   if (typeof value !== 'object' || value === null) return false;

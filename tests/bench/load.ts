@@ -26,13 +26,10 @@ import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
-import { chartNodeOptions, non503Errors, procStatusBytes, runClient } from './load-support.ts';
+import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, non503Errors, procStatusBytes, runClient } from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
-const LAYER_BYTES = [32 * MiB, 4 * MiB, 256 * 1024];
-const DEFAULT_STREAMS = 200;
-const DEFAULT_HEADS_PER_SECOND = 1000;
 const RSS_SAMPLE_MS = 100;
 const METRICS_SAMPLE_MS = 1000;
 
@@ -119,14 +116,14 @@ async function main(): Promise<void> {
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
   const agentArgs = (process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '');
   // For diagnosis only; the bench's target is the defaults.
-  const streams = Number(process.env.MIRRA_LOAD_STREAMS ?? DEFAULT_STREAMS);
-  const headsPerSecond = Number(process.env.MIRRA_LOAD_HEADS ?? DEFAULT_HEADS_PER_SECOND);
+  const streams = Number(process.env.MIRRA_LOAD_STREAMS ?? LOAD_STREAMS);
+  const headsPerSecond = Number(process.env.MIRRA_LOAD_HEADS ?? LOAD_HEADS_PER_SECOND);
   if (!(streams > 0) || !(headsPerSecond > 0)) throw new Error('MIRRA_LOAD_STREAMS and MIRRA_LOAD_HEADS must be positive numbers');
   const dir = await mkdtemp(join(tmpdir(), 'mirra-bench-load-'));
   const stops: Array<() => Promise<void>> = [];
   try {
     console.error('generating an image (32 MiB layer), pushing it to docker-registry, pulling it into containerd ...');
-    const image = await generateImage({ dir: join(dir, 'image'), layers: LAYER_BYTES, seed: 'bench-load' });
+    const image = await generateImage({ dir: join(dir, 'image'), layers: LOAD_LAYER_BYTES, seed: 'bench-load' });
     const layer = image.layers[0];
     if (layer === undefined) throw new Error('no layer');
     const upstream = await startUpstream({ dir: join(dir, 'upstream') });
