@@ -180,6 +180,24 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
     assert.equal(sha256(await bodyOf(res)), sha256(bytes.subarray(1000000)));
   });
 
+  it("a blob held back while a peer stalls: the client's idle timeout does not cut the wait", async () => {
+    const log = captureLog();
+    const logger = createLogger('info', log);
+    const local = createMemoryStore();
+    const source = createPeerSource({ candidates: (key) => claims.get(key) ?? [], logger, resolveTags: true, hedge: { minDelayMs: 50, maxDelayMs: 50 }, idleTimeoutMs: 400 });
+    const app = createRegistryApp({ store: local, logger, mirroredRegistries: [], resolveTags: true, source: chainSources([storeSource(local), source]), timeouts: { idleTimeoutMs: 150 } });
+    const agent = { source, app, base: await listen(app), log };
+    agents.push(agent);
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [stalling, good]);
+    const started = performance.now();
+    const res = await fetch(blobUrl(agent, digest));
+    assert.equal(res.status, 200);
+    assert.equal(sha256(await bodyOf(res)), sha256(bytes));
+    assert.ok(performance.now() - started > 400, 'the stall outlasted the client idle timeout');
+    assert.equal(source.stats().resumes, 1);
+  });
+
   it('held back whole, wrong bytes never reach the client and are not reported as delivered', async () => {
     const delivered: string[] = [];
     const agent = await startAgent({ onWrongBytesDelivered: (d) => delivered.push(d) });

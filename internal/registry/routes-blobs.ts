@@ -25,6 +25,22 @@ async function openBlob(located: LocatedContent, digest: string, range: ByteRang
   }
 }
 
+/** Turns the connection's idle timeout off until resume() (idempotent) puts it back. */
+function pauseIdleTimeout(request: FastifyRequest): { resume(): void } {
+  const socket = request.raw.socket;
+  const timeoutMs = socket.timeout;
+  if (timeoutMs === undefined || timeoutMs === 0) return { resume() {} };
+  socket.setTimeout(0);
+  let resumed = false;
+  return {
+    resume() {
+      if (resumed) return;
+      resumed = true;
+      if (!socket.destroyed) socket.setTimeout(timeoutMs);
+    },
+  };
+}
+
 function isNotFound(err: unknown): boolean {
   return err instanceof NotFoundError || (err instanceof Error && 'code' in err && err.code === 'ENOENT');
 }
@@ -93,9 +109,14 @@ async function sendBlob(
   reply.header('content-length', String(lengthBytes));
   if (range !== undefined) reply.header('content-range', contentRange(range, sizeBytes));
 
+  // A peer's blob may be held back until its digest is checked: nothing moves
+  // on the client's connection meanwhile, which the idle timeout must not cut
+  // (the peer source has its own stall limits). It counts again from the first byte.
+  const idle = located.peer === undefined ? undefined : pauseIdleTimeout(request);
   const options: StreamOptions = {
     expectedBytes: lengthBytes,
     writeHead: () => {
+      idle?.resume();
       reply.hijack();
       reply.raw.writeHead(status, reply.getHeaders() as OutgoingHttpHeaders);
     },
@@ -113,6 +134,8 @@ async function sendBlob(
     // bytes, a cut) means "not here" too: containerd goes to its next host.
     if (isNotFound(err) || located.peer !== undefined) throw new RegistryError('BLOB_UNKNOWN', { digest });
     throw err;
+  } finally {
+    idle?.resume();
   }
   if (outcome.kind === 'client-gone' && !reply.sent) reply.hijack();
   if (outcome.kind === 'failed') {
