@@ -12,7 +12,9 @@
 //   counts as moved once the kernel took all of it, so a client must read at
 //   least ~1 MiB per idleTimeoutMs (35 KB/s at 30 s) to keep its stream.
 //   Longer than the peer source's idle timeout (10 s), so a stall of a peer
-//   is handled by resuming from another peer before the client is cut.
+//   is handled by resuming from another peer before the client is cut; and
+//   paused while a peer's blob is held back for its digest check, until its
+//   first byte goes out (routes-blobs.ts).
 // Node checks the headers and request timeouts every
 // connectionsCheckingIntervalMs, so they fire up to that much late.
 
