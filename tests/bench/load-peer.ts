@@ -4,8 +4,9 @@
 // tag, all against node-2's agent, which must fetch every byte from node-1
 // (blobs verified, tags resolved through the peer), for 60 s
 // (MIRRA_LOAD_SECONDS to shorten). Both agents run with the chart's
-// NODE_OPTIONS and --max-rss 240Mi; MIRRA_LOAD_AGENT_ENV adds environment
-// variables to them (for diagnosis, e.g. "MALLOC_ARENA_MAX=2").
+// NODE_OPTIONS and --max-rss 240Mi; MIRRA_LOAD_AGENT_ARGS adds flags and
+// MIRRA_LOAD_AGENT_ENV environment variables to them (for diagnosis, e.g.
+// "--max-peer-streams 16", "MALLOC_ARENA_MAX=2").
 //
 // What it shows: node-2's memory stays bounded whatever the number of streams
 // (at most --max-peer-streams from peers at once, the hold-back budget, the
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   const nodeOptions = await chartNodeOptions();
   const cluster = await startCluster({
     nodes: 2,
-    agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms'],
+    agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms', ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
     agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },
     metrics: true,
   });
