@@ -46,6 +46,17 @@ interface Entry {
   untilMs: number;
 }
 
+/** Sets `key` as the newest entry of an insertion-ordered map, dropping the oldest beyond `max`. */
+function setNewest<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) {
+    const oldest = map.keys().next().value;
+    if (oldest === undefined) break;
+    map.delete(oldest);
+  }
+}
+
 export function createPeerPenalties(options: PenaltyOptions = {}): PeerPenalties {
   const baseMs = Math.max(1, options.baseMs ?? 5000);
   const maxMs = Math.max(baseMs, options.maxMs ?? 60_000);
@@ -81,13 +92,7 @@ export function createPeerPenalties(options: PenaltyOptions = {}): PeerPenalties
       const nowMs = now();
       const strikes = (current(peer, nowMs)?.strikes ?? 0) + 1;
       const penaltyMs = Math.min(maxMs, baseMs * 2 ** Math.min(strikes - 1, 30));
-      entries.delete(peer);
-      entries.set(peer, { strikes, untilMs: nowMs + penaltyMs });
-      while (entries.size > maxPeers) {
-        const oldest = entries.keys().next().value;
-        if (oldest === undefined) break;
-        entries.delete(oldest);
-      }
+      setNewest(entries, peer, { strikes, untilMs: nowMs + penaltyMs }, maxPeers);
       return penaltyMs;
     },
     succeeded(peer) {
@@ -97,14 +102,7 @@ export function createPeerPenalties(options: PenaltyOptions = {}): PeerPenalties
       if (entry.strikes === 0) entries.delete(peer);
     },
     distrust(peer, key) {
-      const id = `${key}\n${peer}`;
-      distrusted.delete(id);
-      distrusted.set(id, now() + maxMs);
-      while (distrusted.size > maxPeers) {
-        const oldest = distrusted.keys().next().value;
-        if (oldest === undefined) break;
-        distrusted.delete(oldest);
-      }
+      setNewest(distrusted, `${key}\n${peer}`, now() + maxMs, maxPeers);
     },
     isPenalised(peer) {
       const nowMs = now();

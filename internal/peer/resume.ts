@@ -63,6 +63,18 @@ export interface ResumingStreamOptions {
  */
 const STREAM_BUFFER_BYTES = 1024 * 1024;
 
+/**
+ * The error a stream of `digest` ends with: as it is once some of its bytes
+ * went out, else a NotFoundError caused by it, so that the registry can still
+ * answer 404 and containerd go elsewhere.
+ */
+export function failureOf(err: Error, digest: string, deliveredAny: boolean): Error {
+  if (deliveredAny || err instanceof NotFoundError) return err;
+  const notFound = new NotFoundError(digest);
+  notFound.cause = err;
+  return notFound;
+}
+
 export class DigestMismatchError extends Error {
   override readonly name = 'DigestMismatchError';
 }
@@ -143,13 +155,7 @@ export function createResumingStream(options: ResumingStreamOptions): Readable {
 
   /** Ends the stream with an error; before any byte went out, as not found. */
   const abandon = (err: Error): void => {
-    if (deliveredAny) {
-      out.destroy(err);
-      return;
-    }
-    const notFound = new NotFoundError(options.digest);
-    notFound.cause = err;
-    out.destroy(notFound);
+    out.destroy(failureOf(err, options.digest, deliveredAny));
   };
 
   const complete = (): void => {

@@ -8,7 +8,7 @@
 // window never looks complete; before any of its bytes went out, the failure
 // is a NotFoundError (the registry answers 404, containerd goes elsewhere).
 import { Transform, type Readable } from 'node:stream';
-import { NotFoundError } from '../oci/store.ts';
+import { failureOf } from './resume.ts';
 
 /** Bytes `start`..`end` (inclusive) of `whole`, which delivers the blob from byte 0. */
 export function windowOf(whole: Readable, digest: string, start: number, end: number): Readable {
@@ -17,15 +17,17 @@ export function windowOf(whole: Readable, digest: string, start: number, end: nu
   let deliveredAny = false;
   const window = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      const from = Math.max(start, offset);
-      const to = Math.min(end + 1, offset + chunk.length);
+      const chunkStart = offset;
       offset += chunk.length;
+      // The part of the chunk inside the window, relative to the chunk.
+      const from = Math.max(start, chunkStart) - chunkStart;
+      const to = Math.min(end + 1, offset) - chunkStart;
       if (to > from) {
         if (held !== undefined) {
           deliveredAny = true;
           this.push(held);
         }
-        held = chunk.subarray(from - (offset - chunk.length), to - (offset - chunk.length));
+        held = chunk.subarray(from, to);
       }
       callback();
     },
@@ -41,13 +43,7 @@ export function windowOf(whole: Readable, digest: string, start: number, end: nu
   });
   whole.once('error', (err) => {
     held = undefined;
-    if (deliveredAny || err instanceof NotFoundError) {
-      window.destroy(err);
-      return;
-    }
-    const notFound = new NotFoundError(digest);
-    notFound.cause = err;
-    window.destroy(notFound);
+    window.destroy(failureOf(err, digest, deliveredAny));
   });
   // The client went away, or the window is done: the whole stream is let go.
   window.once('close', () => whole.destroy());
