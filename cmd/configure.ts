@@ -1,7 +1,7 @@
 // `mirra configure` and `mirra cleanup`: containerd's mirror configuration on
 // a node (an init container runs configure). Wiring only.
 import { cleanupFlags, configureFlags } from '../internal/config/configure.ts';
-import { flagHelp, parseFlags, usageExit, UsageError } from '../internal/config/flags.ts';
+import { flagHelp, parseFlags, rejectExtraArguments, usageExit, UsageError, wantsHelp } from '../internal/config/flags.ts';
 import { removeMirrorConfiguration, type CleanupAction } from '../internal/configure/cleanup.ts';
 import { writeMirrorConfiguration } from '../internal/configure/configure.ts';
 
@@ -35,14 +35,14 @@ function printActions(actions: CleanupAction[]): void {
 }
 
 export async function runConfigure(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(CONFIGURE_HELP);
     return 0;
   }
   let config;
   try {
     const parsed = parseFlags(configureFlags, argv, env);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    rejectExtraArguments(parsed.positionals);
     config = parsed.values;
     if (config.mirrorTargets.length === 0) throw new UsageError('--mirror-targets is required (e.g. http://127.0.0.1:30020)');
   } catch (err) {
@@ -70,14 +70,14 @@ export async function runConfigure(argv: string[], env: NodeJS.ProcessEnv): Prom
 }
 
 export async function runCleanup(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(CLEANUP_HELP);
     return 0;
   }
   let config;
   try {
     const parsed = parseFlags(cleanupFlags, argv, env);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    rejectExtraArguments(parsed.positionals);
     config = parsed.values;
   } catch (err) {
     return usageExit('cleanup', err);

@@ -1,6 +1,6 @@
 // `mirra shards` and `mirra locate`: read the agents' pods through a
 // kubeconfig (or in-cluster config) and decode their summaries. Wiring only.
-import { flagHelp, parseFlags, usageExit, UsageError, type FlagSpec } from '../internal/config/flags.ts';
+import { flagHelp, parseFlags, rejectExtraArguments, usageExit, UsageError, wantsHelp, type FlagSpec } from '../internal/config/flags.ts';
 import { listAgentPods } from '../internal/inspect/pods.ts';
 import { locate, renderLocate, renderShards, shardsRows } from '../internal/inspect/report.ts';
 import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
@@ -40,7 +40,7 @@ const HELP = {
 };
 
 export async function runInspect(command: 'shards' | 'locate', argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${HELP[command]}\n\nflags:\n${flagHelp(inspectFlags)}\n`);
     return 0;
   }
@@ -50,13 +50,13 @@ export async function runInspect(command: 'shards' | 'locate', argv: string[], e
     const parsed = parseFlags(inspectFlags, argv, env);
     values = parsed.values;
     if (command === 'locate') {
-      const [target, ...extra] = parsed.positionals;
+      const [target] = parsed.positionals;
       if (target === undefined) throw new UsageError('locate needs a digest or an image reference');
-      if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+      rejectExtraArguments(parsed.positionals, 1);
       key = isDigest(target) ? target : normalizeReference(target);
       if (key === undefined) throw new UsageError(`${JSON.stringify(target)} is neither a digest nor an image reference`);
-    } else if (parsed.positionals.length > 0) {
-      throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    } else {
+      rejectExtraArguments(parsed.positionals);
     }
   } catch (err) {
     return usageExit(command, err);

@@ -5,7 +5,7 @@ import { createPeerSigner } from '../internal/auth/sign.ts';
 import { createPeerVerifier } from '../internal/auth/verify.ts';
 import { agentFlags } from '../internal/config/agent.ts';
 import { formatListenAddress } from '../internal/config/address.ts';
-import { flagHelp, parseFlags, usageExit, UsageError } from '../internal/config/flags.ts';
+import { flagHelp, parseFlags, rejectExtraArguments, usageExit, wantsHelp } from '../internal/config/flags.ts';
 import { createContainerdClient } from '../internal/containerd/client.ts';
 import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
@@ -33,14 +33,14 @@ ${flagHelp(agentFlags)}
 `;
 
 export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(HELP);
     return 0;
   }
   let config;
   try {
     const parsed = parseFlags(agentFlags, argv, env);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    rejectExtraArguments(parsed.positionals);
     config = parsed.values;
   } catch (err) {
     return usageExit('registry', err);

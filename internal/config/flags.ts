@@ -26,6 +26,17 @@ export function usageExit(command: string, err: unknown): number {
   return 2;
 }
 
+/** Whether the command line asks for help (`--help` or `-h`). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+/** Throws UsageError naming the first argument beyond the `allowed` first ones. */
+export function rejectExtraArguments(positionals: readonly string[], allowed = 0): void {
+  const extra = positionals[allowed];
+  if (extra !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(extra)}`);
+}
+
 type Specs = Record<string, FlagSpec<unknown>>;
 type Values<S extends Specs> = { [K in keyof S]: S[K] extends FlagSpec<infer T> ? T : never };
 
