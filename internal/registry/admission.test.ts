@@ -3,7 +3,6 @@
 // 127.0.0.3 (another host, by localAddress), signed requests made by the real
 // signer and by the real peer client.
 import assert from 'node:assert/strict';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -14,36 +13,18 @@ import { createMemoryStore } from '../oci/memory-store.ts';
 import { createPeerSource } from '../peer/source.ts';
 import { PEER_REQUEST_HEADER } from './peer-request.ts';
 import { chainSources, storeSource } from './source.ts';
-import { createTestApp, type CapturedLog } from './testkit.ts';
+import { createTestApp, rawRequest, type CapturedLog, type RawRequestOptions, type RawResponse } from './testkit.ts';
 import { createLogger } from '../log/logger.ts';
 
 const KEY = Buffer.from('a-shared-secret-of-32-characters');
 const SELF = 'mirra-self';
 const NODE_IP = '127.0.0.2';
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
+function get(port: number, path: string, options: RawRequestOptions = {}): Promise<RawResponse> {
+  return rawRequest(`http://${NODE_IP}:${port}`, path, options);
 }
 
-function get(port: number, path: string, options: { from?: string; headers?: Record<string, string>; method?: string } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: NODE_IP, port, path, method: options.method ?? 'GET', headers: options.headers, localAddress: options.from, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function errorCode(answer: Answer): string | undefined {
+function errorCode(answer: RawResponse): string | undefined {
   const parsed: unknown = JSON.parse(answer.body);
   if (typeof parsed !== 'object' || parsed === null || !('errors' in parsed) || !Array.isArray(parsed.errors)) return undefined;
   const first: unknown = parsed.errors[0];

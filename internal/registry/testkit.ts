@@ -56,19 +56,34 @@ export interface RawResponse {
   body: string;
 }
 
-/** A GET with the request target sent verbatim (fetch and inject normalise `..`). */
-export function rawGet(baseUrl: string, target: string): Promise<RawResponse> {
+export interface RawRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** The client's source address (e.g. another loopback address, as another host). */
+  from?: string;
+}
+
+/** A request with the target sent verbatim (fetch and inject normalise `..`); the whole answer, body as text. */
+export function rawRequest(baseUrl: string, target: string, options: RawRequestOptions = {}): Promise<RawResponse> {
   const url = new URL(baseUrl);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, path: target, method: 'GET', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, path: target, method: options.method ?? 'GET', headers: options.headers, localAddress: options.from, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
+}
+
+/** A GET with the request target sent verbatim. */
+export function rawGet(baseUrl: string, target: string): Promise<RawResponse> {
+  return rawRequest(baseUrl, target);
 }
 
 /** A manifest document and its JSON text. */
