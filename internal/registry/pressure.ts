@@ -1,6 +1,6 @@
 // Load shedding with @fastify/under-pressure: when the event loop delay,
-// utilisation, heap or memory (RSS and live memory, memoryTight) exceed their thresholds, requests (all but
-// /healthz) are answered at once with
+// utilisation, heap or memory (RSS and live memory, memoryTight) exceed
+// their thresholds, requests (all but /healthz) are answered at once with
 // 503 UNAVAILABLE (OCI error body) and Retry-After, so containerd moves on to
 // the next host instead of waiting on an overloaded agent. The plugin's
 // sampling timer is unref'd and cleared on close.

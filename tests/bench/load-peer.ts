@@ -24,7 +24,7 @@ import { startCluster } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
-import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, procStatusBytes, runClient } from './load-support.ts';
+import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
 
 const MiB = 1024 * 1024;
 const RSS_SAMPLE_MS = 100;
@@ -61,7 +61,8 @@ function samplePeaks(pid: number, metricsUrl: string | undefined): { stop(): Pro
 /** The agent's V8 heap and external memory from its /metrics. */
 async function memoryOf(metricsUrl: string | undefined): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
   const text = metricsUrl === undefined ? '' : await (await fetch(metricsUrl, { signal: AbortSignal.timeout(900) })).text();
-  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const values = metricValues(text, ['mirra_nodejs_heap_size_used_bytes', 'mirra_nodejs_heap_size_total_bytes', 'mirra_nodejs_external_memory_bytes']);
+  const value = (name: string): number => values.get(name) ?? NaN;
   return { heapUsed: value('mirra_nodejs_heap_size_used_bytes'), heapTotal: value('mirra_nodejs_heap_size_total_bytes'), external: value('mirra_nodejs_external_memory_bytes') };
 }
 

@@ -69,3 +69,12 @@ export function non503Errors(result: LoadResult): number {
   return count(result.errors) + otherStatuses.reduce((sum, [, n]) => sum + n, 0) + result.skipped;
 }
 
+/** Named samples of a Prometheus text exposition (no labels needed here). */
+export function metricValues(text: string, names: readonly string[]): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [name, value] = line.split(' ');
+    if (name !== undefined && value !== undefined && names.includes(name)) values.set(name, Number(value));
+  }
+  return values;
+}

@@ -26,22 +26,12 @@ import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
-import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, non503Errors, procStatusBytes, runClient } from './load-support.ts';
+import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, non503Errors, procStatusBytes, runClient } from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
 const RSS_SAMPLE_MS = 100;
 const METRICS_SAMPLE_MS = 1000;
-
-/** Named samples of a Prometheus text exposition (no labels needed here). */
-function metricValues(text: string, names: readonly string[]): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const [name, value] = line.split(' ');
-    if (name !== undefined && value !== undefined && names.includes(name)) values.set(name, Number(value));
-  }
-  return values;
-}
 
 interface Series {
   rssBytes: number[];
