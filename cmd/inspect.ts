@@ -3,10 +3,16 @@
 import { flagHelp, parseFlags, rejectExtraArguments, usageExit, UsageError, wantsHelp, type FlagSpec } from '../internal/config/flags.ts';
 import { listAgentPods } from '../internal/inspect/pods.ts';
 import { locate, renderLocate, renderShards, shardsRows } from '../internal/inspect/report.ts';
-import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
+import { loadKubeConfig } from '../internal/kube/config.ts';
+import { createKubeClient } from '../internal/kube/client.ts';
+import { KubeConfigError } from '../internal/kube/kubeconfig.ts';
+import { describeError } from '../internal/kube/retry.ts';
 import { isDigest } from '../internal/oci/digest.ts';
 import { normalizeReference } from '../internal/oci/reference.ts';
 import { createHasher } from '../internal/routing/hash.ts';
+
+/** How long listing the agents' pods may take. */
+const LIST_TIMEOUT_MS = 30_000;
 
 function flag<T>(spec: FlagSpec<T>): FlagSpec<T> {
   return spec;
@@ -69,7 +75,16 @@ export async function runInspect(command: 'shards' | 'locate', argv: string[], e
     process.stderr.write(`mirra ${command}: ${err.message}\n`);
     return 1;
   }
-  const pods = await listAgentPods(kube.kubeConfig, values.namespace, values.selector);
+  const client = createKubeClient(kube.target);
+  let pods;
+  try {
+    pods = await listAgentPods(client, values.namespace, values.selector, AbortSignal.timeout(LIST_TIMEOUT_MS));
+  } catch (err) {
+    process.stderr.write(`mirra ${command}: listing the agent pods at ${kube.server}: ${describeError(err)}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
   if (command === 'shards') {
     const rows = shardsRows(pods);
     process.stdout.write(`${values.output === 'json' ? JSON.stringify(rows, null, 2) : renderShards(rows)}\n`);

@@ -5,7 +5,7 @@
 import type { PeerSigner } from '../internal/auth/sign.ts';
 import type { ContainerdClient } from '../internal/containerd/client.ts';
 import type { ContainerdChange } from '../internal/containerd/events.ts';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../internal/kube/client.ts';
 import { createPublisher } from '../internal/kube/publisher.ts';
 import { watchPeers } from '../internal/kube/peers.ts';
 import { abortIngestsOf } from '../internal/containerd/ingests.ts';
@@ -20,7 +20,7 @@ import { createPeerIndex } from '../internal/routing/peer-index.ts';
 import { createNodeState } from '../internal/state/node-state.ts';
 
 export interface PeerToPeerOptions {
-  kubeConfig: KubeConfig;
+  kube: KubeClient;
   client: ContainerdClient;
   hasher: Hasher;
   logger: Logger;
@@ -56,7 +56,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
   const { logger, hasher } = options;
   const index = createPeerIndex({ self: options.podName, hasher });
   const watcher = watchPeers({
-    kubeConfig: options.kubeConfig,
+    client: options.kube,
     namespace: options.namespace,
     labelSelector: options.peerSelector,
     serviceName: options.serviceName,
@@ -65,7 +65,7 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     logger: logger.child({ component: 'peers' }),
   });
   const publisher = createPublisher({
-    kubeConfig: options.kubeConfig,
+    client: options.kube,
     namespace: options.namespace,
     podName: options.podName,
     logger: logger.child({ component: 'publisher' }),

@@ -11,7 +11,9 @@ import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
 import { mirroredImages } from '../internal/state/node-state.ts';
 import { checkContainerdConfig } from '../internal/configure/preflight.ts';
-import { KubeConfigError, loadKubeConfig } from '../internal/kube/config.ts';
+import { loadKubeConfig, type LoadedKubeConfig } from '../internal/kube/config.ts';
+import { createKubeClient } from '../internal/kube/client.ts';
+import { KubeConfigError } from '../internal/kube/kubeconfig.ts';
 import { createLogger } from '../internal/log/logger.ts';
 import { createMetrics } from '../internal/metrics/metrics.ts';
 import { countResolves, recordRequest } from '../internal/metrics/record.ts';
@@ -46,10 +48,10 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     return usageExit('registry', err);
   }
 
-  let kubeConfig;
+  let kubeConfig: LoadedKubeConfig | undefined;
   if (config.podName !== '') {
     try {
-      kubeConfig = loadKubeConfig({ kubeconfigPath: config.kubeconfig, env }).kubeConfig;
+      kubeConfig = loadKubeConfig({ kubeconfigPath: config.kubeconfig, env });
     } catch (err) {
       if (!(err instanceof KubeConfigError)) throw err;
       process.stderr.write(`mirra registry: ${err.message}\n`);
@@ -85,9 +87,10 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   const client = createContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace });
   const store = createContainerdStore({ client, contentPath: config.containerdContentPath, logger });
   let p2p: PeerToPeer | undefined;
-  if (kubeConfig !== undefined) {
+  const kube = kubeConfig === undefined ? undefined : createKubeClient(kubeConfig.target);
+  if (kube !== undefined) {
     p2p = startPeerToPeer({
-      kubeConfig,
+      kube,
       client,
       hasher: await createHasher(),
       logger,
@@ -172,6 +175,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   changes.close();
   await metricsServer?.close();
   await p2p?.close();
+  kube?.close();
   client.close();
   return 0;
 }

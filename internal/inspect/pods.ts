@@ -1,6 +1,7 @@
 // The agent pods as inspection sees them: name, node, readiness and the
 // decoded content summary from their annotations.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../kube/client.ts';
+import { listResult } from '../kube/watch.ts';
 import { decodeSummary, type PeerSummary } from '../routing/decode.ts';
 import { annotationBytes, isSummaryAnnotation, UPDATED_ANNOTATION } from '../routing/annotations.ts';
 
@@ -17,31 +18,45 @@ export interface AgentPod {
   updated: string | undefined;
 }
 
-export async function listAgentPods(kubeConfig: KubeConfig, namespace: string, labelSelector: string): Promise<AgentPod[]> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const list = await core.listNamespacedPod({ namespace, labelSelector });
-  const pods: AgentPod[] = [];
-  for (const pod of list.items) {
-    const annotations = pod.metadata?.annotations ?? {};
-    const own: Record<string, string> = {};
-    for (const [key, value] of Object.entries(annotations)) if (isSummaryAnnotation(key)) own[key] = value;
-    let summary: PeerSummary | undefined;
-    let summaryError: string | undefined;
-    try {
-      summary = decodeSummary(own);
-    } catch (err) {
-      summaryError = err instanceof Error ? err.message : String(err);
-    }
-    pods.push({
-      name: pod.metadata?.name ?? '',
-      nodeName: pod.spec?.nodeName ?? '',
-      podIP: pod.status?.podIP ?? '',
-      ready: (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
-      summaryBytes: annotationBytes(own),
-      summary,
-      summaryError,
-      updated: annotations[UPDATED_ANNOTATION],
-    });
+type Obj = Record<string, unknown>;
+
+function obj(value: unknown): Obj {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
+}
+
+function str(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+function agentPod(item: unknown): AgentPod {
+  const metadata = obj(obj(item)['metadata']);
+  const spec = obj(obj(item)['spec']);
+  const status = obj(obj(item)['status']);
+  const annotations = obj(metadata['annotations']);
+  const own: Record<string, string> = {};
+  for (const [key, value] of Object.entries(annotations)) if (isSummaryAnnotation(key) && typeof value === 'string') own[key] = value;
+  let summary: PeerSummary | undefined;
+  let summaryError: string | undefined;
+  try {
+    summary = decodeSummary(own);
+  } catch (err) {
+    summaryError = err instanceof Error ? err.message : String(err);
   }
-  return pods.sort((a, b) => a.nodeName.localeCompare(b.nodeName) || a.name.localeCompare(b.name));
+  const conditions = Array.isArray(status['conditions']) ? status['conditions'] : [];
+  const updated = annotations[UPDATED_ANNOTATION];
+  return {
+    name: str(metadata['name']),
+    nodeName: str(spec['nodeName']),
+    podIP: str(status['podIP']),
+    ready: conditions.some((c) => obj(c)['type'] === 'Ready' && obj(c)['status'] === 'True'),
+    summaryBytes: annotationBytes(own),
+    summary,
+    summaryError,
+    updated: typeof updated === 'string' ? updated : undefined,
+  };
+}
+
+export async function listAgentPods(client: KubeClient, namespace: string, labelSelector: string, signal: AbortSignal): Promise<AgentPod[]> {
+  const list = listResult(await client.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector }, signal));
+  return list.items.map(agentPod).sort((a, b) => a.nodeName.localeCompare(b.nodeName) || a.name.localeCompare(b.name));
 }

@@ -1,12 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { startKubeApi, type KubeApi } from '../../tests/kube/server.ts';
-import { KubeConfigError, loadKubeConfig } from './config.ts';
+import { createKubeClient } from './client.ts';
+import { loadKubeConfig } from './config.ts';
+import { KubeConfigError } from './kubeconfig.ts';
 
 let api: KubeApi;
 let dir: string;
@@ -38,8 +38,14 @@ test('the --kubeconfig flag comes first and works against the API', async () => 
   assert.equal(loaded.namespace, 'default');
   assert.equal(loaded.server, api.url);
   api.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'cfg', namespace: 'default' } });
-  const pod = await loaded.kubeConfig.makeApiClient(CoreV1Api).readNamespacedPod({ name: 'cfg', namespace: 'default' });
-  assert.equal(pod.metadata?.name, 'cfg');
+  const client = createKubeClient(loaded.target);
+  try {
+    const pod = await client.get('/api/v1/namespaces/default/pods/cfg', {}, AbortSignal.timeout(5000));
+    assert.deepEqual((pod as { metadata: { name: string } }).metadata.name, 'cfg');
+    assert.equal(api.requests().at(-1)?.url, '/api/v1/namespaces/default/pods/cfg');
+  } finally {
+    client.close();
+  }
 });
 
 test('KUBECONFIG from the environment passed in (a list of files)', () => {
@@ -58,9 +64,9 @@ test('in-cluster: the service account token, CA and namespace', async () => {
   assert.equal(loaded.source, 'in-cluster');
   assert.equal(loaded.server, 'https://[fd00::1]:443');
   assert.equal(loaded.namespace, 'mirra-system');
-  const options: RequestOptions = {};
-  await loaded.kubeConfig.applyToHTTPSOptions(options);
-  assert.equal((options.headers as Record<string, string> | undefined)?.['Authorization'], 'Bearer sa-token');
+  assert.equal(await loaded.target.credentials.authorization(), 'Bearer sa-token');
+  assert.equal(loaded.target.insecureSkipTlsVerify, false);
+  assert.equal(loaded.target.ca, undefined, 'no ca.crt mounted: the system CAs');
 });
 
 test('one clear error line when no source works', async () => {

@@ -4,7 +4,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiTarget } from './client.ts';
+import { execCredentials, noCredentials, staticToken, tokenFile, type Credentials } from './credentials.ts';
+import { KubeConfigError, readKubeconfig, type KubeUser } from './kubeconfig.ts';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -18,18 +20,14 @@ export interface KubeConfigSource {
 }
 
 export interface LoadedKubeConfig {
-  readonly kubeConfig: KubeConfig;
+  /** How to reach the API; createKubeClient(target) talks to it. */
+  readonly target: ApiTarget;
   /** Which source was used. */
   readonly source: 'flag' | 'env' | 'in-cluster';
   /** The kubeconfig context's namespace, or the service account's namespace; undefined when neither says. */
   readonly namespace: string | undefined;
   /** The API server URL, for logs. */
   readonly server: string;
-}
-
-/** One clear line about why no Kubernetes API configuration could be loaded. */
-export class KubeConfigError extends Error {
-  override name = 'KubeConfigError';
 }
 
 function isFile(path: string): boolean {
@@ -40,66 +38,52 @@ function isFile(path: string): boolean {
   }
 }
 
-function reason(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.split('\n')[0] ?? message;
-}
-
-function finish(kubeConfig: KubeConfig, source: LoadedKubeConfig['source'], what: string, namespace?: string): LoadedKubeConfig {
-  const cluster = kubeConfig.getCurrentCluster();
-  if (cluster === null || cluster.server === '') {
-    throw new KubeConfigError(`${what}: no current cluster (check current-context)`);
-  }
-  if (cluster.server.startsWith('http:') && cluster.skipTLSVerify !== true) {
-    throw new KubeConfigError(`${what}: plain http server ${cluster.server} needs insecure-skip-tls-verify: true`);
-  }
-  const contextNamespace = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
-  return { kubeConfig, source, namespace: namespace ?? (contextNamespace || undefined), server: cluster.server };
+/** A token (also from a file or a plugin) wins over nothing; client certificates need no header. */
+function credentialsOf(user: KubeUser): Credentials {
+  if (user.token !== undefined) return staticToken(user.token);
+  if (user.tokenFile !== undefined) return tokenFile(user.tokenFile);
+  if (user.exec !== undefined) return execCredentials(user.exec);
+  return noCredentials;
 }
 
 function fromFiles(paths: readonly string[], source: 'flag' | 'env', what: string): LoadedKubeConfig {
-  const kubeConfig = new KubeConfig();
-  paths.forEach((path, i) => {
-    if (!isFile(path)) throw new KubeConfigError(`${what}: ${path} is not a readable file`);
-    try {
-      if (i === 0) {
-        kubeConfig.loadFromFile(path);
-      } else {
-        const more = new KubeConfig();
-        more.loadFromFile(path);
-        kubeConfig.mergeConfig(more, true);
-      }
-    } catch (err) {
-      throw new KubeConfigError(`${what}: cannot load ${path}: ${reason(err)}`);
-    }
-  });
-  return finish(kubeConfig, source, what);
+  for (const path of paths) if (!isFile(path)) throw new KubeConfigError(`${what}: ${path} is not a readable file`);
+  try {
+    const { cluster, user, namespace } = readKubeconfig(paths);
+    const target: ApiTarget = { ...cluster, cert: user.cert, key: user.key, credentials: credentialsOf(user) };
+    return { target, source, namespace, server: cluster.server };
+  } catch (err) {
+    if (err instanceof KubeConfigError) throw new KubeConfigError(`${what}: ${err.message}`);
+    throw err;
+  }
 }
 
 function inCluster(env: KubeConfigSource['env'], dir: string): LoadedKubeConfig {
   const host = env['KUBERNETES_SERVICE_HOST'];
   const port = env['KUBERNETES_SERVICE_PORT'];
-  const tokenFile = join(dir, 'token');
-  const caFile = join(dir, 'ca.crt');
+  const tokenPath = join(dir, 'token');
+  const caPath = join(dir, 'ca.crt');
   if (!host || !port) {
     throw new KubeConfigError(
       'no Kubernetes API configuration: --kubeconfig not given, KUBECONFIG not set, and not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)',
     );
   }
-  if (!isFile(tokenFile)) throw new KubeConfigError(`in-cluster configuration: service account token ${tokenFile} not found`);
+  if (!isFile(tokenPath)) throw new KubeConfigError(`in-cluster configuration: service account token ${tokenPath} not found`);
   const server = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'in-cluster', server, caFile: isFile(caFile) ? caFile : undefined, skipTLSVerify: false }],
-    // tokenFile: client-node re-reads the file, so rotated (bound) tokens are picked up.
-    users: [{ name: 'in-cluster', authProvider: { name: 'tokenFile', config: { tokenFile } } }],
-    contexts: [{ name: 'in-cluster', cluster: 'in-cluster', user: 'in-cluster' }],
-    currentContext: 'in-cluster',
-  });
+  const target: ApiTarget = {
+    server,
+    ca: isFile(caPath) ? readFileSync(caPath) : undefined,
+    cert: undefined,
+    key: undefined,
+    insecureSkipTlsVerify: false,
+    tlsServerName: undefined,
+    // Re-read every minute: bound service account tokens rotate.
+    credentials: tokenFile(tokenPath),
+  };
   let namespace: string | undefined;
   const namespaceFile = join(dir, 'namespace');
   if (isFile(namespaceFile)) namespace = readFileSync(namespaceFile, 'utf8').trim() || undefined;
-  return finish(kubeConfig, 'in-cluster', 'in-cluster configuration', namespace);
+  return { target, source: 'in-cluster', namespace, server };
 }
 
 /** Loads the configuration from the first source that is given; throws KubeConfigError (one line) when it fails. */

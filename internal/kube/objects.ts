@@ -1,5 +1,5 @@
 // The parts of pods and EndpointSlices the peer watcher uses, read from
-// unknown JSON (watch events) or client-node models (lists) and validated.
+// the JSON the API returns (lists and watch events), parsed to unknown and validated.
 import { isSummaryAnnotation } from '../routing/annotations.ts';
 
 export interface PodView {

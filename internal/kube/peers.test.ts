@@ -4,31 +4,32 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KubeConfig } from '@kubernetes/client-node';
 import { startKubeApi, type KubeApi } from '../../tests/kube/server.ts';
 import { waitFor } from '../../tests/support/process.ts';
 import { createLogger } from '../log/logger.ts';
 import { createHasher } from '../routing/hash.ts';
 import { encodeSummary } from '../routing/encode.ts';
 import { createPeerIndex, type PeerIndex } from '../routing/peer-index.ts';
+import { createKubeClient, type KubeClient } from './client.ts';
+import { loadKubeConfig } from './config.ts';
 import { watchPeers, type PeerInfo, type PeerWatcher } from './peers.ts';
 
 const HISTORY_SIZE = 20;
 const SELF = 'mirra-self';
 let api: KubeApi;
 let dir: string;
-let kubeConfig: KubeConfig;
+let client: KubeClient;
 const logger = createLogger('silent');
 const hasher = await createHasher();
 
 before(async () => {
   api = await startKubeApi({ historySize: HISTORY_SIZE, bookmarkIntervalMs: 300 });
   dir = await mkdtemp(join(tmpdir(), 'mirra-kube-peers-'));
-  kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(await api.kubeconfigPath(dir));
+  client = createKubeClient(loadKubeConfig({ kubeconfigPath: await api.kubeconfigPath(dir), env: {} }).target);
 });
 
 after(async () => {
+  client.close();
   await api.stop();
   await rm(dir, { recursive: true, force: true });
 });
@@ -95,7 +96,7 @@ function start(namespace: string): Harness {
   const changes: string[] = [];
   const index: PeerIndex = { ...real, upsertPeer: (name, update) => (upserts.push(name), real.upsertPeer(name, update)) };
   const watcher = watchPeers({
-    kubeConfig,
+    client,
     namespace,
     labelSelector: 'app.kubernetes.io/name=mirra',
     serviceName: 'mirra',

@@ -3,11 +3,10 @@
 // the peer directory in step. A peer is a candidate only while its pod exists
 // and its endpoint is ready. While the API is unreachable the last known state
 // stays in use.
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from './client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { PeerIndex } from '../routing/peer-index.ts';
 import { parsePod, parseSlice, type EndpointView, type PodView, type SliceView } from './objects.ts';
-import { requestOptions } from './retry.ts';
 import { startListWatch } from './watch.ts';
 
 export interface PeerInfo {
@@ -21,7 +20,7 @@ export interface PeerInfo {
 }
 
 export interface WatchPeersOptions {
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   namespace: string;
   /** Selects the DaemonSet's pods, e.g. app.kubernetes.io/name=mirra. */
   labelSelector: string;
@@ -76,10 +75,8 @@ function bestEndpoint(bySlice: ReadonlyMap<string, EndpointView> | undefined): E
 }
 
 export function watchPeers(options: WatchPeersOptions): PeerWatcher {
-  const { kubeConfig, namespace, self, index } = options;
+  const { client, namespace, self, index } = options;
   const log = options.logger.child({ component: 'kube-peers' });
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
   const pods = new Map<string, PodView>();
   const endpointsByPod = new Map<string, Map<string, EndpointView>>();
   const fed = new Map<string, Fed>();
@@ -134,13 +131,9 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
   }
 
   const podWatch = startListWatch<PodView>({
-    kubeConfig,
+    client,
     path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
     labelSelector: options.labelSelector,
-    async list(signal) {
-      const result = await core.listNamespacedPod({ namespace, labelSelector: options.labelSelector }, requestOptions(signal));
-      return { items: result.items, resourceVersion: result.metadata?.resourceVersion ?? '' };
-    },
     parse: parsePod,
     onChange(name, next) {
       if (next === undefined) pods.delete(name);
@@ -153,13 +146,9 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
 
   const sliceSelector = `kubernetes.io/service-name=${options.serviceName}`;
   const sliceWatch = startListWatch<SliceView>({
-    kubeConfig,
+    client,
     path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
     labelSelector: sliceSelector,
-    async list(signal) {
-      const result = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: sliceSelector }, requestOptions(signal));
-      return { items: result.items, resourceVersion: result.metadata?.resourceVersion ?? '' };
-    },
     parse: parseSlice,
     onChange(sliceName, next, previous) {
       const touched = new Set<string>();

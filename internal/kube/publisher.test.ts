@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KubeConfig } from '@kubernetes/client-node';
 import { startKubeApi, type KubeApi } from '../../tests/kube/server.ts';
 import { waitFor } from '../../tests/support/process.ts';
 import { createLogger } from '../log/logger.ts';
 import { createHasher } from '../routing/hash.ts';
 import { encodeSummary } from '../routing/encode.ts';
 import { HEADER_ANNOTATION, shardAnnotation } from '../routing/annotations.ts';
+import { createKubeClient, type KubeClient } from './client.ts';
+import { staticToken } from './credentials.ts';
 import { createPublisher, type Publisher, type PublisherOptions } from './publisher.ts';
 
 interface Patch {
@@ -19,7 +20,7 @@ interface Patch {
 
 let api: KubeApi;
 let proxy: Server;
-let kubeConfig: KubeConfig;
+let client: KubeClient;
 const patches: Patch[] = [];
 let requestsAtStart = 0;
 const logLines: string[] = [];
@@ -49,16 +50,12 @@ before(async () => {
   api = await startKubeApi();
   proxy = await startRecordingProxy(new URL(api.url));
   const port = (proxy.address() as AddressInfo).port;
-  kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
+  const server = `http://127.0.0.1:${port}`;
+  client = createKubeClient({ server, ca: undefined, cert: undefined, key: undefined, insecureSkipTlsVerify: true, tlsServerName: undefined, credentials: staticToken('t') });
 });
 
 after(async () => {
+  client.close();
   proxy.closeAllConnections();
   await new Promise((resolve) => proxy.close(resolve));
   await api.stop();
@@ -76,7 +73,7 @@ beforeEach(() => {
 });
 
 function publisher(extra: Partial<PublisherOptions> = {}): Publisher {
-  return createPublisher({ kubeConfig, namespace: 'default', podName: POD, logger, debounceMs: 100, minBackoffMs: 50, maxBackoffMs: 400, ...extra });
+  return createPublisher({ client, namespace: 'default', podName: POD, logger, debounceMs: 100, minBackoffMs: 50, maxBackoffMs: 400, ...extra });
 }
 
 const podAnnotations = (): Record<string, string> => (api.get('Pod', 'default', POD)?.metadata as { annotations?: Record<string, string> }).annotations ?? {};

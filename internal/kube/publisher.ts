@@ -2,13 +2,13 @@
 // patch with only the changed annotations (null for summary annotations no
 // longer wanted), debounced and coalesced to at most one patch per window,
 // retried with backoff. API errors are logged and never reach the caller.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from './client.ts';
 import { diffAnnotations, isSummaryAnnotation } from '../routing/annotations.ts';
 import type { Logger } from '../log/logger.ts';
-import { backoffMs, callSignal, describeError, isRetryable, requestOptions, retryAfterMs, statusOf } from './retry.ts';
+import { backoffMs, callSignal, describeError, isRetryable, retryAfterMs, statusOf } from './retry.ts';
 
 export interface PublisherOptions {
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   namespace: string;
   podName: string;
   logger: Logger;
@@ -35,9 +35,16 @@ export interface Publisher {
 
 type Annotations = Record<string, string>;
 
-function summaryOf(annotations: Readonly<Record<string, string>> | undefined): Annotations {
+/** metadata.annotations of a pod as the API returned it (validated: only string values count). */
+function annotationsOf(pod: unknown): Readonly<Record<string, unknown>> {
+  const metadata = pod !== null && typeof pod === 'object' && 'metadata' in pod ? pod.metadata : undefined;
+  const annotations = metadata !== null && typeof metadata === 'object' && 'annotations' in metadata ? metadata.annotations : undefined;
+  return annotations !== null && typeof annotations === 'object' ? (annotations as Record<string, unknown>) : {};
+}
+
+function summaryOf(annotations: Readonly<Record<string, unknown>>): Annotations {
   const out: Annotations = {};
-  for (const [name, value] of Object.entries(annotations ?? {})) if (isSummaryAnnotation(name)) out[name] = value;
+  for (const [name, value] of Object.entries(annotations)) if (isSummaryAnnotation(name) && typeof value === 'string') out[name] = value;
   return out;
 }
 
@@ -47,12 +54,12 @@ function sameAnnotations(a: Readonly<Annotations>, b: Readonly<Annotations>): bo
 }
 
 export function createPublisher(options: PublisherOptions): Publisher {
-  const { kubeConfig, namespace, podName } = options;
+  const { client, namespace, podName } = options;
   const log = options.logger.child({ component: 'kube-publisher', pod: podName });
   const debounceMs = options.debounceMs ?? 2000;
   const backoff = { minBackoffMs: options.minBackoffMs ?? 500, maxBackoffMs: options.maxBackoffMs ?? 30_000 };
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const podPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(podName)}`;
   const closing = new AbortController();
 
   let desired: Annotations | undefined;
@@ -80,16 +87,14 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   async function attemptOnce(target: Annotations, since: number): Promise<void> {
     if (current === undefined) {
-      const pod = await core.readNamespacedPod({ name: podName, namespace }, requestOptions(callSignal(closing.signal, requestTimeoutMs)));
-      current = summaryOf(pod.metadata?.annotations);
+      current = summaryOf(annotationsOf(await client.get(podPath, {}, callSignal(closing.signal, requestTimeoutMs))));
     }
     const patch = diffAnnotations(current, target);
     if (Object.keys(patch).length === 0) return;
     const body = { metadata: { annotations: patch } };
     const bytes = Buffer.byteLength(JSON.stringify(body));
     const signal = callSignal(closing.signal, requestTimeoutMs);
-    const pod = await core.patchNamespacedPod({ name: podName, namespace, body }, requestOptions(signal, true));
-    current = summaryOf(pod.metadata?.annotations);
+    current = summaryOf(annotationsOf(await client.mergePatch(podPath, body, signal)));
     const latencyMs = Date.now() - since;
     log.debug({ changed: Object.keys(patch).length, bytes, latencyMs }, 'summary published');
     options.onPublished?.(latencyMs, bytes);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiException } from '@kubernetes/client-node';
+import { KubeApiError } from './client.ts';
 import { backoffMs, describeError, isRetryable, retryAfterMs, statusOf } from './retry.ts';
 
 test('backoff doubles from the minimum up to the cap, with jitter between half and all of it', () => {
@@ -14,15 +14,16 @@ test('backoff doubles from the minimum up to the cap, with jitter between half a
 });
 
 test('which errors are retried, Retry-After and descriptions', () => {
-  const status = (code: number, headers: Record<string, string> = {}) =>
-    new ApiException(code, 'x', JSON.stringify({ kind: 'Status', message: `m${code}` }), headers);
-  assert.deepEqual([500, 503, 429, 409, 408, 404].map((c) => isRetryable(status(c))), [true, true, true, true, true, true]);
-  assert.deepEqual([400, 401, 403, 413, 415, 422].map((c) => isRetryable(status(c))), [false, false, false, false, false, false]);
-  assert.equal(isRetryable(new TypeError('fetch failed')), true);
-  assert.equal(statusOf(Object.assign(new Error('Gone'), { statusCode: 410 })), 410);
+  const status = (code: number, headers: Record<string, string> = {}) => new KubeApiError(code, headers, { kind: 'Status', message: `m${code}` });
+  assert.deepEqual([500, 503, 429, 409, 408, 404, 401].map((c) => isRetryable(status(c))), [true, true, true, true, true, true, true]);
+  assert.deepEqual([400, 403, 413, 415, 422].map((c) => isRetryable(status(c))), [false, false, false, false, false]);
+  assert.equal(isRetryable(new Error('connect ECONNREFUSED 127.0.0.1:1')), true);
+  assert.equal(statusOf(status(410)), 410);
+  assert.equal(statusOf(new Error('Gone')), undefined);
   assert.equal(retryAfterMs(status(429, { 'retry-after': '2' })), 2000);
-  assert.equal(retryAfterMs(status(429, { 'Retry-After': 'Wed, 21 Oct 2015 07:28:00 GMT' })), undefined);
+  assert.equal(retryAfterMs(status(429, { 'retry-after': 'Wed, 21 Oct 2015 07:28:00 GMT' })), undefined);
   assert.equal(retryAfterMs(status(429)), undefined);
   assert.equal(describeError(status(422)), 'HTTP 422: m422');
+  assert.equal(describeError(new KubeApiError(502, {}, '<html>bad gateway')), 'HTTP 502');
   assert.equal(describeError(new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED') })), 'fetch failed: connect ECONNREFUSED');
 });

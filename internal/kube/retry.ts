@@ -1,15 +1,6 @@
 // Retry policy for Kubernetes API calls: exponential backoff with jitter, which
-// errors are worth retrying, Retry-After, and per-request options (abort signal,
-// patch content type) for client-node 2.x's generated clients.
-import {
-  ApiException,
-  Observable,
-  PatchStrategy,
-  type ConfigurationOptions,
-  type ObservableMiddleware,
-  type RequestContext,
-  type ResponseContext,
-} from '@kubernetes/client-node';
+// errors are worth retrying, Retry-After, and per-call signals.
+import { KubeApiError } from './client.ts';
 
 export interface BackoffOptions {
   /** First retry delay (before jitter). */
@@ -31,65 +22,36 @@ export function backoffMs(attempt: number, options: BackoffOptions, random: () =
 
 /** The HTTP status of a failed call, when there was an answer. */
 export function statusOf(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  if (err !== null && typeof err === 'object' && 'statusCode' in err && typeof err.statusCode === 'number') return err.statusCode;
-  return undefined;
+  return err instanceof KubeApiError ? err.status : undefined;
 }
 
 /** Retry-After of a 429/503 answer in milliseconds (seconds form only), if any. */
 export function retryAfterMs(err: unknown): number | undefined {
-  if (!(err instanceof ApiException)) return undefined;
-  const headers: unknown = err.headers;
-  if (headers === null || typeof headers !== 'object') return undefined;
-  const value = Object.entries(headers).find(([name]) => name.toLowerCase() === 'retry-after')?.[1];
+  if (!(err instanceof KubeApiError)) return undefined;
+  const value = err.headers['retry-after'];
   const seconds = Number(value);
   return typeof value === 'string' && value.trim() !== '' && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
 
 /**
  * Whether trying the same request again may succeed: no answer (connection
- * refused, reset, timeout), 404 (the pod may be recreated), 408, 409, 429 and 5xx.
- * Other 4xx (e.g. 422 Invalid: annotations over the API's limit) will fail again.
+ * refused, reset, timeout), 401 (the token is re-read: it may have rotated),
+ * 404 (the pod may be recreated), 408, 409, 429 and 5xx. Other 4xx (e.g. 422
+ * Invalid: annotations over the API's limit) will fail again.
  */
 export function isRetryable(err: unknown): boolean {
   const status = statusOf(err);
   if (status === undefined) return true;
-  return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
+  return status === 401 || status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
 /** A short description of an API error for logs (the Status message when there is one). */
 export function describeError(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body: unknown = typeof err.body === 'string' ? safeJson(err.body) : err.body;
-    const message = body !== null && typeof body === 'object' && 'message' in body && typeof body.message === 'string' ? body.message : '';
-    return `HTTP ${err.code}${message === '' ? '' : `: ${message}`}`;
-  }
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
     return `${err.message}${cause}`;
   }
   return String(err);
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Request options that abort the call with `signal` and, for patches, set the merge-patch content type. */
-export function requestOptions(signal: AbortSignal, mergePatch = false): ConfigurationOptions {
-  const middleware: ObservableMiddleware = {
-    pre(context: RequestContext): Observable<RequestContext> {
-      context.setSignal(signal);
-      if (mergePatch) context.setHeaderParam('Content-Type', PatchStrategy.MergePatch);
-      return new Observable(Promise.resolve(context));
-    },
-    post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
 }
 
 /** The signal of one API call: aborted by `parent` (close) or after `timeoutMs`. */

@@ -1,8 +1,7 @@
-// A resilient list+watch loop over one collection, with client-node 2.x's Watch:
-// list once, then watch from the list's resourceVersion with bookmarks; relist
+// A resilient list+watch loop over one collection: list once, then watch from the list's resourceVersion with bookmarks; relist
 // only on 410 Gone; reconnect after broken watches with backoff + jitter. The
 // last known objects are kept while the API is unreachable.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient, WatchEvent } from './client.ts';
 import type { Logger } from '../log/logger.ts';
 import { backoffMs, callSignal, describeError, statusOf, type BackoffOptions } from './retry.ts';
 
@@ -12,12 +11,10 @@ export interface ListResult {
 }
 
 export interface ListWatchOptions<T> {
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   /** The collection path, e.g. /api/v1/namespaces/default/pods. */
   path: string;
   labelSelector?: string;
-  /** Lists the collection with the same selector (aborted by `signal`). */
-  list(signal: AbortSignal): Promise<ListResult>;
   /** Turns an API object into the view kept here; undefined: malformed, ignored (and logged). */
   parse(obj: unknown): T | undefined;
   /** Called for every change of the kept views (next undefined: deleted). */
@@ -47,6 +44,12 @@ interface Named {
 
 type WatchEnd = { kind: 'expired'; events: number } | { kind: 'ended'; events: number; durationMs: number } | { kind: 'failed'; err: unknown };
 
+/** The items and resourceVersion of a list answer (a List object). */
+export function listResult(body: unknown): ListResult {
+  if (body === null || typeof body !== 'object' || !('items' in body) || !Array.isArray(body.items)) throw new Error('the API answered a list without items');
+  return { items: body.items, resourceVersion: resourceVersionOf(body) ?? '' };
+}
+
 function expiredStatus(obj: unknown): boolean {
   return obj !== null && typeof obj === 'object' && 'code' in obj && obj.code === 410;
 }
@@ -62,16 +65,14 @@ export function startListWatch<T extends Named>(options: ListWatchOptions<T>): L
   const log = options.logger;
   const backoff: BackoffOptions = { minBackoffMs: options.minBackoffMs ?? 500, maxBackoffMs: options.maxBackoffMs ?? 30_000 };
   const listTimeoutMs = options.listTimeoutMs ?? 30_000;
-  const watch = new Watch(options.kubeConfig);
-  // client-node's Watch aborts a stream silent for 30 s; the real server bookmarks about once a minute.
-  Object.assign(watch, { requestTimeoutMs: options.idleTimeoutMs ?? 90_000 });
+  // The real server sends a bookmark about once a minute.
+  const idleTimeoutMs = options.idleTimeoutMs ?? 90_000;
   const objects = new Map<string, T>();
   const closing = new AbortController();
   const stats = { lists: 0, watches: 0, failures: 0 };
   let resourceVersion = '';
   let isSynced = false;
   let closed = false;
-  let watchController: AbortController | undefined;
   let wake: (() => void) | undefined;
 
   const apply = (name: string, next: T | undefined): void => {
@@ -97,7 +98,8 @@ export function startListWatch<T extends Named>(options: ListWatchOptions<T>): L
   };
 
   async function relist(): Promise<void> {
-    const result = await options.list(callSignal(closing.signal, listTimeoutMs));
+    const query = { labelSelector: options.labelSelector };
+    const result = listResult(await options.client.get(options.path, query, callSignal(closing.signal, listTimeoutMs)));
     stats.lists++;
     const seen = new Set<string>();
     for (const item of result.items) {
@@ -111,49 +113,42 @@ export function startListWatch<T extends Named>(options: ListWatchOptions<T>): L
     isSynced = true;
   }
 
-  function watchOnce(): Promise<WatchEnd> {
-    return new Promise((resolve) => {
-      const startedAt = Date.now();
-      let events = 0;
-      let expired = false;
-      const onEvent = (type: string, obj: unknown): void => {
-        if (closed) return;
-        if (type === 'ERROR') {
-          if (expiredStatus(obj)) expired = true;
-          else log.warn({ path: options.path, status: obj }, 'watch error event');
-          return;
-        }
-        events++;
-        const rv = resourceVersionOf(obj);
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
-          const view = parse(obj);
-          if (view !== undefined) apply(view.name, type === 'DELETED' ? undefined : view);
-        }
-        if (rv !== undefined && rv !== '') resourceVersion = rv; // BOOKMARK: only the version moves
-      };
-      const onDone = (err: unknown): void => {
-        watchController = undefined;
-        if (expired || statusOf(err) === 410) resolve({ kind: 'expired', events });
-        else if (err === null || err === undefined || (err instanceof Error && err.name === 'TimeoutError')) {
-          resolve({ kind: 'ended', events, durationMs: Date.now() - startedAt });
-        } else resolve({ kind: 'failed', err });
-      };
-      stats.watches++;
-      const query = {
-        resourceVersion,
-        allowWatchBookmarks: true,
-        labelSelector: options.labelSelector,
-        // Spread the server-side ends of the watches over 5-10 minutes, as client-go does.
-        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-      };
-      watch.watch(options.path, query, onEvent, onDone).then(
-        (controller) => {
-          if (closed) controller.abort();
-          else watchController = controller;
-        },
-        (err: unknown) => resolve({ kind: 'failed', err }),
-      );
-    });
+  async function watchOnce(): Promise<WatchEnd> {
+    const startedAt = Date.now();
+    let events = 0;
+    let expired = false;
+    const onEvent = ({ type, object }: WatchEvent): void => {
+      if (closed) return;
+      if (type === 'ERROR') {
+        if (expiredStatus(object)) expired = true;
+        else log.warn({ path: options.path, status: object }, 'watch error event');
+        return;
+      }
+      events++;
+      const rv = resourceVersionOf(object);
+      if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
+        const view = parse(object);
+        if (view !== undefined) apply(view.name, type === 'DELETED' ? undefined : view);
+      }
+      if (rv !== undefined && rv !== '') resourceVersion = rv; // BOOKMARK: only the version moves
+    };
+    stats.watches++;
+    const query = {
+      resourceVersion,
+      allowWatchBookmarks: true,
+      labelSelector: options.labelSelector,
+      // Spread the server-side ends of the watches over 5-10 minutes, as client-go does.
+      timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+    };
+    let err: unknown;
+    try {
+      await options.client.watch(options.path, query, onEvent, { signal: closing.signal, idleTimeoutMs });
+    } catch (caught) {
+      err = caught;
+    }
+    if (expired || statusOf(err) === 410) return { kind: 'expired', events };
+    if (err === undefined || (err instanceof Error && err.name === 'TimeoutError')) return { kind: 'ended', events, durationMs: Date.now() - startedAt };
+    return { kind: 'failed', err };
   }
 
   const sleep = (ms: number): Promise<void> =>
@@ -206,7 +201,6 @@ export function startListWatch<T extends Named>(options: ListWatchOptions<T>): L
     async close() {
       closed = true;
       closing.abort();
-      watchController?.abort();
       wake?.();
       await done;
     },

@@ -70,7 +70,7 @@ export interface Cluster {
   readonly dir: string;
   readonly namespace: string;
   readonly api: KubeApi;
-  /** Path of a kubeconfig for kubectl and client-node. */
+  /** Path of a kubeconfig for kubectl and the agents. */
   readonly kubeconfig: string;
   readonly upstream: Upstream;
   readonly nodes: readonly ClusterNode[];

@@ -153,7 +153,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The endpoints of an EndpointSlice object (from the store, kubectl -o json or client-node), validated. */
+/** The endpoints of an EndpointSlice object (from the store, kubectl -o json or the API client), validated. */
 export function parseSliceEndpoints(slice: unknown): SliceEndpoint[] {
   if (!isRecord(slice)) throw new Error('EndpointSlice: not an object');
   const raw = slice['endpoints'] ?? [];

@@ -1,8 +1,11 @@
 // A Kubernetes API stand-in for tests (never shipped in the agent): an HTTP
-// server that behaves like kube-apiserver for what mirra and kubectl use.
+// (or HTTPS, with bearer-token / client-certificate authentication) server
+// that behaves like kube-apiserver for what mirra and kubectl use.
 // See tests/kube/README.md for what it models and where it simplifies.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../internal/log/logger.ts';
@@ -23,7 +26,33 @@ export interface KubeApiOptions {
   /** How often a watch with allowWatchBookmarks=true gets a BOOKMARK (the real server: about a minute). */
   bookmarkIntervalMs?: number;
   log?: Logger;
+  /** Serve https with this certificate instead of plain http. */
+  tls?: KubeApiTls;
+  /** Check every request but the health checks; without it nothing is checked. */
+  auth?: KubeApiAuth;
 }
+
+/** PEM strings. */
+export interface KubeApiTls {
+  cert: string;
+  key: string;
+  /** The CA that signed cert: written to the kubeconfig as certificate-authority-data. Without it the kubeconfig skips verification. */
+  ca?: string;
+  /** Ask for client certificates and trust the ones this CA signed (kube-apiserver's --client-ca-file). */
+  clientCa?: string;
+}
+
+export interface KubeApiAuth {
+  /** The bearer tokens accepted; asked on every request, so a test can rotate them. */
+  tokens(): readonly string[];
+}
+
+/** The kubeconfig user: a token, a token file, or a client certificate as file paths or PEM. */
+export type KubeconfigUser =
+  | { token: string }
+  | { tokenFile: string }
+  | { clientCertificate: string; clientKey: string }
+  | { clientCertificateData: string; clientKeyData: string };
 
 export interface RequestRecord {
   method: string;
@@ -31,15 +60,20 @@ export interface RequestRecord {
   url: string;
   /** 0 until the answer has been sent completely (an open watch stays 0). */
   status: number;
+  /** Who authenticated it when auth is on: `token:<first 8 chars>` or `cert:<CN>`; undefined if nobody (or auth is off). */
+  user?: string;
 }
 
 export interface KubeApi {
   readonly url: string;
   readonly port: number;
-  /** Writes a kubeconfig (plain http with insecure-skip-tls-verify, token user, namespace default) for kubectl and client-node. */
-  writeKubeconfig(path: string): Promise<void>;
-  /** writeKubeconfig(dir/kubeconfig); returns that path. */
-  kubeconfigPath(dir: string): Promise<string>;
+  /**
+   * Writes a kubeconfig (namespace default) for kubectl and client-node: plain http with insecure-skip-tls-verify,
+   * or with tls the certificate-authority-data of tls.ca. The user defaults to { token: 'stand-in-token' }.
+   */
+  writeKubeconfig(path: string, user?: KubeconfigUser): Promise<void>;
+  /** writeKubeconfig(dir/kubeconfig, user); returns that path. */
+  kubeconfigPath(dir: string, user?: KubeconfigUser): Promise<string>;
   /** Closes the listener and every connection (watches included); the data stays. */
   stop(): Promise<void>;
   /** Listens again on the same port with the same data; clearHistory forgets the watch history, as a fresh watch cache does. */
@@ -62,11 +96,48 @@ export interface KubeApi {
 }
 
 const MAX_REQUEST_RECORDS = 10_000;
+const HEALTH_PATHS = ['/healthz', '/livez', '/readyz'];
+const DEFAULT_USER: KubeconfigUser = { token: 'stand-in-token' };
 
 function defForKind(kind: string): ResourceDef {
   const def = RESOURCES.find((r) => r.kind === kind);
   if (def === undefined) throw new Error(`the stand-in does not serve kind ${JSON.stringify(kind)}`);
   return def;
+}
+
+/** The kubeconfig fields of a user (file paths as given, PEM as base64 data). */
+function kubeconfigUser(user: KubeconfigUser): Record<string, string> {
+  if ('token' in user) return { token: user.token };
+  if ('tokenFile' in user) return { tokenFile: user.tokenFile };
+  if ('clientCertificate' in user) return { 'client-certificate': user.clientCertificate, 'client-key': user.clientKey };
+  const base64 = (pem: string): string => Buffer.from(pem).toString('base64');
+  return { 'client-certificate-data': base64(user.clientCertificateData), 'client-key-data': base64(user.clientKeyData) };
+}
+
+function kubeconfigCluster(url: string, tls: KubeApiTls | undefined): Record<string, unknown> {
+  // client-node 2.x refuses plain http unless insecure-skip-tls-verify is set; kubectl ignores it for http.
+  if (tls?.ca === undefined) return { server: url, 'insecure-skip-tls-verify': true };
+  return { server: url, 'certificate-authority-data': Buffer.from(tls.ca).toString('base64') };
+}
+
+/** The identity a request proves, checked as kube-apiserver's authenticators are: client certificate first, then bearer token. */
+function identify(req: IncomingMessage, auth: KubeApiAuth): string | undefined {
+  const socket = req.socket;
+  // authorized is true only for a certificate that verified against tls.clientCa (rejectUnauthorized is off).
+  if (socket instanceof TLSSocket && socket.authorized) {
+    const cn = socket.getPeerCertificate().subject?.CN;
+    if (cn !== undefined) return `cert:${cn}`;
+  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  const token = match?.[1];
+  if (token !== undefined && auth.tokens().includes(token)) return `token:${token.slice(0, 8)}`;
+  return undefined;
+}
+
+function createListener(tls: KubeApiTls | undefined, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  if (tls === undefined) return createServer(onRequest);
+  const clientCerts = tls.clientCa === undefined ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false };
+  return createHttpsServer({ cert: tls.cert, key: tls.key, ...clientCerts }, onRequest);
 }
 
 function describe(obj: unknown): { def: ResourceDef; namespace: string; name: string } {
@@ -90,7 +161,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   let port = options.port ?? 0;
 
   async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (['/healthz', '/livez', '/readyz'].includes(url.pathname)) {
+    if (HEALTH_PATHS.includes(url.pathname)) {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
       return;
     }
@@ -107,8 +178,14 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     if (records.length > MAX_REQUEST_RECORDS) records.shift();
     res.once('finish', () => (record.status = res.statusCode));
     try {
+      const url = new URL(req.url ?? '/', 'http://stand-in');
+      if (options.auth !== undefined) {
+        record.user = identify(req, options.auth);
+        // Authentication comes before everything else on the real server, injected faults (429, 500) included.
+        if (record.user === undefined && !HEALTH_PATHS.includes(url.pathname)) throw new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));
+      }
       if (await faults.apply(res)) return;
-      await route(req, res, new URL(req.url ?? '/', 'http://stand-in'));
+      await route(req, res, url);
     } catch (err) {
       if (res.headersSent) {
         res.destroy();
@@ -123,7 +200,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     }
   }
 
-  const server = createServer((req, res) => void onRequest(req, res));
+  const server = createListener(options.tls, (req, res) => void onRequest(req, res));
   server.keepAliveTimeout = 60_000;
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -143,15 +220,14 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   }
 
   await listen();
-  const url = `http://${host}:${port}`;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
 
-  async function writeKubeconfig(path: string): Promise<void> {
+  async function writeKubeconfig(path: string, user: KubeconfigUser = DEFAULT_USER): Promise<void> {
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
-      // client-node 2.x refuses plain http unless insecure-skip-tls-verify is set; kubectl ignores it for http.
-      clusters: [{ name: 'stand-in', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'stand-in', user: { token: 'stand-in-token' } }],
+      clusters: [{ name: 'stand-in', cluster: kubeconfigCluster(url, options.tls) }],
+      users: [{ name: 'stand-in', user: kubeconfigUser(user) }],
       contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in', namespace: 'default' } }],
       'current-context': 'stand-in',
       preferences: {},
@@ -163,9 +239,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     url,
     port,
     writeKubeconfig,
-    async kubeconfigPath(dir) {
+    async kubeconfigPath(dir, user) {
       const path = join(dir, 'kubeconfig');
-      await writeKubeconfig(path);
+      await writeKubeconfig(path, user);
       return path;
     },
     async stop() {
