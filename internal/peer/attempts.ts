@@ -11,7 +11,14 @@ import type { ContentRequest } from '../registry/source.ts';
 import { discard, peerRequest, PeerRequestError, type Candidate } from './client.ts';
 
 export interface AttemptContext {
+  /** Connections for short requests: HEADs and manifests. */
   agent: Agent;
+  /**
+   * Connections for blob GETs, apart: a blob stream holds its connection for
+   * as long as it runs, and short requests must not queue behind streams for
+   * a free one (bench:load-peer: with one pool of 32, tag HEADs waited seconds).
+   */
+  streamAgent: Agent;
   headersTimeoutMs: number;
   /** Signs every peer request (peer auth); undefined: unsigned. */
   sign?: PeerSigner;
@@ -37,7 +44,8 @@ function contentLength(res: IncomingMessage): number | undefined {
 
 /** One request to the candidate, with the context's timeout and signature. */
 function ask(ctx: AttemptContext, candidate: Candidate, method: 'GET' | 'HEAD', path: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<IncomingMessage> {
-  return peerRequest(ctx.agent, candidate, { method, path, headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
+  const agent = method === 'GET' && path.includes('/blobs/') ? ctx.streamAgent : ctx.agent;
+  return peerRequest(agent, candidate, { method, path, headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
 }
 
 /** 404: a miss (undefined); any other status than `accepted`: a failure. */

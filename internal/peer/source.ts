@@ -90,13 +90,19 @@ export interface PeerSource extends ContentSource {
   close(): void;
 }
 
+function maxCandidatesOf(options: PeerSourceOptions): number {
+  return Math.max(1, options.maxCandidates ?? 5);
+}
+
 export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const log = options.logger.child({ component: 'peer-source' });
   const agent = createPeerAgent({ maxSocketsPerPeer: options.maxSocketsPerPeer });
   const hedge = createHedgeDelay(options.hedge);
   const counters = createPeerStats();
   const streams = createStreamLimit(options.maxStreams ?? 32);
-  const maxCandidates = Math.max(1, options.maxCandidates ?? 5);
+  // The stream limit bounds the blob connections; a hedged or retried stream may briefly need one more per peer.
+  const streamAgent = createPeerAgent({ maxSocketsPerPeer: streams.max + maxCandidatesOf(options) });
+  const maxCandidates = maxCandidatesOf(options);
   const idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
   const maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
   const verifyHoldBytes = options.verifyHoldBytes ?? 32 * 1024 * 1024;
@@ -108,7 +114,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     const penaltyMs = penalties.penalise(candidate.name);
     log.info({ peer: candidate.name, penaltyMs, reason }, 'peer penalised: it goes last for a while');
   };
-  const ctx: AttemptContext = { agent, headersTimeoutMs: options.requestTimeoutMs ?? 3000, sign: options.sign };
+  const ctx: AttemptContext = { agent, streamAgent, headersTimeoutMs: options.requestTimeoutMs ?? 3000, sign: options.sign };
 
   const candidatesFor = (key: string): readonly Candidate[] => {
     const all = penalties.order(options.candidates(key), key);
@@ -306,6 +312,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     hedgeDelayMs: () => hedge.delayMs(),
     close() {
       agent.destroy();
+      streamAgent.destroy();
     },
   };
 }
