@@ -89,11 +89,16 @@ describe('containerd store media types follow containerd', () => {
 
   it('imagedOnly(): only content of the accepted images; other digests are absent without a gRPC call', async () => {
     let infoCalls = 0;
+    let imageCalls = 0;
     const counting: ContainerdClient = {
       ...client,
       contentInfo: (digest) => {
         infoCalls++;
         return client.contentInfo(digest);
+      },
+      getImage: (name) => {
+        imageCalls++;
+        return client.getImage(name);
       },
     };
     const first = makeTestImage('docker.io/mirra-test/imaged:one', [300]);
@@ -110,6 +115,7 @@ describe('containerd store media types follow containerd', () => {
 
     await store.refresh();
     infoCalls = 0;
+    imageCalls = 0;
     const nowhere = `sha256:${'ab'.repeat(32)}`;
     const secret = private_.layers[0]!.digest;
     for (const digest of [nowhere, secret]) {
@@ -118,7 +124,8 @@ describe('containerd store media types follow containerd', () => {
       await assert.rejects(view.read(digest), { name: 'NotFoundError' });
     }
     assert.equal(await view.resolve(private_.reference), undefined, 'no tag of an image that is not accepted');
-    assert.equal(infoCalls, 0, 'a miss costs no call to containerd');
+    assert.equal(await view.resolve('docker.io/mirra-test/imaged:nowhere'), undefined, 'no tag no image had');
+    assert.equal(infoCalls + imageCalls, 0, 'a miss costs no call to containerd');
     assert.equal((await store.stat(secret))?.size, private_.layers[0]!.bytes.length, 'the full store has it');
 
     // Accepted content is still checked with containerd, and read.
@@ -134,9 +141,18 @@ describe('containerd store media types follow containerd', () => {
     await importImage(ctd, { reference: second.reference, root: second.manifest, blobs: imageBlobs(second).slice(1) });
     const fresh = second.layers[0]!;
     assert.equal(await view.stat(fresh.digest), undefined);
+    assert.equal(await view.resolve(second.reference), undefined);
     assert.equal((await store.stat(fresh.digest))?.size, fresh.bytes.length);
+    assert.equal(await store.resolve(second.reference), second.manifest.digest);
     await store.refresh();
     assert.equal((await view.stat(fresh.digest))?.size, fresh.bytes.length);
+    assert.equal(await view.resolve(second.reference), second.manifest.digest);
+
+    // A known tag is asked again: containerd says where it points now.
+    imageCalls = 0;
+    await ctd.ctr(['images', 'rm', second.reference]);
+    assert.equal(await view.resolve(second.reference), undefined);
+    assert.equal(imageCalls, 1);
 
     // Removed content is gone for both at once (containerd is asked for listed digests).
     await ctd.ctr(['content', 'rm', layer.digest]);

@@ -47,8 +47,10 @@ export interface ContainerdStore extends ContentStore {
    * without a gRPC call: containerd asks its mirror only for content it lacks,
    * and peers only for what this node advertises (the same images), so a miss
    * costs no round trip to a containerd that may be busy unpacking, and the
-   * 404 that sends containerd upstream stays well under 5 ms. Listed digests
-   * are still checked with containerd (deleted content is gone at once).
+   * 404 that sends containerd upstream stays well under 5 ms. Tags likewise:
+   * one no image had at the last walk is absent without a gRPC call (under
+   * bench:load-peer every tag HEAD cost one before). Listed digests and known
+   * tags are still checked with containerd (deleted content is gone at once).
    * Before the first successful walk nothing is listed.
    */
   imagedOnly(includeImage?: (imageName: string) => boolean): Pick<ContainerdStore, keyof ContentStore | 'openFile'>;
@@ -194,7 +196,8 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
         return !listed.has(digest);
       };
       return {
-        resolve: async (reference) => (includeImage(reference) ? store.resolve(reference) : undefined),
+        // A tag no image had at the last walk is a miss from memory too; a known one is asked again (it may have moved).
+        resolve: async (reference) => (includeImage(reference) && targets.has(reference) ? store.resolve(reference) : undefined),
         stat: async (digest) => (unlisted(digest) ? undefined : store.stat(digest)),
         read: async (digest, range) => {
           if (unlisted(digest)) throw new NotFoundError(digest.slice(0, 100));
