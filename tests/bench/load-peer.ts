@@ -24,7 +24,7 @@ import { startCluster } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
-import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
+import { buildAgent, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
 
 const MiB = 1024 * 1024;
 const RSS_SAMPLE_MS = 100;
@@ -89,7 +89,9 @@ async function main(): Promise<void> {
   const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
   const nodeOptions = await chartNodeOptions();
+  const agentEntry = await buildAgent();
   const cluster = await startCluster({
+    agentEntry,
     nodes: 2,
     agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms', ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
     agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },

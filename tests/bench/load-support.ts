@@ -1,8 +1,10 @@
 // What the two load benches (load.ts: one agent serving from containerd;
 // load-peer.ts: an agent serving from a peer) share: running a load generator
-// (load-client.ts) as its own process, the chart's NODE_OPTIONS, /proc readings.
+// (load-client.ts) as its own process, the agent built as the image runs it
+// (plain JavaScript, the chart's NODE_OPTIONS), /proc readings.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './load-client.ts';
 
@@ -42,6 +44,20 @@ export function runClient(args: string[], timeoutMs: number): Promise<LoadResult
       }
       if (!isLoadResult(parsed)) return reject(new Error(`load-client ${args[0]} printed no result: ${stdout.slice(0, 500)}`));
       resolve(parsed);
+    });
+  });
+}
+
+/**
+ * Builds the agent as the image runs it (`npm run build`: dist/, no type
+ * stripping, which costs about 29 MiB of RSS) and returns its entry point.
+ */
+export function buildAgent(): Promise<string> {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  return new Promise((resolve, reject) => {
+    execFile('bash', [`${root}hack/build.sh`], { env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } }, (err, _stdout, stderr) => {
+      if (err !== null) reject(new Error(`hack/build.sh failed: ${stderr.trim() || err.message}`));
+      else resolve(`${root}dist/cmd/mirra.js`);
     });
   });
 }

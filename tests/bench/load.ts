@@ -26,7 +26,7 @@ import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
-import { chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, non503Errors, procStatusBytes, runClient } from './load-support.ts';
+import { buildAgent, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, non503Errors, procStatusBytes, runClient } from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -123,6 +123,7 @@ async function main(): Promise<void> {
     stops.push(() => containerd.stop());
     await containerd.pull(`${upstream.host}/bench/load:v1`, { plainHttp: true });
 
+    const entry = await buildAgent();
     const nodeOptions = process.env.MIRRA_LOAD_AGENT_NODE_OPTIONS ?? (await chartNodeOptions());
     console.error(`agent NODE_OPTIONS: ${JSON.stringify(nodeOptions)}`);
     const agent = await startAgent({
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
       // --max-rss: what 'auto' gives in the chart's container (94% of its 256Mi limit); there is no cgroup limit here.
       extraArgs: ['--log-level', 'info', '--max-rss', '240Mi', ...agentArgs],
       env: { NODE_OPTIONS: nodeOptions },
+      entry,
     });
     stops.push(() => agent.stop());
     const ns = `?ns=${encodeURIComponent(upstream.host)}`;

@@ -35,6 +35,8 @@ export interface ClusterOptions {
   agentArgs?: string[];
   /** Extra environment of every agent (e.g. NODE_OPTIONS as the chart sets it). */
   agentEnv?: NodeJS.ProcessEnv;
+  /** The agents' entry point (default cmd/mirra.ts; see startAgent). */
+  agentEntry?: string;
   /** containerd's CRI plugin on for image pulls (node.criPull, as the kubelet pulls), its registries from the node's hosts dir. */
   cri?: boolean;
   /**
@@ -212,6 +214,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           upstreamHost: up.host,
           agentArgs,
           agentEnv: options.agentEnv,
+          agentEntry: options.agentEntry,
           cri: options.cri === true,
           probeIntervalMs: options.probeIntervalMs ?? 250,
           probeTimeoutMs: options.probeTimeoutMs ?? 200,

@@ -32,6 +32,8 @@ export interface NodeOptions {
   agentArgs: string[];
   /** Extra environment of the agent (e.g. NODE_OPTIONS). */
   agentEnv?: NodeJS.ProcessEnv;
+  /** The agent's entry point (default cmd/mirra.ts). */
+  agentEntry?: string | undefined;
   /** containerd's CRI plugin on, with the node's hosts dir (criPull). */
   cri?: boolean;
   probeIntervalMs: number;
@@ -112,6 +114,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       containerdConfigPath: containerd.configPath,
       mirroredRegistries: [upstreamHost],
       extraArgs: options.agentArgs,
+      entry: options.agentEntry,
       env: { ...options.agentEnv, POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
     }).catch((err: unknown) => {
       throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`);

@@ -3,10 +3,23 @@
 // README documenting every value.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { load } from 'js-yaml';
+import { startAgent, type TestAgent } from '../support/agent.ts';
+import { startContainerd } from '../support/containerd.ts';
+import { freePort, waitFor } from '../support/process.ts';
 import { CHART, field, isObj, objs, ROOT, type Obj } from './helm.ts';
+
+/** Runs a command to the end; resolves its stdout, rejects with its stderr. */
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, (err, stdout, stderr) => (err === null ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')}: ${stderr || err.message}`))));
+  });
+}
 
 function yamlFile(path: string): Obj {
   const doc = load(readFileSync(path, 'utf8'));
@@ -44,10 +57,13 @@ test('Dockerfile: multi-stage on Node 24, production dependencies only, the agen
   for (const s of stages) assert.ok(/^node:24(-|$)/.test(s.from) || names.has(s.from), `FROM ${s.from}`);
   const deps = stages[0];
   assert.ok(deps?.lines.some((l) => /npm ci .*--omit=dev/.test(l)), 'npm ci --omit=dev');
+  const build = stages.find((s) => s.name === 'build');
+  assert.ok(build?.lines.includes('RUN bash hack/build.sh dist'), 'a build stage compiles to dist/ with hack/build.sh');
   const runtime = stages.find((s) => s.name === 'runtime');
   assert.ok(runtime !== undefined);
-  assert.ok(runtime.lines.includes('ENTRYPOINT ["node", "/app/cmd/mirra.ts"]'));
-  assert.ok(!runtime.lines.some((l) => /npm (ci|install)/.test(l)), 'no install in the final stage');
+  assert.ok(runtime.lines.includes('ENTRYPOINT ["node", "/app/dist/cmd/mirra.js"]'), 'the image runs the compiled agent');
+  assert.ok(runtime.lines.includes('COPY --from=build /app/dist ./dist'));
+  assert.ok(!runtime.lines.some((l) => /npm (ci|install)|COPY (cmd|internal)/.test(l)), 'no install and no sources in the final stage');
   const chartNodeOptions = /^nodeOptions: "(.*)"$/m.exec(readFileSync(join(ROOT, 'deploy/charts/mirra/values.yaml'), 'utf8'))?.[1];
   assert.ok(chartNodeOptions !== undefined && chartNodeOptions !== '');
   assert.ok(runtime.lines.includes(`ENV NODE_OPTIONS="${chartNodeOptions}"`), 'the image bounds the heap as the chart does');
@@ -57,6 +73,34 @@ test('Dockerfile: multi-stage on Node 24, production dependencies only, the agen
   assert.equal(stages.at(-1)?.from, 'runtime', 'the default target is the production image');
   const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
   assert.ok(ignore.includes('*') && ignore.includes('!cmd') && ignore.includes('!internal') && ignore.includes('**/*.test.ts'));
+  const copied = stages.flatMap((s) => s.lines).filter((l) => l.startsWith('COPY ') && !l.includes('--from')).flatMap((l) => l.split(/\s+/).slice(1, -1));
+  for (const src of copied) assert.ok(ignore.includes(`!${src}`), `.dockerignore lets ${src} into the context`);
+});
+
+test('npm run build: dist/ runs the agent as the image does, against a real containerd', async () => {
+  const out = await mkdtemp(join(ROOT, '.build-test-'));
+  const dir = await mkdtemp(join(tmpdir(), 'mirra-build-'));
+  let containerd: Awaited<ReturnType<typeof startContainerd>> | undefined;
+  let agent: TestAgent | undefined;
+  try {
+    await run('bash', [join(ROOT, 'hack/build.sh'), out]);
+    const files = filesUnder(out).map((f) => relative(out, f));
+    assert.ok(files.includes('cmd/mirra.js') && files.includes('internal/containerd/proto/images.proto'));
+    assert.ok(!files.some((f) => f.endsWith('.ts') || /test|testkit|fuzz/.test(f)), 'no sources and no test code in dist');
+    assert.match(await run(process.execPath, [join(out, 'cmd/mirra.js'), 'help']), /^usage: mirra <command>/);
+    containerd = await startContainerd({ dir: join(dir, 'containerd') });
+    const port = await freePort();
+    agent = await startAgent({ dir, name: 'agent-dist', host: '127.0.0.1', port, containerdSock: containerd.socket, contentPath: containerd.contentDir, entry: join(out, 'cmd/mirra.js') });
+    await waitFor('the compiled agent to be ready', async () => (await fetch(`${agent?.url}/readyz`)).status === 200);
+    const res = await fetch(`${agent.url}/v2/`);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  } finally {
+    await agent?.stop();
+    await containerd?.stop();
+    await rm(out, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('the image runs: cmd/mirra.ts imports only cmd/, internal/ and production dependencies', () => {

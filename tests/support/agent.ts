@@ -21,6 +21,8 @@ export interface AgentOptions {
   metricsPort?: number;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** The command's entry point (default cmd/mirra.ts; dist/cmd/mirra.js: the agent as the image runs it, after `npm run build`). */
+  entry?: string;
 }
 
 export interface TestAgent {
@@ -41,7 +43,7 @@ export interface TestAgent {
 export async function startAgent(options: AgentOptions): Promise<TestAgent> {
   const logFile = join(options.dir, `${options.name}.log`);
   const args = [
-    MIRRA,
+    options.entry ?? MIRRA,
     'registry',
     '--containerd-sock',
     options.containerdSock,
