@@ -27,7 +27,7 @@ function parseAutoByteSize(raw: string): number | 'auto' {
 }
 
 /** A size in bytes: a whole number with an optional binary unit (Ki, Mi, Gi). */
-function parseByteSize(raw: string): number {
+export function parseByteSize(raw: string): number {
   const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(raw.trim());
   if (match === null) throw new Error('want a size such as 200Mi, 1Gi or a number of bytes');
   const unit = match[2] === 'Gi' ? 1024 * MiB : match[2] === 'Mi' ? MiB : match[2] === 'Ki' ? 1024 : 1;

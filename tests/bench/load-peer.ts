@@ -3,8 +3,9 @@
 // concurrent GETs of the 32 MiB layer plus 1,000 manifest HEADs per second by
 // tag, all against node-2's agent, which must fetch every byte from node-1
 // (blobs verified, tags resolved through the peer), for 60 s
-// (MIRRA_LOAD_SECONDS to shorten). Both agents run with the chart's
-// NODE_OPTIONS and --max-rss 240Mi; MIRRA_LOAD_AGENT_ARGS adds flags and
+// (MIRRA_LOAD_SECONDS to shorten). Both agents run as the image runs them
+// (compiled by `npm run build`), with the chart's NODE_OPTIONS and the
+// --max-rss 'auto' gives in its container; MIRRA_LOAD_AGENT_ARGS adds flags and
 // MIRRA_LOAD_AGENT_ENV environment variables to them (for diagnosis, e.g.
 // "--max-peer-streams 16", "MALLOC_ARENA_MAX=2").
 //
@@ -24,7 +25,7 @@ import { startCluster } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
-import { buildAgent, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
+import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
 
 const MiB = 1024 * 1024;
 const RSS_SAMPLE_MS = 100;
@@ -90,10 +91,11 @@ async function main(): Promise<void> {
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
   const nodeOptions = await chartNodeOptions();
   const agentEntry = await buildAgent();
+  const maxRss = await chartMaxRss();
   const cluster = await startCluster({
     agentEntry,
     nodes: 2,
-    agentArgs: ['--log-level', 'warn', '--max-rss', '240Mi', '--publish-debounce', '300ms', ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
+    agentArgs: ['--log-level', 'warn', '--max-rss', maxRss, '--publish-debounce', '300ms', ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
     agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },
     metrics: true,
   });

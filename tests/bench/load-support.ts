@@ -6,6 +6,9 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { load } from 'js-yaml';
+import { parseByteSize } from '../../internal/config/agent.ts';
+import { MEMORY_LIMIT_SHARE } from '../../internal/registry/pressure.ts';
 import type { LoadResult } from './load-client.ts';
 
 const CLIENT = fileURLToPath(new URL('./load-client.ts', import.meta.url));
@@ -62,9 +65,24 @@ export function buildAgent(): Promise<string> {
   });
 }
 
+const CHART_VALUES = fileURLToPath(new URL('../../deploy/charts/mirra/values.yaml', import.meta.url));
+
+/**
+ * --max-rss as 'auto' resolves it in the chart's container (a share of
+ * resources.limits.memory); there is no cgroup limit here.
+ */
+export async function chartMaxRss(): Promise<string> {
+  const values: unknown = load(await readFile(CHART_VALUES, 'utf8'));
+  const resources = values !== null && typeof values === 'object' && 'resources' in values ? values.resources : undefined;
+  const limits = resources !== null && typeof resources === 'object' && 'limits' in resources ? resources.limits : undefined;
+  const memory = limits !== null && typeof limits === 'object' && 'memory' in limits ? limits.memory : undefined;
+  if (typeof memory !== 'string') throw new Error('no resources.limits.memory in deploy/charts/mirra/values.yaml');
+  return `${Math.floor((parseByteSize(memory) * MEMORY_LIMIT_SHARE) / 1024)}Ki`;
+}
+
 /** The agent's NODE_OPTIONS as the chart deploys it (values.yaml `nodeOptions`). */
 export async function chartNodeOptions(): Promise<string> {
-  const values = await readFile(fileURLToPath(new URL('../../deploy/charts/mirra/values.yaml', import.meta.url)), 'utf8');
+  const values = await readFile(CHART_VALUES, 'utf8');
   const match = /^nodeOptions: "([^"]*)"$/m.exec(values);
   if (match === null) throw new Error('no nodeOptions in deploy/charts/mirra/values.yaml');
   return match[1] ?? '';

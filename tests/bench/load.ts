@@ -15,8 +15,10 @@
 // not even start). MIRRA_LOAD_AGENT_ARGS adds agent flags (e.g.
 // "--max-rss 0 --max-event-loop-delay 0" to measure without load shedding);
 // MIRRA_LOAD_STREAMS and MIRRA_LOAD_HEADS change the load, for diagnosis.
-// The agent runs with the NODE_OPTIONS the chart gives it (values.yaml
-// `nodeOptions`: V8 heap sizes), or MIRRA_LOAD_AGENT_NODE_OPTIONS.
+// The agent runs as the image runs it (compiled by `npm run build`), with the
+// NODE_OPTIONS the chart gives it (values.yaml `nodeOptions`: V8 heap sizes,
+// or MIRRA_LOAD_AGENT_NODE_OPTIONS) and the --max-rss 'auto' gives in the
+// chart's container (a share of resources.limits.memory).
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +28,7 @@ import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
-import { buildAgent, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, non503Errors, procStatusBytes, runClient } from './load-support.ts';
+import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, non503Errors, procStatusBytes, runClient } from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     await containerd.pull(`${upstream.host}/bench/load:v1`, { plainHttp: true });
 
     const entry = await buildAgent();
+    const maxRss = await chartMaxRss();
     const nodeOptions = process.env.MIRRA_LOAD_AGENT_NODE_OPTIONS ?? (await chartNodeOptions());
     console.error(`agent NODE_OPTIONS: ${JSON.stringify(nodeOptions)}`);
     const agent = await startAgent({
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
       containerdSock: containerd.socket,
       contentPath: containerd.contentDir,
       // --max-rss: what 'auto' gives in the chart's container (94% of its 256Mi limit); there is no cgroup limit here.
-      extraArgs: ['--log-level', 'info', '--max-rss', '240Mi', ...agentArgs],
+      extraArgs: ['--log-level', 'info', '--max-rss', maxRss, ...agentArgs],
       env: { NODE_OPTIONS: nodeOptions },
       entry,
     });
