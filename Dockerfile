@@ -27,8 +27,8 @@ RUN bash hack/build.sh dist
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # The heap bounds the chart sets too (values.yaml nodeOptions; the chart's env
-# overrides this): the agent stays well under a 256Mi memory limit wherever the
-# image runs.
+# overrides this): the agent stays well under the chart's 384Mi memory limit
+# wherever the image runs.
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
 WORKDIR /app
 # npm and corepack are not needed at run time: a smaller image with less to patch.
