@@ -8,7 +8,7 @@ import type { PeerSigner } from '../auth/sign.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentRequest } from '../registry/source.ts';
-import { discard, peerRequest, PeerRequestError, type Candidate } from './client.ts';
+import { discard, peerRequest, PeerRequestError, SizeConflictError, type Candidate } from './client.ts';
 
 export interface AttemptContext {
   /** Connections for short requests: HEADs and manifests. */
@@ -33,6 +33,12 @@ const MANIFEST_ACCEPT = [
 
 function repositoryPath(request: ContentRequest, kind: 'blobs' | 'manifests', reference: string): string {
   return `/v2/${request.name}/${kind}/${reference}?ns=${encodeURIComponent(request.registry)}`;
+}
+
+/** The total size S in a Content-Range header: `bytes a-b/S`, or with `*` for the range (a 416). */
+function rangeTotal(value: string | undefined): number | undefined {
+  const match = value === undefined ? null : /^bytes (?:\d+-\d+|\*)\/(\d{1,16})$/.exec(value);
+  return match === null ? undefined : Number(match[1]);
 }
 
 function contentLength(res: IncomingMessage): number | undefined {
@@ -87,6 +93,14 @@ export async function getBlob(
   const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
   const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };
   const res = await ask(ctx, candidate, 'GET', repositoryPath(request, 'blobs', digest), signal, headers);
+  if (range !== undefined) {
+    // The size came from another peer: this one's (in its Content-Range, or the length of a whole answer) must agree.
+    const total = res.statusCode === 200 ? contentLength(res) : rangeTotal(res.headers['content-range']);
+    if ([200, 206, 416].includes(res.statusCode ?? 0) && total !== undefined && total !== range.sizeBytes) {
+      discard(res, 'GET');
+      throw new SizeConflictError(`${candidate.name} has ${total} bytes of ${digest}, another peer announced ${range.sizeBytes}`);
+    }
+  }
   if (!checkStatus(res, 'GET', candidate, whole ? [200] : [206])) return undefined;
   const length = contentLength(res);
   const declared = res.headers['docker-content-digest'];

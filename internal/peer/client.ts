@@ -33,6 +33,17 @@ export class PeerRequestError extends Error {
   override readonly name = 'PeerRequestError';
 }
 
+/**
+ * A peer's size of a blob is not the one another peer announced (the one the
+ * response is being sent with). One of them is wrong and nothing here tells
+ * which: the answer is refused but the peer is not penalised, so that a peer
+ * lying about a size cannot get the honest holders demoted (the liar's own
+ * body fails, and that is penalised).
+ */
+export class SizeConflictError extends Error {
+  override readonly name = 'SizeConflictError';
+}
+
 export interface PeerAgentOptions {
   /** Open connections per peer (default 32). */
   maxSocketsPerPeer?: number;

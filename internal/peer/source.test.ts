@@ -39,6 +39,7 @@ describe('peer source', () => {
   let failing: TestPeer;
   let wrong: TestPeer;
   let stalling: TestPeer;
+  let oversized: TestPeer;
   let peers: TestPeer[];
   let local: MemoryStore;
   let source: PeerSource;
@@ -56,7 +57,8 @@ describe('peer source', () => {
     failing = await startPeer(5, { kind: 'fail-after', bytes: 1536 * 1024 });
     wrong = await startPeer(6, { kind: 'wrong-bytes' });
     stalling = await startPeer(7, { kind: 'stall-after', bytes: 1024 * 1024 });
-    peers = [good, other, slow, failing, wrong, stalling];
+    oversized = await startPeer(8, { kind: 'oversized', extraBytes: 1024 * 1024, bytes: 1536 * 1024 });
+    peers = [good, other, slow, failing, wrong, stalling, oversized];
     local = createMemoryStore();
     log = captureLog();
     const logger = createLogger('info', log);
@@ -247,6 +249,22 @@ describe('peer source', () => {
     await until(() => accessLines().length === 1);
     assert.equal(accessLines()[0]?.aborted, true);
     assert.ok((accessLines()[0]?.bytesSent as number) < bytes.length);
+  });
+
+  it('a peer lying about a size: its body fails, the honest holder is not penalised for disagreeing, and the next pull gets it whole', async () => {
+    const bytes = randomBytes(BLOB_BYTES);
+    const digest = share(bytes, [oversized, other]);
+    const penalised = (): unknown[] => log.lines.filter((line) => line.msg?.toString().startsWith('peer penalised')).map((line) => line.peer);
+    const first = await rawDownload(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(first.status, 200);
+    assert.ok(first.failed, 'sent with the lying size, the response is cut short');
+    assert.equal(other.requests().at(-1)?.status, 206, 'the honest holder was asked for the rest');
+    assert.ok(log.lines.some((line) => line.msg?.toString().startsWith('peer disagrees on the size') && line.peer === other.name));
+    assert.deepEqual(penalised(), [oversized.name], 'only the peer whose body failed');
+    const second = await fetch(`${base}/v2/library/app/blobs/${digest}`);
+    assert.equal(second.status, 200);
+    assert.equal(Number(second.headers.get('content-length')), bytes.length);
+    assert.equal(sha256(await bodyOf(second)), sha256(bytes));
   });
 
   it('a request from a peer is answered from local content only', async () => {

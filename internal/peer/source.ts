@@ -27,7 +27,7 @@ import { NotFoundError, type BlobInfo } from '../oci/store.ts';
 import { MAX_MANIFEST_BYTES } from '../registry/routes-manifests.ts';
 import type { ContentRequest, ContentSource, LocatedContent } from '../registry/source.ts';
 import { getBlob, getManifest, headBlob, headTag, type AttemptContext } from './attempts.ts';
-import { createPeerAgent, discard, type Candidate } from './client.ts';
+import { createPeerAgent, discard, SizeConflictError, type Candidate } from './client.ts';
 import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
 import { createPeerPenalties, type PenaltyOptions } from './penalty.ts';
 import { raceCandidates, type RaceWinner } from './race.ts';
@@ -143,6 +143,10 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       onHedge: () => counters.hedges++,
       onFailure: (candidate, err) => {
         counters.failures++;
+        if (err instanceof SizeConflictError) {
+          log.info({ err, peer: candidate.name }, 'peer disagrees on the size of a blob; not penalised (which one is wrong is not known)');
+          return;
+        }
         log.debug({ err, peer: candidate.name }, 'peer attempt failed');
         penalise(candidate, err instanceof Error ? err.message : String(err));
       },

@@ -32,7 +32,9 @@ export type Fault =
   /** read() sends `bytes` bytes, then sends nothing more and never ends. */
   | { kind: 'stall-after'; bytes: number }
   /** read() sends other bytes of the same length. */
-  | { kind: 'wrong-bytes' };
+  | { kind: 'wrong-bytes' }
+  /** stat() claims `extraBytes` more than there are; read() sends the first `bytes` bytes, then fails. */
+  | { kind: 'oversized'; extraBytes: number; bytes: number };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -42,14 +44,15 @@ function faulty(store: MemoryStore, fault: Fault): ContentStore {
     resolve: (reference) => store.resolve(reference),
     async stat(digest) {
       if (fault.kind === 'slow') await sleep(fault.delayMs);
-      return store.stat(digest);
+      const info = await store.stat(digest);
+      return fault.kind === 'oversized' && info !== undefined ? { ...info, size: info.size + fault.extraBytes } : info;
     },
     async read(digest, range) {
       const bytes = Buffer.concat(await (await store.read(digest, range)).toArray());
       if (fault.kind === 'slow') return Readable.from([bytes]);
       if (fault.kind === 'wrong-bytes') return Readable.from([randomBytes(bytes.length)]);
       const head = bytes.subarray(0, fault.bytes);
-      if (fault.kind === 'fail-after') {
+      if (fault.kind === 'fail-after' || fault.kind === 'oversized') {
         return Readable.from(
           (async function* () {
             yield head;
