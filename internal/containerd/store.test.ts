@@ -136,6 +136,10 @@ describe('containerd store media types follow containerd', () => {
     assert.ok(file !== undefined);
     await file.close();
     assert.equal(await view.resolve(first.reference), first.manifest.digest);
+    imageCalls = 0;
+    const together = await Promise.all(Array.from({ length: 10 }, () => view.resolve(first.reference)));
+    assert.deepEqual(new Set(together), new Set([first.manifest.digest]));
+    assert.equal(imageCalls, 1, 'concurrent resolves of one reference share one images Get');
 
     // Content that arrived since the last walk: present for the store, not for the view, until the next walk.
     await importImage(ctd, { reference: second.reference, root: second.manifest, blobs: imageBlobs(second).slice(1) });

@@ -21,6 +21,7 @@ import type { ContainerdClient } from './client.ts';
 import type { ContainerdChange } from './events.ts';
 import type { Descriptor } from './messages.ts';
 import { WALK_CONCURRENCY, mapConcurrent, walkImage } from './walk.ts';
+import { createSingleFlight } from '../sync/single-flight.ts';
 
 export interface ContainerdStoreOptions {
   client: ContainerdClient;
@@ -133,13 +134,16 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
     return mediaTypes.get(digest);
   };
 
+  const resolveFlight = createSingleFlight<string | undefined>();
   const store: ContainerdStore = {
-    async resolve(reference) {
-      const image = await client.getImage(reference);
-      if (image === undefined) return undefined;
-      if (!walks.has(image.target.digest)) backgroundRefresh();
-      return image.target.digest;
-    },
+    resolve: (reference) =>
+      // Concurrent resolves of one reference (peers' tag HEADs during a rollout) share one images Get.
+      resolveFlight.run(reference, async () => {
+        const image = await client.getImage(reference);
+        if (image === undefined) return undefined;
+        if (!walks.has(image.target.digest)) backgroundRefresh();
+        return image.target.digest;
+      }),
     async stat(digest) {
       if (parseDigest(digest) === undefined) return undefined;
       const info = await client.contentInfo(digest);

@@ -353,6 +353,22 @@ describe('peer source', () => {
     assert.equal(unknown.status, 404);
     await bodyOf(unknown);
   });
+
+  it('concurrent resolves of one tag make one peer request; the next one asks again', async () => {
+    const manifest = Buffer.from(sampleManifest(2));
+    const digest = other.store.put(manifest, MediaType.ociManifest);
+    other.store.tag('docker.io/library/app:v3', digest);
+    claims.set('docker.io/library/app:v3', [other.candidate]);
+    const request = { registry: 'docker.io', name: 'library/app', kind: 'manifest', method: 'HEAD' } as const;
+    const tagHeads = (): number => other.requests().filter((line) => line.method === 'HEAD' && String(line.url).includes('/manifests/v3')).length;
+    const resolved = await Promise.all(Array.from({ length: 10 }, () => source.resolveTag(request, 'v3')));
+    assert.deepEqual(new Set(resolved.map((r) => r?.digest)), new Set([digest]));
+    await until(() => tagHeads() >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // access-log lines of any other request would be in by now
+    assert.equal(tagHeads(), 1);
+    await source.resolveTag(request, 'v3');
+    await until(() => tagHeads() === 2);
+  });
 });
 
 describe('peer source with tag resolution off', () => {

@@ -25,7 +25,8 @@ import { isAnyManifestMediaType, sniffManifestMediaType } from '../oci/mediatype
 import { imageReference } from '../oci/reference.ts';
 import { NotFoundError, type BlobInfo } from '../oci/store.ts';
 import { MAX_MANIFEST_BYTES } from '../registry/routes-manifests.ts';
-import type { ContentRequest, ContentSource, LocatedContent } from '../registry/source.ts';
+import type { ContentRequest, ContentSource, LocatedContent, ResolvedTag } from '../registry/source.ts';
+import { createSingleFlight } from '../sync/single-flight.ts';
 import { getBlob, getManifest, headBlob, headTag, type AttemptContext } from './attempts.ts';
 import { createPeerAgent, discard, SizeConflictError, type Candidate } from './client.ts';
 import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
@@ -114,6 +115,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     const penaltyMs = penalties.penalise(candidate.name);
     log.info({ peer: candidate.name, penaltyMs, reason }, 'peer penalised: it goes last for a while');
   };
+  const tagFlight = createSingleFlight<ResolvedTag | undefined>();
   const ctx: AttemptContext = { agent, streamAgent, headersTimeoutMs: options.requestTimeoutMs ?? 3000, sign: options.sign };
 
   const candidatesFor = (key: string): readonly Candidate[] => {
@@ -274,12 +276,16 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
   return {
     async resolveTag(request, tag) {
       if (!options.resolveTags) return undefined;
-      const candidates = candidatesFor(imageReference(request.registry, request.name, tag));
-      if (candidates.length === 0) return undefined;
-      const winner = await race(candidates, (c, s) => headTag(ctx, request, tag, c, s), () => {});
-      if (winner === undefined) return undefined;
-      penalties.succeeded(winner.candidate.name);
-      return { digest: winner.value.digest, source: PEER_SOURCE, peer: winner.candidate.name };
+      const reference = imageReference(request.registry, request.name, tag);
+      // Many HEADs of one tag at once (a rollout) make one race, not one each.
+      return tagFlight.run(reference, async () => {
+        const candidates = candidatesFor(reference);
+        if (candidates.length === 0) return undefined;
+        const winner = await race(candidates, (c, s) => headTag(ctx, request, tag, c, s), () => {});
+        if (winner === undefined) return undefined;
+        penalties.succeeded(winner.candidate.name);
+        return { digest: winner.value.digest, source: PEER_SOURCE, peer: winner.candidate.name };
+      });
     },
 
     async locate(request, digest) {
