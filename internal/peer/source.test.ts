@@ -368,6 +368,15 @@ describe('peer source', () => {
     assert.equal(tagHeads(), 1);
     await source.resolveTag(request, 'v3');
     await until(() => tagHeads() === 2);
+    // The manifest itself likewise: one GET for concurrent requests.
+    claims.set(digest, [other.candidate]);
+    const manifestGets = (): number => other.requests().filter((line) => line.method === 'GET' && String(line.url).includes(`/manifests/${digest}`)).length;
+    const located = await Promise.all(Array.from({ length: 10 }, () => source.locate(request, digest)));
+    assert.ok(located.every((l) => l?.info.size === manifest.length && l.info.mediaType === MediaType.ociManifest));
+    await until(() => manifestGets() >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(manifestGets(), 1);
+    assert.deepEqual(Buffer.concat(await (await located[9]!.read()).toArray()), manifest);
   });
 });
 

@@ -116,6 +116,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     log.info({ peer: candidate.name, penaltyMs, reason }, 'peer penalised: it goes last for a while');
   };
   const tagFlight = createSingleFlight<ResolvedTag | undefined>();
+  const manifestFlight = createSingleFlight<{ body: Buffer; mediaType: string | undefined; peer: string } | undefined>();
   const ctx: AttemptContext = { agent, streamAgent, headersTimeoutMs: options.requestTimeoutMs ?? 3000, sign: options.sign };
 
   const candidatesFor = (key: string): readonly Candidate[] => {
@@ -257,10 +258,15 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
         penalties.distrust(peer.name, digest);
       },
     };
-    const winner = await race(candidates, (c, s) => getManifest(manifestCtx, request, parsed, c, s), () => {});
-    if (winner === undefined) return undefined;
-    penalties.succeeded(winner.candidate.name);
-    const { body, mediaType } = winner.value;
+    // Concurrent requests for one manifest (the HEADs of a tag during a rollout) share one fetch of the verified body.
+    const fetched = await manifestFlight.run(`${request.registry}/${request.name}@${digest}`, async () => {
+      const winner = await race(candidates, (c, s) => getManifest(manifestCtx, request, parsed, c, s), () => {});
+      if (winner === undefined) return undefined;
+      penalties.succeeded(winner.candidate.name);
+      return { ...winner.value, peer: winner.candidate.name };
+    });
+    if (fetched === undefined) return undefined;
+    const { body, mediaType, peer } = fetched;
     const info: BlobInfo = { digest, size: body.length };
     // The verified body says what it is; the peer's Content-Type only when the body does not.
     const declared = sniffManifestMediaType(body) ?? (mediaType !== undefined && isAnyManifestMediaType(mediaType) ? mediaType : undefined);
@@ -268,7 +274,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     return {
       info,
       source: PEER_SOURCE,
-      peer: winner.candidate.name,
+      peer,
       read: async (range) => Readable.from([range === undefined ? body : body.subarray(range.start, range.end + 1)]),
     };
   };
