@@ -37,9 +37,9 @@ export interface UnderPressureOptions {
  *   (concurrency.ts), which tell it apart where these metrics cannot.
  * - event-loop utilisation: off. It is ~1 both under that overload and while
  *   one client is served at full speed (bench:serve failed with 503s at 0.95).
- * - heap and RSS ('auto'): heap used peaked at 51-74 MiB and RSS at
- *   187-240 MiB (idle 93-152 MiB), and on the peer path (bench:load-peer)
- *   at 95 MiB and 270-300 MiB; the thresholds follow the process's real
+ * - heap and RSS ('auto'): heap used peaked at 38-74 MiB and RSS at
+ *   169-240 MiB (idle 92-152 MiB), and on the peer path (bench:load-peer)
+ *   at 100 MiB and 270-310 MiB; the thresholds follow the process's real
  *   limits instead (autoMemoryThresholds), so they only fire near an
  *   out-of-memory end. (Without the chart's NODE_OPTIONS, V8 let heap use
  *   reach 200+ MiB of garbage and RSS 420-520 MiB: its young generation
