@@ -94,11 +94,12 @@ test('watch events split across chunks, a path prefix, the bearer token; the str
   }
 });
 
-test('a silent watch, a watch never answered, garbage and a cut stream all reject', async () => {
+test('a silent watch, a watch never answered, garbage, an endless event and a cut stream all reject', async () => {
   let mode = '';
   const server = await raw((_req, res) => {
     if (mode === 'silent') res.writeHead(200).write('');
     else if (mode === 'garbage') res.writeHead(200).write('{"type":"ADDED"\n');
+    else if (mode === 'huge') res.writeHead(200).write(`{"type":"ADDED","object":"${'x'.repeat(9 * 1024 * 1024)}`);
     else if (mode === 'cut') {
       res.writeHead(200).write('{"type":"ADDED","object":{}}\n{"type":');
       setTimeout(() => res.socket?.destroy(), 20);
@@ -114,6 +115,8 @@ test('a silent watch, a watch never answered, garbage and a cut stream all rejec
     await assert.rejects(watch(), { name: 'TimeoutError', message: 'the API did not answer the watch within 200 ms' });
     mode = 'garbage';
     await assert.rejects(watch(), /not JSON/);
+    mode = 'huge';
+    await assert.rejects(watch(), /a watch event over 8388608 characters/);
     mode = 'cut';
     await assert.rejects(watch(), /closed the watch connection|aborted/);
   } finally {

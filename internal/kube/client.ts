@@ -60,6 +60,8 @@ export class KubeApiError extends Error {
 }
 
 const USER_AGENT = 'mirra';
+/** One watch event at most (the API stores objects up to about 1.5 MiB); beyond, the stream is given up. */
+const MAX_WATCH_EVENT_CHARS = 8 * 1024 * 1024;
 
 function readBody(res: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -199,16 +201,18 @@ export function createKubeClient(target: ApiTarget): KubeClient {
         res.on('data', (chunk: string) => {
           arm();
           pending += chunk;
-          let end: number;
+          let start = 0;
           try {
-            while ((end = pending.indexOf('\n')) >= 0) {
-              const text = pending.slice(0, end);
-              pending = pending.slice(end + 1);
-              line(text);
+            for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n', start)) {
+              line(pending.slice(start, end));
+              start = end + 1;
             }
           } catch (err) {
             fail(err instanceof Error ? err : new Error(String(err)));
+            return;
           }
+          pending = pending.slice(start);
+          if (pending.length > MAX_WATCH_EVENT_CHARS) fail(new Error(`the API sent a watch event over ${MAX_WATCH_EVENT_CHARS} characters`));
         });
         res.once('end', () => {
           clearTimeout(timer);
