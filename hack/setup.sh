@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm start`, `npm test` and the benchmarks need on a fresh
 # machine: the npm packages (Node 24 among them, at node_modules/.bin/node)
-# and Debian's containerd, docker-registry, skopeo and nginx when missing.
+# and Debian's containerd, docker-registry, skopeo, nginx and openssl when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ command -v ctr >/dev/null 2>&1 || missing+=(containerd)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# openssl: certificates for the TLS tests of the Kubernetes client (tests/support/pki.ts).
+[ -x /usr/bin/openssl ] || missing+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
