@@ -25,39 +25,11 @@ import { startCluster } from '../cluster/cluster.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
+import { max, startSampling } from './agent-sampling.ts';
 import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
 
 const MiB = 1024 * 1024;
-const RSS_SAMPLE_MS = 100;
 const RECOVERY_LIMIT_MS = 60_000;
-
-interface Peaks {
-  rss: number;
-  heapUsed: number;
-  external: number;
-}
-
-/** Peak RSS (every 100 ms, and VmHWM at the end) and, from /metrics every second, peak heap used and external memory. */
-function samplePeaks(pid: number, metricsUrl: string | undefined): { stop(): Promise<Peaks> } {
-  const peaks: Peaks = { rss: 0, heapUsed: 0, external: 0 };
-  const rssTimer = setInterval(() => {
-    void procStatusBytes(pid, 'VmRSS').then((bytes) => (peaks.rss = Math.max(peaks.rss, bytes)));
-  }, RSS_SAMPLE_MS);
-  const metricsTimer = setInterval(() => {
-    void memoryOf(metricsUrl).then((memory) => {
-      if (Number.isFinite(memory.heapUsed)) peaks.heapUsed = Math.max(peaks.heapUsed, memory.heapUsed);
-      if (Number.isFinite(memory.external)) peaks.external = Math.max(peaks.external, memory.external);
-    }, () => {});
-  }, 1000);
-  return {
-    async stop() {
-      clearInterval(rssTimer);
-      clearInterval(metricsTimer);
-      peaks.rss = Math.max(peaks.rss, await procStatusBytes(pid, 'VmHWM'));
-      return peaks;
-    },
-  };
-}
 
 /** The agent's V8 heap and external memory from its /metrics. */
 async function memoryOf(metricsUrl: string | undefined): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
@@ -120,16 +92,16 @@ async function main(): Promise<void> {
     const idleRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
 
     console.error(`load on node-2's agent (every byte from node-1): ${LOAD_STREAMS} blob streams + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`);
-    const targetPeaks = samplePeaks(target.agent.process.pid, target.agent.metricsUrl);
-    const holderPeaks = samplePeaks(holder.agent.process.pid, undefined);
+    const targetSampling = startSampling(target.agent.process.pid, target.agent.metricsUrl);
+    const holderSampling = startSampling(holder.agent.process.pid, undefined);
     const timeoutMs = (seconds + 180) * 1000;
     const [blobs, heads] = await Promise.all([
       runClient(['streams', blobUrl, String(LOAD_STREAMS), String(seconds)], timeoutMs),
       runClient(['rate', manifestUrl, String(LOAD_HEADS_PER_SECOND), String(seconds), 'HEAD'], timeoutMs),
     ]);
-    const targetPeak = await targetPeaks.stop();
-    const peak = targetPeak.rss;
-    const servingPeak = (await holderPeaks.stop()).rss;
+    const targetSeries = await targetSampling.stop();
+    const peak = targetSeries.peakRssBytes;
+    const servingPeak = (await holderSampling.stop()).peakRssBytes;
     // Recovered once the load is gone: a GET of the layer works again (not shed for good for memory kept after the peak).
     const loadEnded = performance.now();
     let after = { status: 0, bytes: 0 };
@@ -154,7 +126,7 @@ async function main(): Promise<void> {
     console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
     console.log(row('manifest HEAD', heads, `${((heads.statuses['200'] ?? 0) / heads.seconds).toFixed(0)} ok/s`));
     console.log(`node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, after the load ${(afterRss / MiB).toFixed(0)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`);
-    console.log(`node-2's agent during the load: heap used at most ${(targetPeak.heapUsed / MiB).toFixed(0)} MiB, external at most ${(targetPeak.external / MiB).toFixed(0)} MiB`);
+    console.log(`node-2's agent during the load: heap used at most ${(max(targetSeries.heapUsedBytes) / MiB).toFixed(0)} MiB, external at most ${(max(targetSeries.externalBytes) / MiB).toFixed(0)} MiB`);
     console.log(`node-2's agent after the load: heap used ${(memory.heapUsed / MiB).toFixed(0)} MiB of ${(memory.heapTotal / MiB).toFixed(0)} MiB, external ${(memory.external / MiB).toFixed(0)} MiB`);
     console.log(`after the load: a GET of the layer answered ${after.status} with ${after.bytes} bytes ${(recoveredAfterMs / 1000).toFixed(1)} s after it (${recovered ? 'recovered' : 'NOT recovered'})`);
     if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0) console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);

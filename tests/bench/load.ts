@@ -19,7 +19,7 @@
 // NODE_OPTIONS the chart gives it (values.yaml `nodeOptions`: V8 heap sizes,
 // or MIRRA_LOAD_AGENT_NODE_OPTIONS) and the --max-rss 'auto' gives in the
 // chart's container (a share of resources.limits.memory).
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent } from '../support/agent.ts';
@@ -28,81 +28,13 @@ import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
 import { startUpstream } from '../support/upstream.ts';
 import type { LoadResult } from './load-client.ts';
-import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, non503Errors, procStatusBytes, runClient } from './load-support.ts';
+import { max, startSampling } from './agent-sampling.ts';
+import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, non503Errors, procStatusBytes, runClient } from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
-const RSS_SAMPLE_MS = 100;
-const METRICS_SAMPLE_MS = 1000;
 
-interface Series {
-  rssBytes: number[];
-  lagMeanMs: number[];
-  lagP99Ms: number[];
-  heapUsedBytes: number[];
-  heapTotalBytes: number[];
-  externalBytes: number[];
-  /** CPU time of the agent per second of wall time (1 = one core), from /proc/<pid>/stat. */
-  cpuCores: number[];
-}
 
-/** utime + stime of a process, in seconds. */
-async function cpuSeconds(pid: number): Promise<number | undefined> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // Fields after the command (which may hold spaces) start after the last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / 100 : undefined;
-}
-
-function startSampling(pid: number, metricsUrl: string | undefined): { stop(): Series } {
-  const series: Series = { rssBytes: [], lagMeanMs: [], lagP99Ms: [], heapUsedBytes: [], heapTotalBytes: [], externalBytes: [], cpuCores: [] };
-  let lastCpu: { seconds: number; at: number } | undefined;
-  const rssTimer = setInterval(() => {
-    void procStatusBytes(pid, 'VmRSS').then((bytes) => bytes > 0 && series.rssBytes.push(bytes));
-  }, RSS_SAMPLE_MS);
-  const names = [
-    'mirra_nodejs_eventloop_lag_mean_seconds',
-    'mirra_nodejs_eventloop_lag_p99_seconds',
-    'mirra_nodejs_heap_size_used_bytes',
-    'mirra_nodejs_heap_size_total_bytes',
-    'mirra_nodejs_external_memory_bytes',
-  ];
-  const metricsTimer = setInterval(() => {
-    void cpuSeconds(pid).then((seconds) => {
-      const at = performance.now();
-      if (seconds !== undefined && lastCpu !== undefined) series.cpuCores.push((seconds - lastCpu.seconds) / ((at - lastCpu.at) / 1000));
-      if (seconds !== undefined) lastCpu = { seconds, at };
-    });
-    if (metricsUrl === undefined) return;
-    void fetch(metricsUrl, { signal: AbortSignal.timeout(900) })
-      .then((res) => res.text())
-      .then((text) => {
-        const values = metricValues(text, names);
-        const mean = values.get('mirra_nodejs_eventloop_lag_mean_seconds');
-        const p99 = values.get('mirra_nodejs_eventloop_lag_p99_seconds');
-        const heap = values.get('mirra_nodejs_heap_size_used_bytes');
-        if (mean !== undefined) series.lagMeanMs.push(mean * 1000);
-        if (p99 !== undefined) series.lagP99Ms.push(p99 * 1000);
-        if (heap !== undefined) series.heapUsedBytes.push(heap);
-        const heapTotal = values.get('mirra_nodejs_heap_size_total_bytes');
-        if (heapTotal !== undefined) series.heapTotalBytes.push(heapTotal);
-        const external = values.get('mirra_nodejs_external_memory_bytes');
-        if (external !== undefined) series.externalBytes.push(external);
-      })
-      .catch(() => {});
-  }, METRICS_SAMPLE_MS);
-  return {
-    stop() {
-      clearInterval(rssTimer);
-      clearInterval(metricsTimer);
-      return series;
-    },
-  };
-}
-
-const max = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 0);
 async function main(): Promise<void> {
   const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
@@ -156,9 +88,8 @@ async function main(): Promise<void> {
       runClient(['streams', blobUrl, String(streams), String(seconds)], clientTimeoutMs),
       runClient(['rate', manifestUrl, String(headsPerSecond), String(seconds), 'HEAD'], clientTimeoutMs),
     ]);
-    const series = sampling.stop();
-    const hwmBytes = await procStatusBytes(agent.process.pid, 'VmHWM');
-    const peakRssBytes = Math.max(max(series.rssBytes), hwmBytes);
+    const series = await sampling.stop();
+    const { hwmBytes, peakRssBytes } = series;
     const access = await agent.accessLines();
     const shed = access.filter((line) => line.status === 503).length;
     // Time inside the agent (its access log), against what the client saw (which adds the client's and the kernel's queues).

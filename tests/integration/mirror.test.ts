@@ -35,14 +35,12 @@ describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
   let nodeA: TestContainerd;
   let nodeB: TestContainerd;
   let agent: TestAgent;
-  let ns: string;
   const url = (path: string): string => `${agent.url}${path}${path.includes('?') ? '&' : '?'}ns=${encodeURIComponent(upstream.host)}`;
 
   before(async () => {
     pair = await startNodePair({ prefix: 'mirra-it-mirror-', images: [{ repository: 'team/app', layers: [1 * MiB, 3 * MiB + 17], seed: 'it-mirror' }] });
     ({ dir, upstream, nodeA, nodeB, agent } = pair);
     image = pair.images[0]!;
-    ns = upstream.host;
   });
 
   after(async () => {
