@@ -48,6 +48,12 @@ test('the --kubeconfig flag comes first and works against the API', async () => 
   }
 });
 
+test('--kubeconfig (which falls back to KUBECONFIG) may be a list of files too', () => {
+  const loaded = loadKubeConfig({ kubeconfigPath: `${kubeconfig}${delimiter}${kubeconfig}`, env: {} });
+  assert.equal(loaded.source, 'flag');
+  assert.equal(loaded.server, api.url);
+});
+
 test('KUBECONFIG from the environment passed in (a list of files)', () => {
   const loaded = loadKubeConfig({ env: { KUBECONFIG: `${delimiter}${kubeconfig}` } });
   assert.equal(loaded.source, 'env');

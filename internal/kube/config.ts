@@ -89,7 +89,9 @@ function inCluster(env: KubeConfigSource['env'], dir: string): LoadedKubeConfig 
 /** Loads the configuration from the first source that is given; throws KubeConfigError (one line) when it fails. */
 export function loadKubeConfig(source: KubeConfigSource): LoadedKubeConfig {
   if (source.kubeconfigPath !== undefined && source.kubeconfigPath !== '') {
-    return fromFiles([source.kubeconfigPath], 'flag', `kubeconfig from --kubeconfig`);
+    // The flag falls back to KUBECONFIG (the commands' flag tables), so it may be a list as well.
+    const paths = source.kubeconfigPath.split(delimiter).filter((p) => p !== '');
+    return fromFiles(paths, 'flag', `kubeconfig from --kubeconfig`);
   }
   const fromEnv = (source.env['KUBECONFIG'] ?? '').split(delimiter).filter((p) => p !== '');
   if (fromEnv.length > 0) return fromFiles(fromEnv, 'env', 'kubeconfig from KUBECONFIG');

@@ -1,7 +1,8 @@
 // What the two load benches (load.ts: one agent serving from containerd;
 // load-peer.ts: an agent serving from a peer) share: running a load generator
-// (load-client.ts) as its own process, the agent built as the image runs it
-// (plain JavaScript, the chart's NODE_OPTIONS), /proc readings.
+// (load-client.ts) as its own process, /proc readings; and, with bench:p2p,
+// the agent built as the image runs it (plain JavaScript, the chart's
+// NODE_OPTIONS and memory limit).
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';

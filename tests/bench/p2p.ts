@@ -7,6 +7,7 @@
 //  - without mirra: one node pulls straight from upstream, then 4 nodes at once;
 //  - with mirra: each node pulls in turn (the first from upstream, the rest from
 //    peers), then 4 nodes pull a second image at once that one node has.
+// The agents run as the image runs them (compiled, the chart's NODE_OPTIONS).
 // Prints the time of every pull and the upstream bytes, then one JSON line.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,6 +17,7 @@ import { startCluster, type ClusterNode } from '../cluster/cluster.ts';
 import { writeMirrorHosts, writeUpstreamHosts } from '../support/hosts.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
+import { buildAgent, chartNodeOptions } from './load-support.ts';
 import { mean, percentile } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -67,7 +69,15 @@ async function missP99Ms(agentUrl: string, ns: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const cluster = await startCluster({ nodes: 5, cri: true, upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC, agentArgs: ['--log-level', 'info'] });
+  // The agents as deployed: compiled (npm run build), with the chart's NODE_OPTIONS.
+  const cluster = await startCluster({
+    nodes: 5,
+    cri: true,
+    upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC,
+    agentArgs: ['--log-level', 'info'],
+    agentEntry: await buildAgent(),
+    agentEnv: { NODE_OPTIONS: await chartNodeOptions() },
+  });
   try {
     await cluster.waitReady();
     console.error('generating two 500 MiB images and pushing them ...');
