@@ -1,9 +1,10 @@
 // The agent pods as inspection sees them: name, node, readiness and the
 // decoded content summary from their annotations.
 import type { KubeClient } from '../kube/client.ts';
+import { parsePod, type PodView } from '../kube/objects.ts';
 import { listResult } from '../kube/watch.ts';
 import { decodeSummary, type PeerSummary } from '../routing/decode.ts';
-import { annotationBytes, isSummaryAnnotation, UPDATED_ANNOTATION } from '../routing/annotations.ts';
+import { annotationBytes, UPDATED_ANNOTATION } from '../routing/annotations.ts';
 
 export interface AgentPod {
   name: string;
@@ -18,45 +19,31 @@ export interface AgentPod {
   updated: string | undefined;
 }
 
-type Obj = Record<string, unknown>;
-
-function obj(value: unknown): Obj {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-}
-
-function str(value: unknown): string {
-  return typeof value === 'string' ? value : '';
-}
-
-function agentPod(item: unknown): AgentPod {
-  const metadata = obj(obj(item)['metadata']);
-  const spec = obj(obj(item)['spec']);
-  const status = obj(obj(item)['status']);
-  const annotations = obj(metadata['annotations']);
-  const own: Record<string, string> = {};
-  for (const [key, value] of Object.entries(annotations)) if (isSummaryAnnotation(key) && typeof value === 'string') own[key] = value;
+function agentPod(pod: PodView): AgentPod {
   let summary: PeerSummary | undefined;
   let summaryError: string | undefined;
   try {
-    summary = decodeSummary(own);
+    summary = decodeSummary(pod.summary);
   } catch (err) {
     summaryError = err instanceof Error ? err.message : String(err);
   }
-  const conditions = Array.isArray(status['conditions']) ? status['conditions'] : [];
-  const updated = annotations[UPDATED_ANNOTATION];
   return {
-    name: str(metadata['name']),
-    nodeName: str(spec['nodeName']),
-    podIP: str(status['podIP']),
-    ready: conditions.some((c) => obj(c)['type'] === 'Ready' && obj(c)['status'] === 'True'),
-    summaryBytes: annotationBytes(own),
+    name: pod.name,
+    nodeName: pod.nodeName ?? '',
+    podIP: pod.podIP ?? '',
+    ready: pod.ready,
+    summaryBytes: annotationBytes(pod.summary),
     summary,
     summaryError,
-    updated: typeof updated === 'string' ? updated : undefined,
+    updated: pod.summary[UPDATED_ANNOTATION],
   };
 }
 
+/** The agents' pods (objects without a name are left out), by node and name. */
 export async function listAgentPods(client: KubeClient, namespace: string, labelSelector: string, signal: AbortSignal): Promise<AgentPod[]> {
   const list = listResult(await client.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector }, signal));
-  return list.items.map(agentPod).sort((a, b) => a.nodeName.localeCompare(b.nodeName) || a.name.localeCompare(b.name));
+  return list.items
+    .flatMap((item) => parsePod(item) ?? [])
+    .map(agentPod)
+    .sort((a, b) => a.nodeName.localeCompare(b.nodeName) || a.name.localeCompare(b.name));
 }

@@ -8,7 +8,10 @@ test('a pod view keeps only the summary annotations', () => {
     spec: { nodeName: 'n1' },
     status: { podIP: '10.0.0.1' },
   });
-  assert.deepEqual(pod, { name: 'p', resourceVersion: '7', nodeName: 'n1', podIP: '10.0.0.1', summary: { 'mirra.dev/summary': 'h', 'mirra.dev/shard-0': 's' } });
+  assert.deepEqual(pod, { name: 'p', resourceVersion: '7', nodeName: 'n1', podIP: '10.0.0.1', ready: false, summary: { 'mirra.dev/summary': 'h', 'mirra.dev/shard-0': 's' } });
+  const conditions = (status: string): unknown[] => [{ type: 'Initialized', status: 'True' }, { type: 'Ready', status }];
+  assert.equal(parsePod({ metadata: { name: 'p' }, status: { conditions: conditions('True') } })?.ready, true);
+  assert.equal(parsePod({ metadata: { name: 'p' }, status: { conditions: conditions('False') } })?.ready, false);
 });
 
 test('an EndpointSlice view: the registry port (else the first), readiness (unset: ready), pod targets only', () => {

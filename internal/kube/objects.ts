@@ -1,5 +1,6 @@
-// The parts of pods and EndpointSlices the peer watcher uses, read from
-// the JSON the API returns (lists and watch events), parsed to unknown and validated.
+// The parts of pods and EndpointSlices that mirra uses (the peer watcher, the
+// publisher, `mirra shards`), read from the JSON the API returns (objects,
+// lists and watch events), parsed to unknown and validated.
 import { isSummaryAnnotation } from '../routing/annotations.ts';
 
 export interface PodView {
@@ -7,7 +8,9 @@ export interface PodView {
   readonly resourceVersion: string;
   readonly nodeName: string | undefined;
   readonly podIP: string | undefined;
-  /** Only the summary annotations (header and shards). */
+  /** The pod's Ready condition is True (for inspection; peers go by their endpoint's readiness). */
+  readonly ready: boolean;
+  /** Only the summary annotations (header, shards, updated). */
   readonly summary: Readonly<Record<string, string>>;
 }
 
@@ -59,12 +62,13 @@ export function parsePod(value: unknown): PodView | undefined {
   for (const [key, annotation] of Object.entries(metadata.annotations ?? {})) {
     if (isSummaryAnnotation(key) && typeof annotation === 'string') summary[key] = annotation;
   }
-  const pod = obj(value);
+  const status = obj(obj(value)?.['status']);
   return {
     name: metadata.name,
     resourceVersion: metadata.resourceVersion,
-    nodeName: str(obj(pod?.['spec'])?.['nodeName']),
-    podIP: str(obj(pod?.['status'])?.['podIP']),
+    nodeName: str(obj(obj(value)?.['spec'])?.['nodeName']),
+    podIP: str(status?.['podIP']),
+    ready: list(status?.['conditions']).some((c) => obj(c)?.['type'] === 'Ready' && obj(c)?.['status'] === 'True'),
     summary,
   };
 }

@@ -5,6 +5,7 @@
 import type { KubeClient } from './client.ts';
 import { diffAnnotations, isSummaryAnnotation } from '../routing/annotations.ts';
 import type { Logger } from '../log/logger.ts';
+import { parsePod } from './objects.ts';
 import { backoffMs, callSignal, describeError, isRetryable, retryAfterMs, statusOf } from './retry.ts';
 
 export interface PublisherOptions {
@@ -35,17 +36,15 @@ export interface Publisher {
 
 type Annotations = Record<string, string>;
 
-/** metadata.annotations of a pod as the API returned it (validated: only string values count). */
-function annotationsOf(pod: unknown): Readonly<Record<string, unknown>> {
-  const metadata = pod !== null && typeof pod === 'object' && 'metadata' in pod ? pod.metadata : undefined;
-  const annotations = metadata !== null && typeof metadata === 'object' && 'annotations' in metadata ? metadata.annotations : undefined;
-  return annotations !== null && typeof annotations === 'object' ? (annotations as Record<string, unknown>) : {};
+function summaryOf(annotations: Readonly<Record<string, string>>): Annotations {
+  const out: Annotations = {};
+  for (const [name, value] of Object.entries(annotations)) if (isSummaryAnnotation(name)) out[name] = value;
+  return out;
 }
 
-function summaryOf(annotations: Readonly<Record<string, unknown>>): Annotations {
-  const out: Annotations = {};
-  for (const [name, value] of Object.entries(annotations)) if (isSummaryAnnotation(name) && typeof value === 'string') out[name] = value;
-  return out;
+/** The summary annotations of the pod the API returned (parsePod validates the JSON). */
+function podSummary(pod: unknown): Annotations {
+  return { ...parsePod(pod)?.summary };
 }
 
 function sameAnnotations(a: Readonly<Annotations>, b: Readonly<Annotations>): boolean {
@@ -87,14 +86,14 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   async function attemptOnce(target: Annotations, since: number): Promise<void> {
     if (current === undefined) {
-      current = summaryOf(annotationsOf(await client.get(podPath, {}, callSignal(closing.signal, requestTimeoutMs))));
+      current = podSummary(await client.get(podPath, {}, callSignal(closing.signal, requestTimeoutMs)));
     }
     const patch = diffAnnotations(current, target);
     if (Object.keys(patch).length === 0) return;
     const body = { metadata: { annotations: patch } };
     const bytes = Buffer.byteLength(JSON.stringify(body));
     const signal = callSignal(closing.signal, requestTimeoutMs);
-    current = summaryOf(annotationsOf(await client.mergePatch(podPath, body, signal)));
+    current = podSummary(await client.mergePatch(podPath, body, signal));
     const latencyMs = Date.now() - since;
     log.debug({ changed: Object.keys(patch).length, bytes, latencyMs }, 'summary published');
     options.onPublished?.(latencyMs, bytes);
