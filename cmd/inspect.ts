@@ -80,7 +80,7 @@ export async function runInspect(command: 'shards' | 'locate', argv: string[], e
   try {
     pods = await listAgentPods(client, values.namespace, values.selector, AbortSignal.timeout(LIST_TIMEOUT_MS));
   } catch (err) {
-    process.stderr.write(`mirra ${command}: listing the agent pods at ${kube.server}: ${describeError(err)}\n`);
+    process.stderr.write(`mirra ${command}: listing the agent pods at ${kube.target.server}: ${describeError(err)}\n`);
     return 1;
   } finally {
     client.close();

@@ -36,7 +36,7 @@ test('the --kubeconfig flag comes first and works against the API', async () => 
   const loaded = loadKubeConfig({ kubeconfigPath: kubeconfig, env: { KUBECONFIG: '/nonexistent' } });
   assert.equal(loaded.source, 'flag');
   assert.equal(loaded.namespace, 'default');
-  assert.equal(loaded.server, api.url);
+  assert.equal(loaded.target.server, api.url);
   api.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'cfg', namespace: 'default' } });
   const client = createKubeClient(loaded.target);
   try {
@@ -51,13 +51,13 @@ test('the --kubeconfig flag comes first and works against the API', async () => 
 test('--kubeconfig (which falls back to KUBECONFIG) may be a list of files too', () => {
   const loaded = loadKubeConfig({ kubeconfigPath: `${kubeconfig}${delimiter}${kubeconfig}`, env: {} });
   assert.equal(loaded.source, 'flag');
-  assert.equal(loaded.server, api.url);
+  assert.equal(loaded.target.server, api.url);
 });
 
 test('KUBECONFIG from the environment passed in (a list of files)', () => {
   const loaded = loadKubeConfig({ env: { KUBECONFIG: `${delimiter}${kubeconfig}` } });
   assert.equal(loaded.source, 'env');
-  assert.equal(loaded.server, api.url);
+  assert.equal(loaded.target.server, api.url);
   oneLineError(() => loadKubeConfig({ env: { KUBECONFIG: `${kubeconfig}${delimiter}${join(dir, 'missing')}` } }), /KUBECONFIG: .*missing is not a readable file/);
 });
 
@@ -68,7 +68,7 @@ test('in-cluster: the service account token, CA and namespace', async () => {
   await writeFile(join(sa, 'namespace'), 'mirra-system\n');
   const loaded = loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, serviceAccountDir: sa });
   assert.equal(loaded.source, 'in-cluster');
-  assert.equal(loaded.server, 'https://[fd00::1]:443');
+  assert.equal(loaded.target.server, 'https://[fd00::1]:443');
   assert.equal(loaded.namespace, 'mirra-system');
   assert.equal(await loaded.target.credentials.authorization(), 'Bearer sa-token');
   assert.equal(loaded.target.insecureSkipTlsVerify, false);

@@ -26,8 +26,6 @@ export interface LoadedKubeConfig {
   readonly source: 'flag' | 'env' | 'in-cluster';
   /** The kubeconfig context's namespace, or the service account's namespace; undefined when neither says. */
   readonly namespace: string | undefined;
-  /** The API server URL, for logs. */
-  readonly server: string;
 }
 
 function isFile(path: string): boolean {
@@ -46,12 +44,17 @@ function credentialsOf(user: KubeUser): Credentials {
   return noCredentials;
 }
 
+/** A KUBECONFIG-style list of paths (empty entries ignored, as kubectl does). */
+function pathList(value: string): string[] {
+  return value.split(delimiter).filter((path) => path !== '');
+}
+
 function fromFiles(paths: readonly string[], source: 'flag' | 'env', what: string): LoadedKubeConfig {
   for (const path of paths) if (!isFile(path)) throw new KubeConfigError(`${what}: ${path} is not a readable file`);
   try {
     const { cluster, user, namespace } = readKubeconfig(paths);
     const target: ApiTarget = { ...cluster, cert: user.cert, key: user.key, credentials: credentialsOf(user) };
-    return { target, source, namespace, server: cluster.server };
+    return { target, source, namespace };
   } catch (err) {
     if (err instanceof KubeConfigError) throw new KubeConfigError(`${what}: ${err.message}`);
     throw err;
@@ -83,17 +86,16 @@ function inCluster(env: KubeConfigSource['env'], dir: string): LoadedKubeConfig 
   let namespace: string | undefined;
   const namespaceFile = join(dir, 'namespace');
   if (isFile(namespaceFile)) namespace = readFileSync(namespaceFile, 'utf8').trim() || undefined;
-  return { target, source: 'in-cluster', namespace, server };
+  return { target, source: 'in-cluster', namespace };
 }
 
 /** Loads the configuration from the first source that is given; throws KubeConfigError (one line) when it fails. */
 export function loadKubeConfig(source: KubeConfigSource): LoadedKubeConfig {
   if (source.kubeconfigPath !== undefined && source.kubeconfigPath !== '') {
     // The flag falls back to KUBECONFIG (the commands' flag tables), so it may be a list as well.
-    const paths = source.kubeconfigPath.split(delimiter).filter((p) => p !== '');
-    return fromFiles(paths, 'flag', `kubeconfig from --kubeconfig`);
+    return fromFiles(pathList(source.kubeconfigPath), 'flag', `kubeconfig from --kubeconfig`);
   }
-  const fromEnv = (source.env['KUBECONFIG'] ?? '').split(delimiter).filter((p) => p !== '');
+  const fromEnv = pathList(source.env['KUBECONFIG'] ?? '');
   if (fromEnv.length > 0) return fromFiles(fromEnv, 'env', 'kubeconfig from KUBECONFIG');
   return inCluster(source.env, source.serviceAccountDir ?? SERVICE_ACCOUNT_DIR);
 }
