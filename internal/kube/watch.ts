@@ -1,6 +1,7 @@
-// A resilient list+watch loop over one collection: list once, then watch from the list's resourceVersion with bookmarks; relist
-// only on 410 Gone; reconnect after broken watches with backoff + jitter. The
-// last known objects are kept while the API is unreachable.
+// A resilient list+watch loop over one collection: list once, then watch from
+// the list's resourceVersion with bookmarks; relist only on 410 Gone; reconnect
+// after broken watches with backoff + jitter. The last known objects are kept
+// while the API is unreachable.
 import type { KubeClient, WatchEvent } from './client.ts';
 import type { Logger } from '../log/logger.ts';
 import { backoffMs, callSignal, describeError, statusOf, type BackoffOptions } from './retry.ts';

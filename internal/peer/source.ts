@@ -91,19 +91,15 @@ export interface PeerSource extends ContentSource {
   close(): void;
 }
 
-function maxCandidatesOf(options: PeerSourceOptions): number {
-  return Math.max(1, options.maxCandidates ?? 5);
-}
-
 export function createPeerSource(options: PeerSourceOptions): PeerSource {
   const log = options.logger.child({ component: 'peer-source' });
   const agent = createPeerAgent({ maxSocketsPerPeer: options.maxSocketsPerPeer });
   const hedge = createHedgeDelay(options.hedge);
   const counters = createPeerStats();
   const streams = createStreamLimit(options.maxStreams ?? 32);
+  const maxCandidates = Math.max(1, options.maxCandidates ?? 5);
   // The stream limit bounds the blob connections; a hedged or retried stream may briefly need one more per peer.
-  const streamAgent = createPeerAgent({ maxSocketsPerPeer: streams.max + maxCandidatesOf(options) });
-  const maxCandidates = maxCandidatesOf(options);
+  const streamAgent = createPeerAgent({ maxSocketsPerPeer: streams.max + maxCandidates });
   const idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
   const maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
   const verifyHoldBytes = options.verifyHoldBytes ?? 32 * 1024 * 1024;
