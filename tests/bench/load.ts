@@ -23,10 +23,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent } from '../support/agent.ts';
-import { startContainerd } from '../support/containerd.ts';
-import { generateImage } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
-import { startUpstream } from '../support/upstream.ts';
+import { startPulledImage } from '../support/pulled-image.ts';
 import type { LoadResult } from './load-client.ts';
 import { max, startSampling } from './agent-sampling.ts';
 import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, non503Errors, procStatusBytes, runClient } from './load-support.ts';
@@ -47,15 +45,9 @@ async function main(): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
   try {
     console.error('generating an image (32 MiB layer), pushing it to docker-registry, pulling it into containerd ...');
-    const image = await generateImage({ dir: join(dir, 'image'), layers: LOAD_LAYER_BYTES, seed: 'bench-load' });
-    const layer = image.layers[0];
-    if (layer === undefined) throw new Error('no layer');
-    const upstream = await startUpstream({ dir: join(dir, 'upstream') });
-    stops.push(() => upstream.stop());
-    await upstream.push(image.layoutDir, 'bench/load', 'v1');
-    const containerd = await startContainerd({ dir: join(dir, 'containerd') });
-    stops.push(() => containerd.stop());
-    await containerd.pull(`${upstream.host}/bench/load:v1`, { plainHttp: true });
+    const node = await startPulledImage({ dir, repository: 'bench/load', layers: LOAD_LAYER_BYTES, seed: 'bench-load' });
+    stops.push(() => node.stop());
+    const { upstream, containerd, layer } = node;
 
     const entry = await buildAgent();
     const maxRss = await chartMaxRss();

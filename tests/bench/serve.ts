@@ -7,10 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent } from '../support/agent.ts';
-import { startContainerd } from '../support/containerd.ts';
-import { generateImage } from '../support/image.ts';
 import { freePort, portOpen, startProcess, waitFor } from '../support/process.ts';
-import { startUpstream } from '../support/upstream.ts';
+import { startPulledImage } from '../support/pulled-image.ts';
 import { median, percentile } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -106,15 +104,9 @@ async function main(): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
   try {
     console.error('generating a 256 MiB layer, pushing it to docker-registry, pulling it into containerd ...');
-    const image = await generateImage({ dir: join(dir, 'image'), layers: [BLOB_BYTES], seed: 'bench-serve' });
-    const layer = image.layers[0];
-    if (layer === undefined) throw new Error('no layer');
-    const upstream = await startUpstream({ dir: join(dir, 'upstream') });
-    stops.push(() => upstream.stop());
-    await upstream.push(image.layoutDir, 'bench/serve', 'v1');
-    const containerd = await startContainerd({ dir: join(dir, 'containerd') });
-    stops.push(() => containerd.stop());
-    await containerd.pull(`${upstream.host}/bench/serve:v1`, { plainHttp: true });
+    const node = await startPulledImage({ dir, repository: 'bench/serve', layers: [BLOB_BYTES], seed: 'bench-serve' });
+    stops.push(() => node.stop());
+    const { upstream, containerd, image, layer } = node;
 
     const agentPort = await freePort();
     const agent = await startAgent({

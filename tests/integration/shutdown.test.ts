@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../support/agent.ts';
-import { startContainerd, type TestContainerd } from '../support/containerd.ts';
-import { generateImage, type GeneratedLayer } from '../support/image.ts';
+import type { TestContainerd } from '../support/containerd.ts';
+import type { GeneratedLayer } from '../support/image.ts';
 import { freePort } from '../support/process.ts';
-import { startUpstream, type Upstream } from '../support/upstream.ts';
+import { startPulledImage, type PulledImage } from '../support/pulled-image.ts';
+import type { Upstream } from '../support/upstream.ts';
 
 const MiB = 1024 * 1024;
 const HOST = '127.0.0.3';
@@ -71,6 +72,7 @@ function connectError(host: string, port: number): Promise<string | undefined> {
 
 describe('SIGTERM with blob streams running', { timeout: 180_000 }, () => {
   let dir: string;
+  let node: PulledImage | undefined;
   let upstream: Upstream;
   let containerd: TestContainerd;
   let layer: GeneratedLayer;
@@ -78,20 +80,13 @@ describe('SIGTERM with blob streams running', { timeout: 180_000 }, () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mirra-it-shutdown-'));
-    upstream = await startUpstream({ dir: join(dir, 'upstream') });
-    const image = await generateImage({ dir: join(dir, 'image'), layers: [24 * MiB], seed: 'it-shutdown' });
-    const first = image.layers[0];
-    if (first === undefined) throw new Error('no layer');
-    layer = first;
-    await upstream.push(image.layoutDir, 'team/app', 'v1');
-    containerd = await startContainerd({ dir: join(dir, 'containerd') });
-    await containerd.pull(`${upstream.host}/team/app:v1`, { plainHttp: true });
+    node = await startPulledImage({ dir, repository: 'team/app', layers: [24 * MiB], seed: 'it-shutdown' });
+    ({ upstream, containerd, layer } = node);
   });
 
   after(async () => {
     for (const agent of agents) await agent.stop();
-    await containerd?.stop();
-    await upstream?.stop();
+    await node?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
