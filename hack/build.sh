@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Compiles cmd/ and internal/ (tests left out) to plain JavaScript in dist/ (or
-# the directory given), with the .proto files the containerd client loads at
-# run time. The image runs the agent from it: Node's type stripping keeps a
+# Compiles cmd/mirra.ts and what it imports (no tests, no test kits) to plain
+# JavaScript in dist/ (or the directory given), with the .proto files the
+# containerd client loads at run time. The image runs the agent from it: Node's type stripping keeps a
 # TypeScript compiler (WebAssembly) in every process, about 29 MiB of RSS for
 # the agent. Development, tests and the demo run the .ts files directly.
 # Uses whatever `node` is first in PATH (npm scripts: Node 24 from node_modules).
