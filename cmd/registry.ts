@@ -9,6 +9,7 @@ import { flagHelp, parseFlags, rejectExtraArguments, usageExit, wantsHelp } from
 import { createContainerdClient } from '../internal/containerd/client.ts';
 import { watchChanges } from '../internal/containerd/events.ts';
 import { createContainerdStore } from '../internal/containerd/store.ts';
+import { containerdVersion } from '../internal/containerd/version.ts';
 import { mirroredImages } from '../internal/state/node-state.ts';
 import { checkContainerdConfig } from '../internal/configure/preflight.ts';
 import { loadKubeConfig, type LoadedKubeConfig } from '../internal/kube/config.ts';
@@ -72,7 +73,8 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   const localClients = config.localOnly ? localClientAllowList(config.nodeIp, config.localClients) : undefined;
 
   if (config.preflight) {
-    const problem = await checkContainerdConfig(config.containerdConfigPath);
+    // A containerd that does not answer yet is an unknown version to the check (taken as 2.1 or later).
+    const problem = await checkContainerdConfig(config.containerdConfigPath, await containerdVersion(config.containerdSock));
     if (problem !== undefined) {
       process.stderr.write(`mirra registry: ${problem}\n`);
       return 1;

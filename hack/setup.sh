@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `npm start`, `npm test` and the benchmarks need on a fresh
 # machine: the npm packages (Node 24 among them, at node_modules/.bin/node)
-# and Debian's containerd, docker-registry, skopeo, nginx and openssl when missing.
+# and Debian's containerd 1.6, docker-registry, skopeo, nginx and openssl when
+# missing; then containerd 2.1 and 1.7 beside them (hack/containerd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +39,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+
+bash hack/containerd.sh

@@ -4,7 +4,13 @@
 //    layer's compressed blob after unpacking it, so this node can never serve it
 //    to peers;
 //  - the CRI registry config_path must be set: without it containerd ignores
-//    certs.d/<registry>/hosts.toml, so nothing is pulled through the agent.
+//    certs.d/<registry>/hosts.toml, so nothing is pulled through the agent;
+//  - on containerd 2.1 and later, it must be one directory unless the CRI
+//    pulls locally: 2.1+ pulls through its transfer service, which takes a
+//    `:`-separated list (2.2's default) as one directory, so it finds no
+//    hosts.toml. 1.x and 2.0 pull locally, and their resolver splits the list.
+//    The version comes from containerd (../containerd/version.ts); an unknown
+//    one is taken as 2.1 or later, since that failure is silent.
 // containerd's gRPC introspection does not carry the CRI plugin's config (its
 // plugin entry exports only CRIVersion), so the config file is read instead:
 // the node's /etc/containerd/config.toml mounted into the pod, with its
@@ -12,20 +18,34 @@
 import { parse, type TomlTable } from 'smol-toml';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
+import type { ContainerdVersion } from '../containerd/version.ts';
 import { isNotFound } from './files.ts';
 
 interface Layout {
-  /** Table path and label of the table that holds discard_unpacked_layers. */
+  /** Table path and label of the table that holds discard_unpacked_layers (and disable_snapshot_annotations). */
   discardTable: string[];
-  /** Table path of the CRI registry table that holds config_path. */
+  /** Table path of the CRI registry table that holds config_path (and the legacy mirrors, configs, auths). */
   registryTable: string[];
+  /** Table path of the CRI table that holds max_concurrent_downloads and image_pull_with_sync_fs. */
+  criTable: string[];
 }
 
 const LAYOUTS: Record<number, Layout> = {
-  1: { discardTable: ['plugins', 'cri', 'containerd'], registryTable: ['plugins', 'cri', 'registry'] },
-  2: { discardTable: ['plugins', 'io.containerd.grpc.v1.cri', 'containerd'], registryTable: ['plugins', 'io.containerd.grpc.v1.cri', 'registry'] },
-  3: { discardTable: ['plugins', 'io.containerd.cri.v1.images'], registryTable: ['plugins', 'io.containerd.cri.v1.images', 'registry'] },
+  1: { discardTable: ['plugins', 'cri', 'containerd'], registryTable: ['plugins', 'cri', 'registry'], criTable: ['plugins', 'cri'] },
+  2: {
+    discardTable: ['plugins', 'io.containerd.grpc.v1.cri', 'containerd'],
+    registryTable: ['plugins', 'io.containerd.grpc.v1.cri', 'registry'],
+    criTable: ['plugins', 'io.containerd.grpc.v1.cri'],
+  },
+  3: {
+    discardTable: ['plugins', 'io.containerd.cri.v1.images'],
+    registryTable: ['plugins', 'io.containerd.cri.v1.images', 'registry'],
+    criTable: ['plugins', 'io.containerd.cri.v1.images'],
+  },
 };
+
+/** containerd 2.1+'s CRI images table, where use_local_image_pull is (in every config version: containerd does not migrate it). */
+const IMAGES_TABLE = ['plugins', 'io.containerd.cri.v1.images'];
 
 const MAX_IMPORTS = 64;
 
@@ -60,8 +80,51 @@ function setting(files: LoadedFile[], pick: (layout: Layout) => string[], key: s
   return found;
 }
 
-/** Checks already loaded config files (the main file first); returns the problem as one line, or undefined. */
-export function checkLoadedConfig(files: LoadedFile[]): string | undefined {
+function isNonEmptyTable(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0;
+}
+
+/**
+ * Whether containerd 2.1+ pulls for the CRI locally rather than through its
+ * transfer service: use_local_image_pull = true, or a CRI setting the transfer
+ * service does not support, which makes containerd fall back (on Linux, as of
+ * 2.1 to 2.3: disable_snapshot_annotations = false, legacy registry mirrors,
+ * configs or auths, max_concurrent_downloads other than 3,
+ * image_pull_with_sync_fs = true; and discard_unpacked_layers = true, which
+ * checkLoadedConfig rejects before asking this).
+ */
+function pullsLocally(files: LoadedFile[]): boolean {
+  const value = (pick: (layout: Layout) => string[], key: string): unknown => setting(files, pick, key).value;
+  if (value(() => IMAGES_TABLE, 'use_local_image_pull') === true) return true;
+  if (value((layout) => layout.discardTable, 'disable_snapshot_annotations') === false) return true;
+  // containerd merges tables of imports into the main file's, so one non-empty table anywhere counts.
+  const legacy = ['mirrors', 'configs', 'auths'];
+  if (files.some((loaded) => legacy.some((key) => isNonEmptyTable(lookup(loaded.config, [...loaded.layout.registryTable, key]))))) return true;
+  const downloads = value((layout) => layout.criTable, 'max_concurrent_downloads');
+  if (downloads !== undefined && downloads !== 3) return true;
+  return value((layout) => layout.criTable, 'image_pull_with_sync_fs') === true;
+}
+
+/** A `:`-separated config_path on a containerd that pulls through its transfer service (2.1+, or unknown), as one line; else undefined. */
+function transferServiceProblem(files: LoadedFile[], configPath: { value: string; file: string; table: string }, containerd: ContainerdVersion): string | undefined {
+  if (!configPath.value.includes(':')) return undefined;
+  if (containerd.known && (containerd.major < 2 || (containerd.major === 2 && containerd.minor < 1))) return undefined;
+  if (pullsLocally(files)) return undefined;
+  const who = containerd.known
+    ? `containerd ${containerd.text} pulls through its transfer service, which`
+    : `containerd's version is unknown (${containerd.reason}), and 2.1 and later pull through the transfer service, which`;
+  const one = configPath.value.split(':').find((part) => part !== '') ?? '/etc/containerd/certs.d';
+  return (
+    `${who} takes config_path as one directory: config_path = ${JSON.stringify(configPath.value)} in ${configPath.file} ${configPath.table} makes it ignore every hosts.toml; ` +
+    `set config_path = ${JSON.stringify(one)}, or use_local_image_pull = true in ${tableLabel(IMAGES_TABLE)}, and restart containerd`
+  );
+}
+
+/**
+ * Checks already loaded config files (the main file first); returns the problem as one line, or undefined.
+ * `containerd` is the version of the containerd that reads them; without it the version-dependent check is skipped.
+ */
+export function checkLoadedConfig(files: LoadedFile[], containerd?: ContainerdVersion): string | undefined {
   const discard = setting(files, (layout) => layout.discardTable, 'discard_unpacked_layers');
   if (discard.value !== undefined && typeof discard.value !== 'boolean') {
     return `containerd config has discard_unpacked_layers = ${JSON.stringify(discard.value)} in ${discard.file} ${discard.table}, not a boolean; set it to false and restart containerd`;
@@ -77,7 +140,7 @@ export function checkLoadedConfig(files: LoadedFile[]): string | undefined {
     const what = configPath.value === undefined ? 'config_path is not set' : 'config_path = ""';
     return `containerd has no registry config_path (${what} in ${configPath.file} ${configPath.table}); set config_path = "/etc/containerd/certs.d" there and restart containerd, or containerd ignores mirra's hosts.toml files`;
   }
-  return undefined;
+  return containerd === undefined ? undefined : transferServiceProblem(files, { value: configPath.value, file: configPath.file, table: configPath.table }, containerd);
 }
 
 function firstLine(message: string): string {
@@ -130,9 +193,11 @@ async function resolveImports(loaded: LoadedFile): Promise<string[]> {
 /**
  * Reads containerd's config file (and its imports) and checks the settings
  * mirra depends on. Returns one line naming the setting, the file and the fix,
- * or undefined when containerd is configured right.
+ * or undefined when containerd is configured right. `containerd` is the
+ * version of the containerd that reads the file (an unknown one counts as 2.1
+ * or later); without it, the check that depends on the version is skipped.
  */
-export async function checkContainerdConfig(configPath: string): Promise<string | undefined> {
+export async function checkContainerdConfig(configPath: string, containerd?: ContainerdVersion): Promise<string | undefined> {
   const files: LoadedFile[] = [];
   try {
     const main = await loadFile(configPath, undefined);
@@ -157,5 +222,5 @@ export async function checkContainerdConfig(configPath: string): Promise<string 
     }
     return firstLine(err instanceof Error ? err.message : String(err));
   }
-  return checkLoadedConfig(files);
+  return checkLoadedConfig(files, containerd);
 }

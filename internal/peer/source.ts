@@ -10,9 +10,10 @@
 //   headers, so the registry's status line and Content-Length go out only
 //   after a peer answered; read() streams that body, resuming from the next
 //   peer with a Range on a failure mid-stream, verifying the digest (resume.ts).
-//   A client's Range is cut out of the whole verified blob (window.ts), never
-//   asked of a peer as such: its bytes could not be checked. HEAD asks peers
-//   with HEAD.
+//   A client's Range is answered with the whole verified blob (200), never
+//   asked of a peer as such: its bytes could not be checked. containerd skips
+//   to its offset itself, and its chunked fetch (2.1+) turns sequential. HEAD
+//   asks peers with HEAD.
 // - Manifests: fetched whole (capped), verified, served from memory.
 // - Tags: HEAD by tag on the peers that claim the reference gives the digest
 //   (only when resolveTags is on); the manifest is then located by digest.
@@ -35,7 +36,6 @@ import { raceCandidates, type RaceWinner } from './race.ts';
 import { createResumingStream } from './resume.ts';
 import { createPeerStats, type PeerSourceStats } from './stats.ts';
 import { createStreamLimit } from './stream-limit.ts';
-import { windowOf } from './window.ts';
 
 export const PEER_SOURCE = 'peer';
 
@@ -225,10 +225,9 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       info,
       source: PEER_SOURCE,
       peer: winner.candidate.name,
-      // Always the whole blob, verified; a range is cut out of it (window.ts).
-      async read(range) {
-        const start = range?.start ?? 0;
-        const end = range?.end ?? info.size - 1;
+      // Always the whole blob, verified: a client's Range is answered with all of it (LocatedContent.wholeOnly).
+      wholeOnly: true,
+      async read() {
         let first: RaceWinner<IncomingMessage> | undefined;
         if (held !== undefined) {
           first = { value: held, candidate: winner.candidate, rest: winner.rest };
@@ -237,8 +236,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
           first = await openRange(request, digest, info, 0, info.size - 1, everyone);
           if (first === undefined) throw new NotFoundError(digest);
         }
-        const whole = streamWhole(request, digest, parsed, info, first);
-        return track(start === 0 && end === info.size - 1 ? whole : windowOf(whole, digest, start, end));
+        return track(streamWhole(request, digest, parsed, info, first));
       },
       release,
     };

@@ -1,5 +1,6 @@
 // GET/HEAD /v2/<name>/blobs/<digest>: streamed from the source, never
-// buffered, with single-range support (range.ts) and If-None-Match. The reply
+// buffered, with single-range support (range.ts; not for content that can be
+// checked only whole, a peer's: that is always sent whole) and If-None-Match. The reply
 // is hijacked once the first bytes are there and the body goes straight to the
 // socket: from the content's file through reused buffers when the source
 // offers one (send-file.ts), else from its Readable (send-stream.ts). Blobs are always application/octet-stream, as CNCF
@@ -83,7 +84,7 @@ async function sendBlob(
   reply
     .header('docker-content-digest', digest)
     .header('etag', etag)
-    .header('accept-ranges', 'bytes')
+    .header('accept-ranges', located.wholeOnly === true ? 'none' : 'bytes')
     .header('content-type', 'application/octet-stream');
   if (noneMatchHit(request.headers['if-none-match'], etag)) {
     reply.code(304).send();
@@ -95,9 +96,10 @@ async function sendBlob(
   }
 
   const ifRange = request.headers['if-range'];
-  const decision = ifRangeAllows(Array.isArray(ifRange) ? ifRange[0] : ifRange, etag)
-    ? parseRange(request.headers.range, sizeBytes)
-    : { kind: 'full' as const };
+  const decision =
+    located.wholeOnly !== true && ifRangeAllows(Array.isArray(ifRange) ? ifRange[0] : ifRange, etag)
+      ? parseRange(request.headers.range, sizeBytes)
+      : { kind: 'full' as const };
   if (decision.kind === 'unsatisfiable') {
     throw new RegistryError('RANGE_INVALID', { range: clip(request.headers.range ?? '', 256), size: sizeBytes }, {
       'content-range': unsatisfiedRange(sizeBytes),

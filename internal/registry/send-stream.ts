@@ -2,9 +2,11 @@
 // hijacked): chunks are written as they come (no buffering, no copies), with
 // backpressure (wait for 'drain'). Headers are written only once the first
 // chunk (or the end) is there, so a source that fails on open still gets a
-// clean error response. After that, any failure destroys the response: the
-// client sees a reset connection, never a complete-looking short body. A
-// client that goes away destroys the source.
+// clean error response. After that, any failure closes the connection short
+// of Content-Length, never a complete-looking short body: a plain close (FIN),
+// which Go's HTTP client (containerd) reports as an unexpected EOF and
+// resumes with a Range; a reset (RST) fails a containerd 2.x pull outright
+// (tests/e2e/containerd2.test.ts). A client that goes away destroys the source.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 
@@ -86,8 +88,9 @@ export async function streamBody(res: ServerResponse, source: Readable, options:
   } catch (err) {
     if (!res.headersSent) throw err;
     if (res.destroyed && !res.writableFinished) return { kind: 'client-gone', bytesSent };
-    // No error argument: the socket is closed short of Content-Length, which
-    // every client reports as an error; an 'error' event here would go unheard.
+    // No error argument: the socket is closed (FIN, nothing unread on it) short
+    // of Content-Length, which every client reports as an error; an 'error'
+    // event here would go unheard.
     res.destroy();
     return { kind: 'failed', bytesSent, error: asError(err) };
   } finally {

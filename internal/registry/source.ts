@@ -39,6 +39,15 @@ export interface LocatedContent {
   /** The bytes (all, or the inclusive range). Rejects with NotFoundError when gone meanwhile. */
   read(range?: ByteRange): Promise<Readable>;
   /**
+   * The content can be checked only whole (a peer's blob: its digest covers
+   * every byte, and a peer's part could not be verified), so it is served
+   * whole: a Range is answered 200 with all of it, as HTTP lets a server
+   * do, and read() is called without a range. containerd then skips to its
+   * offset (it reads and drops the bytes before it), and its chunked fetch
+   * (2.1+) reads on sequentially from the first answer.
+   */
+  wholeOnly?: boolean;
+  /**
    * Optional fast path: the content as an opened regular file holding exactly
    * `info.size` bytes (the caller closes it), or undefined to use read().
    */

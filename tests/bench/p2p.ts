@@ -72,7 +72,6 @@ async function main(): Promise<void> {
   // The agents as deployed: compiled (npm run build), with the chart's NODE_OPTIONS.
   const cluster = await startCluster({
     nodes: 5,
-    cri: true,
     upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC,
     agentArgs: ['--log-level', 'info'],
     agentEntry: await buildAgent(),
@@ -93,31 +92,31 @@ async function main(): Promise<void> {
     console.error('without mirra: one pull, then 4 at once, straight from upstream ...');
     // The upstream alone in the hosts dirs: containerd talks to the upstream registry only.
     await Promise.all(rest.map((node) => writeUpstreamHosts(node.hostsDir, cluster.upstream.host)));
-    const baselineOne = await timedPull(() => rest[0]!.criPull(refOne));
+    const baselineOne = await timedPull(() => rest[0]!.pull(refOne));
     await forget(rest[0]!);
-    const baselineMany = await Promise.all(rest.map((node) => timedPull(() => node.criPull(refOne))));
+    const baselineMany = await Promise.all(rest.map((node) => timedPull(() => node.pull(refOne))));
     await Promise.all(rest.map((node) => forget(node)));
     await Promise.all(rest.map((node) => writeMirrorHosts(node.hostsDir, cluster.upstream.host, node.agent.url)));
 
     console.error('with mirra: each node in turn ...');
     cluster.upstream.resetCounts();
     const sequential: number[] = [];
-    sequential.push(await timedPull(() => n1.criPull(refOne)));
+    sequential.push(await timedPull(() => n1.pull(refOne)));
     await waitFor('node-1 to advertise the image', async () => {
       const pod = cluster.api.get('Pod', cluster.namespace, n1.podName) as { metadata?: { annotations?: Record<string, string> } } | undefined;
       return /n=[1-9]/.test(pod?.metadata?.annotations?.['mirra.dev/summary'] ?? '');
     }, 20_000, 100);
     for (const node of rest) {
-      sequential.push(await timedPull(() => node.criPull(refOne)));
+      sequential.push(await timedPull(() => node.pull(refOne)));
       await new Promise((resolve) => setTimeout(resolve, 2500)); // let the node advertise what it pulled
     }
     const sequentialUpstreamBytes = cluster.upstream.counts().bytes;
 
     console.error('with mirra: 4 nodes at once, one node has the image ...');
-    await n1.criPull(refTwo);
+    await n1.pull(refTwo);
     await new Promise((resolve) => setTimeout(resolve, 2500));
     cluster.upstream.resetCounts();
-    const concurrent = await Promise.all(rest.map((node) => timedPull(() => node.criPull(refTwo))));
+    const concurrent = await Promise.all(rest.map((node) => timedPull(() => node.pull(refTwo))));
     const concurrentUpstreamBytes = cluster.upstream.counts().bytes;
 
     const missP99 = await missP99Ms(rest[0]!.url, cluster.upstream.host);

@@ -16,10 +16,10 @@ import { startKubeApi, type KubeApi } from '../kube/server.ts';
 import { freePort, runningProcesses, waitFor } from '../support/process.ts';
 import { startUpstream, type Upstream } from '../support/upstream.ts';
 import { startEndpointSliceController, type EndpointSliceController } from './endpointslice-controller.ts';
-import { startClusterNode, type ClusterNode } from './node.ts';
+import { startClusterNode, type ClusterNode, type PullSettings } from './node.ts';
 import { LABEL_SELECTOR, namespaceObject, newDaemonSetRef, parseSliceEndpoints, SERVICE_NAME, serviceObject, type SliceEndpoint } from './objects.ts';
 
-export type { ClusterNode } from './node.ts';
+export type { ClusterNode, PullSettings } from './node.ts';
 export type { SliceEndpoint } from './objects.ts';
 
 export interface ClusterOptions {
@@ -37,8 +37,12 @@ export interface ClusterOptions {
   agentEnv?: NodeJS.ProcessEnv;
   /** The agents' entry point (default cmd/mirra.ts; see startAgent). */
   agentEntry?: string;
-  /** containerd's CRI plugin on for image pulls (node.criPull, as the kubelet pulls), its registries from the node's hosts dir. */
-  cri?: boolean;
+  /**
+   * containerd's pull settings per node (1-based index): on 2.x the transfer
+   * service's chunked layer fetch (chunkBytes) and max_concurrent_downloads.
+   * Default: containerd's own (no chunking, 3 downloads).
+   */
+  pullSettings?: (index: number) => PullSettings | undefined;
   /**
    * Peer auth as the chart sets it up (default true): a shared secret in
    * `<dir>/peer-secret` given to every agent with --peer-secret-file (peer
@@ -215,7 +219,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           agentArgs,
           agentEnv: options.agentEnv,
           agentEntry: options.agentEntry,
-          cri: options.cri === true,
+          pullSettings: options.pullSettings?.(i + 1),
           probeIntervalMs: options.probeIntervalMs ?? 250,
           probeTimeoutMs: options.probeTimeoutMs ?? 200,
           daemonSet,

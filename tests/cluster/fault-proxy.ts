@@ -7,7 +7,11 @@
 // - refuse: nothing listens on the port any more (connections are refused);
 // - status: every peer request is answered 500 or 503 by the proxy;
 // - reset: blob bodies (GET 200/206) are cut after `afterBytes` bytes with a
-//   TCP reset;
+//   TCP reset (the first `times` cuts only, when given: then the fault is off);
+// - hang: peer requests are accepted and never answered, not even a status
+//   line, until the client gives up;
+// - encoding: blob answers carry `Content-Encoding: <value>` over the same
+//   bytes (a peer, or a proxy between nodes, that labels what it sends);
 // - stall: blob bodies stop after `afterBytes` bytes and the connection stays
 //   open, silent, until the client gives up;
 // - corrupt: one byte of each blob body (at `atByte`, or the last one of a
@@ -21,7 +25,9 @@ export type PeerFault =
   | { kind: 'none' }
   | { kind: 'refuse' }
   | { kind: 'status'; status: 500 | 503 }
-  | { kind: 'reset'; afterBytes: number }
+  | { kind: 'reset'; afterBytes: number; times?: number }
+  | { kind: 'hang' }
+  | { kind: 'encoding'; value: string }
   | { kind: 'stall'; afterBytes: number }
   | { kind: 'corrupt'; atByte: number };
 
@@ -79,7 +85,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const bodyFault = (req: IncomingMessage, res: IncomingMessage, kind: RequestKind): PeerFault => {
     const isBody = req.method === 'GET' && kind === 'blob' && (res.statusCode === 200 || res.statusCode === 206);
-    return isBody && (current.kind === 'reset' || current.kind === 'stall' || current.kind === 'corrupt') ? current : { kind: 'none' };
+    if (!isBody || (current.kind !== 'reset' && current.kind !== 'stall' && current.kind !== 'corrupt' && current.kind !== 'encoding')) return { kind: 'none' };
+    return current;
   };
 
   const forward = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest | undefined, kind: RequestKind): void => {
@@ -99,7 +106,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         record.status = answer.statusCode ?? 0;
         record.fault = fault.kind;
       }
-      res.writeHead(answer.statusCode ?? 502, forwardHeaders(answer.headers));
+      const headers = forwardHeaders(answer.headers);
+      if (fault.kind === 'encoding') headers['content-encoding'] = fault.value;
+      res.writeHead(answer.statusCode ?? 502, headers);
       const length = Number(answer.headers['content-length']);
       let sent = 0;
       answer.on('data', (chunk: Buffer) => {
@@ -111,8 +120,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
             if (record !== undefined) record.bytes = sent;
             cut = true;
             answer.destroy();
-            // Reset: RST now. Stall: leave the client waiting; stop() or the client ends it.
-            if (fault.kind === 'reset') res.socket?.resetAndDestroy();
+            // Reset: RST now (and count it against `times`). Stall: leave the client waiting; stop() or the client ends it.
+            if (fault.kind === 'reset') {
+              res.socket?.resetAndDestroy();
+              if (fault.times !== undefined && current.kind === 'reset') current = current.times !== undefined && current.times > 1 ? { ...current, times: current.times - 1 } : { kind: 'none' };
+            }
             return;
           }
         }
@@ -148,6 +160,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     }
     const record: ProxiedRequest = { method: req.method ?? '', url, kind, status: 0, bytes: 0, fault: 'none' };
     log.push(record);
+    if (current.kind === 'hang') {
+      record.fault = 'hang';
+      req.resume();
+      return;
+    }
     if (current.kind === 'status') {
       record.status = current.status;
       record.fault = 'status';

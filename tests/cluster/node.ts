@@ -7,11 +7,14 @@ import { join } from 'node:path';
 import type { KubeApi } from '../kube/server.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
 import { writeMirrorHosts } from '../support/hosts.ts';
-import { startContainerd, type TestContainerd } from '../support/containerd.ts';
+import { startContainerd, type CriOptions, type TestContainerd } from '../support/containerd.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
 import { createKubelet } from './kubelet.ts';
 import { READINESS_PATH, type DaemonSetRef } from './objects.ts';
 import { startProber, type Prober } from './prober.ts';
+
+/** What a node's containerd is configured with for pulls, beyond its hosts dir (CriOptions less hostsDir). */
+export type PullSettings = Omit<CriOptions, 'hostsDir'>;
 
 export interface NodeOptions {
   /** 1-based: node-<index> on 127.0.0.<index + 1>. */
@@ -34,8 +37,8 @@ export interface NodeOptions {
   agentEnv?: NodeJS.ProcessEnv;
   /** The agent's entry point (default cmd/mirra.ts). */
   agentEntry?: string | undefined;
-  /** containerd's CRI plugin on, with the node's hosts dir (criPull). */
-  cri?: boolean;
+  /** containerd's pull settings (chunked fetch, concurrent downloads); containerd's defaults when undefined. */
+  pullSettings?: PullSettings | undefined;
   probeIntervalMs: number;
   probeTimeoutMs: number;
   daemonSet: DaemonSetRef;
@@ -63,10 +66,13 @@ export interface ClusterNode {
   readonly hostsDir: string;
   /** The current (last started) agent. */
   readonly agent: TestAgent;
-  /** `ctr images pull` on this node's containerd through its hosts.toml (plain http). */
+  /**
+   * A pull as the kubelet makes it: through containerd's CRI plugin (on 2.x by
+   * its transfer service), registries from the node's hosts dir; resolves with the image id.
+   */
   pull(ref: string): Promise<string>;
-  /** A pull through containerd's CRI plugin, as the kubelet makes it (clusters started with `cri`). */
-  criPull(ref: string): Promise<string>;
+  /** `ctr images pull` on this node's containerd through its hosts.toml (plain http): the client fetches, not the daemon. */
+  ctrPull(ref: string): Promise<string>;
   /** SIGKILLs the agent (the pod stays, not ready); resolves once it has exited. */
   kill(): Promise<void>;
   /** The kubelet restarts the container: same pod, restartCount + 1 (stops the agent first if running). */
@@ -93,7 +99,7 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   const hostsDir = join(dir, 'certs.d');
   await writeMirrorHosts(hostsDir, upstreamHost, `http://${ip}:${agentPort}`);
 
-  const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}`, cri: options.cri === true ? { hostsDir } : undefined });
+  const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}`, cri: { ...options.pullSettings, hostsDir } });
   options.onPid(containerd.pid);
   const kubelet = createKubelet({ api, namespace, nodeName: name, ip, port, daemonSet: options.daemonSet });
   let agent: TestAgent | undefined;
@@ -174,8 +180,8 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
       if (agent === undefined) throw new Error(`${name} has no agent`);
       return agent;
     },
-    pull: (ref) => containerd.pull(ref, { hostsDir, plainHttp: true }),
-    criPull: (ref) => containerd.criPull(ref),
+    pull: (ref) => containerd.criPull(ref),
+    ctrPull: (ref) => containerd.pull(ref, { hostsDir, plainHttp: true }),
     async kill() {
       const current = agent;
       if (current === undefined) return;

@@ -57,7 +57,7 @@ describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => 
         }
         await pulling;
         assert.ok(attempt < 3, 'the stalling peer was never the one streaming the big layer');
-        await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
+        await n3.containerd.removeImage(ref(name));
       }
     } finally {
       await sick.faults.set({ kind: 'none' });
@@ -73,7 +73,7 @@ describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => 
     );
     await n3.restartAgent();
     await cluster.waitReady();
-    await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
+    await n3.containerd.removeImage(ref(name));
   });
 
   test('containerd down on node-1: not ready within seconds, peers skip it; back: ready, resynced', async () => {

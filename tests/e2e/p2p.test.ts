@@ -102,7 +102,7 @@ describe('peer-to-peer on three nodes', { timeout: 300_000 }, () => {
     const [n1] = cluster.nodes;
     assert.ok(n1);
     await waitFor('node-1 to advertise again after its restart', async () => (await locate(cluster, small.manifestDigest)).includes('node-1'), 10_000, 200);
-    await n1.containerd.ctr(['images', 'rm', '--sync', ref('team/small:v1')]);
+    await n1.containerd.removeImage(ref('team/small:v1'));
     const start = Date.now();
     await waitFor('node-1 to leave the index', async () => !(await locate(cluster, small.manifestDigest)).includes('node-1'), 5_000, 100);
     assert.ok(Date.now() - start < 5_000);

@@ -72,7 +72,7 @@ describe('faults between peers, on three nodes', { timeout: 420_000 }, () => {
           assert.ok((await peerRequestsFor(healthy as ClusterNode, [layers[0] as string])) >= 1, `${healthy?.name} served the big layer`);
         }
         // Leave node-3 without the image for no one: it is removed so later tests start clean.
-        await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
+        await n3.containerd.removeImage(ref(name));
       });
     }
   }
@@ -114,7 +114,7 @@ describe('faults between peers, on three nodes', { timeout: 420_000 }, () => {
         // The failed pull left containerd an ingest with wrong bytes; the agent dropped it, so the retry started over.
         assert.ok(lines.some((line) => String(line.msg).startsWith("aborted containerd's ingest") && line.digest === image.layers[0]?.digest), 'the poisoned ingest was aborted');
       }
-      await n3.containerd.ctr(['images', 'rm', '--sync', ref(name)]);
+      await n3.containerd.removeImage(ref(name));
     });
   }
 

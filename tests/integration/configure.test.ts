@@ -46,7 +46,6 @@ async function tree(dir: string): Promise<Record<string, string>> {
 
 describe('mirra configure, a real containerd pulling through it, mirra cleanup', { timeout: 240_000 }, () => {
   let pair: NodePair;
-  let dir: string;
   let upstream: Upstream;
   let images: GeneratedImage[];
   let nodeB: TestContainerd;
@@ -59,7 +58,7 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
       images: ['app', 'tool'].map((name) => ({ repository: `team/${name}`, layers: [300 * KiB, 700 * KiB + 3], seed: `it-configure-${name}` })),
       agent: (nodeA) => ({ containerdConfigPath: nodeA.configPath }),
     });
-    ({ dir, upstream, images, nodeB, agent } = pair);
+    ({ upstream, images, nodeB, agent } = pair);
   });
 
   after(async () => {
@@ -67,7 +66,7 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
   });
 
   test('configure writes hosts.toml, containerd pulls through the agent, cleanup removes exactly that', async () => {
-    const certsDir = join(dir, 'node-b', 'certs.d');
+    const certsDir = pair.nodeBHostsDir;
     await mkdir(join(certsDir, 'quay.io'), { recursive: true });
     await writeFile(join(certsDir, 'quay.io', 'hosts.toml'), 'server = "https://quay.io"\n');
     await writeFile(join(certsDir, 'README'), 'not mirra\n');
@@ -89,7 +88,7 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
 
     upstream.resetCounts();
     const image = images[0]!;
-    await nodeB.pull(`${upstream.host}/team/app:v1`, { hostsDir: certsDir, plainHttp: true });
+    await nodeB.criPull(`${upstream.host}/team/app:v1`);
     const counts = upstream.counts();
     assert.equal(counts.blobGets, 0, JSON.stringify(counts.requests));
     assert.equal(counts.manifestGets + counts.manifestHeads, 0, JSON.stringify(counts.requests));
@@ -109,7 +108,9 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
   });
 
   test('--resolve-tags=false: containerd resolves the tag upstream but still takes every blob from the agent', async () => {
-    const certsDir = join(dir, 'node-b', 'certs-pull-only.d');
+    // node B's CRI reads its one hosts dir (config_path); the test before left only what was there before mirra.
+    const certsDir = pair.nodeBHostsDir;
+    const before = await tree(certsDir);
     const configured = await mirra([
       'configure',
       '--containerd-registry-config-path', certsDir,
@@ -119,13 +120,13 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
     ]);
     assert.equal(configured.code, 0, configured.stderr);
     upstream.resetCounts();
-    await nodeB.pull(`${upstream.host}/team/tool:v1`, { hostsDir: certsDir, plainHttp: true });
+    await nodeB.criPull(`${upstream.host}/team/tool:v1`);
     const counts = upstream.counts();
     assert.ok(counts.manifestHeads + counts.manifestGets >= 1, 'the tag was resolved upstream');
     assert.equal(counts.blobGets, 0, JSON.stringify(counts.requests));
     const cleaned = await mirra(['cleanup', '--containerd-registry-config-path', certsDir]);
     assert.equal(cleaned.code, 0, cleaned.stderr);
-    assert.deepEqual(await readdir(certsDir), []);
+    assert.deepEqual(await tree(certsDir), before);
   });
 
   test('bad configure flags are one line and exit 2', async () => {

@@ -3,7 +3,6 @@
 // that pulls through A's agent.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestAgent } from '../support/agent.ts';
 import type { TestContainerd } from '../support/containerd.ts';
@@ -29,7 +28,6 @@ async function ociCode(response: Response): Promise<string | undefined> {
 
 describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
   let pair: NodePair;
-  let dir: string;
   let upstream: Upstream;
   let image: GeneratedImage;
   let nodeA: TestContainerd;
@@ -39,7 +37,7 @@ describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
 
   before(async () => {
     pair = await startNodePair({ prefix: 'mirra-it-mirror-', images: [{ repository: 'team/app', layers: [1 * MiB, 3 * MiB + 17], seed: 'it-mirror' }] });
-    ({ dir, upstream, nodeA, nodeB, agent } = pair);
+    ({ upstream, nodeA, nodeB, agent } = pair);
     image = pair.images[0]!;
   });
 
@@ -119,10 +117,9 @@ describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
   });
 
   test('containerd B pulls through A\'s agent and upstream serves no blob', async () => {
-    const hostsDir = join(dir, 'node-b', 'certs.d');
-    await writeMirrorHosts(hostsDir, upstream.host, agent.url);
+    await writeMirrorHosts(pair.nodeBHostsDir, upstream.host, agent.url);
     upstream.resetCounts();
-    await nodeB.pull(`${upstream.host}/team/app:v1`, { hostsDir, plainHttp: true });
+    await nodeB.criPull(`${upstream.host}/team/app:v1`);
     const counts = upstream.counts();
     assert.equal(counts.blobGets, 0, JSON.stringify(counts.requests));
     assert.equal(counts.manifestGets, 0, JSON.stringify(counts.requests));

@@ -1,5 +1,6 @@
-// The test containerd itself: several at once, restart keeps the data, and
-// `pull` goes through a hosts.toml mirror (a real docker-registry) and unpacks.
+// The test containerd itself: the release MIRRA_CONTAINERD chooses, several at
+// once, restart keeps the data, and `pull` goes through a hosts.toml mirror (a
+// real docker-registry) and unpacks.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { containerdRelease } from './containerd-release.ts';
 import { startContainerd, startTempContainerd } from './containerd.ts';
 import { freePort, portOpen, startProcess, waitFor, type Managed } from './process.ts';
 
@@ -69,6 +71,24 @@ describe('test containerd', () => {
   after(async () => {
     await registry?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs the release MIRRA_CONTAINERD names (default 2.1) with its config version', async () => {
+    const c = await startTempContainerd('containerd-release');
+    try {
+      const release = containerdRelease();
+      assert.equal(c.release.series, release.series);
+      // `ctr version`: the server's version, e.g. "Version:  2.1.9+unknown" or "Version:  1.6.20~ds1".
+      const server = (await c.ctr(['version'])).split('Server:')[1] ?? '';
+      assert.match(server, new RegExp(`Version:\\s+v?${release.series.replace('.', '\\.')}\\.`));
+      assert.match(await readFile(c.configPath, 'utf8'), new RegExp(`^version = ${release.configVersion}$`, 'm'));
+    } finally {
+      await c.dispose();
+    }
+  });
+
+  it('an unknown MIRRA_CONTAINERD is one line naming the variable', () => {
+    assert.throws(() => containerdRelease({ MIRRA_CONTAINERD: '1.5' }), /^Error: MIRRA_CONTAINERD="1.5": use one of 2.1, 1.7, 1.6 \(default 2.1\)$/);
   });
 
   it('runs two instances at once, pulls through a mirror, keeps data over a restart', async () => {

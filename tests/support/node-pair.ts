@@ -1,6 +1,8 @@
 // The two-node fixture of the integration tests: a docker-registry upstream
 // with generated images, containerd "node A" that pulled them, A's agent
-// mirroring the upstream, and containerd "node B" (empty) to pull through it.
+// mirroring the upstream, and containerd "node B" (empty) to pull through it
+// with its CRI plugin, as the kubelet pulls (nodeB.criPull), its registries
+// from `nodeBHostsDir`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +28,8 @@ export interface NodePair {
   images: GeneratedImage[];
   nodeA: TestContainerd;
   nodeB: TestContainerd;
+  /** Node B's containerd hosts dir (the CRI's registry config_path), empty at the start. */
+  nodeBHostsDir: string;
   /** Node A's agent on 127.0.0.2. */
   agent: TestAgent;
   /** Stops whatever was started and removes the dir; safe after a partial start. */
@@ -34,7 +38,8 @@ export interface NodePair {
 
 export async function startNodePair(options: NodePairOptions): Promise<NodePair> {
   const dir = await mkdtemp(join(tmpdir(), options.prefix));
-  const started: Partial<Omit<NodePair, 'dir' | 'images' | 'stop'>> = {};
+  const started: Partial<Omit<NodePair, 'dir' | 'images' | 'nodeBHostsDir' | 'stop'>> = {};
+  const nodeBHostsDir = join(dir, 'node-b', 'certs.d');
   const stop = async (): Promise<void> => {
     await started.agent?.stop();
     await started.nodeA?.stop();
@@ -51,7 +56,7 @@ export async function startNodePair(options: NodePairOptions): Promise<NodePair>
       images.push(image);
     }
     const nodeA = (started.nodeA = await startContainerd({ dir: join(dir, 'node-a'), name: 'containerd-a' }));
-    const nodeB = (started.nodeB = await startContainerd({ dir: join(dir, 'node-b'), name: 'containerd-b' }));
+    const nodeB = (started.nodeB = await startContainerd({ dir: join(dir, 'node-b'), name: 'containerd-b', cri: { hostsDir: nodeBHostsDir } }));
     for (const spec of options.images) await nodeA.pull(`${upstream.host}/${spec.repository}:v1`, { plainHttp: true });
     const agent = (started.agent = await startAgent({
       dir,
@@ -63,7 +68,7 @@ export async function startNodePair(options: NodePairOptions): Promise<NodePair>
       mirroredRegistries: [upstream.host],
       ...options.agent?.(nodeA),
     }));
-    return { dir, upstream, images, nodeA, nodeB, agent, stop };
+    return { dir, upstream, images, nodeA, nodeB, nodeBHostsDir, agent, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,0 +1,72 @@
+// Which containerd runs the node, for the agent's start-up check: how
+// containerd reads the CRI registry config_path depends on its release (2.1
+// and later pull through the transfer service, which takes it as one
+// directory). One unary Version call over the socket, with a deadline; it
+// never rejects: a containerd that does not answer is an unknown version.
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PROTO = join(dirname(fileURLToPath(import.meta.url)), 'proto', 'version.proto');
+const SERVICE = 'containerd.services.version.v1.Version';
+
+/**
+ * A known version has its major and minor numbers and `text` as printed in
+ * messages ("2.1.9" for "v2.1.9" or "2.1.9+unknown"); an unknown one says why
+ * (the call failed, or containerd reported a version of unknown format).
+ */
+export type ContainerdVersion = { known: true; text: string; major: number; minor: number } | { known: false; reason: string };
+
+/**
+ * major.minor of a containerd version string: "v2.1.9", "2.1.9+unknown",
+ * "1.6.20~ds1" (Debian), "2.2.0-rc.1". Anything else is unknown.
+ */
+export function parseContainerdVersion(raw: string): ContainerdVersion {
+  const match = /^v?(\d{1,4})\.(\d{1,4})(?:\.\d{1,6})?(?:[-+~].*)?$/.exec(raw.trim());
+  if (match === null) return { known: false, reason: `containerd reported version ${JSON.stringify(raw.slice(0, 100))}` };
+  const text = raw.trim().replace(/^v/, '').replace(/\+.*$/, '');
+  return { known: true, text, major: Number(match[1]), minor: Number(match[2]) };
+}
+
+function versionMethod(): MethodDefinition<object, unknown> {
+  const def = loadSync(PROTO, { keepCase: false, defaults: true, includeDirs: [dirname(PROTO)] });
+  const service = def[SERVICE];
+  const method = service === undefined || 'format' in service ? undefined : service.Version;
+  if (method === undefined) throw new Error(`proto: no method ${SERVICE}/Version`);
+  return method as MethodDefinition<object, unknown>;
+}
+
+/** containerd's {version, revision}; rejects when containerd does not answer within `timeoutMs` or answers something else. */
+export function requestContainerdVersion(socket: string, timeoutMs = 5_000): Promise<{ version: string; revision: string }> {
+  const method = versionMethod();
+  // Fails fast when nothing listens on the socket (no waitForReady): the agent waits for containerd later, not here.
+  const grpc = new Client(`unix://${socket}`, credentials.createInsecure());
+  return new Promise<{ version: string; revision: string }>((resolve, reject) => {
+    grpc.makeUnaryRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      {},
+      new Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (err, response: unknown) => {
+        if (err) return reject(err);
+        const { version, revision } = typeof response === 'object' && response !== null ? (response as Record<string, unknown>) : {};
+        if (typeof version !== 'string' || typeof revision !== 'string') return reject(new Error('containerd Version: malformed response'));
+        resolve({ version, revision });
+      },
+    );
+  }).finally(() => grpc.close());
+}
+
+/** The version of the containerd at `socket`, or unknown (with the reason, one line) when it cannot be asked. */
+export async function containerdVersion(socket: string, timeoutMs = 5_000): Promise<ContainerdVersion> {
+  try {
+    return parseContainerdVersion((await requestContainerdVersion(socket, timeoutMs)).version);
+  } catch (err) {
+    // grpc-js ends an UNAVAILABLE with an empty "Resolution note:".
+    const message = ((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '').replace(/\.?\s*Resolution note:\s*$/, '').trim();
+    return { known: false, reason: `cannot ask containerd at ${socket} its version: ${message}` };
+  }
+}
