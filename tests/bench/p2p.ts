@@ -1,4 +1,4 @@
-// `npm run bench:p2p`: 5 nodes on the local cluster harness, the upstream
+// `npm run bench:p2p`: 5 nodes (and 2 for chunked fetch) on the local cluster harness, the upstream
 // limited to 20 MB/s like a remote registry, a 500 MiB image. Every pull goes
 // through containerd's CRI plugin (ImageService.PullImage), as the kubelet's
 // do: containerd fetches and unpacks in the daemon, its registries from the
@@ -7,22 +7,31 @@
 //  - without mirra: one node pulls straight from upstream, then 4 nodes at once;
 //  - with mirra: each node pulls in turn (the first from upstream, the rest from
 //    peers), then 4 nodes pull a second image at once that one node has.
+// Then containerd 2.1's chunked layer fetch (the transfer service's
+// concurrent_layer_fetch_buffer, 16 MiB, 3 downloads) on two more nodes that
+// take no part in the rest: a 256 MiB layer only node-1 has, pulled by node-6
+// (chunked) and node-7 (not chunked), in turn, 5 rounds: the bytes node-1 sent
+// node-6 per layer byte (chunked_peer_bytes_ratio) and node-6's pull time over
+// node-7's (chunked_time_ratio, medians).
 // The agents run as the image runs them (compiled, the chart's NODE_OPTIONS).
 // Prints the time of every pull and the upstream bytes, then one JSON line.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
-import { startCluster, type ClusterNode } from '../cluster/cluster.ts';
+import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
 import { writeMirrorHosts, writeUpstreamHosts } from '../support/hosts.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import { buildAgent, chartNodeOptions } from './load-support.ts';
-import { mean, percentile } from './stats.ts';
+import { mean, median, percentile } from './stats.ts';
 
 const MiB = 1024 * 1024;
 const UPSTREAM_BYTES_PER_SEC = 20e6;
 const LAYERS = [100, 100, 100, 100, 100].map((n) => n * MiB);
+const CHUNK_BYTES = 16 * MiB;
+const CHUNKED_LAYER_BYTES = 256 * MiB;
+const CHUNK_ROUNDS = 5;
 
 /**
  * Times one pull (or several at once). The nodes share this machine's disk:
@@ -68,10 +77,62 @@ async function missP99Ms(agentUrl: string, ns: string): Promise<number> {
   return percentile(latencies, 0.99);
 }
 
+/** Body bytes the node's agent sent to peers for the digest (its access log). */
+async function servedToPeers(node: ClusterNode, digest: string): Promise<number> {
+  let sum = 0;
+  for (const line of await node.agent.accessLines()) {
+    if (line.fromPeer === true && String(line.url).includes(digest)) sum += Number(line.bytesSent ?? 0);
+  }
+  return sum;
+}
+
+interface ChunkedResult {
+  chunked: number[];
+  plain: number[];
+  peerBytesRatio: number;
+}
+
+/** The chunked-fetch phase: node-1 holds a 256 MiB layer; `chunked` and `plain` pull it in turn. */
+async function chunkedFetch(cluster: Cluster, holder: ClusterNode, nodes: { chunked: ClusterNode; plain: ClusterNode }): Promise<ChunkedResult> {
+  const image = await generateImage({ dir: join(cluster.dir, 'img-chunked'), layers: [CHUNKED_LAYER_BYTES], seed: 'bench-p2p-chunked' });
+  await cluster.upstream.push(image.layoutDir, 'bench/p2p', 'chunked');
+  const ref = `${cluster.upstream.host}/bench/p2p:chunked`;
+  const layer = image.layers[0];
+  if (layer === undefined) throw new Error('no layer');
+  await holder.pull(ref);
+  await waitFor('node-6 and node-7 to find the layer on node-1', async () => {
+    for (const node of [nodes.chunked, nodes.plain]) {
+      const res = await fetch(`${node.agent.url}/v2/bench/p2p/blobs/${layer.digest}?ns=${encodeURIComponent(cluster.upstream.host)}`, { method: 'HEAD' });
+      await res.body?.cancel();
+      if (res.status !== 200) return false;
+    }
+    return true;
+  }, 20_000, 100);
+  const result: ChunkedResult = { chunked: [], plain: [], peerBytesRatio: 0 };
+  let peerBytes = 0;
+  // In turn, the order alternating (a pull right after the other's removal runs on a busier disk);
+  // each node forgets the image after its pull, so node-1 stays the only holder.
+  for (let round = 0; round < CHUNK_ROUNDS; round++) {
+    for (const node of round % 2 === 0 ? [nodes.chunked, nodes.plain] : [nodes.plain, nodes.chunked]) {
+      const before = await servedToPeers(holder, layer.digest);
+      const seconds = await timedPull(() => node.pull(ref));
+      if (node === nodes.chunked) {
+        result.chunked.push(seconds);
+        peerBytes += (await servedToPeers(holder, layer.digest)) - before;
+      } else result.plain.push(seconds);
+      await forget(node);
+    }
+  }
+  result.peerBytesRatio = peerBytes / CHUNK_ROUNDS / layer.size;
+  return result;
+}
+
 async function main(): Promise<void> {
   // The agents as deployed: compiled (npm run build), with the chart's NODE_OPTIONS.
   const cluster = await startCluster({
-    nodes: 5,
+    nodes: 7,
+    // node-6 fetches layers in chunks (containerd 2.1's transfer service); the others as containerd ships.
+    pullSettings: (index) => (index === 6 ? { chunkBytes: CHUNK_BYTES, maxConcurrentDownloads: 3 } : undefined),
     upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC,
     agentArgs: ['--log-level', 'info'],
     agentEntry: await buildAgent(),
@@ -86,8 +147,9 @@ async function main(): Promise<void> {
     await cluster.upstream.push(second.layoutDir, 'bench/p2p', 'two');
     const refOne = `${cluster.upstream.host}/bench/p2p:one`;
     const refTwo = `${cluster.upstream.host}/bench/p2p:two`;
-    const [n1, ...rest] = cluster.nodes;
-    if (n1 === undefined || rest.length !== 4) throw new Error('want 5 nodes');
+    const [n1, n2, n3, n4, n5, n6, n7] = cluster.nodes;
+    if (n1 === undefined || n2 === undefined || n3 === undefined || n4 === undefined || n5 === undefined || n6 === undefined || n7 === undefined) throw new Error('want 7 nodes');
+    const rest = [n2, n3, n4, n5];
 
     console.error('without mirra: one pull, then 4 at once, straight from upstream ...');
     // The upstream alone in the hosts dirs: containerd talks to the upstream registry only.
@@ -120,6 +182,9 @@ async function main(): Promise<void> {
     const concurrentUpstreamBytes = cluster.upstream.counts().bytes;
 
     const missP99 = await missP99Ms(rest[0]!.url, cluster.upstream.host);
+
+    console.error('chunked fetch: a 256 MiB layer only node-1 has, node-6 (16 MiB chunks) and node-7 (not chunked) in turn ...');
+    const chunked = await chunkedFetch(cluster, n1, { chunked: n6, plain: n7 });
     const imageBytes = first.totalBytes;
     console.log(`image ${(imageBytes / 1e6).toFixed(0)} MB, upstream limited to ${UPSTREAM_BYTES_PER_SEC / 1e6} MB/s, 5 nodes, pulls through containerd's CRI plugin`);
     console.log('| case | pulls (s) | mean (s) | upstream bytes |');
@@ -129,6 +194,11 @@ async function main(): Promise<void> {
     console.log(`| mirra, in turn (node-1 first) | ${sequential.map((s) => s.toFixed(1)).join(', ')} | ${mean(sequential.slice(1)).toFixed(1)} (nodes 2-5) | ${(sequentialUpstreamBytes / 1e6).toFixed(0)} MB |`);
     console.log(`| mirra, 4 at once from node-1 | ${concurrent.map((s) => s.toFixed(1)).join(', ')} | ${mean(concurrent).toFixed(1)} | ${(concurrentUpstreamBytes / 1e6).toFixed(0)} MB |`);
     console.log(`404 for a blob no node has (1,000 sequential GETs on node-2's agent): p99 ${missP99.toFixed(2)} ms`);
+    console.log(
+      `chunked fetch of a 256 MiB layer from a peer (containerd ${n6.containerd.release.series}, 16 MiB chunks, 3 downloads): ` +
+        `${chunked.chunked.map((t) => t.toFixed(1)).join(', ')} s, not chunked ${chunked.plain.map((t) => t.toFixed(1)).join(', ')} s; ` +
+        `peer bytes ${chunked.peerBytesRatio.toFixed(3)} x the layer`,
+    );
     const result = {
       bench: 'p2p',
       upstream_bytes_ratio: Number((sequentialUpstreamBytes / imageBytes).toFixed(3)),
@@ -137,6 +207,8 @@ async function main(): Promise<void> {
       // "each mirrored pull >= 5x faster": the slowest one, in either case.
       speedup_slowest_pull: Number(Math.min(baselineOne / Math.max(...sequential.slice(1)), mean(baselineMany) / Math.max(...concurrent)).toFixed(2)),
       miss_p99_ms: Number(missP99.toFixed(3)),
+      chunked_peer_bytes_ratio: Number(chunked.peerBytesRatio.toFixed(3)),
+      chunked_time_ratio: Number((median(chunked.chunked) / median(chunked.plain)).toFixed(2)),
     };
     console.log(JSON.stringify(result));
   } finally {
