@@ -8,7 +8,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { checkProperty } from '../../tests/support/fuzz.ts';
-import { invalidDigestArb, validDigestArb } from '../oci/arbitraries.ts';
+import { invalidDigestArb, validDigestArb } from '../../tests/support/fuzz/oci-arbitraries.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { blobPath, InvalidDigestError } from './blobs.ts';
 

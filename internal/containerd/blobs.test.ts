@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../log/logger.ts';
-import { imageBlobs, makeTestImage, readAll } from '../oci/store-conformance.ts';
+import { imageBlobs, makeTestImage, readAll } from '../oci/storetest/conformance.ts';
 import { NotFoundError } from '../oci/store.ts';
 import { importImage, startTempContainerd } from '../../tests/support/containerd.ts';
 import { InvalidDigestError, READ_CHUNK_BYTES, blobPath, clampRange, openBlob } from './blobs.ts';

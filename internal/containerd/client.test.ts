@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { imageBlobs, makeTestImage, readAll } from '../oci/store-conformance.ts';
+import { imageBlobs, makeTestImage, readAll } from '../oci/storetest/conformance.ts';
 import { importImage, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../log/logger.ts';
-import { imageBlobs, makeTestImage, type TestImage } from '../oci/store-conformance.ts';
+import { imageBlobs, makeTestImage, type TestImage } from '../oci/storetest/conformance.ts';
 import { waitFor } from '../../tests/support/process.ts';
 import { importImage, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';

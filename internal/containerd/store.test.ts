@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../log/logger.ts';
 import { MediaType } from '../oci/mediatype.ts';
-import { imageBlobs, makeTestImage, runStoreConformance, testBlob } from '../oci/store-conformance.ts';
+import { imageBlobs, makeTestImage, runStoreConformance, testBlob } from '../oci/storetest/conformance.ts';
 import { waitFor } from '../../tests/support/process.ts';
 import { importImage, startContainerd, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';

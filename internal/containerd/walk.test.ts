@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MediaType } from '../oci/mediatype.ts';
-import { imageBlobs, makeTestImage, testBlob, type TestBlob, type TestImage } from '../oci/store-conformance.ts';
+import { imageBlobs, makeTestImage, testBlob, type TestBlob, type TestImage } from '../oci/storetest/conformance.ts';
 import { importImage, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';
 import { childDescriptors, listContent, walkImage } from './walk.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { register as globalRegistry } from 'prom-client';
 import { createPeerStats } from '../peer/stats.ts';
-import { parseExposition, sumSamples } from './exposition.ts';
+import { parseExposition, sumSamples } from '../../tests/support/exposition.ts';
 import { createMetrics, METRIC_PREFIX } from './metrics.ts';
 import { publishHooks, recordSummary } from './record.ts';
 

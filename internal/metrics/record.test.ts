@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MediaType } from '../oci/mediatype.ts';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../registry/peer-request.ts';
 import { chainSources, storeSource } from '../registry/source.ts';
-import { createTestApp, sampleManifest } from '../registry/testkit.ts';
-import { parseExposition, sumSamples } from './exposition.ts';
+import { createTestApp, sampleManifest } from '../../tests/support/registry/testkit.ts';
+import { parseExposition, sumSamples } from '../../tests/support/exposition.ts';
 import { createMetrics } from './metrics.ts';
 import { countResolves, recordRequest, requestSource } from './record.ts';
 

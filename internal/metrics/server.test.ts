@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { createLogger } from '../log/logger.ts';
-import { parseExposition, sumSamples } from './exposition.ts';
+import { parseExposition, sumSamples } from '../../tests/support/exposition.ts';
 import { createMetrics } from './metrics.ts';
 import { METRICS_PATH, startMetricsServer } from './server.ts';
 

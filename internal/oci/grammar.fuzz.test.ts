@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { checkProperty } from '../../tests/support/fuzz.ts';
-import { invalidDigestArb, invalidNameArb, invalidTagArb, validDigestArb, validNameArb, validTagArb } from './arbitraries.ts';
+import { invalidDigestArb, invalidNameArb, invalidTagArb, validDigestArb, validNameArb, validTagArb } from '../../tests/support/fuzz/oci-arbitraries.ts';
 import { isDigest, parseDigest } from './digest.ts';
 import { isValidName, isValidTag } from './reference.ts';
 

@@ -1,6 +1,7 @@
 // The node's content, as the registry sees it. One implementation reads the
 // real containerd (internal/containerd), one lives in memory for tests
-// (memory-store.ts); both pass the same conformance suite.
+// (storetest/memory-store.ts); both pass the same conformance suite
+// (storetest/conformance.ts).
 import type { Readable } from 'node:stream';
 
 export interface BlobInfo {

@@ -5,15 +5,15 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../log/logger.ts';
 import { MediaType } from '../oci/mediatype.ts';
-import { createMemoryStore, type MemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore, type MemoryStore } from '../oci/storetest/memory-store.ts';
 import { createRegistryApp } from '../registry/app.ts';
 import { PEER_REQUEST_HEADER } from '../registry/peer-request.ts';
 import { chainSources, storeSource } from '../registry/source.ts';
-import { captureLog, listen, sampleManifest, type CapturedLog } from '../registry/testkit.ts';
+import { captureLog, listen, sampleManifest, type CapturedLog } from '../../tests/support/registry/testkit.ts';
 import type { Candidate } from './client.ts';
 import { createPeerSource, type PeerSource } from './source.ts';
 import { freePort } from '../../tests/support/process.ts';
-import { bodyOf, startPeer, until, type TestPeer } from './testkit.ts';
+import { bodyOf, startPeer, until, type TestPeer } from '../../tests/support/peer/testkit.ts';
 
 /** A GET that counts the body bytes that arrive, and whether the response ended in an error. */
 function rawDownload(url: string): Promise<{ status: number; bytes: number; failed: boolean }> {

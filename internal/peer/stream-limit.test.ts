@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { createLogger } from '../log/logger.ts';
 import { createPeerSource } from './source.ts';
 import { createStreamLimit } from './stream-limit.ts';
-import { startPeer, until } from './testkit.ts';
+import { startPeer, until } from '../../tests/support/peer/testkit.ts';
 
 test('slots up to the limit; release is idempotent; 0 means no limit', () => {
   const limit = createStreamLimit(2);

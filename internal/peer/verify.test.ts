@@ -1,18 +1,18 @@
 // Whole blobs held back until verified, and penalties: with real registry apps
-// as peers (testkit.ts), some of them sick.
+// as peers (tests/support/peer/testkit.ts), some of them sick.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../log/logger.ts';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { createRegistryApp } from '../registry/app.ts';
 import { chainSources, storeSource } from '../registry/source.ts';
-import { captureLog, listen, type CapturedLog } from '../registry/testkit.ts';
+import { captureLog, listen, type CapturedLog } from '../../tests/support/registry/testkit.ts';
 import type { Candidate } from './client.ts';
 import { createPeerSource, type PeerSource } from './source.ts';
 import type { PeerSourceOptions } from './source.ts';
-import { bodyOf, startPeer, until, type TestPeer } from './testkit.ts';
+import { bodyOf, startPeer, until, type TestPeer } from '../../tests/support/peer/testkit.ts';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const BLOB_BYTES = 3 * 1024 * 1024 + 77;

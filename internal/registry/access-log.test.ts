@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MediaType } from '../oci/mediatype.ts';
-import { createTestApp, listen, rawGet, sampleManifest } from './testkit.ts';
+import { createTestApp, listen, rawGet, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 test('one line per request with the access fields', async (t) => {
   const { app, store, log } = createTestApp();

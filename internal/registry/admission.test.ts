@@ -9,11 +9,11 @@ import type { FastifyInstance } from 'fastify';
 import { createAddressAllowList } from '../auth/allow.ts';
 import { createPeerSigner, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../auth/sign.ts';
 import { createPeerVerifier } from '../auth/verify.ts';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { createPeerSource } from '../peer/source.ts';
 import { PEER_REQUEST_HEADER } from './peer-request.ts';
 import { chainSources, storeSource } from './source.ts';
-import { createTestApp, rawRequest, type CapturedLog, type RawRequestOptions, type RawResponse } from './testkit.ts';
+import { createTestApp, rawRequest, type CapturedLog, type RawRequestOptions, type RawResponse } from '../../tests/support/registry/testkit.ts';
 import { createLogger } from '../log/logger.ts';
 
 const KEY = Buffer.from('a-shared-secret-of-32-characters');

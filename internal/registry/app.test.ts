@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import { chainSources, storeSource } from './source.ts';
-import { createTestApp, listen, sampleManifest } from './testkit.ts';
+import { createTestApp, listen, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 test('defaultRegistry applies when ns is absent', async (t) => {
   const { app, store } = createTestApp({ defaultRegistry: 'registry.k8s.io', mirroredRegistries: ['registry.k8s.io'] });

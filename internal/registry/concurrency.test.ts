@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { ContentStore } from '../oci/store.ts';
-import { createTestApp, listen } from './testkit.ts';
+import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
 
 /** A store whose stat() waits until `gate` opens, and whose blob reads take `readMs`. */
 function gatedStore(gate: Promise<void>, readMs: number): { store: ContentStore; digest: string } {

@@ -18,12 +18,12 @@ import fc from 'fast-check';
 import { checkProperty } from '../../tests/support/fuzz.ts';
 import { blobPath, InvalidDigestError } from '../containerd/blobs.ts';
 import { NotFoundError } from '../oci/store.ts';
-import { anyTargetArb, encodeSegment, rangeCaseArb, segmentEncodingArb } from './fuzz-arbitraries.ts';
-import { assertAnswer } from './fuzz-fixture.ts';
-import { expectFor, type Fixture } from './fuzz-oracle.ts';
-import { rawExchange } from './raw-http.ts';
+import { anyTargetArb, encodeSegment, rangeCaseArb, segmentEncodingArb } from '../../tests/support/fuzz/registry-arbitraries.ts';
+import { assertAnswer } from '../../tests/support/fuzz/registry-fixture.ts';
+import { expectFor, type Fixture } from '../../tests/support/fuzz/registry-oracle.ts';
+import { rawExchange } from '../../tests/support/registry/raw-http.ts';
 import type { FileBackedStore } from './source.ts';
-import { createTestApp } from './testkit.ts';
+import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 /** A FileBackedStore over a content directory, naming files with blobPath only; records every path it touches. */
 function contentDirStore(contentPath: string, touched: string[]): FileBackedStore {

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { createLogger } from '../log/logger.ts';
 import type { ContentStore } from '../oci/store.ts';
 import { drainServer, trackConnections } from './drain.ts';
-import { captureLog, createTestApp, listen } from './testkit.ts';
+import { captureLog, createTestApp, listen } from '../../tests/support/registry/testkit.ts';
 
 const CHUNK_BYTES = 64 * 1024;
 

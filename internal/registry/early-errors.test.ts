@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { clientErrorResponse, frameworkErrorResponse, rawResponse } from './early-errors.ts';
-import { parseRawResponse, rawExchange } from './raw-http.ts';
-import { createTestApp } from './testkit.ts';
+import { parseRawResponse, rawExchange } from '../../tests/support/registry/raw-http.ts';
+import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 const DIGEST = `sha256:${'4'.repeat(64)}`;
 

@@ -2,9 +2,10 @@
 // digests and their mutations, traversal in every encoding, overlong paths,
 // random strings) and methods, through app.inject() and through a real socket
 // with raw bytes (no client normalises the target). Every answer is checked
-// against the oracle (fuzz-oracle.ts): the right OCI error, 200 only for a
-// valid request of content that exists, never a 5xx, never a crash (the server
-// still answers every 10 cases and at the end). Settings: tests/support/fuzz.ts.
+// against the oracle (tests/support/fuzz/registry-oracle.ts): the right OCI
+// error, 200 only for a valid request of content that exists, never a 5xx,
+// never a crash (the server still answers every 10 cases and at the end).
+// Settings: tests/support/fuzz.ts.
 //
 // Requests Node's HTTP parser refuses never reach Fastify; they are answered
 // by early-errors.ts, with OCI bodies too: a target byte outside 0x21-0x7e is
@@ -18,10 +19,10 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { checkProperty } from '../../tests/support/fuzz.ts';
-import { anyTargetArb, methodArb } from './fuzz-arbitraries.ts';
-import { assertAnswer, createFuzzApp, injectedTarget, ociErrorCode, type FuzzApp } from './fuzz-fixture.ts';
-import { expectFor } from './fuzz-oracle.ts';
-import { parseRawResponse, rawExchange, type RawHttpResponse } from './raw-http.ts';
+import { anyTargetArb, methodArb } from '../../tests/support/fuzz/registry-arbitraries.ts';
+import { assertAnswer, createFuzzApp, injectedTarget, ociErrorCode, type FuzzApp } from '../../tests/support/fuzz/registry-fixture.ts';
+import { expectFor } from '../../tests/support/fuzz/registry-oracle.ts';
+import { parseRawResponse, rawExchange, type RawHttpResponse } from '../../tests/support/registry/raw-http.ts';
 
 const INJECT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'SEARCH', 'PURGE'] as const;
 /** Node's limit on the request line plus headers (--max-http-header-size). */

@@ -10,15 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { checkProperty } from '../../tests/support/fuzz.ts';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { MediaType } from '../oci/mediatype.ts';
-import { headerValueArb, rangeCaseArb, type RangeCase } from './fuzz-arbitraries.ts';
-import { createFuzzApp, ociErrorCode, type Answer } from './fuzz-fixture.ts';
+import { headerValueArb, rangeCaseArb, type RangeCase } from '../../tests/support/fuzz/registry-arbitraries.ts';
+import { createFuzzApp, ociErrorCode, type Answer } from '../../tests/support/fuzz/registry-fixture.ts';
 import { PEER_REQUEST_HEADER } from './peer-request.ts';
 import { parseRange } from './range.ts';
-import { rawExchange } from './raw-http.ts';
+import { rawExchange } from '../../tests/support/registry/raw-http.ts';
 import { chainSources, storeSource } from './source.ts';
-import { createTestApp, sampleManifest } from './testkit.ts';
+import { createTestApp, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 function header(answer: Answer, name: string): string | undefined {
   const value = answer.headers[name];

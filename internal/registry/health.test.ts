@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { createRegistryApp } from './app.ts';
 
 test('/healthz answers; /readyz follows the readiness function', async () => {

@@ -1,15 +1,15 @@
 // Property tests of the OCI path parser (path.ts) on its own: it agrees with
-// the oracle (fuzz-oracle.ts) on every target, parses valid names, tags and
-// digests in any percent-encoding, never throws, and what it accepts is free
-// of traversal. Settings: tests/support/fuzz.ts.
+// the oracle (tests/support/fuzz/registry-oracle.ts) on every target, parses
+// valid names, tags and digests in any percent-encoding, never throws, and
+// what it accepts is free of traversal. Settings: tests/support/fuzz.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { checkProperty } from '../../tests/support/fuzz.ts';
-import { validDigestArb, validNameArb, validTagArb } from '../oci/arbitraries.ts';
+import { validDigestArb, validNameArb, validTagArb } from '../../tests/support/fuzz/oci-arbitraries.ts';
 import { parseDigest } from '../oci/digest.ts';
-import { anyTargetArb, buildTarget, segmentEncodingArb } from './fuzz-arbitraries.ts';
-import { readRequest } from './fuzz-oracle.ts';
+import { anyTargetArb, buildTarget, segmentEncodingArb } from '../../tests/support/fuzz/registry-arbitraries.ts';
+import { readRequest } from '../../tests/support/fuzz/registry-oracle.ts';
 import { clip, parseRegistryPath, pathOf, registryOf } from './path.ts';
 
 const KNOWN = { digests: [`sha256:${'ab'.repeat(32)}`], tags: [['library/nginx', 'v1'] as const] };

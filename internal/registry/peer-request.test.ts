@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { PEER_REQUEST_HEADER } from './peer-request.ts';
 import { storeSource, type ContentRequest, type ContentSource } from './source.ts';
-import { createTestApp } from './testkit.ts';
+import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 /** A source over another store ("the peers") that records what it was asked and what was released. */
 function recordingSource() {

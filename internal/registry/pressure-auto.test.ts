@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { getHeapStatistics } from 'node:v8';
 import { autoMemoryThresholds, DEFAULT_PRESSURE, memoryTight, resolvePressure } from './pressure.ts';
-import { createTestApp } from './testkit.ts';
+import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 test("'auto' follows V8's heap limit and the container's memory limit", () => {
   const auto = autoMemoryThresholds();

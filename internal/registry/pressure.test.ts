@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { createTestApp } from './testkit.ts';
+import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 function timers(): number {
   return process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
-import { createMemoryStore } from '../oci/memory-store.ts';
+import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { NotFoundError, type ContentStore } from '../oci/store.ts';
 import type { FileBackedStore } from './source.ts';
-import { createTestApp, listen } from './testkit.ts';
+import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
 
 const BODY = Buffer.from('0123456789abcdefghij');
 

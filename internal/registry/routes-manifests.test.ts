@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentStore } from '../oci/store.ts';
 import { MAX_MANIFEST_BYTES } from './routes-manifests.ts';
-import { createTestApp, sampleManifest } from './testkit.ts';
+import { createTestApp, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 function errorCode(body: string): unknown {
   const parsed: unknown = JSON.parse(body);

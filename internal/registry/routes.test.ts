@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createTestApp, listen, rawGet } from './testkit.ts';
+import { createTestApp, listen, rawGet } from '../../tests/support/registry/testkit.ts';
 
 const DIGEST = `sha256:${'3'.repeat(64)}`;
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { FileBackedStore } from './source.ts';
-import { createTestApp, listen } from './testkit.ts';
+import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
 import { fastifyTimeoutOptions, resolveTimeouts } from './timeouts.ts';
 
 const FAST = { headersTimeoutMs: 300, requestTimeoutMs: 300, keepAliveTimeoutMs: 300, idleTimeoutMs: 500, connectionsCheckingIntervalMs: 50 };

@@ -3,7 +3,7 @@ import { after, before, describe, it, test } from 'node:test';
 import { createContainerdClient, type ContainerdClient } from '../containerd/client.ts';
 import { watchChanges, type ChangeWatcher } from '../containerd/events.ts';
 import { createLogger } from '../log/logger.ts';
-import { imageBlobs, makeTestImage, type TestImage } from '../oci/store-conformance.ts';
+import { imageBlobs, makeTestImage, type TestImage } from '../oci/storetest/conformance.ts';
 import { importImage, startTempContainerd } from '../../tests/support/containerd.ts';
 import { waitFor } from '../../tests/support/process.ts';
 import { createNodeState, registryOfImage, type NodeState } from './node-state.ts';

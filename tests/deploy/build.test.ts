@@ -34,6 +34,28 @@ function filesUnder(dir: string): string[] {
   });
 }
 
+/** The module specifiers a source file imports (static, side-effect and dynamic imports, re-exports). */
+function importsOf(source: string): string[] {
+  const specs = source.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|(?:^|\n)\s*import\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g);
+  return [...specs].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
+}
+
+/**
+ * Test support, by path relative to the root: tests/ and any `*test/` folder
+ * (internal/oci/storetest: the in-memory ContentStore and its conformance
+ * suite, kept beside the interface), and test files.
+ */
+function isTestSupport(where: string): boolean {
+  return /^tests\//.test(where) || /(^|\/)[^/]*test\//.test(where) || /\.test\.ts$/.test(where);
+}
+
+/** Packages only tests use; product code never imports them, whatever package.json says. */
+const TEST_PACKAGES = new Set(['fast-check']);
+
+function packageName(spec: string): string {
+  return spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? '');
+}
+
 /** The value paths of values.yaml: every key, nested keys joined with dots. */
 function valuePaths(value: unknown, prefix = ''): string[] {
   if (!isObj(value)) return [];
@@ -103,7 +125,7 @@ test('npm run build: dist/ runs the agent as the image does, against a real cont
   }
 });
 
-test('the image runs: cmd/mirra.ts imports only cmd/, internal/ and production dependencies', () => {
+test('the image runs: cmd/mirra.ts imports only cmd/, internal/ (no test support) and production dependencies', () => {
   const pkg: unknown = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   const dependencies = new Set(Object.keys(isObj(pkg) && isObj(pkg['dependencies']) ? pkg['dependencies'] : {}));
   const seen = new Set<string>();
@@ -113,18 +135,33 @@ test('the image runs: cmd/mirra.ts imports only cmd/, internal/ and production d
     if (seen.has(file)) continue;
     seen.add(file);
     const where = relative(ROOT, file);
-    assert.ok(/^(cmd|internal)\//.test(where) && !where.endsWith('.test.ts'), `${where} is in the image`);
-    const source = readFileSync(file, 'utf8');
-    for (const m of source.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)/g)) {
-      const spec = m[1] ?? m[2] ?? '';
+    assert.ok(/^(cmd|internal)\//.test(where) && !isTestSupport(where), `${where} is in the image`);
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
       if (spec.startsWith('.')) queue.push(resolve(dirname(file), spec));
       else if (!spec.startsWith('node:')) {
-        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? '');
-        assert.ok(dependencies.has(name), `${where} imports ${spec}, which is not a production dependency`);
+        const name = packageName(spec);
+        assert.ok(dependencies.has(name) && !TEST_PACKAGES.has(name), `${where} imports ${spec}, which is not a production dependency`);
       }
     }
   }
   assert.ok(seen.size > 10);
+});
+
+test('product code (cmd/, internal/ outside *test/ folders) never imports test support or test-only packages', () => {
+  const product = [...filesUnder(join(ROOT, 'cmd')), ...filesUnder(join(ROOT, 'internal'))]
+    .filter((file) => file.endsWith('.ts') && !isTestSupport(relative(ROOT, file)));
+  assert.ok(product.length > 10);
+  const offences: string[] = [];
+  for (const file of product) {
+    const where = relative(ROOT, file);
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      const target = spec.startsWith('.') ? relative(ROOT, resolve(dirname(file), spec)) : undefined;
+      if (target !== undefined ? isTestSupport(target) || !/^(cmd|internal)\//.test(target) : TEST_PACKAGES.has(packageName(spec))) {
+        offences.push(`${where} imports ${spec}`);
+      }
+    }
+  }
+  assert.deepEqual(offences, []);
 });
 
 test('skaffold.yaml: image built from the Dockerfile, deployed with the chart; dev sync and kind profiles', () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseExposition, sumSamples, type Exposition } from '../../internal/metrics/exposition.ts';
+import { parseExposition, sumSamples, type Exposition } from '../support/exposition.ts';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';

@@ -1,12 +1,13 @@
 // The behaviour every ContentStore must have, as one node:test suite that runs
-// against each implementation (memory-store.test.ts, and the real containerd in
-// internal/containerd/store.test.ts).
+// against each implementation (memory-store.test.ts beside it, and the real
+// containerd in internal/containerd/store.test.ts). Test support: product code
+// never imports this folder.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { describe, it, before, after } from 'node:test';
-import { MediaType } from './mediatype.ts';
-import { NotFoundError, type ContentStore } from './store.ts';
+import { MediaType } from '../mediatype.ts';
+import { NotFoundError, type ContentStore } from '../store.ts';
 
 export interface TestBlob {
   digest: string;

@@ -1,5 +1,5 @@
 import { createMemoryStore } from './memory-store.ts';
-import { imageBlobs, runStoreConformance } from './store-conformance.ts';
+import { imageBlobs, runStoreConformance } from './conformance.ts';
 
 runStoreConformance('memory store', async () => {
   const store = createMemoryStore();

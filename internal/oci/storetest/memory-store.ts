@@ -1,7 +1,8 @@
-// An in-memory ContentStore for tests of the layers above the store.
+// An in-memory ContentStore (the interface in ../store.ts) for tests of the
+// layers above the store. Test support: product code never imports this folder.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from './store.ts';
+import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from '../store.ts';
 
 export interface MemoryStore extends ContentStore {
   /** Adds content and returns its sha256 digest. */

@@ -8,7 +8,7 @@
 //   tag       [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
 //   digest    sha256:[a-f0-9]{64} | sha512:[a-f0-9]{128} (the algorithms supported here)
 import fc from 'fast-check';
-import { MAX_NAME_LENGTH } from './reference.ts';
+import { MAX_NAME_LENGTH } from '../../../internal/oci/reference.ts';
 
 const LOWER_ALNUM = [...'abcdefghijklmnopqrstuvwxyz0123456789'];
 const TAG_FIRST = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'];

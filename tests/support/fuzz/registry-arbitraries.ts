@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import {
   FOREIGN_CHARS, invalidDigestArb, invalidNameArb, invalidTagArb, validDigestArb, validNameArb, validTagArb,
-} from '../oci/arbitraries.ts';
+} from './oci-arbitraries.ts';
 
 /** Characters a request target may hold unencoded (RFC 3986 pchar, without `%`). */
 const PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;

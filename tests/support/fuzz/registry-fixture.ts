@@ -1,13 +1,13 @@
 // The app the registry fuzz tests run against (an in-memory store with a few
 // real blobs, a manifest and two tags) and the check of one answer against the
-// oracle (fuzz-oracle.ts).
+// oracle (registry-oracle.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { MediaType } from '../oci/mediatype.ts';
-import type { KnownContent } from './fuzz-arbitraries.ts';
-import type { Expectation, Fixture, FixtureContent } from './fuzz-oracle.ts';
-import { createTestApp, sampleManifest, type CapturedLog } from './testkit.ts';
+import { MediaType } from '../../../internal/oci/mediatype.ts';
+import type { KnownContent } from './registry-arbitraries.ts';
+import type { Expectation, Fixture, FixtureContent } from './registry-oracle.ts';
+import { createTestApp, sampleManifest, type CapturedLog } from '../registry/testkit.ts';
 
 export interface FuzzApp {
   app: FastifyInstance;

@@ -16,7 +16,7 @@
 //   400 DIGEST_INVALID; any other manifest reference outside the tag grammar: 400 TAG_INVALID;
 // - an `ns` that is not a host: 400 NAME_INVALID; a registry not mirrored: 404;
 // - then 200 with the content, or 404 BLOB_UNKNOWN / MANIFEST_UNKNOWN.
-import type { OciErrorCode } from './errors.ts';
+import type { OciErrorCode } from '../../../internal/registry/errors.ts';
 
 const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;

@@ -6,12 +6,12 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { createLogger } from '../log/logger.ts';
-import { createMemoryStore, type MemoryStore } from '../oci/memory-store.ts';
-import type { ContentStore } from '../oci/store.ts';
-import { createRegistryApp } from '../registry/app.ts';
+import { createLogger } from '../../../internal/log/logger.ts';
+import { createMemoryStore, type MemoryStore } from '../../../internal/oci/storetest/memory-store.ts';
+import type { ContentStore } from '../../../internal/oci/store.ts';
+import { createRegistryApp } from '../../../internal/registry/app.ts';
 import { captureLog, type CapturedLog } from '../registry/testkit.ts';
-import type { Candidate } from './client.ts';
+import type { Candidate } from '../../../internal/peer/client.ts';
 
 export interface TestPeer {
   name: string;

@@ -4,9 +4,9 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { createLogger } from '../log/logger.ts';
-import { createMemoryStore, type MemoryStore } from '../oci/memory-store.ts';
-import { createRegistryApp, type RegistryAppOptions } from './app.ts';
+import { createLogger } from '../../../internal/log/logger.ts';
+import { createMemoryStore, type MemoryStore } from '../../../internal/oci/storetest/memory-store.ts';
+import { createRegistryApp, type RegistryAppOptions } from '../../../internal/registry/app.ts';
 
 export interface CapturedLog {
   lines: Array<Record<string, unknown>>;
