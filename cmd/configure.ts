@@ -1,9 +1,9 @@
 // `mirra configure` and `mirra cleanup`: containerd's mirror configuration on
 // a node (an init container runs configure). Wiring only.
-import { cleanupFlags, configureFlags } from '../internal/config/configure.ts';
+import { cleanupFlags, configureFlags } from '../internal/config/configure-flags.ts';
 import { flagHelp, parseFlags, rejectExtraArguments, usageExit, UsageError, wantsHelp } from '../internal/config/flags.ts';
-import { removeMirrorConfiguration, type CleanupAction } from '../internal/configure/cleanup.ts';
-import { writeMirrorConfiguration } from '../internal/configure/configure.ts';
+import { removeMirrorConfiguration, type CleanupAction } from '../internal/hostsconfig/cleanup.ts';
+import { writeMirrorConfiguration } from '../internal/hostsconfig/configure.ts';
 
 const CONFIGURE_HELP = `usage: mirra configure [flags]
 

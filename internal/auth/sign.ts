@@ -10,7 +10,7 @@
 // receiver (the target pod's name), so a signature is good for one request to
 // one agent only; verify.ts checks it, the clock skew and the nonce.
 import { createHmac, randomBytes } from 'node:crypto';
-import { PEER_REQUEST_HEADER } from '../registry/peer-request.ts';
+import { PEER_REQUEST_HEADER } from './peer-request.ts';
 
 export const TIMESTAMP_HEADER = 'x-mirra-timestamp';
 export const NONCE_HEADER = 'x-mirra-nonce';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { DEFAULT_FUZZ_SEED } from '../../tests/support/fuzz.ts';
-import { PEER_REQUEST_HEADER } from '../registry/peer-request.ts';
+import { PEER_REQUEST_HEADER } from './peer-request.ts';
 import { canonicalString, createPeerSigner, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './sign.ts';
 import { createPeerVerifier, hasPeerHeaders, type VerifierOptions } from './verify.ts';
 

@@ -5,7 +5,7 @@
 // is good, so nobody without the key can fill the replay cache.
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { PEER_REQUEST_HEADER } from '../registry/peer-request.ts';
+import { PEER_REQUEST_HEADER } from './peer-request.ts';
 import { createReplayCache, type ReplayCache } from './replay.ts';
 import { AUTH_HEADERS, computeSignature, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, type SignedFields } from './sign.ts';
 

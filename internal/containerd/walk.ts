@@ -2,12 +2,12 @@
 // returns the descriptors of everything present in this namespace's content
 // store. Absent content (other platforms of an index that were not pulled, or
 // blobs already garbage collected) is skipped, along with what it references.
+import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { isIndexMediaType, isManifestMediaType, sniffManifestMediaType } from '../oci/mediatype.ts';
 import { collect, readBlobBytes } from './blobs.ts';
 import type { ContainerdClient } from './client.ts';
 import { field, parseDescriptor, type Descriptor } from './messages.ts';
 
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_DEPTH = 4;
 const MAX_DESCRIPTORS = 10_000;
 

@@ -1,7 +1,7 @@
 // Feeding the metrics of metrics.ts from the components' hooks: one function
 // per hook, so that the wiring in cmd/ stays one line each.
+import type { ContentSource } from '../content/source.ts';
 import type { AccessLine } from '../registry/access-log.ts';
-import type { ContentSource } from '../registry/source.ts';
 import type { EncodeStats } from '../routing/encode.ts';
 import type { Metrics } from './metrics.ts';
 

@@ -7,7 +7,7 @@ import type { Agent, IncomingMessage } from 'node:http';
 import type { PeerSigner } from '../auth/sign.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
-import type { ContentRequest } from '../registry/source.ts';
+import type { ContentRequest } from '../content/source.ts';
 import { discard, peerRequest, PeerRequestError, SizeConflictError, type Candidate } from './client.ts';
 
 export interface AttemptContext {
@@ -22,6 +22,20 @@ export interface AttemptContext {
   headersTimeoutMs: number;
   /** Signs every peer request (peer auth); undefined: unsigned. */
   sign?: PeerSigner;
+}
+
+/** One attempt: the request it is for, the peer asked, the signal that aborts it, and the connections to use. */
+export interface Attempt {
+  ctx: AttemptContext;
+  request: ContentRequest;
+  candidate: Candidate;
+  signal: AbortSignal;
+}
+
+/** What a manifest is checked with: its size limit, and who is told of a body that does not match its digest. */
+export interface ManifestCheck {
+  maxManifestBytes: number;
+  onMismatch(candidate: Candidate): void;
 }
 
 const MANIFEST_ACCEPT = [
@@ -48,8 +62,9 @@ function contentLength(res: IncomingMessage): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** One request to the candidate, with the context's timeout and signature. */
-function ask(ctx: AttemptContext, candidate: Candidate, method: 'GET' | 'HEAD', path: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+/** One request to the attempt's candidate, with the context's timeout and signature. */
+function ask(attempt: Attempt, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  const { ctx, candidate, signal } = attempt;
   const agent = method === 'GET' && path.includes('/blobs/') ? ctx.streamAgent : ctx.agent;
   return peerRequest(agent, candidate, { method, path, headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
 }
@@ -68,8 +83,9 @@ function badAnswer(res: IncomingMessage, method: 'GET' | 'HEAD', message: string
 }
 
 /** HEAD of a blob: its size. */
-export async function headBlob(ctx: AttemptContext, request: ContentRequest, digest: string, candidate: Candidate, signal: AbortSignal): Promise<number | undefined> {
-  const res = await ask(ctx, candidate, 'HEAD', repositoryPath(request, 'blobs', digest), signal);
+export async function headBlob(attempt: Attempt, digest: string): Promise<number | undefined> {
+  const { candidate } = attempt;
+  const res = await ask(attempt, 'HEAD', repositoryPath(attempt.request, 'blobs', digest));
   if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
   const size = contentLength(res);
   res.resume();
@@ -82,17 +98,11 @@ export async function headBlob(ctx: AttemptContext, request: ContentRequest, dig
  * (undefined: the whole blob, size not known yet). The response is handed over
  * once its headers are checked: the status, the length and the range.
  */
-export async function getBlob(
-  ctx: AttemptContext,
-  request: ContentRequest,
-  digest: string,
-  range: { start: number; end: number; sizeBytes: number } | undefined,
-  candidate: Candidate,
-  signal: AbortSignal,
-): Promise<IncomingMessage | undefined> {
+export async function getBlob(attempt: Attempt, digest: string, range: { start: number; end: number; sizeBytes: number } | undefined): Promise<IncomingMessage | undefined> {
+  const { candidate } = attempt;
   const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
   const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };
-  const res = await ask(ctx, candidate, 'GET', repositoryPath(request, 'blobs', digest), signal, headers);
+  const res = await ask(attempt, 'GET', repositoryPath(attempt.request, 'blobs', digest), headers);
   if (range !== undefined) {
     // The size came from another peer: this one's (in its Content-Range, or the length of a whole answer) must agree.
     const total = res.statusCode === 200 ? contentLength(res) : rangeTotal(res.headers['content-range']);
@@ -148,22 +158,17 @@ export interface FetchedManifest {
 }
 
 /** GET of a manifest by digest, whole, checked against its digest. */
-export async function getManifest(
-  ctx: AttemptContext & { maxManifestBytes: number; onMismatch(candidate: Candidate): void },
-  request: ContentRequest,
-  digest: ParsedDigest,
-  candidate: Candidate,
-  signal: AbortSignal,
-): Promise<FetchedManifest | undefined> {
+export async function getManifest(attempt: Attempt, digest: ParsedDigest, check: ManifestCheck): Promise<FetchedManifest | undefined> {
+  const { candidate } = attempt;
   const reference = `${digest.algorithm}:${digest.hex}`;
-  const res = await ask(ctx, candidate, 'GET', repositoryPath(request, 'manifests', reference), signal, { accept: MANIFEST_ACCEPT });
+  const res = await ask(attempt, 'GET', repositoryPath(attempt.request, 'manifests', reference), { accept: MANIFEST_ACCEPT });
   if (!checkStatus(res, 'GET', candidate, [200])) return undefined;
   const length = contentLength(res);
-  if (length !== undefined && length > ctx.maxManifestBytes) badAnswer(res, 'GET', `${candidate.name}: manifest of ${length} bytes is too large`);
+  if (length !== undefined && length > check.maxManifestBytes) badAnswer(res, 'GET', `${candidate.name}: manifest of ${length} bytes is too large`);
   const contentType = res.headers['content-type']?.split(';')[0]?.trim();
-  const body = await readBody(res, ctx.maxManifestBytes, ctx.headersTimeoutMs, signal);
+  const body = await readBody(res, check.maxManifestBytes, attempt.ctx.headersTimeoutMs, attempt.signal);
   if (createHash(digest.algorithm).update(body).digest('hex') !== digest.hex) {
-    ctx.onMismatch(candidate);
+    check.onMismatch(candidate);
     throw new PeerRequestError(`manifest from ${candidate.name} does not match ${reference}`);
   }
   return { body, mediaType: contentType };
@@ -174,8 +179,9 @@ export interface TagAnswer {
 }
 
 /** HEAD of a manifest by tag: the digest it points to (Docker-Content-Digest). */
-export async function headTag(ctx: AttemptContext, request: ContentRequest, tag: string, candidate: Candidate, signal: AbortSignal): Promise<TagAnswer | undefined> {
-  const res = await ask(ctx, candidate, 'HEAD', repositoryPath(request, 'manifests', tag), signal, { accept: MANIFEST_ACCEPT });
+export async function headTag(attempt: Attempt, tag: string): Promise<TagAnswer | undefined> {
+  const { candidate } = attempt;
+  const res = await ask(attempt, 'HEAD', repositoryPath(attempt.request, 'manifests', tag), { accept: MANIFEST_ACCEPT });
   if (!checkStatus(res, 'HEAD', candidate, [200])) return undefined;
   res.resume();
   const digest = res.headers['docker-content-digest'];

@@ -8,7 +8,7 @@
 // signer (peer auth on) every request is signed just before it is sent.
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { PeerSigner } from '../auth/sign.ts';
-import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../registry/peer-request.ts';
+import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../auth/peer-request.ts';
 
 export interface Candidate {
   /** The peer's name (its pod name), for logs. */

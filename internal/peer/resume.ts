@@ -79,180 +79,221 @@ export class DigestMismatchError extends Error {
   override readonly name = 'DigestMismatchError';
 }
 
-export function createResumingStream(options: ResumingStreamOptions): Readable {
-  const { start, end, log } = options;
-  const verify = options.verify;
-  const holdAll = verify !== undefined && options.holdAll === true;
-  let hash: Hash | undefined = verify === undefined ? undefined : createHash(verify.algorithm);
-  const abort = new AbortController();
-  let offset = start;
-  let current: IncomingMessage | undefined;
-  let peer: Candidate = options.first.candidate;
-  let rest: readonly Candidate[] = options.first.rest;
+/** Where a stream is: one object, changed only by the functions below. */
+interface ResumeState {
+  readonly options: ResumingStreamOptions;
+  readonly out: Readable;
+  /** With `verify`: every byte held back until the digest is checked. */
+  readonly holdAll: boolean;
+  readonly abort: AbortController;
+  hash: Hash | undefined;
+  /** The next byte to receive. */
+  offset: number;
+  /** The response being read, undefined between peers. */
+  current: IncomingMessage | undefined;
+  peer: Candidate;
+  rest: readonly Candidate[];
   /** Last chunk, held back until the digest is checked (verifying streams only). */
-  let held: Buffer | undefined;
+  held: Buffer | undefined;
   /** Every chunk, held back until the digest is checked (holdAll). */
-  let heldAll: Buffer[] = [];
+  heldAll: Buffer[];
   /** The peers whose bytes are in the hash. */
-  let contributors: Candidate[] = [peer];
-  let idleTimer: NodeJS.Timeout | undefined;
-  let closed = false;
-  let deliveredAny = false;
+  contributors: Candidate[];
+  idleTimer: NodeJS.Timeout | undefined;
+  closed: boolean;
+  deliveredAny: boolean;
+}
 
-  const out = new Readable({
-    highWaterMark: STREAM_BUFFER_BYTES,
-    read() {
-      if (current !== undefined && current.isPaused()) {
-        current.resume();
-        armIdle();
-      }
-    },
-    destroy(err, callback) {
-      closed = true;
-      clearTimeout(idleTimer);
-      abort.abort();
-      detach();
-      callback(err);
-    },
-  });
-
-  const armIdle = (): void => {
-    clearTimeout(idleTimer);
-    const res = current;
-    idleTimer = setTimeout(() => {
-      if (res === current) fail(new Error(`peer sent nothing for ${options.idleTimeoutMs} ms`));
-    }, options.idleTimeoutMs);
+export function createResumingStream(options: ResumingStreamOptions): Readable {
+  const verify = options.verify;
+  const state: ResumeState = {
+    options,
+    out: new Readable({
+      highWaterMark: STREAM_BUFFER_BYTES,
+      read: () => wanted(state),
+      destroy(err, callback) {
+        destroyed(state);
+        callback(err);
+      },
+    }),
+    holdAll: verify !== undefined && options.holdAll === true,
+    abort: new AbortController(),
+    hash: verify === undefined ? undefined : createHash(verify.algorithm),
+    offset: options.start,
+    current: undefined,
+    peer: options.first.candidate,
+    rest: options.first.rest,
+    held: undefined,
+    heldAll: [],
+    contributors: [options.first.candidate],
+    idleTimer: undefined,
+    closed: false,
+    deliveredAny: false,
   };
+  attach(state, options.first.value);
+  return state.out;
+}
 
-  const detach = (): void => {
-    const res = current;
-    current = undefined;
-    if (res === undefined) return;
-    res.removeAllListeners('data');
-    res.removeAllListeners('end');
-    res.removeAllListeners('close');
-    // Keep an error listener: a late error from a destroyed body must not go unheard.
-    res.on('error', () => {});
-    res.destroy();
-  };
+/** The client wants more: a peer paused for backpressure goes on. */
+function wanted(s: ResumeState): void {
+  if (s.current !== undefined && s.current.isPaused()) {
+    s.current.resume();
+    armIdle(s);
+  }
+}
 
-  const deliver = (chunk: Buffer): boolean => {
-    deliveredAny = true;
-    return out.push(chunk);
-  };
+/** The stream was destroyed (by the client, or on an error): nothing more is asked or read. */
+function destroyed(s: ResumeState): void {
+  s.closed = true;
+  clearTimeout(s.idleTimer);
+  s.abort.abort();
+  detach(s);
+}
 
-  const push = (chunk: Buffer): boolean => {
-    if (hash === undefined) return deliver(chunk);
-    hash.update(chunk);
-    if (holdAll) {
-      heldAll.push(chunk);
-      return true;
-    }
-    const previous = held;
-    held = chunk;
-    return previous === undefined ? true : deliver(previous);
-  };
+function armIdle(s: ResumeState): void {
+  clearTimeout(s.idleTimer);
+  const res = s.current;
+  s.idleTimer = setTimeout(() => {
+    if (res === s.current) fail(s, new Error(`peer sent nothing for ${s.options.idleTimeoutMs} ms`));
+  }, s.options.idleTimeoutMs);
+}
 
-  /** Ends the stream with an error; before any byte went out, as not found. */
-  const abandon = (err: Error): void => {
-    out.destroy(failureOf(err, options.digest, deliveredAny));
-  };
+function detach(s: ResumeState): void {
+  const res = s.current;
+  s.current = undefined;
+  if (res === undefined) return;
+  res.removeAllListeners('data');
+  res.removeAllListeners('end');
+  res.removeAllListeners('close');
+  // Keep an error listener: a late error from a destroyed body must not go unheard.
+  res.on('error', () => {});
+  res.destroy();
+}
 
-  const complete = (): void => {
-    clearTimeout(idleTimer);
-    detach();
-    if (hash !== undefined && verify !== undefined) {
-      const actual = hash.digest('hex');
-      if (actual !== verify.hex) {
-        options.onMismatch?.(contributors);
-        const mismatch = new DigestMismatchError(`bytes from ${contributors.map((c) => c.name).join(', ')} do not match ${options.digest}`);
-        if (holdAll && !deliveredAny) {
-          // Nothing went out: start over from the candidates not tried yet.
-          heldAll = [];
-          hash = createHash(verify.algorithm);
-          offset = start;
-          contributors = [];
-          next(mismatch);
-          return;
-        }
-        if (deliveredAny) options.onWrongBytesDelivered?.();
-        abandon(mismatch);
-        return;
-      }
-      for (const chunk of heldAll) deliver(chunk);
-      heldAll = [];
-      if (held !== undefined) deliver(held);
-      held = undefined;
-    }
-    options.onComplete?.(peer);
-    out.push(null);
-  };
+function deliver(s: ResumeState, chunk: Buffer): boolean {
+  s.deliveredAny = true;
+  return s.out.push(chunk);
+}
 
-  const attach = (res: IncomingMessage): void => {
-    current = res;
-    res.on('data', (chunk: Buffer) => {
-      if (res !== current) return;
-      if (offset + chunk.length > end + 1) {
-        fail(new Error(`peer sent more than the ${end - start + 1} bytes asked for`));
-        return;
-      }
-      offset += chunk.length;
-      if (push(chunk)) armIdle();
-      else {
-        clearTimeout(idleTimer);
-        res.pause();
-      }
-    });
-    res.once('end', () => {
-      if (res !== current) return;
-      if (offset === end + 1) complete();
-      else fail(new Error(`peer body ended after byte ${offset} of ${end + 1}`));
-    });
-    res.once('error', (err) => {
-      if (res === current) fail(err);
-    });
-    res.once('close', () => {
-      if (res === current && !res.complete) fail(new Error('peer connection closed mid-body'));
-    });
-    armIdle();
-  };
+function push(s: ResumeState, chunk: Buffer): boolean {
+  if (s.hash === undefined) return deliver(s, chunk);
+  s.hash.update(chunk);
+  if (s.holdAll) {
+    s.heldAll.push(chunk);
+    return true;
+  }
+  const previous = s.held;
+  s.held = chunk;
+  return previous === undefined ? true : deliver(s, previous);
+}
 
-  const fail = (err: Error): void => {
-    if (closed) return;
-    clearTimeout(idleTimer);
-    detach();
-    if (offset === end + 1) {
-      complete();
+/** Ends the stream with an error; before any byte went out, as not found. */
+function abandon(s: ResumeState, err: Error): void {
+  s.out.destroy(failureOf(err, s.options.digest, s.deliveredAny));
+}
+
+function complete(s: ResumeState): void {
+  clearTimeout(s.idleTimer);
+  detach(s);
+  const verify = s.options.verify;
+  if (s.hash !== undefined && verify !== undefined) {
+    if (s.hash.digest('hex') !== verify.hex) {
+      mismatched(s, verify);
       return;
     }
-    log.warn({ err, peer: peer.name, offset }, 'peer failed mid-body; resuming from the next peer');
-    options.onPeerFailure?.(peer, err);
-    next(err);
-  };
+    for (const chunk of s.heldAll) deliver(s, chunk);
+    s.heldAll = [];
+    if (s.held !== undefined) deliver(s, s.held);
+    s.held = undefined;
+  }
+  s.options.onComplete?.(s.peer);
+  s.out.push(null);
+}
 
-  /** Goes on from `offset` with the next candidate that has the bytes. */
-  const next = (err: Error): void => {
-    const from = peer;
-    options.open(offset, rest, abort.signal).then(
-      (winner) => {
-        if (closed) {
-          if (winner !== undefined) winner.value.destroy();
-          return;
-        }
-        if (winner === undefined) {
-          abandon(new Error(`no peer left to resume from byte ${offset} (after ${from.name}: ${err.message})`));
-          return;
-        }
-        peer = winner.candidate;
-        rest = winner.rest;
-        contributors.push(peer);
-        options.onResume?.(from, peer, offset);
-        attach(winner.value);
-      },
-      (openErr: unknown) => abandon(openErr instanceof Error ? openErr : new Error(String(openErr))),
-    );
-  };
+/** The bytes did not match the digest: start over when none went out yet (holdAll), else end in an error. */
+function mismatched(s: ResumeState, verify: ParsedDigest): void {
+  const { contributors, options } = s;
+  options.onMismatch?.(contributors);
+  const mismatch = new DigestMismatchError(`bytes from ${contributors.map((c) => c.name).join(', ')} do not match ${options.digest}`);
+  if (s.holdAll && !s.deliveredAny) {
+    // Nothing went out: start over from the candidates not tried yet.
+    s.heldAll = [];
+    s.hash = createHash(verify.algorithm);
+    s.offset = options.start;
+    s.contributors = [];
+    next(s, mismatch);
+    return;
+  }
+  if (s.deliveredAny) options.onWrongBytesDelivered?.();
+  abandon(s, mismatch);
+}
 
-  attach(options.first.value);
-  return out;
+function attach(s: ResumeState, res: IncomingMessage): void {
+  const { start, end } = s.options;
+  s.current = res;
+  res.on('data', (chunk: Buffer) => {
+    if (res !== s.current) return;
+    if (s.offset + chunk.length > end + 1) {
+      fail(s, new Error(`peer sent more than the ${end - start + 1} bytes asked for`));
+      return;
+    }
+    s.offset += chunk.length;
+    if (push(s, chunk)) armIdle(s);
+    else {
+      clearTimeout(s.idleTimer);
+      res.pause();
+    }
+  });
+  res.once('end', () => {
+    if (res !== s.current) return;
+    if (s.offset === end + 1) complete(s);
+    else fail(s, new Error(`peer body ended after byte ${s.offset} of ${end + 1}`));
+  });
+  res.once('error', (err) => {
+    if (res === s.current) fail(s, err);
+  });
+  res.once('close', () => {
+    if (res === s.current && !res.complete) fail(s, new Error('peer connection closed mid-body'));
+  });
+  armIdle(s);
+}
+
+function fail(s: ResumeState, err: Error): void {
+  if (s.closed) return;
+  clearTimeout(s.idleTimer);
+  detach(s);
+  if (s.offset === s.options.end + 1) {
+    complete(s);
+    return;
+  }
+  s.options.log.warn({ err, peer: s.peer.name, offset: s.offset }, 'peer failed mid-body; resuming from the next peer');
+  s.options.onPeerFailure?.(s.peer, err);
+  next(s, err);
+}
+
+/** Goes on from `offset` with the next candidate that has the bytes. */
+function next(s: ResumeState, err: Error): void {
+  const from = s.peer;
+  s.options.open(s.offset, s.rest, s.abort.signal).then(
+    (winner) => resumeWith(s, { from, err, winner }),
+    (openErr: unknown) => abandon(s, openErr instanceof Error ? openErr : new Error(String(openErr))),
+  );
+}
+
+/** What next() asked for came: `winner` goes on where `from` stopped (with `err`), or nobody has the bytes. */
+function resumeWith(s: ResumeState, resume: { from: Candidate; err: Error; winner: RaceWinner<IncomingMessage> | undefined }): void {
+  const { from, err, winner } = resume;
+  if (s.closed) {
+    if (winner !== undefined) winner.value.destroy();
+    return;
+  }
+  if (winner === undefined) {
+    abandon(s, new Error(`no peer left to resume from byte ${s.offset} (after ${from.name}: ${err.message})`));
+    return;
+  }
+  s.peer = winner.candidate;
+  s.rest = winner.rest;
+  s.contributors.push(s.peer);
+  s.options.onResume?.(from, s.peer, s.offset);
+  attach(s, winner.value);
 }

@@ -7,8 +7,8 @@ import { createLogger } from '../log/logger.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import { createMemoryStore, type MemoryStore } from '../oci/storetest/memory-store.ts';
 import { createRegistryApp } from '../registry/app.ts';
-import { PEER_REQUEST_HEADER } from '../registry/peer-request.ts';
-import { chainSources, storeSource } from '../registry/source.ts';
+import { PEER_REQUEST_HEADER } from '../auth/peer-request.ts';
+import { chainSources, storeSource } from '../content/source.ts';
 import { captureLog, listen, sampleManifest, type CapturedLog } from '../../tests/support/registry/testkit.ts';
 import type { Candidate } from './client.ts';
 import { createPeerSource, type PeerSource } from './source.ts';
@@ -32,83 +32,83 @@ function rawDownload(url: string): Promise<{ status: number; bytes: number; fail
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const BLOB_BYTES = 4 * 1024 * 1024 + 123;
 
-describe('peer source', () => {
-  let good: TestPeer;
-  let other: TestPeer;
-  let slow: TestPeer;
-  let failing: TestPeer;
-  let wrong: TestPeer;
-  let stalling: TestPeer;
-  let oversized: TestPeer;
-  let peers: TestPeer[];
-  let local: MemoryStore;
-  let source: PeerSource;
-  let app: FastifyInstance;
-  let base: string;
-  let log: CapturedLog;
+/** The peers, some of them sick, and an agent whose registry chains its local store with the peer source. */
+interface Fixture {
+  good: TestPeer;
+  other: TestPeer;
+  slow: TestPeer;
+  failing: TestPeer;
+  wrong: TestPeer;
+  stalling: TestPeer;
+  oversized: TestPeer;
+  peers: TestPeer[];
+  local: MemoryStore;
+  source: PeerSource;
+  app: FastifyInstance;
+  base: string;
+  log: CapturedLog;
   /** key -> candidates, set by each test; anything else has none. */
-  let claims = new Map<string, Candidate[]>();
-  const asked: string[] = [];
-
-  before(async () => {
-    good = await startPeer(2);
-    other = await startPeer(3);
-    slow = await startPeer(4, { kind: 'slow', delayMs: 1500 });
-    failing = await startPeer(5, { kind: 'fail-after', bytes: 1536 * 1024 });
-    wrong = await startPeer(6, { kind: 'wrong-bytes' });
-    stalling = await startPeer(7, { kind: 'stall-after', bytes: 1024 * 1024 });
-    oversized = await startPeer(8, { kind: 'oversized', extraBytes: 1024 * 1024, bytes: 1536 * 1024 });
-    peers = [good, other, slow, failing, wrong, stalling, oversized];
-    local = createMemoryStore();
-    log = captureLog();
-    const logger = createLogger('info', log);
-    source = createPeerSource({
-      candidates: (key) => {
-        asked.push(key);
-        return claims.get(key) ?? [];
-      },
-      logger,
-      resolveTags: true,
-      hedge: { minDelayMs: 50, maxDelayMs: 50 },
-      requestTimeoutMs: 3000,
-      idleTimeoutMs: 300,
-      // Blobs here are streamed (only the last chunk held back); holding whole blobs: verify.test.ts.
-      verifyHoldBytes: 1024 * 1024,
-    });
-    app = createRegistryApp({
-      store: local,
-      logger,
-      mirroredRegistries: [],
-      resolveTags: true,
-      source: chainSources([storeSource(local), source]),
-    });
-    base = await listen(app);
-  });
-
-  after(async () => {
-    await app?.close();
-    source?.close();
-    await Promise.all((peers ?? []).map((peer) => peer.app.close()));
-  });
-
-  beforeEach(() => {
-    claims = new Map();
-    asked.length = 0;
-    log.lines.length = 0;
-    for (const peer of peers) peer.log.lines.length = 0;
-  });
-
+  claims: Map<string, Candidate[]>;
+  /** The keys the routing index was asked about. */
+  asked: string[];
   /** Puts the bytes on the given peers and makes them the candidates of the digest, in that order. */
+  share(bytes: Buffer, holders: TestPeer[], order?: TestPeer[]): string;
+  accessLines(): Array<Record<string, unknown>>;
+}
+
+async function startPeers(): Promise<Pick<Fixture, 'good' | 'other' | 'slow' | 'failing' | 'wrong' | 'stalling' | 'oversized' | 'peers'>> {
+  const good = await startPeer(2);
+  const other = await startPeer(3);
+  const slow = await startPeer(4, { kind: 'slow', delayMs: 1500 });
+  const failing = await startPeer(5, { kind: 'fail-after', bytes: 1536 * 1024 });
+  const wrong = await startPeer(6, { kind: 'wrong-bytes' });
+  const stalling = await startPeer(7, { kind: 'stall-after', bytes: 1024 * 1024 });
+  const oversized = await startPeer(8, { kind: 'oversized', extraBytes: 1024 * 1024, bytes: 1536 * 1024 });
+  return { good, other, slow, failing, wrong, stalling, oversized, peers: [good, other, slow, failing, wrong, stalling, oversized] };
+}
+
+async function startFixture(): Promise<Fixture> {
+  const peers = await startPeers();
+  const claims = new Map<string, Candidate[]>();
+  const asked: string[] = [];
+  const local = createMemoryStore();
+  const log = captureLog();
+  const logger = createLogger('info', log);
+  const source = createPeerSource({
+    candidates: (key) => {
+      asked.push(key);
+      return claims.get(key) ?? [];
+    },
+    logger,
+    resolveTags: true,
+    hedge: { minDelayMs: 50, maxDelayMs: 50 },
+    requestTimeoutMs: 3000,
+    idleTimeoutMs: 300,
+    // Blobs here are streamed (only the last chunk held back); holding whole blobs: verify.test.ts.
+    verifyHoldBytes: 1024 * 1024,
+  });
+  const app = createRegistryApp({
+    store: local,
+    logger,
+    mirroredRegistries: [],
+    resolveTags: true,
+    source: chainSources([storeSource(local), source]),
+  });
+  const base = await listen(app);
   const share = (bytes: Buffer, holders: TestPeer[], order: TestPeer[] = holders): string => {
     let digest = '';
     for (const peer of holders) digest = peer.store.put(bytes);
     claims.set(digest, order.map((peer) => peer.candidate));
     return digest;
   };
-
   const accessLines = (): Array<Record<string, unknown>> => log.lines.filter((line) => line.msg === 'request');
+  return { ...peers, local, source, app, base, log, claims, asked, share, accessLines };
+}
 
+/** A blob served from peers: HEAD and GET, a Range, a miss, an unreachable peer. */
+function servingTests(fixture: () => Fixture): void {
   it('serves a blob from the first peer that has it, HEAD and GET, logged as peer', async () => {
+    const { good, other, base, share, accessLines } = fixture();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [good, other]);
     const url = `${base}/v2/library/app/blobs/${digest}?ns=docker.io`;
@@ -136,6 +136,7 @@ describe('peer source', () => {
   });
 
   it('a Range request is answered 200 with the whole blob, read and verified (a peer is never asked for a range it could get wrong)', async () => {
+    const { good, base, share } = fixture();
     const bytes = randomBytes(100_000);
     const digest = share(bytes, [good]);
     for (const header of ['bytes=1000-1999', 'bytes=99000-', 'bytes=0-', 'bytes=0-0']) {
@@ -151,6 +152,7 @@ describe('peer source', () => {
   });
 
   it('a 404 from a peer (false positive) moves on to the next one at once', async () => {
+    const { good, other, source, base, share } = fixture();
     const bytes = randomBytes(10_000);
     const digest = share(bytes, [good], [other, good]);
     const before = source.stats();
@@ -165,6 +167,7 @@ describe('peer source', () => {
   });
 
   it('a peer that cannot be reached is skipped; none reachable: 404', async () => {
+    const { good, base, claims, share } = fixture();
     const dead: Candidate = { name: 'dead', url: `http://127.0.0.9:${await freePort('127.0.0.9')}` };
     const bytes = randomBytes(10_000);
     const digest = share(bytes, [good]);
@@ -177,8 +180,12 @@ describe('peer source', () => {
     assert.equal(miss.status, 404);
     await bodyOf(miss);
   });
+}
 
+/** Slow, failing, stalling and wrong peers. */
+function resumeTests(fixture: () => Fixture): void {
   it('a slow first peer is hedged: the second answers without waiting for the first', async () => {
+    const { good, slow, source, base, share, accessLines } = fixture();
     const bytes = randomBytes(50_000);
     const digest = share(bytes, [slow, good]);
     const before = source.stats();
@@ -194,6 +201,7 @@ describe('peer source', () => {
   });
 
   it('a peer failing mid-stream: the rest comes from the next peer with a Range', async () => {
+    const { good, failing, source, base, share } = fixture();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [failing, good]);
     const before = source.stats();
@@ -209,6 +217,7 @@ describe('peer source', () => {
   });
 
   it('a peer stalling mid-stream is given up on after the idle timeout, and resumed from', async () => {
+    const { other, stalling, source, base, share } = fixture();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [stalling, other]);
     const before = source.stats();
@@ -218,6 +227,7 @@ describe('peer source', () => {
   });
 
   it('wrong bytes from a peer: the client never gets a complete response', async () => {
+    const { wrong, source, base, share, accessLines } = fixture();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [wrong]);
     const before = source.stats();
@@ -231,14 +241,19 @@ describe('peer source', () => {
   });
 
   it('wrong bytes of a small blob: 404 before anything is sent', async () => {
+    const { wrong, base, share } = fixture();
     const bytes = randomBytes(1000);
     const digest = share(bytes, [wrong]);
     const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
     assert.equal(res.status, 404);
     await bodyOf(res);
   });
+}
 
+/** Every candidate failing, a lying size, requests from peers, no candidate. */
+function failureTests(fixture: () => Fixture): void {
   it('every candidate failing mid-stream: the response is cut short', async () => {
+    const { failing, base, share, accessLines } = fixture();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [failing]);
     const res = await fetch(`${base}/v2/library/app/blobs/${digest}`);
@@ -250,6 +265,7 @@ describe('peer source', () => {
   });
 
   it('a peer lying about a size: its body fails, the honest holder is not penalised for disagreeing, and the next pull gets it whole', async () => {
+    const { other, oversized, base, log, share } = fixture();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [oversized, other]);
     const penalised = (): unknown[] => log.lines.filter((line) => line.msg?.toString().startsWith('peer penalised')).map((line) => line.peer);
@@ -266,6 +282,7 @@ describe('peer source', () => {
   });
 
   it('a request from a peer is answered from local content only', async () => {
+    const { good, other, local, base, asked, share, accessLines } = fixture();
     const bytes = randomBytes(1000);
     const digest = share(bytes, [good, other]);
     const res = await fetch(`${base}/v2/library/app/blobs/${digest}`, { headers: { [PEER_REQUEST_HEADER]: '1' } });
@@ -283,6 +300,7 @@ describe('peer source', () => {
   });
 
   it('no candidate: 404 without network I/O (latency: npm run bench:p2p)', async () => {
+    const { peers, base, asked } = fixture();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const url = new URL(base);
     const get = (path: string): Promise<number> =>
@@ -309,8 +327,12 @@ describe('peer source', () => {
     assert.equal(asked.length, 500);
     for (const peer of peers) assert.equal(peer.requests().length, 0);
   });
+}
 
+/** Manifests by digest and tags. */
+function manifestAndTagTests(fixture: () => Fixture): void {
   it('manifests by digest are fetched whole and verified', async () => {
+    const { good, wrong, base, share } = fixture();
     const manifest = Buffer.from(sampleManifest(2));
     const digest = share(manifest, [good]);
     for (const peer of [good]) peer.store.put(manifest, MediaType.ociManifest);
@@ -333,6 +355,7 @@ describe('peer source', () => {
   });
 
   it('tags resolve through the peers that claim the reference', async () => {
+    const { good, other, base, claims, asked, share } = fixture();
     const manifest = Buffer.from(sampleManifest(1));
     const digest = share(manifest, [other], [good, other]);
     other.store.put(manifest, MediaType.ociManifest);
@@ -353,6 +376,7 @@ describe('peer source', () => {
   });
 
   it('concurrent resolves of one tag make one peer request; the next one asks again', async () => {
+    const { other, source, claims } = fixture();
     const manifest = Buffer.from(sampleManifest(2));
     const digest = other.store.put(manifest, MediaType.ociManifest);
     other.store.tag('docker.io/library/app:v3', digest);
@@ -376,6 +400,37 @@ describe('peer source', () => {
     assert.equal(manifestGets(), 1);
     assert.deepEqual(Buffer.concat(await (await located[9]!.read()).toArray()), manifest);
   });
+}
+
+describe('peer source', () => {
+  let started: Fixture | undefined;
+  const fixture = (): Fixture => {
+    assert.ok(started, 'the peers and the agent are started');
+    return started;
+  };
+
+  before(async () => {
+    started = await startFixture();
+  });
+
+  after(async () => {
+    await started?.app.close();
+    started?.source.close();
+    await Promise.all((started?.peers ?? []).map((peer) => peer.app.close()));
+  });
+
+  beforeEach(() => {
+    const { claims, asked, log, peers } = fixture();
+    claims.clear();
+    asked.length = 0;
+    log.lines.length = 0;
+    for (const peer of peers) peer.log.lines.length = 0;
+  });
+
+  servingTests(fixture);
+  resumeTests(fixture);
+  failureTests(fixture);
+  manifestAndTagTests(fixture);
 });
 
 describe('peer source with tag resolution off', () => {

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../log/logger.ts';
 import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { createRegistryApp } from '../registry/app.ts';
-import { chainSources, storeSource } from '../registry/source.ts';
+import { chainSources, storeSource } from '../content/source.ts';
 import { captureLog, listen, type CapturedLog } from '../../tests/support/registry/testkit.ts';
 import type { Candidate } from './client.ts';
 import { createPeerSource, type PeerSource } from './source.ts';
@@ -24,15 +24,30 @@ interface Agent {
   log: CapturedLog;
 }
 
-describe('peer source: whole blobs verified before they are sent, penalties', () => {
-  let good: TestPeer;
-  let failing: TestPeer;
-  let wrong: TestPeer;
-  let stalling: TestPeer;
-  let peers: TestPeer[];
-  let claims = new Map<string, Candidate[]>();
-  const agents: Agent[] = [];
+/** The peers, some of them sick, the candidates each test claims, and the agents the tests start. */
+interface Fixture {
+  good: TestPeer;
+  failing: TestPeer;
+  wrong: TestPeer;
+  stalling: TestPeer;
+  peers: TestPeer[];
+  claims: Map<string, Candidate[]>;
+  agents: Agent[];
+  /** An agent whose registry chains its local store with a peer source asking `claims`. */
+  startAgent(extra?: Partial<PeerSourceOptions>): Promise<Agent>;
+  /** Puts the bytes on the given peers and makes them the candidates of the digest, in that order. */
+  share(bytes: Buffer, holders: TestPeer[]): string;
+}
 
+const blobUrl = (agent: Agent, digest: string): string => `${agent.base}/v2/library/app/blobs/${digest}?ns=docker.io`;
+
+async function startFixture(): Promise<Fixture> {
+  const good = await startPeer(12);
+  const failing = await startPeer(13, { kind: 'fail-after', bytes: 1024 * 1024 });
+  const wrong = await startPeer(14, { kind: 'wrong-bytes' });
+  const stalling = await startPeer(15, { kind: 'stall-after', bytes: 512 * 1024 });
+  const claims = new Map<string, Candidate[]>();
+  const agents: Agent[] = [];
   const startAgent = async (extra: Partial<PeerSourceOptions> = {}): Promise<Agent> => {
     const log = captureLog();
     const logger = createLogger('info', log);
@@ -50,37 +65,19 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
     agents.push(agent);
     return agent;
   };
-
-  before(async () => {
-    good = await startPeer(12);
-    failing = await startPeer(13, { kind: 'fail-after', bytes: 1024 * 1024 });
-    wrong = await startPeer(14, { kind: 'wrong-bytes' });
-    stalling = await startPeer(15, { kind: 'stall-after', bytes: 512 * 1024 });
-    peers = [good, failing, wrong, stalling];
-  });
-
-  after(async () => {
-    for (const agent of agents) {
-      await agent.app.close();
-      agent.source.close();
-    }
-    await Promise.all((peers ?? []).map((peer) => peer.app.close()));
-  });
-
-  beforeEach(() => {
-    claims = new Map();
-    for (const peer of peers) peer.log.lines.length = 0;
-  });
-
   const share = (bytes: Buffer, holders: TestPeer[]): string => {
     let digest = '';
     for (const peer of holders) digest = peer.store.put(bytes);
     claims.set(digest, holders.map((peer) => peer.candidate));
     return digest;
   };
-  const blobUrl = (agent: Agent, digest: string): string => `${agent.base}/v2/library/app/blobs/${digest}?ns=docker.io`;
+  return { good, failing, wrong, stalling, peers: [good, failing, wrong, stalling], claims, agents, startAgent, share };
+}
 
+/** Wrong, failing and stalling peers, with and without a good one. */
+function sickPeerTests(fixture: () => Fixture): void {
   it('wrong bytes, then a good peer: the client gets only the right bytes; the sick peer is penalised', async () => {
+    const { good, wrong, startAgent, share } = fixture();
     const agent = await startAgent();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [wrong, good]);
@@ -102,6 +99,7 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
   });
 
   it('wrong bytes and nobody else: 404 before a byte is sent (containerd goes upstream)', async () => {
+    const { wrong, startAgent, share } = fixture();
     const agent = await startAgent();
     const digest = share(randomBytes(BLOB_BYTES), [wrong]);
     const res = await fetch(blobUrl(agent, digest));
@@ -111,6 +109,7 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
   });
 
   it('failing or stalling mid-body and nobody else: 404, nothing sent', async () => {
+    const { failing, stalling, startAgent, share } = fixture();
     const agent = await startAgent();
     for (const sick of [failing, stalling]) {
       const digest = share(randomBytes(BLOB_BYTES), [sick]);
@@ -122,6 +121,7 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
   });
 
   it('failing mid-body, then a good peer: resumed with a Range, verified whole', async () => {
+    const { good, failing, startAgent, share } = fixture();
     const agent = await startAgent();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [failing, good]);
@@ -131,8 +131,12 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
     assert.equal(agent.source.stats().resumes, 1);
     assert.equal(good.requests()[0]?.status, 206);
   });
+}
 
+/** Streamed over the hold budget, and a Range over wrong bytes. */
+function rangeTests(fixture: () => Fixture): void {
   it('over the hold budget, a blob is streamed: wrong bytes cut the response short, the client is told, the peer is not asked for it again', async () => {
+    const { wrong, startAgent, share } = fixture();
     const delivered: string[] = [];
     const agent = await startAgent({ verifyHoldBudgetBytes: 1024 * 1024, onWrongBytesDelivered: (d) => delivered.push(d) });
     const digest = share(randomBytes(BLOB_BYTES), [wrong]);
@@ -153,6 +157,7 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
 
   for (const budget of [undefined, 1024 * 1024]) {
     it(`a Range over wrong bytes (${budget === undefined ? 'held back whole' : 'streamed'}): never a complete-looking answer`, async () => {
+      const { wrong, startAgent, share } = fixture();
       const delivered: string[] = [];
       const agent = await startAgent({ verifyHoldBudgetBytes: budget, onWrongBytesDelivered: (d) => delivered.push(d) });
       const bytes = randomBytes(BLOB_BYTES);
@@ -170,8 +175,12 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
       if (budget !== undefined) assert.deepEqual(delivered, [digest]);
     });
   }
+}
 
+/** A Range after a wrong peer, a stall while held back, wrong bytes held back. */
+function heldBackTests(fixture: () => Fixture): void {
   it('a Range with a good peer after a wrong one: the right bytes, whole', async () => {
+    const { good, wrong, startAgent, share } = fixture();
     const agent = await startAgent();
     const bytes = randomBytes(BLOB_BYTES);
     const digest = share(bytes, [wrong, good]);
@@ -181,6 +190,7 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
   });
 
   it("a blob held back while a peer stalls: the client's idle timeout does not cut the wait", async () => {
+    const { good, stalling, claims, agents, share } = fixture();
     const log = captureLog();
     const logger = createLogger('info', log);
     const local = createMemoryStore();
@@ -199,6 +209,7 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
   });
 
   it('held back whole, wrong bytes never reach the client and are not reported as delivered', async () => {
+    const { wrong, startAgent, share } = fixture();
     const delivered: string[] = [];
     const agent = await startAgent({ onWrongBytesDelivered: (d) => delivered.push(d) });
     const digest = share(randomBytes(BLOB_BYTES), [wrong]);
@@ -207,4 +218,34 @@ describe('peer source: whole blobs verified before they are sent, penalties', ()
     await bodyOf(res);
     assert.deepEqual(delivered, []);
   });
+}
+
+describe('peer source: whole blobs verified before they are sent, penalties', () => {
+  let started: Fixture | undefined;
+  const fixture = (): Fixture => {
+    assert.ok(started, 'the peers are started');
+    return started;
+  };
+
+  before(async () => {
+    started = await startFixture();
+  });
+
+  after(async () => {
+    for (const agent of started?.agents ?? []) {
+      await agent.app.close();
+      agent.source.close();
+    }
+    await Promise.all((started?.peers ?? []).map((peer) => peer.app.close()));
+  });
+
+  beforeEach(() => {
+    const { claims, peers } = fixture();
+    claims.clear();
+    for (const peer of peers) peer.log.lines.length = 0;
+  });
+
+  sickPeerTests(fixture);
+  rangeTests(fixture);
+  heldBackTests(fixture);
 });

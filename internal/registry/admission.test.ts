@@ -11,8 +11,8 @@ import { createPeerSigner, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } fr
 import { createPeerVerifier } from '../auth/verify.ts';
 import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { createPeerSource } from '../peer/source.ts';
-import { PEER_REQUEST_HEADER } from './peer-request.ts';
-import { chainSources, storeSource } from './source.ts';
+import { PEER_REQUEST_HEADER } from '../auth/peer-request.ts';
+import { chainSources, storeSource } from '../content/source.ts';
 import { createTestApp, rawRequest, type CapturedLog, type RawRequestOptions, type RawResponse } from '../../tests/support/registry/testkit.ts';
 import { createLogger } from '../log/logger.ts';
 

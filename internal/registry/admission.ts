@@ -13,9 +13,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AddressAllowList } from '../auth/allow.ts';
+import { isPeerRequest } from '../auth/peer-request.ts';
 import { hasPeerHeaders, type PeerVerifier } from '../auth/verify.ts';
 import { RegistryError } from './errors.ts';
-import { isPeerRequest } from './peer-request.ts';
 
 export interface AdmissionOptions {
   /** Verifies signed peer requests; undefined: peer auth off. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { MediaType } from '../oci/mediatype.ts';
-import { chainSources, storeSource } from './source.ts';
+import { chainSources, storeSource } from '../content/source.ts';
 import { createTestApp, listen, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 test('defaultRegistry applies when ns is absent', async (t) => {

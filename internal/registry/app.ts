@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AddressAllowList } from '../auth/allow.ts';
 import type { PeerVerifier } from '../auth/verify.ts';
+import { storeSource, type ContentSource } from '../content/source.ts';
 import type { ContentStore } from '../oci/store.ts';
 import { createAccessLog, installAccessLog, type AccessLine } from './access-log.ts';
 import { installAdmission } from './admission.ts';
@@ -21,7 +22,6 @@ import { createPolicy } from './policy.ts';
 import { installUnderPressure, type UnderPressureOptions } from './pressure.ts';
 import { API_VERSION, API_VERSION_HEADER, installRoutes } from './routes.ts';
 import { FILE_CHUNK_BYTES } from './send-file.ts';
-import { storeSource, type ContentSource } from './source.ts';
 import { fastifyTimeoutOptions, resolveTimeouts, type ServerTimeouts } from './timeouts.ts';
 
 export interface RegistryAppOptions {

@@ -22,7 +22,7 @@ import { anyTargetArb, encodeSegment, rangeCaseArb, segmentEncodingArb } from '.
 import { assertAnswer } from '../../tests/support/fuzz/registry-fixture.ts';
 import { expectFor, type Fixture } from '../../tests/support/fuzz/registry-oracle.ts';
 import { rawExchange } from '../../tests/support/registry/raw-http.ts';
-import type { FileBackedStore } from './source.ts';
+import type { FileBackedStore } from '../content/source.ts';
 import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 /** A FileBackedStore over a content directory, naming files with blobPath only; records every path it touches. */

@@ -14,10 +14,10 @@ import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import { headerValueArb, rangeCaseArb, type RangeCase } from '../../tests/support/fuzz/registry-arbitraries.ts';
 import { createFuzzApp, ociErrorCode, type Answer } from '../../tests/support/fuzz/registry-fixture.ts';
-import { PEER_REQUEST_HEADER } from './peer-request.ts';
+import { PEER_REQUEST_HEADER } from '../auth/peer-request.ts';
 import { parseRange } from './range.ts';
 import { rawExchange } from '../../tests/support/registry/raw-http.ts';
-import { chainSources, storeSource } from './source.ts';
+import { chainSources, storeSource } from '../content/source.ts';
 import { createTestApp, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 function header(answer: Answer, name: string): string | undefined {

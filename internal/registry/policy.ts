@@ -2,8 +2,8 @@
 // resolved, which registry a request without `ns` is for. Shared by the
 // manifest and blob handlers.
 import type { Logger } from 'pino';
+import type { ContentSource } from '../content/source.ts';
 import type { BufferPool } from './buffer-pool.ts';
-import type { ContentSource } from './source.ts';
 
 export interface RoutePolicy {
   /** Registries whose content is served; empty = all. Lower case. */

@@ -7,7 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import { createMemoryStore } from '../oci/storetest/memory-store.ts';
 import { NotFoundError, type ContentStore } from '../oci/store.ts';
-import type { FileBackedStore } from './source.ts';
+import type { FileBackedStore } from '../content/source.ts';
 import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
 
 const BODY = Buffer.from('0123456789abcdefghij');

@@ -8,6 +8,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { LocatedContent } from '../content/source.ts';
 import { NotFoundError, type ByteRange } from '../oci/store.ts';
 import { RegistryError } from './errors.ts';
 import { clip } from './path.ts';
@@ -15,7 +16,6 @@ import { isMirrored, type RepositoryTarget, type RouteDeps } from './policy.ts';
 import { contentRange, etagOf, ifRangeAllows, noneMatchHit, parseRange, unsatisfiedRange } from './range.ts';
 import { streamFile } from './send-file.ts';
 import { streamBody, type StreamOptions, type StreamOutcome } from './send-stream.ts';
-import type { LocatedContent } from './source.ts';
 
 async function openBlob(located: LocatedContent, digest: string, range: ByteRange | undefined): Promise<Readable> {
   try {

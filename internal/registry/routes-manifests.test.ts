@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentStore } from '../oci/store.ts';
-import { MAX_MANIFEST_BYTES } from './routes-manifests.ts';
 import { createTestApp, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
 function errorCode(body: string): unknown {

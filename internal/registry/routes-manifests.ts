@@ -1,20 +1,19 @@
 // GET/HEAD /v2/<name>/manifests/<tag|digest>. Manifests are small: the body is
-// read whole (at most MAX_MANIFEST_BYTES), checked against its digest, and sent
-// with the media type of its descriptor (else sniffed from the JSON). Content
-// that is not a manifest, or too large to be one, is MANIFEST_UNKNOWN, so
-// containerd falls back to the next host.
+// read whole (at most MAX_MANIFEST_BYTES, ../oci/limits.ts), checked against
+// its digest, and sent with the media type of its descriptor (else sniffed
+// from the JSON). Content that is not a manifest, or too large to be one, is
+// MANIFEST_UNKNOWN, so containerd falls back to the next host.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { LocatedContent } from '../content/source.ts';
 import { parseDigest } from '../oci/digest.ts';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { isAnyManifestMediaType, sniffManifestMediaType } from '../oci/mediatype.ts';
 import { NotFoundError } from '../oci/store.ts';
 import { RegistryError } from './errors.ts';
 import { etagOf, noneMatchHit } from './range.ts';
 import { isMirrored, type RepositoryTarget, type RouteDeps } from './policy.ts';
-import type { LocatedContent } from './source.ts';
-
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** Reads a whole stream into one buffer, refusing more than `maxBytes`. */
 export async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {

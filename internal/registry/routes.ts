@@ -3,13 +3,13 @@
 // dispatching to the base, manifest and blob handlers; every other method is
 // 405 UNSUPPORTED before any body is read.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isPeerRequest } from '../auth/peer-request.ts';
 import type { HandlerKind } from './access-log.ts';
 import { RegistryError } from './errors.ts';
 import { clip, parseRegistryPath, registryOf } from './path.ts';
 import { serveBlob } from './routes-blobs.ts';
 import { serveManifest } from './routes-manifests.ts';
 import type { RouteDeps, RoutePolicy } from './policy.ts';
-import { isPeerRequest } from './peer-request.ts';
 
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
 export const API_VERSION = 'registry/2.0';

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { FileBackedStore } from './source.ts';
+import type { FileBackedStore } from '../content/source.ts';
 import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
 import { fastifyTimeoutOptions, resolveTimeouts } from './timeouts.ts';
 

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
-import { parseByteSize } from '../../internal/config/agent.ts';
+import { parseByteSize } from '../../internal/config/agent-flags.ts';
 import { MEMORY_LIMIT_SHARE } from '../../internal/registry/pressure.ts';
 import type { LoadResult } from './load-client.ts';
 

@@ -18,7 +18,7 @@
 //   shorter body) is flipped; length and headers are unchanged.
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { PEER_REQUEST_HEADER } from '../../internal/registry/peer-request.ts';
+import { PEER_REQUEST_HEADER } from '../../internal/auth/peer-request.ts';
 import { classifyPath, type RequestKind } from '../support/counting-proxy.ts';
 
 export type PeerFault =

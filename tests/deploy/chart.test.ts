@@ -3,8 +3,8 @@
 // exists, ask for the least RBAC, pass the agent flags the agent accepts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentFlags } from '../../internal/config/agent.ts';
-import { cleanupFlags, configureFlags } from '../../internal/config/configure.ts';
+import { agentFlags } from '../../internal/config/agent-flags.ts';
+import { cleanupFlags, configureFlags } from '../../internal/config/configure-flags.ts';
 import { parseFlags } from '../../internal/config/flags.ts';
 import { CHART, container, field, find, helm, objs, renderChart, SPEGEL_VALUES, stringMap, strs, type Obj } from './helm.ts';
 import { referenceProblems } from './references.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parsePeerKeys } from '../../internal/auth/secret.ts';
 import { createPeerSigner } from '../../internal/auth/sign.ts';
-import { PEER_REQUEST_HEADER } from '../../internal/registry/peer-request.ts';
+import { PEER_REQUEST_HEADER } from '../../internal/auth/peer-request.ts';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';

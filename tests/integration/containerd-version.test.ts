@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { containerdVersion, requestContainerdVersion } from '../../internal/containerd/version.ts';
-import { checkContainerdConfig } from '../../internal/configure/preflight.ts';
+import { checkContainerdConfig } from '../../internal/containerd/preflight.ts';
 import { containerdRelease, type ContainerdRelease, type ContainerdSeries } from '../support/containerd-release.ts';
 import { fileExists, startProcess, waitFor, type Managed } from '../support/process.ts';
 

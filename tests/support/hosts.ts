@@ -3,7 +3,7 @@
 // or the upstream alone.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { renderHostsToml } from '../../internal/configure/hosts-toml.ts';
+import { renderHostsToml } from '../../internal/hostsconfig/hosts-toml.ts';
 
 /** Writes `<hostsDir>/<upstreamHost>/hosts.toml`: the agent first, `http://<upstreamHost>` as server. */
 export async function writeMirrorHosts(hostsDir: string, upstreamHost: string, agentUrl: string): Promise<void> {

@@ -3,10 +3,14 @@
 // as `server`, the fallback. No registries: one `_default/hosts.toml`, which
 // containerd uses for every registry without its own directory (seen with
 // containerd 1.6.20: a pull from any host asks the _default mirrors first).
+// This folder, internal/hostsconfig, is those files and nothing else: writing
+// (here), removing (cleanup.ts), their format (hosts-toml.ts); the commands'
+// flags are internal/config/configure-flags.ts.
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isNotFound } from '../fs/not-found.ts';
 import { removeManaged, type CleanupAction } from './cleanup.ts';
-import { BACKUP_FILE, HOSTS_FILE, isNotFound, listDirs, managedHeader, managedInfo, readIfExists, writeAtomic } from './files.ts';
+import { BACKUP_FILE, HOSTS_FILE, listDirs, managedHeader, managedInfo, readIfExists, writeAtomic } from './files.ts';
 import { prependToExisting, renderHostsToml, type Capability, type MirrorHost } from './hosts-toml.ts';
 import { DEFAULT_HOST_DIR, type MirroredRegistry } from './registries.ts';
 

@@ -1,8 +1,11 @@
 // Where the registry handlers get content from. The handlers never talk to a
 // ContentStore directly: they ask a ContentSource, and a source can be the local
-// store (storeSource) or, later, a chain of the local store and the peers
+// store (storeSource) or a chain of the local store and the peers
 // (chainSources([storeSource(store), peerSource(...)])). Policy (the ns filter,
 // tag resolution on/off) stays in the handlers; sources only find content.
+// A folder of its own, between internal/oci and its users: the registry
+// (internal/registry) asks sources, the peer source (internal/peer) is one,
+// and neither depends on the other for it.
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { imageReference } from '../oci/reference.ts';
@@ -62,8 +65,9 @@ export interface LocatedContent {
 
 /**
  * A ContentStore whose content lives in regular files (containerd's content
- * directory) can offer them for the registry's fast path (send-file.ts). The
- * file must hold exactly the content; undefined when not available as a file.
+ * directory) can offer them for the registry's fast path
+ * (../registry/send-file.ts). The file must hold exactly the content;
+ * undefined when not available as a file.
  */
 export interface FileBackedStore extends ContentStore {
   openFile(digest: string): Promise<FileHandle | undefined>;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { agentFlags } from './agent.ts';
+import { agentFlags } from './agent-flags.ts';
 import { flagHelp, parseDurationMs, parseFlags, UsageError } from './flags.ts';
 
 test('defaults apply when neither flag nor env is set', () => {

@@ -1,6 +1,9 @@
 // Requests from one agent to another carry a marker header. The registry
 // answers a marked request from the node's own content only and never asks
 // peers in turn, so a request can never travel in a loop between agents.
+// It lives in auth, the lowest of the three folders that use it: the marker
+// is also the signed sender's name (sign.ts, verify.ts), the peer client
+// sends it, and the registry (admission, routes) reads it.
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** The marker header (lower case, as Node presents request headers). */

@@ -9,17 +9,19 @@
 //    pulls locally: 2.1+ pulls through its transfer service, which takes a
 //    `:`-separated list (2.2's default) as one directory, so it finds no
 //    hosts.toml. 1.x and 2.0 pull locally, and their resolver splits the list.
-//    The version comes from containerd (../containerd/version.ts); an unknown
-//    one is taken as 2.1 or later, since that failure is silent.
+//    The version comes from containerd (version.ts); an unknown one is
+//    taken as 2.1 or later, since that failure is silent.
 // containerd's gRPC introspection does not carry the CRI plugin's config (its
 // plugin entry exports only CRIVersion), so the config file is read instead:
 // the node's /etc/containerd/config.toml mounted into the pod, with its
 // `imports`. Config versions 1 and 2 (containerd 1.x) and 3 (containerd 2.x).
+// Only the agent runs it (cmd/registry.ts), at start-up; `mirra configure`
+// (internal/hostsconfig) writes hosts.toml files and reads no containerd config.
 import { parse, type TomlTable } from 'smol-toml';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import type { ContainerdVersion } from '../containerd/version.ts';
-import { isNotFound } from './files.ts';
+import { isNotFound } from '../fs/not-found.ts';
+import type { ContainerdVersion } from './version.ts';
 
 interface Layout {
   /** Table path and label of the table that holds discard_unpacked_layers (and disable_snapshot_annotations). */

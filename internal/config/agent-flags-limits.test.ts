@@ -1,7 +1,7 @@
 // The agent's flags for shutdown, load limits and load shedding.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { agentFlags } from './agent.ts';
+import { agentFlags } from './agent-flags.ts';
 import { parseFlags, UsageError } from './flags.ts';
 
 test('defaults', () => {

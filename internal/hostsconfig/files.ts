@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { isNotFound } from '../fs/not-found.ts';
 
 export const HOSTS_FILE = 'hosts.toml';
 export const BACKUP_FILE = 'hosts.toml.mirra-backup';
@@ -27,10 +28,6 @@ export function managedInfo(text: string): ManagedInfo {
   const lines = text.split('\n', 3);
   const managed = lines[0]?.startsWith(`# ${MANAGED_MARKER}`) === true;
   return { managed, createdDir: managed && lines.slice(1).some((line) => line.trim() === `# ${CREATED_DIR_NOTE}`) };
-}
-
-export function isNotFound(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT';
 }
 
 /** The file's text, or undefined when it does not exist. */

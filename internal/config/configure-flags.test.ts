@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { agentFlags } from './agent.ts';
-import { cleanupFlags, configureFlags } from './configure.ts';
+import { agentFlags } from './agent-flags.ts';
+import { cleanupFlags, configureFlags } from './configure-flags.ts';
 import { parseFlags, UsageError } from './flags.ts';
 
 test('configure defaults; flags and env', () => {

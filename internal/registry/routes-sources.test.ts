@@ -1,8 +1,11 @@
+// How the routes use their content sources (routes.ts, ../content/source.ts):
+// a request with the peer marker is answered from the local source only, and
+// every source gets the kind and method hints and has what it located released.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMemoryStore } from '../oci/storetest/memory-store.ts';
-import { PEER_REQUEST_HEADER } from './peer-request.ts';
-import { storeSource, type ContentRequest, type ContentSource } from './source.ts';
+import { PEER_REQUEST_HEADER } from '../auth/peer-request.ts';
+import { storeSource, type ContentRequest, type ContentSource } from '../content/source.ts';
 import { createTestApp } from '../../tests/support/registry/testkit.ts';
 
 /** A source over another store ("the peers") that records what it was asked and what was released. */

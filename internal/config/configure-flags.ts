@@ -1,6 +1,7 @@
 // The flags of `mirra configure` and `mirra cleanup`, which write and remove
-// containerd's mirror configuration (certs.d/<registry>/hosts.toml) on a node.
-import { parseMirroredRegistry, parseMirrorTarget, type MirroredRegistry } from '../configure/registries.ts';
+// containerd's mirror configuration (certs.d/<registry>/hosts.toml) on a node;
+// the writing and removing is internal/hostsconfig's.
+import { parseMirroredRegistry, parseMirrorTarget, type MirroredRegistry } from '../hostsconfig/registries.ts';
 import { parseBoolean, parseList, parseNonEmpty, type FlagSpec } from './flags.ts';
 
 function flag<T>(spec: FlagSpec<T>): FlagSpec<T> {
