@@ -48,15 +48,14 @@ export async function writeMirrorConfiguration(options: ConfigureOptions): Promi
   if (options.mirrorTargets.length === 0) throw new Error('no mirror targets');
   const capabilities: Capability[] = options.resolveTags ? ['pull', 'resolve'] : ['pull'];
   const mirrors: MirrorHost[] = options.mirrorTargets.map((url) => ({ url, capabilities }));
-  const entries =
+  const entries: HostEntry[] =
     options.registries.length === 0
       ? [{ dir: DEFAULT_HOST_DIR, server: undefined }]
       : options.registries.map((registry) => ({ dir: registry.host, server: registry.server }));
   await mkdir(options.certsDir, { recursive: true });
   const written: WrittenFile[] = [];
-  for (const entry of entries) {
-    written.push(await writeOne(options.certsDir, entry.dir, entry.server, mirrors, options.prependExisting));
-  }
+  const plan: WritePlan = { certsDir: options.certsDir, mirrors, prependExisting: options.prependExisting };
+  for (const entry of entries) written.push(await writeOne(plan, entry));
   const wanted = new Set(entries.map((entry) => entry.dir));
   const stale: CleanupAction[] = [];
   for (const dir of await listDirs(options.certsDir)) {
@@ -65,13 +64,22 @@ export async function writeMirrorConfiguration(options: ConfigureOptions): Promi
   return { written, stale };
 }
 
-async function writeOne(
-  certsDir: string,
-  dir: string,
-  server: string | undefined,
-  mirrors: MirrorHost[],
-  prependExisting: boolean,
-): Promise<WrittenFile> {
+/** What every hosts.toml of one run shares. */
+interface WritePlan {
+  readonly certsDir: string;
+  readonly mirrors: MirrorHost[];
+  readonly prependExisting: boolean;
+}
+
+/** One hosts.toml to write: its certs.d directory name and the registry as `server` (undefined for `_default`). */
+interface HostEntry {
+  readonly dir: string;
+  readonly server: string | undefined;
+}
+
+async function writeOne(plan: WritePlan, entry: HostEntry): Promise<WrittenFile> {
+  const { certsDir, mirrors, prependExisting } = plan;
+  const { dir, server } = entry;
   const dirPath = join(certsDir, dir);
   const path = join(dirPath, HOSTS_FILE);
   const backupPath = join(dirPath, BACKUP_FILE);
@@ -95,8 +103,7 @@ async function writeOne(
   }
   const header = managedHeader(keepCreatedDir);
   const prepended = prependExisting && original !== undefined;
-  const text =
-    prepended && original !== undefined ? prependToExisting(original, { server, mirrors, header }) : renderHostsToml({ server, mirrors, header });
+  const text = prepended && original !== undefined ? prependToExisting(original, { server, mirrors, header }) : renderHostsToml({ server, mirrors, header });
   await writeAtomic(path, text);
   return { dir, path, backup, createdDir: keepCreatedDir, prepended };
 }

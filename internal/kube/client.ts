@@ -100,7 +100,31 @@ function timeoutError(what: 'answered' | 'sent', ms: number): Error {
   return err;
 }
 
-export function createKubeClient(target: ApiTarget): KubeClient {
+/** What every request of one client shares: the target, its URL parts and its keep-alive agent. */
+interface Connection {
+  readonly target: ApiTarget;
+  readonly base: URL;
+  /** The server URL's path, without a trailing slash: prepended to every API path. */
+  readonly prefix: string;
+  readonly agent: HttpAgent | HttpsAgent;
+  readonly send: typeof httpsRequest | typeof httpRequest;
+}
+
+interface RequestBody {
+  readonly type: string;
+  readonly data: Buffer;
+}
+
+/** One request: headersTimeoutMs bounds the wait for the status line (a watch's signal cannot carry a timeout: it lasts). */
+interface RequestSpec {
+  readonly method: string;
+  readonly url: URL;
+  readonly signal: AbortSignal;
+  readonly body?: RequestBody;
+  readonly headersTimeoutMs?: number;
+}
+
+function connect(target: ApiTarget): Connection {
   const base = new URL(target.server);
   const prefix = base.pathname.replace(/\/+$/, '');
   const tls = base.protocol === 'https:';
@@ -114,121 +138,161 @@ export function createKubeClient(target: ApiTarget): KubeClient {
         servername: target.tlsServerName,
       })
     : new HttpAgent({ keepAlive: true });
-  const send = tls ? httpsRequest : httpRequest;
+  return { target, base, prefix, agent, send: tls ? httpsRequest : httpRequest };
+}
 
-  function urlOf(path: string, query: Query): URL {
-    const url = new URL(base);
-    url.pathname = `${prefix}${path}`;
-    for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, String(value));
-    return url;
-  }
+function urlOf(conn: Connection, path: string, query: Query): URL {
+  const url = new URL(conn.base);
+  url.pathname = `${conn.prefix}${path}`;
+  for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, String(value));
+  return url;
+}
 
-  /**
-   * Sends one request; resolves the response of a 2xx, rejects with
-   * KubeApiError otherwise (body consumed). headersTimeoutMs bounds the wait
-   * for the status line (a watch's signal cannot carry a timeout: it lasts).
-   */
-  async function call(
-    method: string,
-    url: URL,
-    signal: AbortSignal,
-    body?: { type: string; data: Buffer },
-    headersTimeoutMs?: number,
-  ): Promise<IncomingMessage> {
-    const authorization = await target.credentials.authorization();
-    const headers: Record<string, string | number> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
-    if (authorization !== undefined) headers['Authorization'] = authorization;
-    if (body !== undefined) Object.assign(headers, { 'Content-Type': body.type, 'Content-Length': body.data.length });
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { method, agent, headers, signal }, (answer) => {
-        clearTimeout(timer);
-        resolve(answer);
-      });
-      const timer = headersTimeoutMs === undefined ? undefined : setTimeout(() => req.destroy(timeoutError('answered', headersTimeoutMs)), headersTimeoutMs);
-      timer?.unref();
-      req.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      req.end(body?.data);
+async function requestHeaders(conn: Connection, body: RequestBody | undefined): Promise<Record<string, string | number>> {
+  const authorization = await conn.target.credentials.authorization();
+  const headers: Record<string, string | number> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
+  if (authorization !== undefined) headers['Authorization'] = authorization;
+  if (body !== undefined) Object.assign(headers, { 'Content-Type': body.type, 'Content-Length': body.data.length });
+  return headers;
+}
+
+/** Sends the request and resolves the response as soon as its status line came, whatever the status. */
+function exchange(conn: Connection, spec: RequestSpec, headers: Record<string, string | number>): Promise<IncomingMessage> {
+  const { method, url, signal, body, headersTimeoutMs } = spec;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = conn.send(url, { method, agent: conn.agent, headers, signal }, (answer) => {
+      clearTimeout(timer);
+      resolve(answer);
     });
-    const status = res.statusCode ?? 0;
-    if (status >= 200 && status < 300) return res;
-    if (status === 401) target.credentials.invalidate();
-    throw await failure(res);
-  }
+    const timer = headersTimeoutMs === undefined ? undefined : setTimeout(() => req.destroy(timeoutError('answered', headersTimeoutMs)), headersTimeoutMs);
+    timer?.unref();
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body?.data);
+  });
+}
 
-  async function json(method: string, url: URL, signal: AbortSignal, body?: { type: string; data: Buffer }): Promise<unknown> {
-    const res = await call(method, url, signal, body);
-    return parseJson(await readBody(res), `${method} ${url.pathname}`);
-  }
+/**
+ * Sends one request; resolves the response of a 2xx, rejects with
+ * KubeApiError otherwise (body consumed).
+ */
+async function call(conn: Connection, spec: RequestSpec): Promise<IncomingMessage> {
+  const headers = await requestHeaders(conn, spec.body);
+  const res = await exchange(conn, spec, headers);
+  const status = res.statusCode ?? 0;
+  if (status >= 200 && status < 300) return res;
+  if (status === 401) conn.target.credentials.invalidate();
+  throw await failure(res);
+}
 
+async function json(conn: Connection, spec: RequestSpec): Promise<unknown> {
+  const res = await call(conn, spec);
+  return parseJson(await readBody(res), `${spec.method} ${spec.url.pathname}`);
+}
+
+/** One watch stream being read: its newline-delimited events, the idle timer and how the stream ends. */
+interface WatchStream {
+  readonly res: IncomingMessage;
+  readonly signal: AbortSignal;
+  readonly idleTimeoutMs: number;
+  readonly onEvent: (event: WatchEvent) => void;
+  readonly resolve: () => void;
+  readonly reject: (reason: unknown) => void;
+  /** Text after the last newline: the start of the next event. */
+  pending: string;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function failStream(stream: WatchStream, err: Error): void {
+  clearTimeout(stream.timer);
+  stream.res.destroy(err);
+  stream.reject(stream.signal.aborted ? stream.signal.reason : err); // aborted: the caller's reason, not the socket's "aborted"
+}
+
+/** (Re)starts the idle timer: no byte for idleTimeoutMs fails the stream. */
+function armStream(stream: WatchStream): void {
+  clearTimeout(stream.timer);
+  stream.timer = setTimeout(() => failStream(stream, timeoutError('sent', stream.idleTimeoutMs)), stream.idleTimeoutMs);
+  stream.timer.unref();
+}
+
+/** Hands one line of the stream to onEvent (blank lines skipped); throws for a line that is no event, or what onEvent threw. */
+function streamLine(stream: WatchStream, text: string): void {
+  if (text.trim() === '') return;
+  let event: unknown;
+  try {
+    event = JSON.parse(text);
+  } catch {
+    throw new Error('the API sent a watch event that is not JSON');
+  }
+  if (event === null || typeof event !== 'object' || !('type' in event) || typeof event.type !== 'string' || !('object' in event)) {
+    throw new Error('the API sent a watch event without type and object');
+  }
+  stream.onEvent({ type: event.type, object: event.object });
+}
+
+function onStreamData(stream: WatchStream, chunk: string): void {
+  armStream(stream);
+  stream.pending += chunk;
+  const { pending } = stream;
+  let start = 0;
+  try {
+    for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n', start)) {
+      streamLine(stream, pending.slice(start, end));
+      start = end + 1;
+    }
+  } catch (err) {
+    failStream(stream, err instanceof Error ? err : new Error(String(err)));
+    return;
+  }
+  stream.pending = pending.slice(start);
+  if (stream.pending.length > MAX_WATCH_EVENT_CHARS) failStream(stream, new Error(`the API sent a watch event over ${MAX_WATCH_EVENT_CHARS} characters`));
+}
+
+function onStreamEnd(stream: WatchStream): void {
+  clearTimeout(stream.timer);
+  try {
+    streamLine(stream, stream.pending);
+    stream.resolve();
+  } catch (err) {
+    stream.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/** Reads a watch response to its end: resolves when the server ends it, rejects as KubeClient.watch says. */
+function readWatch(res: IncomingMessage, onEvent: (event: WatchEvent) => void, options: { signal: AbortSignal; idleTimeoutMs: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const stream: WatchStream = { res, signal: options.signal, idleTimeoutMs: options.idleTimeoutMs, onEvent, resolve, reject, pending: '', timer: undefined };
+    armStream(stream);
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => onStreamData(stream, chunk));
+    res.once('end', () => onStreamEnd(stream));
+    res.once('error', (err) => failStream(stream, err));
+    res.once('close', () => {
+      if (!res.complete) failStream(stream, new Error('the API closed the watch connection'));
+    });
+  });
+}
+
+export function createKubeClient(target: ApiTarget): KubeClient {
+  const conn = connect(target);
   return {
     server: target.server,
-    get: (path, query, signal) => json('GET', urlOf(path, query), signal),
+    get: (path, query, signal) => json(conn, { method: 'GET', url: urlOf(conn, path, query), signal }),
     mergePatch: (path, body, signal) =>
-      json('PATCH', urlOf(path, {}), signal, { type: 'application/merge-patch+json', data: Buffer.from(JSON.stringify(body)) }),
-    async watch(path, query, onEvent, { signal, idleTimeoutMs }) {
-      const res = await call('GET', urlOf(path, { ...query, watch: true }), signal, undefined, idleTimeoutMs);
-      await new Promise<void>((resolve, reject) => {
-        let pending = '';
-        let timer: NodeJS.Timeout | undefined;
-        const fail = (err: Error): void => {
-          clearTimeout(timer);
-          res.destroy(err);
-          reject(signal.aborted ? signal.reason : err); // aborted: the caller's reason, not the socket's "aborted"
-        };
-        const arm = (): void => {
-          clearTimeout(timer);
-          timer = setTimeout(() => fail(timeoutError('sent', idleTimeoutMs)), idleTimeoutMs);
-          timer.unref();
-        };
-        const line = (text: string): void => {
-          if (text.trim() === '') return;
-          let event: unknown;
-          try {
-            event = JSON.parse(text);
-          } catch {
-            throw new Error('the API sent a watch event that is not JSON');
-          }
-          if (event === null || typeof event !== 'object' || !('type' in event) || typeof event.type !== 'string' || !('object' in event)) {
-            throw new Error('the API sent a watch event without type and object');
-          }
-          onEvent({ type: event.type, object: event.object });
-        };
-        arm();
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          arm();
-          pending += chunk;
-          let start = 0;
-          try {
-            for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n', start)) {
-              line(pending.slice(start, end));
-              start = end + 1;
-            }
-          } catch (err) {
-            fail(err instanceof Error ? err : new Error(String(err)));
-            return;
-          }
-          pending = pending.slice(start);
-          if (pending.length > MAX_WATCH_EVENT_CHARS) fail(new Error(`the API sent a watch event over ${MAX_WATCH_EVENT_CHARS} characters`));
-        });
-        res.once('end', () => {
-          clearTimeout(timer);
-          try {
-            line(pending);
-            resolve();
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
-        res.once('error', fail);
-        res.once('close', () => {
-          if (!res.complete) fail(new Error('the API closed the watch connection'));
-        });
-      });
+      json(conn, {
+        method: 'PATCH',
+        url: urlOf(conn, path, {}),
+        signal,
+        body: { type: 'application/merge-patch+json', data: Buffer.from(JSON.stringify(body)) },
+      }),
+    async watch(path, query, onEvent, options) {
+      const url = urlOf(conn, path, { ...query, watch: true });
+      const res = await call(conn, { method: 'GET', url, signal: options.signal, headersTimeoutMs: options.idleTimeoutMs });
+      await readWatch(res, onEvent, options);
     },
-    close: () => agent.destroy(),
+    close: () => conn.agent.destroy(),
   };
 }

@@ -7,7 +7,7 @@ import type { KubeClient } from './client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { PeerIndex } from '../routing/peer-index.ts';
 import { parsePod, parseSlice, type EndpointView, type PodView, type SliceView } from './objects.ts';
-import { startListWatch } from './watch.ts';
+import { startListWatch, type ListWatch, type ListWatchOptions } from './watch.ts';
 
 export interface PeerInfo {
   readonly name: string;
@@ -74,106 +74,137 @@ function bestEndpoint(bySlice: ReadonlyMap<string, EndpointView> | undefined): E
   return best;
 }
 
-export function watchPeers(options: WatchPeersOptions): PeerWatcher {
-  const { client, namespace, self, index } = options;
-  const log = options.logger.child({ component: 'kube-peers' });
-  const pods = new Map<string, PodView>();
-  const endpointsByPod = new Map<string, Map<string, EndpointView>>();
-  const fed = new Map<string, Fed>();
-  const directory = new Map<string, PeerInfo>();
-  let ownZone: string | undefined;
-  const timing = { minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, idleTimeoutMs: options.idleTimeoutMs };
+/** What the two watches of watchPeers share: the options and everything known of the peers. */
+interface PeersState {
+  readonly options: WatchPeersOptions;
+  readonly log: Logger;
+  readonly pods: Map<string, PodView>;
+  /** Pod name to its endpoints, by EndpointSlice name. */
+  readonly endpointsByPod: Map<string, Map<string, EndpointView>>;
+  /** What was last given to the index, by pod name. */
+  readonly fed: Map<string, Fed>;
+  readonly directory: Map<string, PeerInfo>;
+  ownZone: string | undefined;
+}
 
-  function feedIndex(name: string, pod: PodView, endpoint: EndpointView | undefined): boolean {
-    const ready = endpoint?.ready ?? false;
-    const zone = endpoint?.zone;
-    const previous = fed.get(name);
-    if (previous !== undefined && previous.zone === zone && sameRecord(previous.summary, pod.summary)) {
-      if (previous.ready === ready) return false;
-      index.setReady(name, ready);
-    } else {
-      const result = index.upsertPeer(name, { zone, ready, annotations: pod.summary });
-      if (result.status === 'invalid') log.warn({ err: result.error, peer: name }, 'ignoring the invalid summary of a peer');
-      else log.debug({ peer: name, status: result.status, decodedShards: result.decodedShards }, 'peer summary updated');
-    }
-    fed.set(name, { zone, ready, summary: pod.summary });
-    return true;
+/** Gives the index what is known of one peer's pod and endpoint; true if that changed anything. */
+function feedIndex(state: PeersState, name: string, pod: PodView, endpoint: EndpointView | undefined): boolean {
+  const { index } = state.options;
+  const ready = endpoint?.ready ?? false;
+  const zone = endpoint?.zone;
+  const previous = state.fed.get(name);
+  if (previous !== undefined && previous.zone === zone && sameRecord(previous.summary, pod.summary)) {
+    if (previous.ready === ready) return false;
+    index.setReady(name, ready);
+  } else {
+    const result = index.upsertPeer(name, { zone, ready, annotations: pod.summary });
+    if (result.status === 'invalid') state.log.warn({ err: result.error, peer: name }, 'ignoring the invalid summary of a peer');
+    else state.log.debug({ peer: name, status: result.status, decodedShards: result.decodedShards }, 'peer summary updated');
   }
+  state.fed.set(name, { zone, ready, summary: pod.summary });
+  return true;
+}
 
-  /** Brings the index and the directory in line with what is known of one pod name. */
-  function refresh(name: string): void {
-    if (name === self) {
-      const zone = bestEndpoint(endpointsByPod.get(name))?.zone;
-      if (zone !== ownZone) log.info({ zone: zone ?? null }, 'own zone from the EndpointSlice: peers in it are asked first');
-      ownZone = zone;
-      return;
+function refreshOwnZone(state: PeersState): void {
+  const zone = bestEndpoint(state.endpointsByPod.get(state.options.self))?.zone;
+  if (zone !== state.ownZone) state.log.info({ zone: zone ?? null }, 'own zone from the EndpointSlice: peers in it are asked first');
+  state.ownZone = zone;
+}
+
+/** Brings the index and the directory in line with what is known of one pod name. */
+function refresh(state: PeersState, name: string): void {
+  if (name === state.options.self) return refreshOwnZone(state);
+  const pod = state.pods.get(name);
+  let changed = false;
+  let next: PeerInfo | undefined;
+  if (pod === undefined) {
+    changed = state.fed.delete(name) && state.options.index.removePeer(name);
+  } else {
+    const endpoint = bestEndpoint(state.endpointsByPod.get(name));
+    changed = feedIndex(state, name, pod, endpoint);
+    if (endpoint?.port !== undefined) {
+      const { ip, port, zone, ready } = endpoint;
+      next = { name, ip, port, zone, nodeName: endpoint.nodeName ?? pod.nodeName, ready };
     }
-    const pod = pods.get(name);
-    let changed = false;
-    let next: PeerInfo | undefined;
-    if (pod === undefined) {
-      changed = fed.delete(name) && index.removePeer(name);
-    } else {
-      const endpoint = bestEndpoint(endpointsByPod.get(name));
-      changed = feedIndex(name, pod, endpoint);
-      if (endpoint?.port !== undefined) {
-        const { ip, port, zone, ready } = endpoint;
-        next = { name, ip, port, zone, nodeName: endpoint.nodeName ?? pod.nodeName, ready };
-      }
-    }
-    const previous = directory.get(name);
-    if (!samePeer(previous, next)) {
-      if (next === undefined) directory.delete(name);
-      else directory.set(name, next);
-      changed = true;
-    }
-    if (changed) options.onChange?.(name, next);
   }
+  const previous = state.directory.get(name);
+  if (!samePeer(previous, next)) {
+    if (next === undefined) state.directory.delete(name);
+    else state.directory.set(name, next);
+    changed = true;
+  }
+  if (changed) state.options.onChange?.(name, next);
+}
 
-  const podWatch = startListWatch<PodView>({
-    client,
-    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+/** An EndpointSlice changed: moves its endpoints from `previous` to `next` and refreshes every pod they name. */
+function onSliceChange(state: PeersState, sliceName: string, next: SliceView | undefined, previous: SliceView | undefined): void {
+  const { endpointsByPod } = state;
+  const touched = new Set<string>();
+  for (const endpoint of previous?.endpoints ?? []) {
+    const bySlice = endpointsByPod.get(endpoint.podName);
+    bySlice?.delete(sliceName);
+    if (bySlice?.size === 0) endpointsByPod.delete(endpoint.podName);
+    touched.add(endpoint.podName);
+  }
+  for (const endpoint of next?.endpoints ?? []) {
+    let bySlice = endpointsByPod.get(endpoint.podName);
+    if (bySlice === undefined) endpointsByPod.set(endpoint.podName, (bySlice = new Map()));
+    bySlice.set(sliceName, endpoint);
+    touched.add(endpoint.podName);
+  }
+  for (const name of touched) refresh(state, name);
+}
+
+function timingOf(options: WatchPeersOptions): Pick<ListWatchOptions<PodView>, 'minBackoffMs' | 'maxBackoffMs' | 'idleTimeoutMs'> {
+  return { minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, idleTimeoutMs: options.idleTimeoutMs };
+}
+
+function watchPods(state: PeersState): ListWatch<PodView> {
+  const { options } = state;
+  return startListWatch<PodView>({
+    client: options.client,
+    path: `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/pods`,
     labelSelector: options.labelSelector,
     parse: parsePod,
     onChange(name, next) {
-      if (next === undefined) pods.delete(name);
-      else pods.set(name, next);
-      refresh(name);
+      if (next === undefined) state.pods.delete(name);
+      else state.pods.set(name, next);
+      refresh(state, name);
     },
-    logger: log.child({ watch: 'pods' }),
-    ...timing,
+    logger: state.log.child({ watch: 'pods' }),
+    ...timingOf(options),
   });
+}
 
-  const sliceSelector = `kubernetes.io/service-name=${options.serviceName}`;
-  const sliceWatch = startListWatch<SliceView>({
-    client,
-    path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
-    labelSelector: sliceSelector,
+function watchSlices(state: PeersState): ListWatch<SliceView> {
+  const { options } = state;
+  return startListWatch<SliceView>({
+    client: options.client,
+    path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/endpointslices`,
+    labelSelector: `kubernetes.io/service-name=${options.serviceName}`,
     parse: parseSlice,
-    onChange(sliceName, next, previous) {
-      const touched = new Set<string>();
-      for (const endpoint of previous?.endpoints ?? []) {
-        const bySlice = endpointsByPod.get(endpoint.podName);
-        bySlice?.delete(sliceName);
-        if (bySlice?.size === 0) endpointsByPod.delete(endpoint.podName);
-        touched.add(endpoint.podName);
-      }
-      for (const endpoint of next?.endpoints ?? []) {
-        let bySlice = endpointsByPod.get(endpoint.podName);
-        if (bySlice === undefined) endpointsByPod.set(endpoint.podName, (bySlice = new Map()));
-        bySlice.set(sliceName, endpoint);
-        touched.add(endpoint.podName);
-      }
-      for (const name of touched) refresh(name);
-    },
-    logger: log.child({ watch: 'endpointslices' }),
-    ...timing,
+    onChange: (sliceName, next, previous) => onSliceChange(state, sliceName, next, previous),
+    logger: state.log.child({ watch: 'endpointslices' }),
+    ...timingOf(options),
   });
+}
 
+export function watchPeers(options: WatchPeersOptions): PeerWatcher {
+  const state: PeersState = {
+    options,
+    log: options.logger.child({ component: 'kube-peers' }),
+    pods: new Map(),
+    endpointsByPod: new Map(),
+    fed: new Map(),
+    directory: new Map(),
+    ownZone: undefined,
+  };
+  const podWatch = watchPods(state);
+  const sliceWatch = watchSlices(state);
   return {
-    peers: () => directory,
+    peers: () => state.directory,
     synced: () => podWatch.synced() && sliceWatch.synced(),
-    ownZone: () => ownZone,
+    ownZone: () => state.ownZone,
     async close() {
       await Promise.all([podWatch.close(), sliceWatch.close()]);
     },

@@ -6,7 +6,7 @@ import type { KubeClient } from './client.ts';
 import { diffAnnotations, isSummaryAnnotation } from '../routing/annotations.ts';
 import type { Logger } from '../log/logger.ts';
 import { parsePod } from './objects.ts';
-import { backoffMs, callSignal, describeError, isRetryable, retryAfterMs, statusOf } from './retry.ts';
+import { backoffMs, callSignal, describeError, isRetryable, retryAfterMs, statusOf, type BackoffOptions } from './retry.ts';
 
 export interface PublisherOptions {
   client: KubeClient;
@@ -52,110 +52,144 @@ function sameAnnotations(a: Readonly<Annotations>, b: Readonly<Annotations>): bo
   return keys.length === Object.keys(b).length && keys.every((k) => b[k] === a[k]);
 }
 
-export function createPublisher(options: PublisherOptions): Publisher {
-  const { client, namespace, podName } = options;
-  const log = options.logger.child({ component: 'kube-publisher', pod: podName });
-  const debounceMs = options.debounceMs ?? 2000;
-  const backoff = { minBackoffMs: options.minBackoffMs ?? 500, maxBackoffMs: options.maxBackoffMs ?? 30_000 };
-  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-  const podPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(podName)}`;
-  const closing = new AbortController();
-
-  let desired: Annotations | undefined;
+/** The state of one publisher, shared by the functions below. */
+interface PublisherState {
+  readonly options: PublisherOptions;
+  readonly log: Logger;
+  readonly debounceMs: number;
+  readonly backoff: BackoffOptions;
+  readonly requestTimeoutMs: number;
+  readonly podPath: string;
+  readonly closing: AbortController;
+  desired: Annotations | undefined;
   /** What the pod carries, as far as we know; undefined: read the pod before the next patch. */
-  let current: Annotations | undefined;
+  current: Annotations | undefined;
   /** publish() was called since the last attempt took the desired set. */
-  let dirty = false;
+  dirty: boolean;
   /** When the oldest change not yet on the pod was published. */
-  let pendingSince: number | undefined;
-  let attempt = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let closed = false;
+  pendingSince: number | undefined;
+  attempt: number;
+  timer: NodeJS.Timeout | undefined;
+  running: Promise<void> | undefined;
+  closed: boolean;
+}
 
-  const schedule = (delayMs: number): void => {
-    if (closed || timer !== undefined || running !== undefined) return;
-    timer = setTimeout(run, delayMs);
-    timer.unref();
-  };
-
-  const clearTimer = (): void => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-  };
-
-  async function attemptOnce(target: Annotations, since: number): Promise<void> {
-    if (current === undefined) {
-      current = podSummary(await client.get(podPath, {}, callSignal(closing.signal, requestTimeoutMs)));
-    }
-    const patch = diffAnnotations(current, target);
-    if (Object.keys(patch).length === 0) return;
-    const body = { metadata: { annotations: patch } };
-    const bytes = Buffer.byteLength(JSON.stringify(body));
-    const signal = callSignal(closing.signal, requestTimeoutMs);
-    current = podSummary(await client.mergePatch(podPath, body, signal));
-    const latencyMs = Date.now() - since;
-    log.debug({ changed: Object.keys(patch).length, bytes, latencyMs }, 'summary published');
-    options.onPublished?.(latencyMs, bytes);
-  }
-
-  function run(): void {
-    timer = undefined;
-    if (closed || desired === undefined || running !== undefined) return;
-    const target = desired;
-    const since = pendingSince ?? Date.now();
-    dirty = false;
-    pendingSince = undefined;
-    running = attemptOnce(target, since)
-      .then(() => {
-        attempt = 0;
-      })
-      .catch((err: unknown) => {
-        if (closed) return;
-        current = undefined; // the outcome is unknown: read the pod again before the next patch
-        attempt++;
-        pendingSince = Math.min(since, pendingSince ?? since);
-        options.onFailure?.(err);
-        if (!isRetryable(err)) {
-          log.error({ err, status: statusOf(err), detail: describeError(err) }, 'the API rejected the summary patch; not retried until the summary changes');
-          return;
-        }
-        dirty = true;
-        const delayMs = Math.max(backoffMs(attempt, backoff), Math.min(retryAfterMs(err) ?? 0, backoff.maxBackoffMs));
-        log.warn({ err, status: statusOf(err), detail: describeError(err), attempt, retryInMs: delayMs }, 'publishing the summary failed; retrying');
-        running = undefined;
-        schedule(delayMs);
-      })
-      .finally(() => {
-        running = undefined;
-        if (dirty) schedule(debounceMs);
-      });
-  }
-
+function publisherState(options: PublisherOptions): PublisherState {
+  const { namespace, podName } = options;
   return {
-    publish(annotations) {
-      if (closed) return;
-      const next = summaryOf(annotations);
-      const ignored = Object.keys(annotations).filter((name) => !isSummaryAnnotation(name));
-      if (ignored.length > 0) log.warn({ ignored }, 'publish: ignoring annotations that are not part of the summary');
-      if (desired !== undefined && sameAnnotations(desired, next)) return;
-      desired = next;
-      dirty = true;
-      pendingSince ??= Date.now();
-      schedule(debounceMs);
-    },
+    options,
+    log: options.logger.child({ component: 'kube-publisher', pod: podName }),
+    debounceMs: options.debounceMs ?? 2000,
+    backoff: { minBackoffMs: options.minBackoffMs ?? 500, maxBackoffMs: options.maxBackoffMs ?? 30_000 },
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    podPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(podName)}`,
+    closing: new AbortController(),
+    desired: undefined,
+    current: undefined,
+    dirty: false,
+    pendingSince: undefined,
+    attempt: 0,
+    timer: undefined,
+    running: undefined,
+    closed: false,
+  };
+}
+
+function schedule(state: PublisherState, delayMs: number): void {
+  if (state.closed || state.timer !== undefined || state.running !== undefined) return;
+  state.timer = setTimeout(() => run(state), delayMs);
+  state.timer.unref();
+}
+
+function clearTimer(state: PublisherState): void {
+  if (state.timer !== undefined) clearTimeout(state.timer);
+  state.timer = undefined;
+}
+
+async function attemptOnce(state: PublisherState, target: Annotations, since: number): Promise<void> {
+  const { client } = state.options;
+  if (state.current === undefined) {
+    state.current = podSummary(await client.get(state.podPath, {}, callSignal(state.closing.signal, state.requestTimeoutMs)));
+  }
+  const patch = diffAnnotations(state.current, target);
+  if (Object.keys(patch).length === 0) return;
+  const body = { metadata: { annotations: patch } };
+  const bytes = Buffer.byteLength(JSON.stringify(body));
+  const signal = callSignal(state.closing.signal, state.requestTimeoutMs);
+  state.current = podSummary(await client.mergePatch(state.podPath, body, signal));
+  const latencyMs = Date.now() - since;
+  state.log.debug({ changed: Object.keys(patch).length, bytes, latencyMs }, 'summary published');
+  state.options.onPublished?.(latencyMs, bytes);
+}
+
+/** An attempt failed: read the pod again next time, and retry with backoff unless the API rejected the patch as invalid. */
+function onAttemptFailed(state: PublisherState, err: unknown, since: number): void {
+  if (state.closed) return;
+  state.current = undefined; // the outcome is unknown: read the pod again before the next patch
+  state.attempt++;
+  state.pendingSince = Math.min(since, state.pendingSince ?? since);
+  state.options.onFailure?.(err);
+  if (!isRetryable(err)) {
+    state.log.error({ err, status: statusOf(err), detail: describeError(err) }, 'the API rejected the summary patch; not retried until the summary changes');
+    return;
+  }
+  state.dirty = true;
+  const { backoff } = state;
+  const delayMs = Math.max(backoffMs(state.attempt, backoff), Math.min(retryAfterMs(err) ?? 0, backoff.maxBackoffMs));
+  state.log.warn(
+    { err, status: statusOf(err), detail: describeError(err), attempt: state.attempt, retryInMs: delayMs },
+    'publishing the summary failed; retrying',
+  );
+  state.running = undefined;
+  schedule(state, delayMs);
+}
+
+function run(state: PublisherState): void {
+  state.timer = undefined;
+  if (state.closed || state.desired === undefined || state.running !== undefined) return;
+  const target = state.desired;
+  const since = state.pendingSince ?? Date.now();
+  state.dirty = false;
+  state.pendingSince = undefined;
+  state.running = attemptOnce(state, target, since)
+    .then(() => {
+      state.attempt = 0;
+    })
+    .catch((err: unknown) => onAttemptFailed(state, err, since))
+    .finally(() => {
+      state.running = undefined;
+      if (state.dirty) schedule(state, state.debounceMs);
+    });
+}
+
+function publish(state: PublisherState, annotations: Readonly<Record<string, string>>): void {
+  if (state.closed) return;
+  const next = summaryOf(annotations);
+  const ignored = Object.keys(annotations).filter((name) => !isSummaryAnnotation(name));
+  if (ignored.length > 0) state.log.warn({ ignored }, 'publish: ignoring annotations that are not part of the summary');
+  if (state.desired !== undefined && sameAnnotations(state.desired, next)) return;
+  state.desired = next;
+  state.dirty = true;
+  state.pendingSince ??= Date.now();
+  schedule(state, state.debounceMs);
+}
+
+export function createPublisher(options: PublisherOptions): Publisher {
+  const state = publisherState(options);
+  return {
+    publish: (annotations) => publish(state, annotations),
     async flush() {
-      if (running !== undefined) await running;
-      if (closed || !dirty) return;
-      clearTimer();
-      run();
-      await running;
+      if (state.running !== undefined) await state.running;
+      if (state.closed || !state.dirty) return;
+      clearTimer(state);
+      run(state);
+      await state.running;
     },
     async close() {
-      closed = true;
-      clearTimer();
-      closing.abort();
-      await running;
+      state.closed = true;
+      clearTimer(state);
+      state.closing.abort();
+      await state.running;
     },
   };
 }

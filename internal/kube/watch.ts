@@ -62,147 +62,195 @@ function resourceVersionOf(obj: unknown): string | undefined {
   return typeof metadata.resourceVersion === 'string' ? metadata.resourceVersion : undefined;
 }
 
-export function startListWatch<T extends Named>(options: ListWatchOptions<T>): ListWatch<T> {
-  const log = options.logger;
-  const backoff: BackoffOptions = { minBackoffMs: options.minBackoffMs ?? 500, maxBackoffMs: options.maxBackoffMs ?? 30_000 };
-  const listTimeoutMs = options.listTimeoutMs ?? 30_000;
-  // The real server sends a bookmark about once a minute.
-  const idleTimeoutMs = options.idleTimeoutMs ?? 90_000;
-  const objects = new Map<string, T>();
-  const closing = new AbortController();
-  const stats = { lists: 0, watches: 0, failures: 0 };
-  let resourceVersion = '';
-  let isSynced = false;
-  let closed = false;
-  let wake: (() => void) | undefined;
+/** The state of one list+watch loop, shared by the functions below. */
+interface LoopState<T extends Named> {
+  readonly options: ListWatchOptions<T>;
+  readonly log: Logger;
+  readonly backoff: BackoffOptions;
+  readonly listTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly objects: Map<string, T>;
+  readonly closing: AbortController;
+  readonly stats: { lists: number; watches: number; failures: number };
+  resourceVersion: string;
+  isSynced: boolean;
+  closed: boolean;
+  wake: (() => void) | undefined;
+}
 
-  const apply = (name: string, next: T | undefined): void => {
-    const previous = objects.get(name);
-    if (next === undefined) {
-      if (previous === undefined) return;
-      objects.delete(name);
-    } else {
-      if (previous !== undefined && previous.resourceVersion === next.resourceVersion && next.resourceVersion !== '') return;
-      objects.set(name, next);
-    }
-    try {
-      options.onChange(name, next, previous);
-    } catch (err) {
-      log.error({ err, path: options.path, name }, 'handling a change failed');
-    }
-  };
+/** What one pass of the loop came to: nothing to wait for, a relist at once, or a failure to back off from. */
+type PassOutcome = { kind: 'ok' } | { kind: 'relist' } | { kind: 'failed'; failure: unknown };
 
-  const parse = (obj: unknown): T | undefined => {
-    const view = options.parse(obj);
-    if (view === undefined) log.warn({ path: options.path }, 'ignoring a malformed object');
-    return view;
-  };
-
-  async function relist(): Promise<void> {
-    const query = { labelSelector: options.labelSelector };
-    const result = listResult(await options.client.get(options.path, query, callSignal(closing.signal, listTimeoutMs)));
-    stats.lists++;
-    const seen = new Set<string>();
-    for (const item of result.items) {
-      const view = parse(item);
-      if (view === undefined) continue;
-      seen.add(view.name);
-      apply(view.name, view);
-    }
-    for (const name of [...objects.keys()]) if (!seen.has(name)) apply(name, undefined);
-    resourceVersion = result.resourceVersion;
-    isSynced = true;
-  }
-
-  async function watchOnce(): Promise<WatchEnd> {
-    const startedAt = Date.now();
-    let events = 0;
-    let expired = false;
-    const onEvent = ({ type, object }: WatchEvent): void => {
-      if (closed) return;
-      if (type === 'ERROR') {
-        if (expiredStatus(object)) expired = true;
-        else log.warn({ path: options.path, status: object }, 'watch error event');
-        return;
-      }
-      events++;
-      const rv = resourceVersionOf(object);
-      if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
-        const view = parse(object);
-        if (view !== undefined) apply(view.name, type === 'DELETED' ? undefined : view);
-      }
-      if (rv !== undefined && rv !== '') resourceVersion = rv; // BOOKMARK: only the version moves
-    };
-    stats.watches++;
-    const query = {
-      resourceVersion,
-      allowWatchBookmarks: true,
-      labelSelector: options.labelSelector,
-      // Spread the server-side ends of the watches over 5-10 minutes, as client-go does.
-      timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-    };
-    let err: unknown;
-    try {
-      await options.client.watch(options.path, query, onEvent, { signal: closing.signal, idleTimeoutMs });
-    } catch (caught) {
-      err = caught;
-    }
-    if (expired || statusOf(err) === 410) return { kind: 'expired', events };
-    if (err === undefined || (err instanceof Error && err.name === 'TimeoutError')) return { kind: 'ended', events, durationMs: Date.now() - startedAt };
-    return { kind: 'failed', err };
-  }
-
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref();
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-
-  async function loop(): Promise<void> {
-    let attempt = 0;
-    while (!closed) {
-      let failure: unknown;
-      try {
-        const listed = resourceVersion === '';
-        if (listed) await relist();
-        const end = closed ? undefined : await watchOnce();
-        if (end?.kind === 'expired' && listed && end.events === 0) {
-          failure = new Error('the watch expired right after a list'); // back off instead of relisting in a tight loop
-          resourceVersion = '';
-        } else if (end?.kind === 'expired') {
-          log.info({ path: options.path, resourceVersion }, 'watch expired (410 Gone); relisting');
-          resourceVersion = '';
-          attempt = 0;
-          continue;
-        } else if (end?.kind === 'failed') failure = end.err;
-        else if (end?.kind === 'ended' && end.events === 0 && end.durationMs < 1000) failure = new Error('the watch ended at once');
-        else attempt = 0;
-      } catch (err) {
-        failure = err;
-      }
-      if (closed || failure === undefined) continue;
-      attempt++;
-      stats.failures++;
-      const delayMs = backoffMs(attempt, backoff);
-      log.warn({ err: failure, path: options.path, detail: describeError(failure), attempt, retryInMs: delayMs }, 'list/watch failed; keeping the last known state and retrying');
-      await sleep(delayMs);
-    }
-  }
-
-  const done = loop();
-
+function loopState<T extends Named>(options: ListWatchOptions<T>): LoopState<T> {
   return {
-    synced: () => isSynced,
-    objects: () => objects,
-    stats: () => ({ ...stats }),
+    options,
+    log: options.logger,
+    backoff: { minBackoffMs: options.minBackoffMs ?? 500, maxBackoffMs: options.maxBackoffMs ?? 30_000 },
+    listTimeoutMs: options.listTimeoutMs ?? 30_000,
+    // The real server sends a bookmark about once a minute.
+    idleTimeoutMs: options.idleTimeoutMs ?? 90_000,
+    objects: new Map<string, T>(),
+    closing: new AbortController(),
+    stats: { lists: 0, watches: 0, failures: 0 },
+    resourceVersion: '',
+    isSynced: false,
+    closed: false,
+    wake: undefined,
+  };
+}
+
+/** Keeps `next` (undefined: deleted) under `name` and tells onChange when that changed anything. */
+function apply<T extends Named>(state: LoopState<T>, name: string, next: T | undefined): void {
+  const previous = state.objects.get(name);
+  if (next === undefined) {
+    if (previous === undefined) return;
+    state.objects.delete(name);
+  } else {
+    if (previous !== undefined && previous.resourceVersion === next.resourceVersion && next.resourceVersion !== '') return;
+    state.objects.set(name, next);
+  }
+  try {
+    state.options.onChange(name, next, previous);
+  } catch (err) {
+    state.log.error({ err, path: state.options.path, name }, 'handling a change failed');
+  }
+}
+
+function parseView<T extends Named>(state: LoopState<T>, obj: unknown): T | undefined {
+  const view = state.options.parse(obj);
+  if (view === undefined) state.log.warn({ path: state.options.path }, 'ignoring a malformed object');
+  return view;
+}
+
+async function relist<T extends Named>(state: LoopState<T>): Promise<void> {
+  const { options } = state;
+  const query = { labelSelector: options.labelSelector };
+  const result = listResult(await options.client.get(options.path, query, callSignal(state.closing.signal, state.listTimeoutMs)));
+  state.stats.lists++;
+  const seen = new Set<string>();
+  for (const item of result.items) {
+    const view = parseView(state, item);
+    if (view === undefined) continue;
+    seen.add(view.name);
+    apply(state, view.name, view);
+  }
+  for (const name of [...state.objects.keys()]) if (!seen.has(name)) apply(state, name, undefined);
+  state.resourceVersion = result.resourceVersion;
+  state.isSynced = true;
+}
+
+/** Counts of one watch, kept by its events. */
+interface WatchProgress {
+  events: number;
+  expired: boolean;
+}
+
+function onWatchEvent<T extends Named>(state: LoopState<T>, progress: WatchProgress, { type, object }: WatchEvent): void {
+  if (state.closed) return;
+  if (type === 'ERROR') {
+    if (expiredStatus(object)) progress.expired = true;
+    else state.log.warn({ path: state.options.path, status: object }, 'watch error event');
+    return;
+  }
+  progress.events++;
+  const rv = resourceVersionOf(object);
+  if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
+    const view = parseView(state, object);
+    if (view !== undefined) apply(state, view.name, type === 'DELETED' ? undefined : view);
+  }
+  if (rv !== undefined && rv !== '') state.resourceVersion = rv; // BOOKMARK: only the version moves
+}
+
+async function watchOnce<T extends Named>(state: LoopState<T>): Promise<WatchEnd> {
+  const { options } = state;
+  const startedAt = Date.now();
+  const progress: WatchProgress = { events: 0, expired: false };
+  state.stats.watches++;
+  const query = {
+    resourceVersion: state.resourceVersion,
+    allowWatchBookmarks: true,
+    labelSelector: options.labelSelector,
+    // Spread the server-side ends of the watches over 5-10 minutes, as client-go does.
+    timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+  };
+  let err: unknown;
+  try {
+    const onEvent = (event: WatchEvent): void => onWatchEvent(state, progress, event);
+    await options.client.watch(options.path, query, onEvent, { signal: state.closing.signal, idleTimeoutMs: state.idleTimeoutMs });
+  } catch (caught) {
+    err = caught;
+  }
+  const { events } = progress;
+  if (progress.expired || statusOf(err) === 410) return { kind: 'expired', events };
+  if (err === undefined || (err instanceof Error && err.name === 'TimeoutError')) return { kind: 'ended', events, durationMs: Date.now() - startedAt };
+  return { kind: 'failed', err };
+}
+
+function sleep<T extends Named>(state: LoopState<T>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    state.wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+}
+
+/** One list (when there is no resourceVersion) and one watch; throws what the list threw. */
+async function pass<T extends Named>(state: LoopState<T>): Promise<PassOutcome> {
+  const listed = state.resourceVersion === '';
+  if (listed) await relist(state);
+  const end = state.closed ? undefined : await watchOnce(state);
+  if (end?.kind === 'expired' && listed && end.events === 0) {
+    state.resourceVersion = '';
+    return { kind: 'failed', failure: new Error('the watch expired right after a list') }; // back off instead of relisting in a tight loop
+  }
+  if (end?.kind === 'expired') {
+    state.log.info({ path: state.options.path, resourceVersion: state.resourceVersion }, 'watch expired (410 Gone); relisting');
+    state.resourceVersion = '';
+    return { kind: 'relist' };
+  }
+  if (end?.kind === 'failed') return { kind: 'failed', failure: end.err };
+  if (end?.kind === 'ended' && end.events === 0 && end.durationMs < 1000) return { kind: 'failed', failure: new Error('the watch ended at once') };
+  return { kind: 'ok' };
+}
+
+async function loop<T extends Named>(state: LoopState<T>): Promise<void> {
+  let attempt = 0;
+  while (!state.closed) {
+    let failure: unknown;
+    try {
+      const outcome = await pass(state);
+      if (outcome.kind === 'failed') failure = outcome.failure;
+      else attempt = 0;
+      if (outcome.kind === 'relist') continue;
+    } catch (err) {
+      failure = err;
+    }
+    if (state.closed || failure === undefined) continue;
+    attempt++;
+    state.stats.failures++;
+    const delayMs = backoffMs(attempt, state.backoff);
+    state.log.warn(
+      { err: failure, path: state.options.path, detail: describeError(failure), attempt, retryInMs: delayMs },
+      'list/watch failed; keeping the last known state and retrying',
+    );
+    await sleep(state, delayMs);
+  }
+}
+
+export function startListWatch<T extends Named>(options: ListWatchOptions<T>): ListWatch<T> {
+  const state = loopState(options);
+  const done = loop(state);
+  return {
+    synced: () => state.isSynced,
+    objects: () => state.objects,
+    stats: () => ({ ...state.stats }),
     async close() {
-      closed = true;
-      closing.abort();
-      wake?.();
+      state.closed = true;
+      state.closing.abort();
+      state.wake?.();
       await done;
     },
   };

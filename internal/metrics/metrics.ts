@@ -45,14 +45,35 @@ export interface Metrics {
   readFrom(snapshots: MetricSnapshots): void;
 }
 
-export function createMetrics(): Metrics {
-  const registry = new Registry();
-  const registers = [registry];
-  const snapshots: MetricSnapshots = {};
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+/** What the functions registering one area of metrics need. */
+interface MetricsContext {
+  readonly registers: Registry[];
+  /** Filled by readFrom(); read by the scrape-time metrics at every scrape. */
+  readonly snapshots: MetricSnapshots;
+}
 
-  /** A counter whose value is a stats() counter, read at scrape time. */
-  const snapshotCounter = (name: string, help: string, read: (stats: PeerSourceStats) => number): Counter =>
+type RequestMetrics = Pick<Metrics, 'httpRequests' | 'httpRequestDuration' | 'httpResponseBytes' | 'httpAborted' | 'resolves'>;
+type SummaryMetrics = Pick<Metrics, 'advertisedKeys' | 'annotationBytes' | 'summaryFalsePositiveRatio' | 'summaryDegraded'>;
+type PublishMetrics = Pick<Metrics, 'publishDuration' | 'publishBytes' | 'publishFailures'>;
+
+/** The peer source's stats() counters exposed as counters: name (without the prefix), help, which counter. */
+const PEER_SOURCE_COUNTERS: readonly (readonly [name: string, help: string, read: (stats: PeerSourceStats) => number])[] = [
+  ['peer_hedges_total', 'Second peer attempts started because the first peer was slow to answer.', (s) => s.hedges],
+  ['peer_resumes_total', 'Blob streams continued from another peer after a failure mid-stream.', (s) => s.resumes],
+  ['peer_digest_mismatches_total', 'Content from a peer that did not match its digest.', (s) => s.digestMismatches],
+  ['peer_attempt_failures_total', 'Failed peer attempts: connection errors, timeouts, bad answers.', (s) => s.failures],
+  ['peer_penalties_total', 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.', (s) => s.penalties],
+  ['peer_false_positives_total', '404 answers from peers whose summary claimed the key.', (s) => s.misses],
+];
+
+/** The process and Node.js metrics, with the same prefix. */
+function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+}
+
+/** Counters whose values are the peer source's stats() counters, read at scrape time. */
+function registerPeerSourceCounters({ registers, snapshots }: MetricsContext): void {
+  for (const [name, help, read] of PEER_SOURCE_COUNTERS) {
     new Counter({
       name: METRIC_PREFIX + name,
       help,
@@ -63,13 +84,10 @@ export function createMetrics(): Metrics {
         if (stats !== undefined) this.inc(read(stats));
       },
     });
+  }
+}
 
-  snapshotCounter('peer_hedges_total', 'Second peer attempts started because the first peer was slow to answer.', (s) => s.hedges);
-  snapshotCounter('peer_resumes_total', 'Blob streams continued from another peer after a failure mid-stream.', (s) => s.resumes);
-  snapshotCounter('peer_digest_mismatches_total', 'Content from a peer that did not match its digest.', (s) => s.digestMismatches);
-  snapshotCounter('peer_attempt_failures_total', 'Failed peer attempts: connection errors, timeouts, bad answers.', (s) => s.failures);
-  snapshotCounter('peer_penalties_total', 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.', (s) => s.penalties);
-  snapshotCounter('peer_false_positives_total', "404 answers from peers whose summary claimed the key.", (s) => s.misses);
+function registerPeerLookups({ registers, snapshots }: MetricsContext): void {
   new Counter({
     name: `${METRIC_PREFIX}peer_lookups_total`,
     help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
@@ -85,6 +103,9 @@ export function createMetrics(): Metrics {
       this.inc({ result: 'streams_limited' }, stats.streamsLimited);
     },
   });
+}
+
+function registerPeerStates({ registers, snapshots }: MetricsContext): void {
   new Gauge({
     name: `${METRIC_PREFIX}peers`,
     help: 'Peers by state: known (in the index), ready (endpoint ready), candidate (ready with a usable summary).',
@@ -105,9 +126,10 @@ export function createMetrics(): Metrics {
       }
     },
   });
+}
 
+function createRequestMetrics({ registers }: MetricsContext): RequestMetrics {
   return {
-    registry,
     httpRequests: new Counter({
       name: `${METRIC_PREFIX}http_requests_total`,
       help: 'Registry requests by handler, method, status, source (local, peer, miss) and from (client, peer).',
@@ -139,6 +161,11 @@ export function createMetrics(): Metrics {
       labelNames: ['source', 'result'] as const,
       registers,
     }),
+  };
+}
+
+function createSummaryMetrics({ registers }: MetricsContext): SummaryMetrics {
+  return {
     advertisedKeys: new Gauge({
       name: `${METRIC_PREFIX}advertised_keys`,
       help: 'Keys (digests and image references) in the summary this agent advertises.',
@@ -159,6 +186,11 @@ export function createMetrics(): Metrics {
       help: 'Summaries that were over budget and degraded to a higher false-positive rate.',
       registers,
     }),
+  };
+}
+
+function createPublishMetrics({ registers }: MetricsContext): PublishMetrics {
+  return {
     publishDuration: new Histogram({
       name: `${METRIC_PREFIX}publish_duration_seconds`,
       help: 'Time from a change of the summary until it was on the pod (debounce included).',
@@ -175,8 +207,24 @@ export function createMetrics(): Metrics {
       help: 'Failed reads or patches of the own pod while publishing the summary.',
       registers,
     }),
+  };
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const context: MetricsContext = { registers: [registry], snapshots: {} };
+  // Registered in this order, which is the order of the scrape output.
+  registerProcessMetrics(registry);
+  registerPeerSourceCounters(context);
+  registerPeerLookups(context);
+  registerPeerStates(context);
+  return {
+    registry,
+    ...createRequestMetrics(context),
+    ...createSummaryMetrics(context),
+    ...createPublishMetrics(context),
     readFrom(more) {
-      Object.assign(snapshots, more);
+      Object.assign(context.snapshots, more);
     },
   };
 }

@@ -22,8 +22,18 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string, method: string, extra: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)), ...extra });
+/** One answer of the endpoint; `headers` are added to content-type and content-length. */
+interface Reply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Sends `reply`, without its body for a HEAD request. */
+function send(res: ServerResponse, method: string, reply: Reply): void {
+  const { status, contentType, body, headers = {} } = reply;
+  res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)), ...headers });
   res.end(method === 'HEAD' ? undefined : body);
 }
 
@@ -35,13 +45,14 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     req.resume(); // no request body is wanted
     const method = req.method ?? '';
     const path = (req.url ?? '').split('?')[0];
-    if (path !== METRICS_PATH) return send(res, 404, 'text/plain', 'not found\n', method);
-    if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n', method, { allow: 'GET, HEAD' });
+    if (path !== METRICS_PATH) return send(res, method, { status: 404, contentType: 'text/plain', body: 'not found\n' });
+    if (method !== 'GET' && method !== 'HEAD')
+      return send(res, method, { status: 405, contentType: 'text/plain', body: 'method not allowed\n', headers: { allow: 'GET, HEAD' } });
     try {
-      send(res, 200, registry.contentType, await registry.metrics(), method);
+      send(res, method, { status: 200, contentType: registry.contentType, body: await registry.metrics() });
     } catch (err) {
       log.warn({ err }, 'collecting metrics failed');
-      send(res, 500, 'text/plain', 'collecting metrics failed\n', method);
+      send(res, method, { status: 500, contentType: 'text/plain', body: 'collecting metrics failed\n' });
     }
   };
 

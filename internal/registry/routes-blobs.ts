@@ -46,13 +46,20 @@ function isNotFound(err: unknown): boolean {
   return err instanceof NotFoundError || (err instanceof Error && 'code' in err && err.code === 'ENOENT');
 }
 
-export async function serveBlob(
-  deps: RouteDeps,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  target: RepositoryTarget,
-  digest: string,
-): Promise<void> {
+/** The blob a request asks for. */
+export interface BlobRequest {
+  readonly target: RepositoryTarget;
+  readonly digest: string;
+}
+
+/** A blob the source found. */
+interface FoundBlob {
+  readonly located: LocatedContent;
+  readonly digest: string;
+}
+
+export async function serveBlob(deps: RouteDeps, request: FastifyRequest, reply: FastifyReply, blob: BlobRequest): Promise<void> {
+  const { target, digest } = blob;
   if (!isMirrored(deps.policy, target.registry)) {
     throw new RegistryError('BLOB_UNKNOWN', { reason: 'registry not mirrored', registry: target.registry });
   }
@@ -60,26 +67,21 @@ export async function serveBlob(
   const located = await deps.source.locate({ ...target, kind: 'blob', method }, digest);
   if (located === undefined) throw new RegistryError('BLOB_UNKNOWN', { digest });
   try {
-    await sendBlob(deps, request, reply, located, digest);
+    await sendBlob(deps, request, reply, { located, digest });
   } finally {
     // Whatever was not read (HEAD, 304, a Range, an error) is let go: a peer's open response.
     located.release?.();
   }
 }
 
-async function sendBlob(
-  deps: RouteDeps,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  located: LocatedContent,
-  digest: string,
-): Promise<void> {
+/** Logs the blob's source and sets its headers; answers 304 and HEAD (returns true), else leaves the body to the caller. */
+function answeredWithoutBody(request: FastifyRequest, reply: FastifyReply, blob: FoundBlob): boolean {
+  const { located, digest } = blob;
   const log = request.accessLog;
   if (log) {
     log.source = located.source;
     log.peer = located.peer;
   }
-  const sizeBytes = located.info.size;
   const etag = etagOf(digest);
   reply
     .header('docker-content-digest', digest)
@@ -88,16 +90,22 @@ async function sendBlob(
     .header('content-type', 'application/octet-stream');
   if (noneMatchHit(request.headers['if-none-match'], etag)) {
     reply.code(304).send();
-    return;
+    return true;
   }
   if (request.method === 'HEAD') {
-    reply.header('content-length', String(sizeBytes)).send();
-    return;
+    reply.header('content-length', String(located.info.size)).send();
+    return true;
   }
+  return false;
+}
 
+/** The byte range to send (undefined: all of it); RANGE_INVALID when the Range cannot be satisfied. */
+function requestedRange(request: FastifyRequest, blob: FoundBlob): ByteRange | undefined {
+  const { located, digest } = blob;
+  const sizeBytes = located.info.size;
   const ifRange = request.headers['if-range'];
   const decision =
-    located.wholeOnly !== true && ifRangeAllows(Array.isArray(ifRange) ? ifRange[0] : ifRange, etag)
+    located.wholeOnly !== true && ifRangeAllows(Array.isArray(ifRange) ? ifRange[0] : ifRange, etagOf(digest))
       ? parseRange(request.headers.range, sizeBytes)
       : { kind: 'full' as const };
   if (decision.kind === 'unsatisfiable') {
@@ -105,7 +113,15 @@ async function sendBlob(
       'content-range': unsatisfiedRange(sizeBytes),
     });
   }
-  const range = decision.kind === 'partial' ? decision.range : undefined;
+  return decision.kind === 'partial' ? decision.range : undefined;
+}
+
+async function sendBlob(deps: RouteDeps, request: FastifyRequest, reply: FastifyReply, blob: FoundBlob): Promise<void> {
+  if (answeredWithoutBody(request, reply, blob)) return;
+  const { located, digest } = blob;
+  const log = request.accessLog;
+  const sizeBytes = located.info.size;
+  const range = requestedRange(request, blob);
   const lengthBytes = range === undefined ? sizeBytes : range.end - range.start + 1;
   const status = range === undefined ? 200 : 206;
   reply.header('content-length', String(lengthBytes));

@@ -53,14 +53,15 @@ async function readManifest(located: LocatedContent, digest: string): Promise<Bu
   return body;
 }
 
-export async function serveManifest(
-  deps: RouteDeps,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  target: RepositoryTarget,
-  reference: string,
-  byDigest: boolean,
-): Promise<void> {
+/** The manifest a request asks for: by digest, or by tag (`reference`). */
+export interface ManifestRequest {
+  readonly target: RepositoryTarget;
+  readonly reference: string;
+  readonly byDigest: boolean;
+}
+
+export async function serveManifest(deps: RouteDeps, request: FastifyRequest, reply: FastifyReply, manifest: ManifestRequest): Promise<void> {
+  const { target, reference, byDigest } = manifest;
   const { policy, source } = deps;
   if (!isMirrored(policy, target.registry)) {
     throw new RegistryError('MANIFEST_UNKNOWN', { reason: 'registry not mirrored', registry: target.registry });

@@ -40,12 +40,12 @@ async function dispatch(deps: RouteDeps, request: FastifyRequest, reply: Fastify
     case 'manifest': {
       setHandler(request, 'manifest');
       const registry = registryFor(request, deps.policy);
-      return serveManifest(deps, request, reply, { registry, name: parsed.name }, parsed.reference, parsed.byDigest);
+      return serveManifest(deps, request, reply, { target: { registry, name: parsed.name }, reference: parsed.reference, byDigest: parsed.byDigest });
     }
     case 'blob': {
       setHandler(request, 'blob');
       const registry = registryFor(request, deps.policy);
-      return serveBlob(deps, request, reply, { registry, name: parsed.name }, parsed.digest);
+      return serveBlob(deps, request, reply, { target: { registry, name: parsed.name }, digest: parsed.digest });
     }
   }
 }

@@ -59,7 +59,7 @@ test('a table answers exactly "reduceRange(x) is one of the peer\'s values" thro
         range = Math.min(range, 2 ** 32);
         // Clustered values (duplicates, neighbours) stress the cell boundaries.
         const values = Uint32Array.from({ length: op.keys }, () => (op.clustered ? next() % Math.min(range, 50) : next() % range)).sort();
-        replacePeer(table, op.local, range === 0 ? new Uint32Array(0) : values, range, scratch);
+        replacePeer(table, op.local, { values: range === 0 ? new Uint32Array(0) : values, range }, scratch);
         if (op.keys === 0) peers.delete(op.local);
         else peers.set(op.local, { range, values: new Set(values), list: values });
       }
@@ -71,7 +71,7 @@ test('a table answers exactly "reduceRange(x) is one of the peer\'s values" thro
         for (let i = 0; i < 100; i++) probes.push(next());
         for (const x of probes) {
           if (x >= 2 ** 32) continue;
-          assert.equal(tableHas(table, shift, local, x, peer.range), peer.values.has(reduceRange(x, peer.range)), `local ${local} x ${x}`);
+          assert.equal(tableHas(table, shift, { local, range: peer.range }, x), peer.values.has(reduceRange(x, peer.range)), `local ${local} x ${x}`);
         }
         expectedEntries += peer.values.size;
       }
@@ -88,11 +88,11 @@ test('a table answers exactly "reduceRange(x) is one of the peer\'s values" thro
 test('narrow tables refuse ranges whose values a 10-bit low part cannot tell apart', () => {
   const scratch = createNarrowScratch();
   const table = createCellTable(scratch);
-  assert.throws(() => replacePeer(table, 0, Uint32Array.of(1), NARROW_MAX_RANGE + 1, scratch), RangeError);
-  assert.throws(() => replacePeer(table, BLOCK_PEERS, Uint32Array.of(1), 100, scratch), RangeError);
-  replacePeer(table, 3, Uint32Array.of(5, 5, 9), 104, scratch);
+  assert.throws(() => replacePeer(table, 0, { values: Uint32Array.of(1), range: NARROW_MAX_RANGE + 1 }, scratch), RangeError);
+  assert.throws(() => replacePeer(table, BLOCK_PEERS, { values: Uint32Array.of(1), range: 100 }, scratch), RangeError);
+  replacePeer(table, 3, { values: Uint32Array.of(5, 5, 9), range: 104 }, scratch);
   assert.equal(tableEntries(table) >= 2, true);
-  replacePeer(table, 3, new Uint32Array(0), 0, scratch);
+  replacePeer(table, 3, { values: new Uint32Array(0), range: 0 }, scratch);
   assert.equal(tableEntries(table), 0);
 });
 
@@ -102,10 +102,10 @@ test('intervals that end or start exactly on a cell boundary are listed in the r
   const scratch = createWideScratch();
   const table = createCellTable(scratch);
   const values = Uint32Array.of(0, width - 1, width, 5 * width, 5 * width + 1, 2 ** 32 - 1);
-  replacePeer(table, 1, values, 2 ** 32, scratch);
+  replacePeer(table, 1, { values, range: 2 ** 32 }, scratch);
   for (const v of values) {
-    assert.ok(tableHas(table, WIDE_SHIFT, 1, v, 2 ** 32), `value ${v}`);
-    if (!values.includes(v + 1) && v + 1 < 2 ** 32) assert.ok(!tableHas(table, WIDE_SHIFT, 1, v + 1, 2 ** 32));
+    assert.ok(tableHas(table, WIDE_SHIFT, { local: 1, range: 2 ** 32 }, v), `value ${v}`);
+    if (!values.includes(v + 1) && v + 1 < 2 ** 32) assert.ok(!tableHas(table, WIDE_SHIFT, { local: 1, range: 2 ** 32 }, v + 1));
   }
   assert.equal(tableEntries(table), values.length);
   // A narrow range whose intervals straddle most cell boundaries: every x must hit.
@@ -113,10 +113,10 @@ test('intervals that end or start exactly on a cell boundary are listed in the r
   const straddle = createCellTable(narrow);
   const range = 3 * CELLS - 1;
   const all = Uint32Array.from({ length: range }, (_, i) => i);
-  replacePeer(straddle, 2, all, range, narrow);
+  replacePeer(straddle, 2, { values: all, range }, narrow);
   assert.ok(tableEntries(straddle) > range + CELLS / 2 && tableEntries(straddle) <= range + CELLS - 1);
   for (let c = 1; c < CELLS; c++) {
-    assert.ok(tableHas(straddle, NARROW_SHIFT, 2, c * width - 1, range));
-    assert.ok(tableHas(straddle, NARROW_SHIFT, 2, c * width, range));
+    assert.ok(tableHas(straddle, NARROW_SHIFT, { local: 2, range }, c * width - 1));
+    assert.ok(tableHas(straddle, NARROW_SHIFT, { local: 2, range }, c * width));
   }
 });

@@ -35,6 +35,15 @@ export interface ShardValues {
   readonly values: Uint32Array;
 }
 
+/** What replacePeer stores for one peer: its values (sorted, duplicates allowed, each below `range`). */
+export type PeerValues = Pick<ShardValues, 'values' | 'range'>;
+
+/** A peer of a table as tableHas probes it: its index in the block and its range. */
+export interface TableMember {
+  readonly local: number;
+  readonly range: number;
+}
+
 export interface CellTable<E extends Entries> {
   /** Cell c's entries are entries[starts[c] .. starts[c + 1]). */
   readonly starts: Int32Array;
@@ -84,8 +93,15 @@ export function firstX(v: number, range: number): number {
   return x;
 }
 
-/** One peer's entries (`tag` | low bits of each distinct value) grouped by cell: cell starts into `own`, entries into `added`. */
-function peerCells(values: Uint32Array, range: number, tag: number, mask: number, own: Int32Array, added: Entries): void {
+/**
+ * Peer `local`'s entries (`local << shift` | low bits of each distinct value)
+ * grouped by cell: cell starts into scratch.own, entries into scratch.added
+ * (which must have room for values.length + CELLS).
+ */
+function peerCells(local: number, values: Uint32Array, range: number, scratch: CellScratch<Entries>): void {
+  const { shift, own, added } = scratch;
+  const tag = local << shift;
+  const mask = 2 ** shift - 1;
   let pos = 0;
   let cell = 0;
   let previous = -1;
@@ -105,8 +121,15 @@ function peerCells(values: Uint32Array, range: number, tag: number, mask: number
   while (cell < CELLS) own[++cell] = pos;
 }
 
-/** The merge loop of replacePeer (a function of its own: V8 optimises it once, not per call by on-stack replacement). */
-function mergeCells(starts: Int32Array, old: Entries, local: number, shift: number, own: Int32Array, added: Entries, merged: Entries): number {
+/**
+ * The merge loop of replacePeer (a function of its own: V8 optimises it once,
+ * not per call by on-stack replacement): the table's entries without peer
+ * `local`'s, plus scratch.own/added, into scratch.merged; rewrites the table's
+ * starts and returns the entry count.
+ */
+function mergeCells(table: CellTable<Entries>, local: number, scratch: CellScratch<Entries>): number {
+  const { starts, entries: old } = table;
+  const { shift, own, added, merged } = scratch;
   let pos = 0;
   let from = starts[0]!;
   for (let c = 0; c < CELLS; c++) {
@@ -126,12 +149,13 @@ function mergeCells(starts: Int32Array, old: Entries, local: number, shift: numb
 }
 
 /**
- * Replaces the entries of peer `local` with those of `values` (sorted,
- * duplicates allowed, each below `range`, which must not exceed
+ * Replaces the entries of peer `local` with those of `peer.values` (sorted,
+ * duplicates allowed, each below `peer.range`, which must not exceed
  * NARROW_MAX_RANGE in a narrow table; empty to remove the peer).
  * O(table + CELLS): bound by memory traffic.
  */
-export function replacePeer<E extends Entries>(table: CellTable<E>, local: number, values: Uint32Array, range: number, scratch: CellScratch<E>): void {
+export function replacePeer<E extends Entries>(table: CellTable<E>, local: number, peer: PeerValues, scratch: CellScratch<E>): void {
+  const { values, range } = peer;
   if (!Number.isInteger(local) || local < 0 || local >= BLOCK_PEERS) throw new RangeError(`local index ${local} outside the block`);
   const shift = scratch.shift;
   if (shift === NARROW_SHIFT && range > NARROW_MAX_RANGE) throw new RangeError(`range ${range} too large for a narrow table`);
@@ -140,13 +164,13 @@ export function replacePeer<E extends Entries>(table: CellTable<E>, local: numbe
     scratch.own.fill(0);
   } else {
     if (scratch.added.length < n + CELLS) scratch.added = scratch.allocate(n + CELLS);
-    peerCells(values, range, local << shift, 2 ** shift - 1, scratch.own, scratch.added);
+    peerCells(local, values, range, scratch);
   }
   const bound = table.starts[CELLS]! + scratch.own[CELLS]!;
   if (scratch.merged.length < bound) scratch.merged = scratch.allocate(bound + (bound >>> 3));
   const old = table.entries;
   const merged = scratch.merged;
-  const used = mergeCells(table.starts, old, local, shift, scratch.own, scratch.added, merged);
+  const used = mergeCells(table, local, scratch);
   // The merged buffer becomes the table's when it wastes little (no copy);
   // else the entries are copied into a buffer of their size.
   if (merged.length <= used + (used >>> 3) + 1024) {
@@ -158,8 +182,9 @@ export function replacePeer<E extends Entries>(table: CellTable<E>, local: numbe
   }
 }
 
-/** Whether peer `local` lists reduceRange(x, range) (the reference of the lookup's inlined probe). */
-export function tableHas(table: CellTable<Entries>, shift: number, local: number, x: number, range: number): boolean {
+/** Whether peer `member.local` lists reduceRange(x, member.range) (the reference of the lookup's inlined probe). */
+export function tableHas(table: CellTable<Entries>, shift: number, member: TableMember, x: number): boolean {
+  const { local, range } = member;
   const cell = x >>> CELL_SHIFT;
   const mask = 2 ** shift - 1;
   const low = reduceRange(x, range) & mask;

@@ -59,7 +59,15 @@ function base64Length(bytes: number): number {
   return 4 * Math.ceil(bytes / 3);
 }
 
-function integerOption(value: number | undefined, fallback: number, min: number, max: number, name: string): number {
+/** An integer option's default and inclusive bounds. */
+interface IntegerBounds {
+  readonly fallback: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+function integerOption(name: string, value: number | undefined, bounds: IntegerBounds): number {
+  const { fallback, min, max } = bounds;
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${v}`);
   return v;
@@ -110,10 +118,10 @@ function sizeAt(parts: Uint32Array[], m: number, headerBytes: number): Sized {
 
 /** Encodes already-hashed keys (one KeyHash per distinct key). */
 export function encodeSummaryHashes(hashes: readonly KeyHash[], options: EncodeOptions = {}): EncodedSummary {
-  const shards = integerOption(options.shards, DEFAULT_SHARDS, 1, MAX_SHARDS, 'shards');
-  const requested = integerOption(options.rangePerKey, DEFAULT_RANGE_PER_KEY, MIN_RANGE_PER_KEY, MAX_RANGE_PER_KEY, 'rangePerKey');
-  const generation = integerOption(options.generation, 0, 0, Number.MAX_SAFE_INTEGER, 'generation');
-  const budgetBytes = Math.min(integerOption(options.budgetBytes, DEFAULT_BUDGET_BYTES, 0, Number.MAX_SAFE_INTEGER, 'budgetBytes'), HARD_CAP_BYTES);
+  const shards = integerOption('shards', options.shards, { fallback: DEFAULT_SHARDS, min: 1, max: MAX_SHARDS });
+  const requested = integerOption('rangePerKey', options.rangePerKey, { fallback: DEFAULT_RANGE_PER_KEY, min: MIN_RANGE_PER_KEY, max: MAX_RANGE_PER_KEY });
+  const generation = integerOption('generation', options.generation, { fallback: 0, min: 0, max: Number.MAX_SAFE_INTEGER });
+  const budgetBytes = Math.min(integerOption('budgetBytes', options.budgetBytes, { fallback: DEFAULT_BUDGET_BYTES, min: 0, max: Number.MAX_SAFE_INTEGER }), HARD_CAP_BYTES);
   const keys = hashes.length;
   const parts = partition(hashes, shards);
   const header = (mode: SummaryHeader['mode'], m: number): string =>

@@ -111,8 +111,15 @@ export function orderByKeys(count: number, keys: Float64Array, scratch: OrderScr
   return out;
 }
 
-/** orderByKeys on separate tier (0..3) and weight (uint32) columns. */
-export function orderCandidates(count: number, tiers: Uint8Array, weights: Uint32Array, scratch: OrderScratch, limit = count): Int32Array {
+/** Candidates as separate tier (0..3) and weight (uint32) columns. */
+export interface CandidateColumns {
+  readonly tiers: Uint8Array;
+  readonly weights: Uint32Array;
+}
+
+/** orderByKeys on separate tier and weight columns. */
+export function orderCandidates(count: number, candidates: CandidateColumns, scratch: OrderScratch, limit = count): Int32Array {
+  const { tiers, weights } = candidates;
   const keys = new Float64Array(count);
   for (let i = 0; i < count; i++) keys[i] = orderKey(tiers[i]!, weights[i]!);
   return orderByKeys(count, keys, scratch, limit);

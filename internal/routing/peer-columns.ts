@@ -16,6 +16,7 @@ import {
   type CellScratch,
   type CellTable,
   type Entries,
+  type PeerValues,
   type ShardValues,
 } from './cell-table.ts';
 
@@ -73,6 +74,8 @@ export interface SlotValues {
 }
 
 const NO_VALUES = new Uint32Array(0);
+/** No values (what leaveGroup stores). */
+const NO_PEER_VALUES: PeerValues = { values: NO_VALUES, range: 0 };
 
 export function createColumns(capacity: number): PeerColumns {
   return {
@@ -138,23 +141,29 @@ const NONE = 0;
 const NARROW = 1;
 const WIDE = 2;
 
-function replaceIn<E extends Entries>(tables: (CellTable<E> | undefined)[], scratch: CellScratch<E>, slot: number, values: Uint32Array, range: number): void {
+function replaceIn<E extends Entries>(tables: (CellTable<E> | undefined)[], scratch: CellScratch<E>, slot: number, peer: PeerValues): void {
   const block = Math.floor(slot / BLOCK_PEERS);
   let table = tables[block];
   if (table === undefined) {
-    if (values.length === 0) return;
+    if (peer.values.length === 0) return;
     table = tables[block] = createCellTable(scratch);
   }
-  replacePeer(table, slot % BLOCK_PEERS, values, range, scratch);
+  replacePeer(table, slot % BLOCK_PEERS, peer, scratch);
   if (tableEntries(table) === 0) tables[block] = undefined;
 }
 
-/** Puts the slot's values for one shard index into its block's narrow or wide table (NO_VALUES: takes them out). */
-function storeValues(columns: PeerColumns, column: ShardColumn, slot: number, values: Uint32Array, range: number): void {
+/** Puts the slot's values for one shard index into its block's narrow or wide table (no values: takes them out). */
+function storeValues(columns: PeerColumns, column: ShardColumn, slot: number, peer: PeerValues): void {
+  const { values, range } = peer;
   const kind = values.length === 0 ? NONE : range <= NARROW_MAX_RANGE ? NARROW : WIDE;
   const was = column.kinds[slot];
-  if (was === NARROW || kind === NARROW) replaceIn(column.narrow, columns.narrowScratch, slot, kind === NARROW ? values : NO_VALUES, range);
-  if (was === WIDE || kind === WIDE) replaceIn(column.wide, columns.wideScratch, slot, kind === WIDE ? values : NO_VALUES, range);
+  // The table the slot leaves gets no values, at the range the slot had in it
+  // (column.ranges is updated after this): a shard that grew past 2^21 values
+  // leaves the narrow table, which cannot take the new, wide range.
+  const before = column.ranges[slot] ?? 0;
+  const none = values.length === 0 ? peer : before === 0 ? NO_PEER_VALUES : { values: NO_VALUES, range: before };
+  if (was === NARROW || kind === NARROW) replaceIn(column.narrow, columns.narrowScratch, slot, kind === NARROW ? peer : none);
+  if (was === WIDE || kind === WIDE) replaceIn(column.wide, columns.wideScratch, slot, kind === WIDE ? peer : none);
   column.wideMembers += (kind === WIDE ? 1 : 0) - (was === WIDE ? 1 : 0);
   column.kinds[slot] = kind;
 }
@@ -164,7 +173,7 @@ function leaveGroup(columns: PeerColumns, slot: number): void {
   columns.groupOf[slot] = 0;
   if (group === undefined) return;
   for (const column of group.columns) {
-    storeValues(columns, column, slot, NO_VALUES, 0);
+    storeValues(columns, column, slot, NO_PEER_VALUES);
     column.scales[slot] = 0;
     column.ranges[slot] = 0;
     column.filters[slot] = undefined;
@@ -208,7 +217,7 @@ export function writeSlot(columns: PeerColumns, slot: number, peer: SlotValues):
   return peer.filters.map((filter, s) => {
     const column = group.columns[s]!;
     if (column.filters[slot] === filter) return filter;
-    storeValues(columns, column, slot, filter.values, filter.range);
+    storeValues(columns, column, slot, filter);
     const stored = { range: filter.range, keys: filter.keys, values: NO_VALUES };
     column.scales[slot] = filter.range <= NARROW_MAX_RANGE ? filter.range / 4294967296 : -1;
     column.ranges[slot] = filter.range;

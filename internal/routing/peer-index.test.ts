@@ -141,3 +141,18 @@ test('a shard over 2^21 values takes the exact (two-step) reduction path', () =>
     assert.equal(index.lookup(key).includes('big'), summary.has(hasher.hash(key)));
   }
 });
+
+test('a peer whose shard grows past 2^21 values (narrow to wide table) and shrinks back keeps answering', () => {
+  const keys = Array.from({ length: 21000 }, (_, i) => `sha256:${hasher.digest(`grow${i}`).repeat(4)}`);
+  const few = keys.slice(0, 10);
+  const index = createPeerIndex({ self: 'me', hasher });
+  index.upsertPeer('other', { ready: true, annotations: annotationsFor(few, 1) });
+  index.upsertPeer('grows', { ready: true, annotations: annotationsFor(few, 1) });
+  // Same peer, same slot: its one shard moves from the narrow table (range <= 2^21) to the wide one, then back.
+  index.upsertPeer('grows', { ready: true, annotations: annotationsFor(keys, 1) });
+  for (const key of keys.slice(0, 2000)) assert.ok(index.lookup(key).includes('grows'), key);
+  index.upsertPeer('grows', { ready: true, annotations: annotationsFor(few, 1) });
+  for (const key of few) assert.deepEqual([...index.lookup(key)].sort(), ['grows', 'other'], key);
+  const gone = keys.slice(5000, 7000).filter((key) => index.lookup(key).includes('grows'));
+  assert.ok(gone.length < 100, `${gone.length} of 2000 keys it no longer has still point to it (false positives only)`);
+});

@@ -7,7 +7,7 @@ import type { ShardCode } from './gcs.ts';
 import { SummaryError } from './errors.ts';
 import { rendezvousWeight32, type Hasher, type KeyHash } from './hash.ts';
 import { createOrderScratch, orderByKeys, orderKey } from './order.ts';
-import { clearSlot, columnBytes, createColumns, ensureCapacity, SATURATED, writeSlot } from './peer-columns.ts';
+import { clearSlot, columnBytes, createColumns, ensureCapacity, SATURATED, writeSlot, type PeerColumns } from './peer-columns.ts';
 import { createScanScratch, scan } from './peer-scan.ts';
 
 export interface PeerUpdate {
@@ -72,18 +72,59 @@ const shardValues = (code: ShardCode): ShardValues => ({ range: code.values.leng
 const NO_ZONE = -1;
 const UNKNOWN_ZONE = -2;
 
+/** The index's peers by name and by slot, their columns, and the lookup's per-slot work arrays. */
+interface PeerSlots {
+  readonly byName: Map<string, Entry>;
+  /** Peer names by slot ('' when free): one packed array, so that naming 500 candidates misses no cache lines on Entry objects. */
+  readonly slotNames: string[];
+  /** Free slots, reused by the next new peers (lowest first, so that blocks stay full). */
+  readonly freeSlots: number[];
+  readonly columns: PeerColumns;
+  /** The lookup's candidate slots and their sort keys (grown with the columns). */
+  slots: Int32Array;
+  keys: Float64Array;
+}
+
+function createPeerSlots(): PeerSlots {
+  return { byName: new Map(), slotNames: [], freeSlots: [], columns: createColumns(64), slots: new Int32Array(64), keys: new Float64Array(64) };
+}
+
+/** The peer's entry, created (in a free slot) when unknown. */
+function entryOf(peers: PeerSlots, name: string, hasher: Hasher): Entry {
+  let entry = peers.byName.get(name);
+  if (entry === undefined) {
+    const { slotNames, columns } = peers;
+    const seed = hasher.hash(name);
+    const slot = peers.freeSlots.pop() ?? slotNames.length;
+    entry = { name, seedHi: seed.hi, seedLo: seed.lo, zoneId: NO_ZONE, ready: false, summary: undefined, slot };
+    peers.byName.set(name, entry);
+    slotNames[slot] = name;
+    ensureCapacity(columns, slotNames.length);
+    if (peers.slots.length < columns.capacity) {
+      peers.slots = new Int32Array(columns.capacity);
+      peers.keys = new Float64Array(columns.capacity);
+    }
+  }
+  return entry;
+}
+
+function removeEntry(peers: PeerSlots, name: string): boolean {
+  const entry = peers.byName.get(name);
+  if (entry === undefined) return false;
+  peers.byName.delete(name);
+  clearSlot(peers.columns, entry.slot);
+  peers.slotNames[entry.slot] = '';
+  peers.freeSlots.push(entry.slot);
+  peers.freeSlots.sort((a, b) => b - a);
+  return true;
+}
+
 export function createPeerIndex(options: { self: string; hasher: Hasher }): PeerIndex {
   const { self, hasher } = options;
-  const byName = new Map<string, Entry>();
-  /** Peer names by slot ('' when free): one packed array, so that naming 500 candidates misses no cache lines on Entry objects. */
-  const slotNames: string[] = [];
-  /** Free slots, reused by the next new peers (lowest first, so that blocks stay full). */
-  const freeSlots: number[] = [];
+  const peers = createPeerSlots();
+  const { byName, slotNames, columns } = peers;
   const zoneIds = new Map<string, number>();
-  const columns = createColumns(64);
   let shardDecodes = 0;
-  let slots = new Int32Array(64);
-  let keys = new Float64Array(64);
   const scratch = createOrderScratch(64);
   const scanScratch = createScanScratch();
 
@@ -94,23 +135,6 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
     return id;
   };
 
-  const entryOf = (name: string): Entry => {
-    let entry = byName.get(name);
-    if (entry === undefined) {
-      const seed = hasher.hash(name);
-      const slot = freeSlots.pop() ?? slotNames.length;
-      entry = { name, seedHi: seed.hi, seedLo: seed.lo, zoneId: NO_ZONE, ready: false, summary: undefined, slot };
-      byName.set(name, entry);
-      slotNames[slot] = name;
-      ensureCapacity(columns, slotNames.length);
-      if (slots.length < columns.capacity) {
-        slots = new Int32Array(columns.capacity);
-        keys = new Float64Array(columns.capacity);
-      }
-    }
-    return entry;
-  };
-
   const store = (entry: Entry, summary: StoredSummary | undefined): void => {
     const saturated = summary?.header.mode === 'all';
     const filters = writeSlot(columns, entry.slot, { ...entry, saturated, filters: summary?.filters ?? [] });
@@ -119,7 +143,7 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
 
   const upsertPeer = (name: string, update: PeerUpdate): UpsertResult => {
     if (name === self) return { status: 'self', decodedShards: 0 };
-    const entry = entryOf(name);
+    const entry = entryOf(peers, name, hasher);
     entry.zoneId = zoneIdOf(update.zone);
     entry.ready = update.ready;
     let summary: DecodedShards<ShardValues> | undefined;
@@ -136,20 +160,10 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
     return { status: summary === undefined ? 'none' : 'ok', decodedShards };
   };
 
-  const removePeer = (name: string): boolean => {
-    const entry = byName.get(name);
-    if (entry === undefined) return false;
-    byName.delete(name);
-    clearSlot(columns, entry.slot);
-    slotNames[entry.slot] = '';
-    freeSlots.push(entry.slot);
-    freeSlots.sort((a, b) => b - a);
-    return true;
-  };
-
   const lookupHash = (hash: KeyHash, lookupOptions: LookupOptions = {}): string[] => {
     const zone = lookupOptions.zone;
     const callerZone = zone === undefined ? NO_ZONE : (zoneIds.get(zone) ?? UNKNOWN_ZONE);
+    const { slots, keys } = peers;
     const count = scan(columns, hash, slots, scanScratch);
     const { state, zones, seedHi, seedLo } = columns;
     const { hi, lo } = hash;
@@ -169,10 +183,10 @@ export function createPeerIndex(options: { self: string; hasher: Hasher }): Peer
 
   return {
     upsertPeer,
-    removePeer,
+    removePeer: (name: string) => removeEntry(peers, name),
     setReady(name: string, ready: boolean): void {
       if (name === self) return;
-      const entry = entryOf(name);
+      const entry = entryOf(peers, name, hasher);
       entry.ready = ready;
       store(entry, entry.summary);
     },

@@ -8,7 +8,7 @@
 // 2^21, rare) have their own loop. The loop bodies are what the lookup costs:
 // keep them minimal (measured: a branch on the scale costs ~25%).
 import { BLOCK_PEERS, CELL_SHIFT, NARROW_SHIFT, WIDE_SHIFT, type CellTable, type Entries } from './cell-table.ts';
-import type { PeerColumns } from './peer-columns.ts';
+import type { PeerColumns, ShardColumn } from './peer-columns.ts';
 import { jumpHash, reduceRange, type KeyHash } from './hash.ts';
 
 const NARROW_MASK = 2 ** NARROW_SHIFT - 1;
@@ -20,10 +20,13 @@ export interface ScanScratch {
   to: Uint32Array;
   /** Sink of pass 1's reads (kept so that they are not optimised away). */
   touched: number;
+  /** The current lookup's output slots and the columns' FILTERED mask (set once per scan, read by pass 2). */
+  out: Int32Array;
+  filtered: Uint8Array;
 }
 
 export function createScanScratch(): ScanScratch {
-  return { from: new Uint32Array(0), to: new Uint32Array(0), touched: 0 };
+  return { from: new Uint32Array(0), to: new Uint32Array(0), touched: 0, out: new Int32Array(0), filtered: new Uint8Array(0) };
 }
 
 /** Pass 1 of a table kind: the cell's bounds in every block, touching its first entry so that these cache misses overlap. */
@@ -51,12 +54,15 @@ function cellBounds(tables: readonly (CellTable<Entries> | undefined)[], cell: n
 }
 
 /**
- * Pass 2 over narrow tables (ranges <= 2^21: v = floor(x * scale) exactly),
- * appending to out[count..]; returns the new count. Branch-free (half of the
- * entries hit for a popular key): (d - 1) >>> 31 is 1 iff d is 0.
+ * Pass 2 over the column's narrow tables (ranges <= 2^21: v = floor(x * scale)
+ * exactly), appending to scratch.out[count..]; returns the new count.
+ * Branch-free (half of the entries hit for a popular key): (d - 1) >>> 31 is 1
+ * iff d is 0.
  */
-function scanNarrow(tables: readonly (CellTable<Uint16Array> | undefined)[], scales: Float64Array, filtered: Uint8Array, x: number, out: Int32Array, count: number, scratch: ScanScratch): number {
-  const { from, to } = scratch;
+function scanNarrow(column: ShardColumn, x: number, count: number, scratch: ScanScratch): number {
+  const { from, to, out, filtered } = scratch;
+  const tables = column.narrow;
+  const scales = column.scales;
   let n = count;
   for (let b = 0; b < tables.length; b++) {
     const end = to[b]!;
@@ -75,9 +81,11 @@ function scanNarrow(tables: readonly (CellTable<Uint16Array> | undefined)[], sca
   return n;
 }
 
-/** Pass 2 over wide tables (any range: the exact two-step reduction). */
-function scanWide(tables: readonly (CellTable<Int32Array> | undefined)[], ranges: Float64Array, filtered: Uint8Array, x: number, out: Int32Array, count: number, scratch: ScanScratch): number {
-  const { from, to } = scratch;
+/** Pass 2 over the column's wide tables (any range: the exact two-step reduction). */
+function scanWide(column: ShardColumn, x: number, count: number, scratch: ScanScratch): number {
+  const { from, to, out, filtered } = scratch;
+  const tables = column.wide;
+  const ranges = column.ranges;
   let n = count;
   for (let b = 0; b < tables.length; b++) {
     const entries = tables[b]?.entries;
@@ -94,16 +102,17 @@ function scanWide(tables: readonly (CellTable<Int32Array> | undefined)[], ranges
 
 /** Writes into `out` the slots whose ready peer claims the key (filtered, then saturated); returns how many. */
 export function scan(columns: PeerColumns, hash: KeyHash, out: Int32Array, scratch: ScanScratch): number {
-  const filtered = columns.filtered;
+  scratch.out = out;
+  scratch.filtered = columns.filtered;
   let count = 0;
   for (const group of columns.groups.values()) {
     const column = group.columns[jumpHash(hash.hi, hash.lo, group.shards)]!;
     const cell = hash.x >>> CELL_SHIFT;
     cellBounds(column.narrow, cell, scratch);
-    count = scanNarrow(column.narrow, column.scales, filtered, hash.x, out, count, scratch);
+    count = scanNarrow(column, hash.x, count, scratch);
     if (column.wideMembers > 0) {
       cellBounds(column.wide, cell, scratch);
-      count = scanWide(column.wide, column.ranges, filtered, hash.x, out, count, scratch);
+      count = scanWide(column, hash.x, count, scratch);
     }
   }
   const saturated = columns.saturated;

@@ -69,10 +69,10 @@ test('orderCandidates equals a reference sort (tier ascending, weight descending
       const weights = Uint32Array.from(rows.map((r) => r[1]));
       const reference = rows.map((_, i) => i).sort((a, b) => tiers[a]! - tiers[b]! || weights[b]! - weights[a]! || a - b);
       const key = (i: number): string => `${tiers[i]}:${weights[i]}`;
-      const full = orderCandidates(rows.length, tiers, weights, scratch);
+      const full = orderCandidates(rows.length, { tiers, weights }, scratch);
       assert.deepEqual(Array.from(full.subarray(0, rows.length), key), reference.map(key));
       const limit = Math.min(limitSeed, rows.length);
-      const top = orderCandidates(rows.length, tiers, weights, scratch, limit);
+      const top = orderCandidates(rows.length, { tiers, weights }, scratch, limit);
       assert.deepEqual(Array.from(top.subarray(0, limit), key), reference.slice(0, limit).map(key));
     }),
     { seed: 24, numRuns: 300 },
