@@ -4,6 +4,7 @@ import { cleanupFlags, configureFlags } from '../internal/config/configure-flags
 import { flagHelp, parseFlags, rejectExtraArguments, usageExit, UsageError, wantsHelp } from '../internal/config/flags.ts';
 import { removeMirrorConfiguration, type CleanupAction } from '../internal/hostsconfig/cleanup.ts';
 import { writeMirrorConfiguration } from '../internal/hostsconfig/configure.ts';
+import { errorMessage } from '../internal/errors/message.ts';
 
 const CONFIGURE_HELP = `usage: mirra configure [flags]
 
@@ -64,7 +65,7 @@ export async function runConfigure(argv: string[], env: NodeJS.ProcessEnv): Prom
     printActions(result.stale);
     return 0;
   } catch (err) {
-    process.stderr.write(`mirra configure: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`mirra configure: ${errorMessage(err)}\n`);
     return 1;
   }
 }
@@ -86,7 +87,7 @@ export async function runCleanup(argv: string[], env: NodeJS.ProcessEnv): Promis
     printActions(await removeMirrorConfiguration(config.certsDir));
     return 0;
   } catch (err) {
-    process.stderr.write(`mirra cleanup: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`mirra cleanup: ${errorMessage(err)}\n`);
     return 1;
   }
 }

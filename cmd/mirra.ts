@@ -3,6 +3,7 @@
 import { runCleanup, runConfigure } from './configure.ts';
 import { runInspect } from './inspect.ts';
 import { runRegistry } from './registry.ts';
+import { errorMessage } from '../internal/errors/message.ts';
 
 const USAGE = `usage: mirra <command> [flags]
 
@@ -45,7 +46,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`mirra: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`mirra: ${errorMessage(err)}\n`);
     process.exitCode = 1;
   },
 );

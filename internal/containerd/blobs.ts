@@ -8,13 +8,13 @@ import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../oci/digest.ts';
 import type { ByteRange } from '../oci/store.ts';
-import type { ContainerdClient } from './client.ts';
+import type { ContentReader } from './client.ts';
 
 /** Large reads: fewer syscalls and event-loop turns per blob. */
 export const READ_CHUNK_BYTES = 1024 * 1024;
 
 export interface BlobSource {
-  client: ContainerdClient;
+  client: ContentReader;
   /** containerd's content directory, e.g. /var/lib/containerd/io.containerd.content.v1.content */
   contentPath: string;
 }

@@ -38,26 +38,53 @@ export interface SubscriptionHandlers {
   onEnd(err: Error): void;
 }
 
-export interface ContainerdClient {
-  readonly namespace: string;
+// Narrow views of the client, one per need (1-4 methods each): a consumer
+// names the one it uses, so a unit test hands it an in-memory twin
+// (containerdtest/memory.ts) instead of a real containerd.
+
+/** Images: the list, and one by name. */
+export interface ImageLister {
   listImages(): Promise<ImageRecord[]>;
   /** undefined when containerd has no image of that name. */
   getImage(name: string): Promise<ImageRecord | undefined>;
+}
+
+/** Presence and size of content. */
+export interface ContentInfoSource {
   /** undefined when the content is absent (in this namespace). Rejects on a malformed digest. */
   contentInfo(digest: string): Promise<ContentInfo | undefined>;
+}
+
+/** Content bytes over gRPC (the fallback when the content directory cannot be read). */
+export interface ContentReader {
+  /** The bytes from `offset`, `sizeBytes` of them (0 = to the end), via the gRPC Read stream. */
+  readContent(digest: string, offset?: number, sizeBytes?: number): Readable;
+}
+
+/** Ingests in progress, and dropping one. */
+export interface IngestControl {
   /** The ingests in progress in the namespace (content ListStatuses). */
   listIngests(): Promise<IngestStatus[]>;
   /** Drops an ingest and what was written to it (content Abort); resolves when it is gone or was not there. */
   abortIngest(ref: string): Promise<void>;
-  /** Every piece of content in the namespace (content List). */
-  listContentInfo(): Promise<ContentInfo[]>;
-  /** The bytes from `offset`, `sizeBytes` of them (0 = to the end), via the gRPC Read stream. */
-  readContent(digest: string, offset?: number, sizeBytes?: number): Readable;
+}
+
+/** The events service. */
+export interface EventSubscriber {
   subscribe(filters: string[], handlers: SubscriptionHandlers): Subscription;
   /** Decodes an event payload whose type this client knows; undefined for other types. */
   decodeEvent(event: { typeUrl: string; value: Buffer }): { type: string; message: unknown } | undefined;
   /** True while the channel to containerd is connected. */
   isReady(): boolean;
+}
+
+/** What walking images and serving their content needs: images, content Info, content Read. */
+export type ImageContentClient = ImageLister & ContentInfoSource & ContentReader;
+
+export interface ContainerdClient extends ImageLister, ContentInfoSource, ContentReader, IngestControl, EventSubscriber {
+  readonly namespace: string;
+  /** Every piece of content in the namespace (content List). */
+  listContentInfo(): Promise<ContentInfo[]>;
   close(): void;
 }
 
@@ -65,9 +92,14 @@ export function isGrpcStatus(err: unknown, code: status): boolean {
   return typeof err === 'object' && err !== null && (err as Partial<ServiceError>).code === code;
 }
 
-export function createContainerdClient(options: ContainerdClientOptions): ContainerdClient {
-  const protos = loadContainerdProtos();
-  const unaryTimeoutMs = options.unaryTimeoutMs ?? 10_000;
+/** The gRPC channel to containerd, and unary and server-stream calls carrying the namespace header. */
+interface Channel {
+  grpc: Client;
+  unary(m: Method, request: object): Promise<unknown>;
+  stream(m: Method, request: object, deadlineMs?: number): ClientReadableStream<unknown>;
+}
+
+function openChannel(options: ContainerdClientOptions, unaryTimeoutMs: number): Channel {
   const grpc = new Client(`unix://${options.socket}`, credentials.createInsecure(), {
     // Reconnect soon after containerd restarts (the defaults back off to 2 minutes).
     'grpc.initial_reconnect_backoff_ms': 100,
@@ -79,33 +111,40 @@ export function createContainerdClient(options: ContainerdClientOptions): Contai
     md.set('containerd-namespace', options.namespace);
     return md;
   };
-
-  const unary = (m: Method, request: object): Promise<unknown> =>
-    new Promise((resolve, reject) => {
-      grpc.makeUnaryRequest(
+  return {
+    grpc,
+    unary: (m, request) =>
+      new Promise((resolve, reject) => {
+        grpc.makeUnaryRequest(
+          m.path,
+          m.requestSerialize,
+          m.responseDeserialize,
+          request,
+          metadata(),
+          { deadline: Date.now() + unaryTimeoutMs },
+          (err, response) => (err ? reject(err) : resolve(response)),
+        );
+      }),
+    stream: (m, request, deadlineMs) =>
+      grpc.makeServerStreamRequest(
         m.path,
         m.requestSerialize,
         m.responseDeserialize,
         request,
         metadata(),
-        { deadline: Date.now() + unaryTimeoutMs },
-        (err, response) => (err ? reject(err) : resolve(response)),
-      );
-    });
-
-  const stream = (m: Method, request: object, deadlineMs?: number): ClientReadableStream<unknown> =>
-    grpc.makeServerStreamRequest(
-      m.path,
-      m.requestSerialize,
-      m.responseDeserialize,
-      request,
-      metadata(),
-      deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
-    );
-
-  const checkDigest = (digest: string): void => {
-    if (parseDigest(digest) === undefined) throw new Error(`invalid digest ${JSON.stringify(digest.slice(0, 100))}`);
+        deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
+      ),
   };
+}
+
+function checkDigest(digest: string): void {
+  if (parseDigest(digest) === undefined) throw new Error(`invalid digest ${JSON.stringify(digest.slice(0, 100))}`);
+}
+
+export function createContainerdClient(options: ContainerdClientOptions): ContainerdClient {
+  const protos = loadContainerdProtos();
+  const unaryTimeoutMs = options.unaryTimeoutMs ?? 10_000;
+  const { grpc, unary, stream } = openChannel(options, unaryTimeoutMs);
 
   return {
     namespace: options.namespace,

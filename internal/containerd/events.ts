@@ -11,17 +11,18 @@
 // sends /content/delete.
 import type { Logger } from '../log/logger.ts';
 import { parseDigest } from '../oci/digest.ts';
-import type { ContainerdClient, Subscription } from './client.ts';
+import type { EventSubscriber, Subscription } from './client.ts';
+
+/** What watching needs of the client: the events service and the namespace. */
+export type EventClient = EventSubscriber & { readonly namespace: string };
 import { field, type Envelope } from './messages.ts';
 import { EVENT_PAYLOADS } from './protos.ts';
 
 export type ContainerdChange =
-  | { kind: 'image-created' | 'image-updated' | 'image-deleted'; name: string }
-  | { kind: 'content-deleted'; digest: string }
-  | { kind: 'resync' };
+  { kind: 'image-created' | 'image-updated' | 'image-deleted'; name: string } | { kind: 'content-deleted'; digest: string } | { kind: 'resync' };
 
 export interface WatchOptions {
-  client: ContainerdClient;
+  client: EventClient;
   logger: Logger;
   onChange(change: ContainerdChange): void;
   initialBackoffMs?: number;
@@ -50,7 +51,7 @@ const IMAGE_KINDS: ReadonlyMap<string, 'image-created' | 'image-updated' | 'imag
 ]);
 
 /** The change an envelope describes, or undefined for other namespaces, topics and malformed payloads. */
-export function decodeChange(client: ContainerdClient, envelope: Envelope): ContainerdChange | undefined {
+export function decodeChange(client: Pick<EventClient, 'namespace' | 'decodeEvent'>, envelope: Envelope): ContainerdChange | undefined {
   if (envelope.namespace !== client.namespace || envelope.event === undefined) return undefined;
   let decoded;
   try {

@@ -9,7 +9,7 @@
 // every later pull of the blob fails the same way. Aborting the ingest makes
 // the next attempt start the blob over, from a good source.
 import type { Logger } from '../log/logger.ts';
-import type { ContainerdClient } from './client.ts';
+import type { IngestControl } from './client.ts';
 import type { IngestStatus } from './messages.ts';
 
 /** Whether the ingest is writing `digest` (its expected digest, or the digest its ref ends with). */
@@ -18,7 +18,7 @@ export function isIngestOf(status: IngestStatus, digest: string): boolean {
 }
 
 /** Aborts every ingest of `digest` in the client's namespace; returns the refs aborted. Never rejects. */
-export async function abortIngestsOf(client: Pick<ContainerdClient, 'listIngests' | 'abortIngest'>, digest: string, log: Logger): Promise<string[]> {
+export async function abortIngestsOf(client: IngestControl, digest: string, log: Logger): Promise<string[]> {
   try {
     const refs = (await client.listIngests()).filter((status) => isIngestOf(status, digest)).map((status) => status.ref);
     for (const ref of refs) await client.abortIngest(ref);

@@ -22,6 +22,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { isNotFound } from '../fs/not-found.ts';
 import type { ContainerdVersion } from './version.ts';
+import { errorMessage } from '../errors/message.ts';
 
 interface Layout {
   /** Table path and label of the table that holds discard_unpacked_layers (and disable_snapshot_annotations). */
@@ -152,13 +153,13 @@ function firstLine(message: string): string {
 async function loadFile(file: string, fallbackVersion: number | undefined): Promise<LoadedFile> {
   const text = await readFile(file, 'utf8').catch((err: unknown) => {
     if (isNotFound(err)) throw err;
-    throw new Error(`cannot read containerd config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`cannot read containerd config ${file}: ${errorMessage(err)}`, { cause: err });
   });
   let config: TomlTable;
   try {
     config = parse(text);
   } catch (err) {
-    throw new Error(`cannot parse containerd config ${file}: ${firstLine(err instanceof Error ? err.message : String(err))}`);
+    throw new Error(`cannot parse containerd config ${file}: ${firstLine(errorMessage(err))}`, { cause: err });
   }
   const raw = config.version;
   const version = raw === undefined ? (fallbackVersion ?? 1) : typeof raw === 'number' ? raw : Number.NaN;
@@ -222,7 +223,7 @@ export async function checkContainerdConfig(configPath: string, containerd?: Con
     if (files.length === 0 && isNotFound(err)) {
       return `containerd config ${configPath} not found: mount the node's containerd config.toml there (or point --containerd-config-path at it), or turn this check off with --preflight=false`;
     }
-    return firstLine(err instanceof Error ? err.message : String(err));
+    return firstLine(errorMessage(err));
   }
   return checkLoadedConfig(files, containerd);
 }

@@ -2,42 +2,48 @@
 //
 // - resolve: images Get -> target digest.
 // - stat: content Info (presence and size, per namespace, so deleted content is
-//   gone at once), plus the media type from a digest -> mediaType map learned
-//   by walking the images. The map is rebuilt from the walks of the current
-//   images only (so it stays bounded and consistent with containerd); it is
-//   synced in the background on image events and on demand when a present
-//   digest has no known media type.
+//   gone at once), plus the media type from the digest -> mediaType map of the
+//   image inventory (inventory.ts), learned by walking the current images only
+//   (so it stays bounded and consistent with containerd); the inventory follows
+//   image events in the background, and is asked for a relist on demand when a
+//   present digest has no known media type (one that walks every image at most
+//   every `fullWalkIntervalMs`).
 // - read: content Info, then the file in the content directory (gRPC fallback).
 // - openFile: content Info, then the open file, for the registry's fast path
 //   that sends from a few reused buffers.
 // - imagedOnly(): the view the registry serves: only content of the mirrored
 //   registries' images; other digests are "not here" from memory (see below).
+// The listing, walking, events and timers are the inventory's: the store is a
+// view of it (the node's advertised keys, internal/state/node-state.ts, are
+// the other one).
 import type { Logger } from '../log/logger.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { NotFoundError, type BlobInfo, type ByteRange, type ContentStore } from '../oci/store.ts';
 import { open, type FileHandle } from 'node:fs/promises';
 import { blobPath, openBlob } from './blobs.ts';
-import type { ContainerdClient } from './client.ts';
+import type { ImageContentClient } from './client.ts';
 import type { ContainerdChange } from './events.ts';
-import type { Descriptor } from './messages.ts';
-import { WALK_CONCURRENCY, mapConcurrent, walkImage } from './walk.ts';
+import { createImageInventory, type ImageInventory } from './inventory.ts';
 import { createSingleFlight } from '../sync/single-flight.ts';
 
 export interface ContainerdStoreOptions {
-  client: ContainerdClient;
+  /** Images Get (resolve), content Info (stat, read) and Read (the fallback when the content directory cannot be read). */
+  client: ImageContentClient;
   /** containerd's content directory, e.g. /var/lib/containerd/io.containerd.content.v1.content */
   contentPath: string;
   logger: Logger;
   /** Re-walk every image (not only new targets) at most this often, when a media type is missing. */
   fullWalkIntervalMs?: number;
+  /** The node's image inventory (shared with the node's keys); absent: the store makes its own, without a periodic re-walk. */
+  inventory?: ImageInventory;
 }
 
 export interface ContainerdStore extends ContentStore {
   /** The blob's file in the content directory, opened, when present in the namespace; undefined otherwise. */
   openFile(digest: string): Promise<FileHandle | undefined>;
-  /** Feed changes from watchChanges() so media types follow containerd. */
+  /** Feeds a change from watchChanges() to the inventory (feed the inventory or the store, not both). */
   observe(change: ContainerdChange): void;
-  /** Re-lists images and walks new or changed ones (force: every image). */
+  /** Has the inventory relist images and walk new or changed ones (force: every image). */
   refresh(force?: boolean): Promise<void>;
   /**
    * The store as the registry serves it: only content held by images that
@@ -57,81 +63,45 @@ export interface ContainerdStore extends ContentStore {
   imagedOnly(includeImage?: (imageName: string) => boolean): Pick<ContainerdStore, keyof ContentStore | 'openFile'>;
 }
 
-export function createContainerdStore(options: ContainerdStoreOptions): ContainerdStore {
-  const { client, contentPath } = options;
-  const log = options.logger.child({ component: 'containerd-store' });
-  const fullWalkIntervalMs = options.fullWalkIntervalMs ?? 10_000;
-  /** target digest -> present descriptors of the image(s) with that target. */
-  let walks = new Map<string, Descriptor[]>();
-  let mediaTypes = new Map<string, string>();
-  let targets = new Map<string, string>();
-  /** Targets to walk again at the next sync (their image was updated). */
-  let stale = new Set<string>();
-  let lastFullWalkMs = 0;
-  let running: Promise<void> | undefined;
-  let again: boolean | undefined;
-
-  const sync = async (force: boolean): Promise<void> => {
-    const rewalk = stale;
-    stale = new Set();
-    let images;
-    let walkResults;
-    try {
-      images = await client.listImages();
-      const unique = [...new Map(images.map((image) => [image.target.digest, image.target])).values()];
-      walkResults = await mapConcurrent(unique, WALK_CONCURRENCY, async (target) => {
-        const known = force || rewalk.has(target.digest) ? undefined : walks.get(target.digest);
-        return [target.digest, known ?? (await walkImage(client, target, { contentPath }))] as const;
-      });
-    } catch (err) {
-      for (const digest of rewalk) stale.add(digest);
-      throw err;
-    }
-    const names = new Map(images.map((image) => [image.name, image.target.digest]));
-    const next = new Map<string, Descriptor[]>(walkResults);
-    if (force) lastFullWalkMs = Date.now();
-    const types = new Map<string, string>();
-    for (const descriptors of next.values()) for (const d of descriptors) types.set(d.digest, d.mediaType);
-    walks = next;
-    mediaTypes = types;
-    targets = names;
-  };
-
-  /** Single flight: a refresh asked for while one runs makes one more run afterwards. */
-  const refresh = (force = false): Promise<void> => {
-    if (running !== undefined) {
-      again = (again ?? false) || force;
-      return running;
-    }
-    running = (async () => {
-      try {
-        let forceNow = force;
-        for (;;) {
-          await sync(forceNow);
-          if (again === undefined) break;
-          forceNow = again;
-          again = undefined;
-        }
-      } finally {
-        running = undefined;
-      }
-    })();
-    return running;
-  };
-
-  const backgroundRefresh = (): void => {
-    refresh().catch((err: unknown) => log.warn({ err }, 'cannot refresh image media types'));
-  };
-
-  const mediaTypeOf = async (digest: string): Promise<string | undefined> => {
-    const known = mediaTypes.get(digest);
+/** The media type of a present digest: the inventory's, or after a relist (walking every image at most every `fullWalkIntervalMs`). */
+function mediaTypes(inventory: ImageInventory, fullWalkIntervalMs: number, log: Logger): (digest: string) => Promise<string | undefined> {
+  return async (digest) => {
+    const known = inventory.mediaType(digest);
     if (known !== undefined) return known;
     try {
-      await refresh(Date.now() - lastFullWalkMs > fullWalkIntervalMs);
+      await inventory.refresh(Date.now() - inventory.lastFullWalkMs() > fullWalkIntervalMs);
     } catch (err) {
       log.warn({ err }, 'cannot refresh image media types');
     }
-    return mediaTypes.get(digest);
+    return inventory.mediaType(digest);
+  };
+}
+
+/** The digests of the images `includeImage` accepts, rebuilt when the inventory changed. */
+function listedDigests(inventory: ImageInventory, includeImage: (imageName: string) => boolean): (digest: string) => boolean {
+  let listed = new Set<string>();
+  let listedAt: number | undefined;
+  return (digest) => {
+    if (listedAt !== inventory.generation()) {
+      listed = new Set();
+      for (const [name, target] of inventory.images()) {
+        if (!includeImage(name)) continue;
+        for (const descriptor of inventory.contentOf(target) ?? []) listed.add(descriptor.digest);
+      }
+      listedAt = inventory.generation();
+    }
+    return listed.has(digest);
+  };
+}
+
+export function createContainerdStore(options: ContainerdStoreOptions): ContainerdStore {
+  const { client, contentPath } = options;
+  const log = options.logger.child({ component: 'containerd-store' });
+  const inventory = options.inventory ?? createImageInventory({ client, contentPath, logger: options.logger, rewalkIntervalMs: 0 });
+  const mediaTypeOf = mediaTypes(inventory, options.fullWalkIntervalMs ?? 10_000, log);
+
+  const backgroundRefresh = (): void => {
+    inventory.refresh().catch((err: unknown) => log.warn({ err }, 'cannot refresh image media types'));
   };
 
   const resolveFlight = createSingleFlight<string | undefined>();
@@ -141,7 +111,7 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
       resolveFlight.run(reference, async () => {
         const image = await client.getImage(reference);
         if (image === undefined) return undefined;
-        if (!walks.has(image.target.digest)) backgroundRefresh();
+        if (inventory.contentOf(image.target.digest) === undefined) backgroundRefresh();
         return image.target.digest;
       }),
     async stat(digest) {
@@ -171,37 +141,14 @@ export function createContainerdStore(options: ContainerdStoreOptions): Containe
         return undefined;
       }
     },
-    observe(change) {
-      if (change.kind === 'content-deleted') {
-        mediaTypes.delete(change.digest);
-        return;
-      }
-      if (change.kind === 'image-updated' || change.kind === 'image-created') {
-        // Same target, maybe more content (another platform pulled): walk it again.
-        const target = targets.get(change.name);
-        if (target !== undefined) stale.add(target);
-      }
-      backgroundRefresh();
-    },
-    refresh,
+    observe: (change) => inventory.observe(change),
+    refresh: (force = false) => inventory.refresh(force),
     imagedOnly(includeImage = () => true) {
-      /** The digests of the accepted images, for the `targets` of one walk (rebuilt after the next). */
-      let listed = new Set<string>();
-      let listedFor: Map<string, string> | undefined;
-      const unlisted = (digest: string): boolean => {
-        if (listedFor !== targets) {
-          listed = new Set();
-          for (const [name, target] of targets) {
-            if (!includeImage(name)) continue;
-            for (const descriptor of walks.get(target) ?? []) listed.add(descriptor.digest);
-          }
-          listedFor = targets;
-        }
-        return !listed.has(digest);
-      };
+      const listed = listedDigests(inventory, includeImage);
+      const unlisted = (digest: string): boolean => !listed(digest);
       return {
         // A tag no image had at the last walk is a miss from memory too; a known one is asked again (it may have moved).
-        resolve: async (reference) => (includeImage(reference) && targets.has(reference) ? store.resolve(reference) : undefined),
+        resolve: async (reference) => (includeImage(reference) && inventory.images().has(reference) ? store.resolve(reference) : undefined),
         stat: async (digest) => (unlisted(digest) ? undefined : store.stat(digest)),
         read: async (digest, range) => {
           if (unlisted(digest)) throw new NotFoundError(digest.slice(0, 100));

@@ -7,6 +7,7 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errorMessage } from '../errors/message.ts';
 
 const PROTO = join(dirname(fileURLToPath(import.meta.url)), 'proto', 'version.proto');
 const SERVICE = 'containerd.services.version.v1.Version';
@@ -66,7 +67,7 @@ export async function containerdVersion(socket: string, timeoutMs = 5_000): Prom
     return parseContainerdVersion((await requestContainerdVersion(socket, timeoutMs)).version);
   } catch (err) {
     // grpc-js ends an UNAVAILABLE with an empty "Resolution note:".
-    const message = ((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '').replace(/\.?\s*Resolution note:\s*$/, '').trim();
+    const message = ((errorMessage(err)).split('\n')[0] ?? '').replace(/\.?\s*Resolution note:\s*$/, '').trim();
     return { known: false, reason: `cannot ask containerd at ${socket} its version: ${message}` };
   }
 }

@@ -5,7 +5,7 @@
 import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { isIndexMediaType, isManifestMediaType, sniffManifestMediaType } from '../oci/mediatype.ts';
 import { collect, readBlobBytes } from './blobs.ts';
-import type { ContainerdClient } from './client.ts';
+import type { ContentInfoSource, ContentReader, ImageLister } from './client.ts';
 import { field, parseDescriptor, type Descriptor } from './messages.ts';
 
 const MAX_DEPTH = 4;
@@ -52,7 +52,10 @@ export function childDescriptors(doc: unknown, kind: 'index' | 'manifest'): Desc
   return out;
 }
 
-async function readDocument(client: ContainerdClient, d: Descriptor, options: WalkOptions): Promise<Buffer | undefined> {
+/** What a walk asks containerd: content Info, and Read when the content directory cannot be read. */
+export type WalkClient = ContentInfoSource & ContentReader;
+
+async function readDocument(client: WalkClient, d: Descriptor, options: WalkOptions): Promise<Buffer | undefined> {
   if (options.contentPath !== undefined) {
     return readBlobBytes({ client, contentPath: options.contentPath }, d.digest, d.size, MAX_MANIFEST_BYTES);
   }
@@ -60,7 +63,7 @@ async function readDocument(client: ContainerdClient, d: Descriptor, options: Wa
   return collect(client.readContent(d.digest), MAX_MANIFEST_BYTES);
 }
 
-export async function walkImage(client: ContainerdClient, target: Descriptor, options: WalkOptions = {}): Promise<Descriptor[]> {
+export async function walkImage(client: WalkClient, target: Descriptor, options: WalkOptions = {}): Promise<Descriptor[]> {
   const found: Descriptor[] = [];
   const seen = new Set<string>();
 
@@ -115,7 +118,7 @@ export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn
 export const WALK_CONCURRENCY = 4;
 
 /** Every image of the client's namespace with the present content it references. */
-export async function listContent(client: ContainerdClient, options: WalkOptions = {}): Promise<ImageContent[]> {
+export async function listContent(client: ImageLister & WalkClient, options: WalkOptions = {}): Promise<ImageContent[]> {
   const images = await client.listImages();
   return mapConcurrent(images, WALK_CONCURRENCY, async (image) => ({
     name: image.name,

@@ -1,6 +1,8 @@
+// The node's keys against a real containerd (conformance of the inventory and its keys view; needs containerd).
 import assert from 'node:assert/strict';
 import { after, before, describe, it, test } from 'node:test';
 import { createContainerdClient, type ContainerdClient } from '../containerd/client.ts';
+import { createImageInventory, type ImageInventory } from '../containerd/inventory.ts';
 import { watchChanges, type ChangeWatcher } from '../containerd/events.ts';
 import { createLogger } from '../log/logger.ts';
 import { imageBlobs, makeTestImage, type TestImage } from '../oci/storetest/conformance.ts';
@@ -18,46 +20,46 @@ test('the registry of an image name is its first component', () => {
   assert.equal(registryOfImage('import-2024-01-01'), '');
 });
 
-describe('node state against containerd', () => {
-  let ctd: Awaited<ReturnType<typeof startTempContainerd>>;
-  let client: ContainerdClient;
-  let state: NodeState;
-  let watcher: ChangeWatcher;
-  /** Events pass to the state only while the gate is open (closed: events are lost, as while disconnected). */
-  let gateOpen = true;
-  let changes = 0;
-  const a = makeTestImage('docker.io/mirra-test/a:v1', [1000, 2000]);
-  const ghcr = makeTestImage('ghcr.io/mirra-test/g:v1', [500]);
-  const c = makeTestImage('docker.io/mirra-test/c:v1', [700]);
-  const d = makeTestImage('docker.io/mirra-test/d:v1', [300]);
-  const add = (image: TestImage): Promise<void> =>
-    importImage(ctd, { reference: image.reference, root: image.manifest, blobs: imageBlobs(image).slice(1) });
-  const has = (key: string): boolean => state.keys().has(key);
-  const eventually = (what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> =>
-    waitFor(what, async () => check(), timeoutMs, 20);
+// The fixture of the suite below (module level: the suite's body stays short).
+let ctd: Awaited<ReturnType<typeof startTempContainerd>>;
+let client: ContainerdClient;
+let inventory: ImageInventory;
+let state: NodeState;
+let watcher: ChangeWatcher;
+/** Events pass to the state only while the gate is open (closed: events are lost, as while disconnected). */
+let gateOpen = true;
+let changes = 0;
+const a = makeTestImage('docker.io/mirra-test/a:v1', [1000, 2000]);
+const ghcr = makeTestImage('ghcr.io/mirra-test/g:v1', [500]);
+const c = makeTestImage('docker.io/mirra-test/c:v1', [700]);
+const d = makeTestImage('docker.io/mirra-test/d:v1', [300]);
+const add = (image: TestImage): Promise<void> => importImage(ctd, { reference: image.reference, root: image.manifest, blobs: imageBlobs(image).slice(1) });
+const has = (key: string): boolean => state.keys().has(key);
+const eventually = (what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> => waitFor(what, async () => check(), timeoutMs, 20);
 
-  before(async () => {
-    ctd = await startTempContainerd('containerd-state');
-    client = createContainerdClient({ socket: ctd.socket, namespace: 'k8s.io' });
-    await add(a);
-    await add(ghcr);
-    state = createNodeState({
-      client,
-      mirroredRegistries: ['docker.io'],
-      logger,
-      contentPath: ctd.contentDir,
-      gcSettleMs: 200,
-      onChange: () => changes++,
-    });
-    watcher = watchChanges({ client, logger, onChange: (change) => gateOpen && state.observe(change) });
-    await eventually('events connected', () => watcher.connected);
-  });
-  after(async () => {
-    watcher?.close();
-    state?.close();
-    client?.close();
-    await ctd?.dispose();
-  });
+/** containerd with images a and ghcr, the inventory and its keys fed by the events. */
+async function startFixture(): Promise<void> {
+  ctd = await startTempContainerd('containerd-state');
+  client = createContainerdClient({ socket: ctd.socket, namespace: 'k8s.io' });
+  await add(a);
+  await add(ghcr);
+  inventory = createImageInventory({ client, logger, contentPath: ctd.contentDir, gcSettleMs: 200 });
+  state = createNodeState({ inventory, mirroredRegistries: ['docker.io'], logger, onChange: () => changes++ });
+  watcher = watchChanges({ client, logger, onChange: (change) => gateOpen && inventory.observe(change) });
+  await eventually('events connected', () => watcher.connected);
+}
+
+async function stopFixture(): Promise<void> {
+  watcher?.close();
+  state?.close();
+  inventory?.close();
+  client?.close();
+  await ctd?.dispose();
+}
+
+describe('node state against containerd', () => {
+  before(startFixture);
+  after(stopFixture);
 
   it('holds the references and present digests of mirrored images only', async () => {
     await state.refresh();
@@ -80,7 +82,10 @@ describe('node state against containerd', () => {
     await eventually('a:v2', () => has('docker.io/mirra-test/a:v2'));
     await ctd.ctr(['images', 'rm', a.reference]);
     await eventually('a:v1 gone', () => !has(a.reference));
-    assert.ok(imageBlobs(a).every((blob) => has(blob.digest)), 'a:v2 still has the content');
+    assert.ok(
+      imageBlobs(a).every((blob) => has(blob.digest)),
+      'a:v2 still has the content',
+    );
     await ctd.ctr(['images', 'rm', '--sync', 'docker.io/mirra-test/a:v2']);
     await eventually('a content gone', () => imageBlobs(a).every((blob) => !has(blob.digest)));
     assert.ok(keysOf(c).every(has), 'other images untouched');
@@ -108,8 +113,12 @@ describe('node state against containerd', () => {
 
   it('a periodic re-walk catches what no event announced', async (t) => {
     let seen: ReadonlySet<string> = new Set();
-    const periodic = createNodeState({ client, mirroredRegistries: [], logger, rewalkIntervalMs: 200, onChange: (keys) => (seen = keys) });
-    t.after(() => periodic.close());
+    const periodicInventory = createImageInventory({ client, logger, rewalkIntervalMs: 200 });
+    const periodic = createNodeState({ inventory: periodicInventory, mirroredRegistries: [], logger, onChange: (keys) => (seen = keys) });
+    t.after(() => {
+      periodic.close();
+      periodicInventory.close();
+    });
     await periodic.refresh();
     assert.ok(seen.has(ghcr.reference), 'empty filter: every registry');
     assert.ok(seen.has(d.reference));
