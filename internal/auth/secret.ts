@@ -6,6 +6,7 @@
 // UTF-8 bytes of its line. A file that cannot be read or holds no usable key
 // is an error: with the flag set, auth is never silently off.
 import { open } from 'node:fs/promises';
+import { errorMessage } from '../errors/message.ts';
 
 export const MIN_KEY_BYTES = 16;
 const MAX_FILE_BYTES = 64 * 1024;
@@ -50,7 +51,7 @@ export async function loadPeerKeys(path: string): Promise<PeerKeys> {
   } catch (err) {
     if (err instanceof PeerSecretError) throw err;
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
-    throw new PeerSecretError(`cannot read peer secret ${path}: ${code || (err instanceof Error ? err.message : String(err))}`);
+    throw new PeerSecretError(`cannot read peer secret ${path}: ${code || (errorMessage(err))}`);
   }
   return parsePeerKeys(text, path);
 }

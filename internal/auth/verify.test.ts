@@ -65,7 +65,7 @@ test('missing headers: unsigned; wrong shapes: malformed', () => {
   for (const headers of cases) assert.deepEqual(verify(headers), { ok: false, reason: 'malformed' }, JSON.stringify(headers));
   // A duplicated header reaches the handler as a list (or joined): not a single value.
   const twice = signed();
-  assert.deepEqual(verify({ ...twice, [SIGNATURE_HEADER]: [String(twice[SIGNATURE_HEADER]), String(twice[SIGNATURE_HEADER])] } as IncomingHttpHeaders), {
+  assert.deepEqual(verify({ ...twice, [SIGNATURE_HEADER]: [String(twice[SIGNATURE_HEADER]), String(twice[SIGNATURE_HEADER])] }), {
     ok: false,
     reason: 'unsigned',
   });

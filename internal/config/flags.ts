@@ -2,6 +2,7 @@
 // variable, a default, a description and a parser that throws a one-line
 // reason. `mirra <command> --help` prints the table.
 import { parseArgs } from 'node:util';
+import { errorMessage } from '../errors/message.ts';
 
 export interface FlagSpec<T> {
   name: string;
@@ -70,7 +71,7 @@ export function parseFlags<S extends Specs>(specs: S, argv: string[], env: NodeJ
       values[key] = spec.parse(raw);
     } catch (err) {
       const source = typeof fromArgs === 'string' ? `--${spec.name}` : `${spec.env} (--${spec.name})`;
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = errorMessage(err);
       throw new UsageError(`invalid value ${JSON.stringify(raw)} for ${source}: ${reason}`);
     }
   }

@@ -5,6 +5,7 @@ import { parsePod, type PodView } from '../kube/objects.ts';
 import { listResult } from '../kube/watch.ts';
 import { decodeSummary, type PeerSummary } from '../routing/decode.ts';
 import { annotationBytes, UPDATED_ANNOTATION } from '../routing/annotations.ts';
+import { errorMessage } from '../errors/message.ts';
 
 export interface AgentPod {
   name: string;
@@ -25,7 +26,7 @@ function agentPod(pod: PodView): AgentPod {
   try {
     summary = decodeSummary(pod.summary);
   } catch (err) {
-    summaryError = err instanceof Error ? err.message : String(err);
+    summaryError = errorMessage(err);
   }
   return {
     name: pod.name,

@@ -78,9 +78,9 @@ test('a failing plugin is one clear error with its stderr, and the next call tri
 });
 
 test('ExecCredential output is validated', () => {
-  assert.deepEqual(parseExecCredential('{"status":{"token":"t"}}', 'p', 0), { token: 't', validUntil: Number.POSITIVE_INFINITY });
-  assert.throws(() => parseExecCredential('not json', 'p', 0), /printed no JSON ExecCredential/);
-  assert.throws(() => parseExecCredential('{"kind":"ExecCredential"}', 'p', 0), /printed no status/);
-  assert.throws(() => parseExecCredential('{"status":{"token":""}}', 'p', 0), /returned no token/);
-  assert.throws(() => parseExecCredential('{"status":{"clientCertificateData":"x","clientKeyData":"y"}}', 'p', 0), /client certificate: mirra supports tokens from plugins only/);
+  assert.deepEqual(parseExecCredential('{"status":{"token":"t"}}', 'p'), { token: 't', validUntil: Number.POSITIVE_INFINITY });
+  assert.throws(() => parseExecCredential('not json', 'p'), /printed no JSON ExecCredential/);
+  assert.throws(() => parseExecCredential('{"kind":"ExecCredential"}', 'p'), /printed no status/);
+  assert.throws(() => parseExecCredential('{"status":{"token":""}}', 'p'), /returned no token/);
+  assert.throws(() => parseExecCredential('{"status":{"clientCertificateData":"x","clientKeyData":"y"}}', 'p'), /client certificate: mirra supports tokens from plugins only/);
 });

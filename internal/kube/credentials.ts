@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ExecPlugin } from './kubeconfig.ts';
+import { errorMessage } from '../errors/message.ts';
 
 export interface Credentials {
   /** The Authorization header value, or undefined for none (client certificates, or no auth). */
@@ -57,7 +58,7 @@ export function tokenFile(path: string, now: () => number = Date.now): Credentia
     try {
       token = (await readFile(path, 'utf8')).trim();
     } catch (err) {
-      throw new Error(`cannot read the token file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`cannot read the token file ${path}: ${errorMessage(err)}`, { cause: err });
     }
     if (token === '') throw new Error(`the token file ${path} is empty`);
     return { token, validUntil: now() + TOKEN_FILE_REFRESH_MS };
@@ -78,7 +79,7 @@ function runPlugin(plugin: ExecPlugin): Promise<string> {
 }
 
 /** The token and its expiry from the plugin's ExecCredential output. */
-export function parseExecCredential(stdout: string, command: string, now: number): { token: string; validUntil: number } {
+export function parseExecCredential(stdout: string, command: string): { token: string; validUntil: number } {
   let doc: unknown;
   try {
     doc = JSON.parse(stdout);
@@ -97,5 +98,5 @@ export function parseExecCredential(stdout: string, command: string, now: number
 }
 
 export function execCredentials(plugin: ExecPlugin, now: () => number = Date.now): Credentials {
-  return cachedToken(async () => parseExecCredential(await runPlugin(plugin), plugin.command, now()), now);
+  return cachedToken(async () => parseExecCredential(await runPlugin(plugin), plugin.command), now);
 }

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { load } from 'js-yaml';
+import { errorMessage } from '../errors/message.ts';
 
 export interface KubeCluster {
   readonly server: string;
@@ -84,7 +85,7 @@ function fileOrData(entry: Entry, field: string): Buffer | undefined {
   try {
     return readFileSync(resolve(entry.dir, path));
   } catch (err) {
-    throw new KubeConfigError(`${entry.file}: ${field} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new KubeConfigError(`${entry.file}: ${field} ${path}: ${errorMessage(err)}`);
   }
 }
 
@@ -105,7 +106,7 @@ function readFile(path: string, merged: Merged): void {
   try {
     doc = load(readFileSync(path, 'utf8'));
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     throw new KubeConfigError(`cannot load ${path}: ${message.split('\n')[0] ?? message}`);
   }
   if (doc === undefined || doc === null) return; // an empty file adds nothing, as in kubectl

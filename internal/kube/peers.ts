@@ -115,7 +115,7 @@ function refreshOwnZone(state: PeersState): void {
 function refresh(state: PeersState, name: string): void {
   if (name === state.options.self) return refreshOwnZone(state);
   const pod = state.pods.get(name);
-  let changed = false;
+  let changed: boolean;
   let next: PeerInfo | undefined;
   if (pod === undefined) {
     changed = state.fed.delete(name) && state.options.index.removePeer(name);
@@ -148,7 +148,7 @@ function onSliceChange(state: PeersState, sliceName: string, next: SliceView | u
   }
   for (const endpoint of next?.endpoints ?? []) {
     let bySlice = endpointsByPod.get(endpoint.podName);
-    if (bySlice === undefined) endpointsByPod.set(endpoint.podName, (bySlice = new Map()));
+    if (bySlice === undefined) endpointsByPod.set(endpoint.podName, (bySlice = new Map<string, EndpointView>()));
     bySlice.set(sliceName, endpoint);
     touched.add(endpoint.podName);
   }

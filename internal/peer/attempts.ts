@@ -114,7 +114,7 @@ export async function getBlob(attempt: Attempt, digest: string, range: { start: 
   if (!checkStatus(res, 'GET', candidate, whole ? [200] : [206])) return undefined;
   const length = contentLength(res);
   const declared = res.headers['docker-content-digest'];
-  if (declared !== undefined && declared !== digest) badAnswer(res, 'GET', `${candidate.name} sent ${declared} for ${digest}`);
+  if (declared !== undefined && declared !== digest) badAnswer(res, 'GET', `${candidate.name} sent ${String(declared)} for ${digest}`);
   if (length === undefined) badAnswer(res, 'GET', `${candidate.name} sent no valid content-length`);
   if (range !== undefined) {
     const expected = range.end - range.start + 1;

@@ -15,6 +15,7 @@ import type { PeerPenalties } from './penalty.ts';
 import { raceCandidates, type RaceOptions, type RaceWinner } from './race.ts';
 import type { PeerSourceStats } from './stats.ts';
 import type { StreamLimit } from './stream-limit.ts';
+import { errorMessage } from '../errors/message.ts';
 
 /** The `source` of what peers answered, in LocatedContent and ResolvedTag (the access log's `source`). */
 export const PEER_SOURCE = 'peer';
@@ -94,7 +95,7 @@ function attemptFailed(ctx: PeerContext, candidate: Candidate, err: unknown): vo
     return;
   }
   ctx.log.debug({ err, peer: candidate.name }, 'peer attempt failed');
-  penalise(ctx, candidate, err instanceof Error ? err.message : String(err));
+  penalise(ctx, candidate, errorMessage(err));
 }
 
 /** Races the candidates on one kind of attempt, counting misses, failures and hedges. */

@@ -57,6 +57,12 @@ interface Waiter {
   onAbort: () => void;
 }
 
+/** Why a wait was given up: the signal's reason when it is an Error (an AbortSignal's default one is). */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error('the wait for a buffer was aborted', { cause: reason });
+}
+
 export function createBufferPool(options: BufferPoolOptions): BufferPool {
   const bufferBytes = Math.max(1, Math.floor(options.bufferBytes));
   const maxBuffers = Math.max(1, Math.floor(options.maxBuffers));
@@ -95,7 +101,7 @@ export function createBufferPool(options: BufferPoolOptions): BufferPool {
     },
     tryAcquire: () => (waiters.length > 0 ? undefined : take()),
     acquire(signal) {
-      if (signal?.aborted === true) return Promise.reject(signal.reason);
+      if (signal?.aborted === true) return Promise.reject(abortReason(signal));
       if (waiters.length === 0) {
         const buffer = take();
         if (buffer !== undefined) return Promise.resolve(buffer);
@@ -108,7 +114,7 @@ export function createBufferPool(options: BufferPoolOptions): BufferPool {
           onAbort: () => {
             const at = waiters.indexOf(waiter);
             if (at >= 0) waiters.splice(at, 1);
-            reject(signal?.reason);
+            reject(abortReason(signal));
           },
         };
         signal?.addEventListener('abort', waiter.onAbort, { once: true });

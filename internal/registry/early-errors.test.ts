@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { clientErrorResponse, frameworkErrorResponse, rawResponse } from './early-errors.ts';
 import { parseRawResponse, rawExchange } from '../../tests/support/registry/raw-http.ts';
 import { createTestApp } from '../../tests/support/registry/testkit.ts';
+import { firstOciError } from '../../tests/support/registry/oci-error.ts';
 
 const DIGEST = `sha256:${'4'.repeat(64)}`;
 
@@ -37,7 +38,7 @@ test('client errors of the HTTP parser map to OCI answers; a reset gets none', (
   assert.equal(raw?.status, 405);
   assert.equal(raw?.headers.allow, 'GET, HEAD');
   assert.equal(raw?.headers.connection, 'close');
-  assert.equal(JSON.parse(raw?.body.toString() ?? '').errors[0].code, 'UNSUPPORTED');
+  assert.equal(firstOciError(raw?.body)?.code, 'UNSUPPORTED');
 });
 
 test('on a socket: unknown and lower-case methods, CONNECT, oversized heads and odd Expect get OCI errors; the server carries on', async (t) => {
@@ -58,7 +59,7 @@ test('on a socket: unknown and lower-case methods, CONNECT, oversized heads and 
     const res = await rawExchange(port, request);
     assert.equal(res?.status, status, request.slice(0, 40));
     assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0');
-    assert.equal(JSON.parse(res.body.toString()).errors[0].code, code, request.slice(0, 40));
+    assert.equal(firstOciError(res.body)?.code, code, request.slice(0, 40));
   }
   const ok = await rawExchange(port, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.equal(ok?.status, 200);

@@ -4,6 +4,7 @@
 // from CNCF distribution). Every error response of the app, Fastify's own
 // included, goes through `ociError`/`toOciError`.
 import type { FastifyReply } from 'fastify';
+import { isRecord } from '../json/narrow.ts';
 
 export const ERROR_TABLE = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -59,9 +60,6 @@ export interface OciErrorResponse {
   internal: boolean;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
 
 /**
  * Maps anything thrown inside the app to an OCI error response: RegistryError

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createTestApp } from '../../tests/support/registry/testkit.ts';
+import { firstOciError } from '../../tests/support/registry/oci-error.ts';
 
 function timers(): number {
   return process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
@@ -18,10 +19,9 @@ test('over the heap threshold: 503 UNAVAILABLE with Retry-After and an OCI body,
   const res = await app.inject({ url: '/v2/' });
   assert.equal(res.statusCode, 503);
   assert.equal(res.headers['retry-after'], '7');
-  const body: unknown = JSON.parse(res.body);
-  assert.ok(typeof body === 'object' && body !== null && 'errors' in body && Array.isArray(body.errors));
-  assert.equal(body.errors[0].code, 'UNAVAILABLE');
-  assert.equal(body.errors[0].detail.type, 'heapUsedBytes');
+  const error = firstOciError(res.body);
+  assert.equal(error?.code, 'UNAVAILABLE');
+  assert.equal(error.detail?.type, 'heapUsedBytes');
   const lines = log.lines.filter((line) => line.msg === 'request');
   assert.equal(lines.length, 1);
   assert.equal(lines[0]?.status, 503);

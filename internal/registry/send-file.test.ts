@@ -25,7 +25,15 @@ interface Served {
   handles: FileHandle[];
 }
 
-async function serve(t: TestContext, path: string, start: number, expectedBytes: number, chunkBytes?: number): Promise<Served> {
+/** What one test server sends: `expectedBytes` of the file at `path` from `start`, in chunks of `chunkBytes` (default: the pool's). */
+interface Slice {
+  start: number;
+  expectedBytes: number;
+  chunkBytes?: number;
+}
+
+async function serve(t: TestContext, path: string, slice: Slice): Promise<Served> {
+  const { start, expectedBytes, chunkBytes } = slice;
   let settle: (value: StreamOutcome | Error) => void = () => {};
   const outcome = new Promise<StreamOutcome | Error>((resolve) => {
     settle = resolve;
@@ -62,7 +70,7 @@ function sha(bytes: Buffer): string {
 
 test('a whole file in many reused buffers arrives intact, and the handle is closed', async (t) => {
   const bytes = patterned(5 * 1024 * 1024 + 123);
-  const s = await serve(t, await tempFile(t, bytes), 0, bytes.length, 256 * 1024);
+  const s = await serve(t, await tempFile(t, bytes), { start: 0, expectedBytes: bytes.length, chunkBytes: 256 * 1024 });
   const res = await fetch(s.url);
   const body = Buffer.from(await res.arrayBuffer());
   assert.equal(sha(body), sha(bytes));
@@ -73,9 +81,9 @@ test('a whole file in many reused buffers arrives intact, and the handle is clos
 test('a range from an offset, and an empty body', async (t) => {
   const bytes = patterned(100_000);
   const path = await tempFile(t, bytes);
-  const s = await serve(t, path, 1000, 5000, 1024);
+  const s = await serve(t, path, { start: 1000, expectedBytes: 5000, chunkBytes: 1024 });
   assert.deepEqual(Buffer.from(await (await fetch(s.url)).arrayBuffer()), bytes.subarray(1000, 6000));
-  const empty = await serve(t, path, 0, 0);
+  const empty = await serve(t, path, { start: 0, expectedBytes: 0 });
   const res = await fetch(empty.url);
   assert.equal(res.status, 200);
   assert.equal((await res.arrayBuffer()).byteLength, 0);
@@ -85,13 +93,13 @@ test('a range from an offset, and an empty body', async (t) => {
 test('a file shorter than announced: clean error before headers, aborted response after', async (t) => {
   const bytes = patterned(10_000);
   const path = await tempFile(t, bytes);
-  const offEnd = await serve(t, path, 10_000, 10);
+  const offEnd = await serve(t, path, { start: 10_000, expectedBytes: 10 });
   const res = await fetch(offEnd.url);
   assert.equal(res.status, 500);
   assert.equal(await res.text(), 'failed before headers');
   assert.ok((await offEnd.outcome) instanceof Error);
 
-  const short = await serve(t, path, 0, 20_000, 4096);
+  const short = await serve(t, path, { start: 0, expectedBytes: 20_000, chunkBytes: 4096 });
   const partial = await fetch(short.url);
   assert.equal(partial.status, 200);
   await assert.rejects(partial.arrayBuffer());
@@ -103,7 +111,7 @@ test('a file shorter than announced: clean error before headers, aborted respons
 
 test('a client that goes away stops the reads and the handle is closed', async (t) => {
   const bytes = patterned(64 * 1024 * 1024);
-  const s = await serve(t, await tempFile(t, bytes), 0, bytes.length);
+  const s = await serve(t, await tempFile(t, bytes), { start: 0, expectedBytes: bytes.length });
   const req = httpRequest(s.url);
   req.end();
   const [res] = (await once(req, 'response')) as [IncomingMessage];

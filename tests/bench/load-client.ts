@@ -50,16 +50,23 @@ interface Tally {
   skipped: number;
 }
 
+/** Where and how the requests of one loop go, and what counts them. */
+interface Target {
+  agent: Agent;
+  url: URL;
+  method: 'GET' | 'HEAD';
+  tally: Tally;
+}
+
 function bump<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-/** One request; resolves with its status (0 on failure) once it is over, counting into `tally`. */
-function once(agent: Agent, url: URL, method: 'GET' | 'HEAD', tally: Tally, startedAt = performance.now()): Promise<number> {
+/** One request; resolves with its status (0 on failure) once it is over, counting into `target.tally`. */
+function once({ agent, url, method, tally }: Target, startedAt = performance.now()): Promise<number> {
   tally.requests++;
   return new Promise((resolve) => {
     let settled = false;
-    let headersTimer: NodeJS.Timeout | undefined;
     const fail = (reason: string): void => {
       clearTimeout(headersTimer);
       if (settled) return;
@@ -68,7 +75,7 @@ function once(agent: Agent, url: URL, method: 'GET' | 'HEAD', tally: Tally, star
       resolve(0);
     };
     const req = request({ agent, host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method });
-    headersTimer = setTimeout(() => {
+    const headersTimer = setTimeout(() => {
       fail('headers-timeout');
       req.destroy();
     }, HEADERS_TIMEOUT_MS);
@@ -108,9 +115,10 @@ function once(agent: Agent, url: URL, method: 'GET' | 'HEAD', tally: Tally, star
 async function streams(url: URL, connections: number, seconds: number, tally: Tally): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const deadline = performance.now() + seconds * 1000;
+  const target: Target = { agent, url, method: 'GET', tally };
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const status = await once(agent, url, 'GET', tally);
+      const status = await once(target);
       if (status !== 200) await sleep(BACKOFF_AFTER_REFUSAL_MS);
     }
   };
@@ -118,8 +126,9 @@ async function streams(url: URL, connections: number, seconds: number, tally: Ta
   agent.destroy();
 }
 
-async function rate(url: URL, perSecond: number, seconds: number, method: 'GET' | 'HEAD', tally: Tally): Promise<void> {
+async function rate(target: Omit<Target, 'agent'>, perSecond: number, seconds: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const tally = target.tally;
   const tickMs = 10;
   const start = performance.now();
   const pending = new Set<Promise<number>>();
@@ -132,7 +141,7 @@ async function rate(url: URL, perSecond: number, seconds: number, method: 'GET' 
         tally.skipped++;
         continue;
       }
-      const p = once(agent, url, method, tally, scheduledAt);
+      const p = once({ ...target, agent }, scheduledAt);
       pending.add(p);
       void p.then(() => pending.delete(p));
     }
@@ -156,7 +165,7 @@ async function main(argv: string[]): Promise<void> {
   const tally: Tally = { requests: 0, statuses: new Map(), errors: new Map(), latencies: [], headers: [], bodyBytes: 0, skipped: 0 };
   const begin = performance.now();
   if (mode === 'streams') await streams(url, n, seconds, tally);
-  else await rate(url, n, seconds, rawMethod === 'GET' ? 'GET' : 'HEAD', tally);
+  else await rate({ url, method: rawMethod === 'GET' ? 'GET' : 'HEAD', tally }, n, seconds);
   const latencies = tally.latencies.sort((a, b) => a - b);
   const headers = tally.headers.sort((a, b) => a - b);
   const round = (ms: number): number => Number(ms.toFixed(2));

@@ -58,6 +58,22 @@ function otherErrors(result: LoadResult): number {
   return sum(result.errors) + other.reduce((total, [, n]) => total + n, 0) + result.skipped;
 }
 
+/**
+ * Once the load is gone, GETs the layer until it works again (not shed for good
+ * for memory kept after the peak), for at most RECOVERY_LIMIT_MS.
+ */
+async function awaitRecovery(blobUrl: string): Promise<{ after: { status: number; bytes: number }; recoveredAfterMs: number }> {
+  const loadEnded = performance.now();
+  let after = { status: 0, bytes: 0 };
+  while (performance.now() - loadEnded < RECOVERY_LIMIT_MS) {
+    const res = await fetch(blobUrl);
+    after = { status: res.status, bytes: (await res.arrayBuffer()).byteLength };
+    if (after.status === 200) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return { after, recoveredAfterMs: performance.now() - loadEnded };
+}
+
 async function main(): Promise<void> {
   const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
@@ -103,15 +119,7 @@ async function main(): Promise<void> {
     const peak = targetSeries.peakRssBytes;
     const servingPeak = (await holderSampling.stop()).peakRssBytes;
     // Recovered once the load is gone: a GET of the layer works again (not shed for good for memory kept after the peak).
-    const loadEnded = performance.now();
-    let after = { status: 0, bytes: 0 };
-    while (performance.now() - loadEnded < RECOVERY_LIMIT_MS) {
-      const res = await fetch(blobUrl);
-      after = { status: res.status, bytes: (await res.arrayBuffer()).byteLength };
-      if (after.status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    const recoveredAfterMs = performance.now() - loadEnded;
+    const { after, recoveredAfterMs } = await awaitRecovery(blobUrl);
     const recovered = after.status === 200 && after.bytes === layer.size;
     const afterRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
     const memory = await memoryOf(target.agent.metricsUrl);

@@ -32,8 +32,8 @@ import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
 
-
-async function main(): Promise<void> {
+/** The bench's settings from the environment (MIRRA_LOAD_*). */
+function loadSettings(): { seconds: number; agentArgs: string[]; streams: number; headsPerSecond: number } {
   const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
   if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
   const agentArgs = (process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '');
@@ -41,6 +41,25 @@ async function main(): Promise<void> {
   const streams = Number(process.env.MIRRA_LOAD_STREAMS ?? LOAD_STREAMS);
   const headsPerSecond = Number(process.env.MIRRA_LOAD_HEADS ?? LOAD_HEADS_PER_SECOND);
   if (!(streams > 0) || !(headsPerSecond > 0)) throw new Error('MIRRA_LOAD_STREAMS and MIRRA_LOAD_HEADS must be positive numbers');
+  return { seconds, agentArgs, streams, headsPerSecond };
+}
+
+/**
+ * From the agent's access log: the 503s (shed), and the time inside the agent of
+ * the manifest HEADs answered 200, sorted (against what the client saw, which
+ * adds the client's and the kernel's queues).
+ */
+function accessSummary(access: Array<Record<string, unknown>>): { shed: number; inAgentMs: number[] } {
+  const shed = access.filter((line) => line.status === 503).length;
+  const inAgentMs = access
+    .filter((line) => line.handler === 'manifest' && line.status === 200 && typeof line.latencyMs === 'number')
+    .map((line) => Number(line.latencyMs))
+    .sort((a, b) => a - b);
+  return { shed, inAgentMs };
+}
+
+async function main(): Promise<void> {
+  const { seconds, agentArgs, streams, headsPerSecond } = loadSettings();
   const dir = await mkdtemp(join(tmpdir(), 'mirra-bench-load-'));
   const stops: Array<() => Promise<void>> = [];
   try {
@@ -82,13 +101,8 @@ async function main(): Promise<void> {
     ]);
     const series = await sampling.stop();
     const { hwmBytes, peakRssBytes } = series;
-    const access = await agent.accessLines();
-    const shed = access.filter((line) => line.status === 503).length;
     // Time inside the agent (its access log), against what the client saw (which adds the client's and the kernel's queues).
-    const inAgentMs = access
-      .filter((line) => line.handler === 'manifest' && line.status === 200 && typeof line.latencyMs === 'number')
-      .map((line) => Number(line.latencyMs))
-      .sort((a, b) => a - b);
+    const { shed, inAgentMs } = accessSummary(await agent.accessLines());
     const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
     const total = blobs.requests + heads.requests + heads.skipped;

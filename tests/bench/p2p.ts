@@ -46,7 +46,7 @@ async function timedPull(pull: () => Promise<unknown>): Promise<number> {
 }
 
 function flushDisk(): Promise<void> {
-  return new Promise((resolve, reject) => execFile('sync', (err) => (err === null ? resolve() : reject(err))));
+  return new Promise((resolve, reject) => execFile('sync', (err) => (err === null ? resolve() : reject(new Error(`sync: ${err.message}`, { cause: err })))));
 }
 
 /** The node has no image any more (the CRI names each image three ways), and no content of it. */

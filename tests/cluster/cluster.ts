@@ -17,7 +17,7 @@ import { freePort, runningProcesses, waitFor } from '../support/process.ts';
 import { startUpstream, type Upstream } from '../support/upstream.ts';
 import { startEndpointSliceController, type EndpointSliceController } from './endpointslice-controller.ts';
 import { startClusterNode, type ClusterNode, type PullSettings } from './node.ts';
-import { LABEL_SELECTOR, namespaceObject, newDaemonSetRef, parseSliceEndpoints, SERVICE_NAME, serviceObject, type SliceEndpoint } from './objects.ts';
+import { LABEL_SELECTOR, namespaceObject, newDaemonSetRef, parseSliceEndpoints, SERVICE_NAME, serviceObject, type DaemonSetRef, type SliceEndpoint } from './objects.ts';
 
 export type { ClusterNode, PullSettings } from './node.ts';
 export type { SliceEndpoint } from './objects.ts';
@@ -123,73 +123,145 @@ async function sharedFreePort(hosts: string[]): Promise<number> {
   throw new Error(`no port free on all of ${hosts.join(', ')}`);
 }
 
+/** What a cluster has started so far, and how to stop it. */
+interface ClusterState {
+  readonly options: ClusterOptions;
+  readonly dir: string;
+  readonly pids: Set<number>;
+  readonly nodes: ClusterNode[];
+  readonly handleSignals: boolean;
+  api?: KubeApi;
+  upstream?: Upstream;
+  controller?: EndpointSliceController;
+  stopping?: Promise<void>;
+  onExit: () => void;
+  onSignal: (signal: NodeJS.Signals) => void;
+}
+
+/** The cluster's processes still running. */
+function ours(state: ClusterState): ReturnType<typeof runningProcesses> {
+  return runningProcesses().filter((child) => state.pids.has(child.pid));
+}
+
+/** Kills what the cluster started on process exit; stops everything on SIGINT/SIGTERM (if handleSignals). */
+function installExitHooks(state: ClusterState): void {
+  state.onExit = (): void => {
+    for (const child of ours(state)) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+    if (state.options.keepDir !== true) rmSync(state.dir, { recursive: true, force: true });
+  };
+  state.onSignal = (signal: NodeJS.Signals): void => {
+    if (state.stopping !== undefined) process.exit(signal === 'SIGINT' ? 130 : 143); // a second Ctrl-C: the exit hook kills the rest
+    process.stderr.write(`\nmirra cluster: ${signal}, stopping everything it started\n`);
+    void stopCluster(state).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('exit', state.onExit);
+  if (state.handleSignals) {
+    process.on('SIGINT', state.onSignal);
+    process.on('SIGTERM', state.onSignal);
+  }
+}
+
+function stopCluster(state: ClusterState): Promise<void> {
+  state.stopping ??= (async () => {
+    state.controller?.stop();
+    await Promise.allSettled(state.nodes.map((node) => node.stop()));
+    await Promise.allSettled([state.upstream?.stop(), state.api?.stop()]);
+    // Anything of ours still up (e.g. a start that failed half-way).
+    await Promise.allSettled(ours(state).map((child) => (child.kill('SIGCONT'), child.stop(2000))));
+    if (state.options.keepDir !== true) await rm(state.dir, { recursive: true, force: true });
+    process.off('exit', state.onExit);
+    if (state.handleSignals) {
+      process.off('SIGINT', state.onSignal);
+      process.off('SIGTERM', state.onSignal);
+    }
+  })();
+  return state.stopping;
+}
+
+/** The agents' registry port, metrics port (if asked for) and listening port (another one behind fault proxies), free on every node IP. */
+async function clusterPorts(ips: string[], options: ClusterOptions): Promise<{ port: number; metricsPort: number | undefined; agentPort: number }> {
+  const port = await sharedFreePort(ips);
+  let metricsPort: number | undefined;
+  while (options.metrics === true && (metricsPort === undefined || metricsPort === port)) metricsPort = await sharedFreePort(ips);
+  let agentPort = port;
+  while (options.faultProxy === true && (agentPort === port || agentPort === metricsPort)) agentPort = await sharedFreePort(ips);
+  return { port, metricsPort, agentPort };
+}
+
+/** The peer secret file (written, unless peerAuth is false) and the flags every agent gets. */
+async function peerAuthArgs(dir: string, options: ClusterOptions): Promise<{ peerSecretFile: string | undefined; agentArgs: string[] }> {
+  const peerSecretFile = options.peerAuth === false ? undefined : join(dir, 'peer-secret');
+  if (peerSecretFile !== undefined) await writeFile(peerSecretFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+  const agentArgs = [...(peerSecretFile === undefined ? [] : ['--peer-secret-file', peerSecretFile, '--local-only']), ...(options.agentArgs ?? [])];
+  return { peerSecretFile, agentArgs };
+}
+
+/** What every node of the cluster shares. */
+interface NodesContext {
+  api: KubeApi;
+  kubeconfig: string;
+  upstreamHost: string;
+  ports: { port: number; metricsPort: number | undefined; agentPort: number };
+  agentArgs: string[];
+  daemonSet: DaemonSetRef;
+}
+
+/** Starts a node on each IP (into state.nodes); throws the first failure once all have settled. */
+async function startNodes(state: ClusterState, ips: string[], ctx: NodesContext): Promise<void> {
+  const { options, dir } = state;
+  const zones = options.zones ?? [];
+  const started = await Promise.allSettled(
+    ips.map((_, i) =>
+      startClusterNode({
+        index: i + 1,
+        dir: join(dir, `node-${i + 1}`),
+        api: ctx.api,
+        namespace: options.namespace ?? 'mirra',
+        kubeconfig: ctx.kubeconfig,
+        ...ctx.ports,
+        faultProxy: options.faultProxy === true,
+        zone: zones.length > 0 ? zones[i % zones.length] : undefined,
+        upstreamHost: ctx.upstreamHost,
+        agentArgs: ctx.agentArgs,
+        agentEnv: options.agentEnv,
+        agentEntry: options.agentEntry,
+        pullSettings: options.pullSettings?.(i + 1),
+        probeIntervalMs: options.probeIntervalMs ?? 250,
+        probeTimeoutMs: options.probeTimeoutMs ?? 200,
+        daemonSet: ctx.daemonSet,
+        onPid: (pid) => state.pids.add(pid),
+      }),
+    ),
+  );
+  for (const result of started) if (result.status === 'fulfilled') state.nodes.push(result.value);
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}
+
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const count = options.nodes;
   if (!Number.isInteger(count) || count < 1 || count > MAX_NODES) throw new Error(`nodes must be an integer from 1 to ${MAX_NODES}, got ${count}`);
   const namespace = options.namespace ?? 'mirra';
-  const zones = options.zones ?? [];
   const dir = await mkdtemp(join(options.dir ?? tmpdir(), 'mirra-cluster-'));
-  const pids = new Set<number>();
-  const nodes: ClusterNode[] = [];
-  let api: KubeApi | undefined;
-  let upstream: Upstream | undefined;
-  let controller: EndpointSliceController | undefined;
-  let stopping: Promise<void> | undefined;
-
-  const ours = () => runningProcesses().filter((child) => pids.has(child.pid));
-  const onExit = (): void => {
-    for (const child of ours()) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    }
-    if (options.keepDir !== true) rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping !== undefined) process.exit(signal === 'SIGINT' ? 130 : 143); // a second Ctrl-C: the exit hook kills the rest
-    process.stderr.write(`\nmirra cluster: ${signal}, stopping everything it started\n`);
-    void stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  const handleSignals = options.handleSignals !== false;
-  process.on('exit', onExit);
-  if (handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
-
-  function stop(): Promise<void> {
-    stopping ??= (async () => {
-      controller?.stop();
-      await Promise.allSettled(nodes.map((node) => node.stop()));
-      await Promise.allSettled([upstream?.stop(), api?.stop()]);
-      // Anything of ours still up (e.g. a start that failed half-way).
-      await Promise.allSettled(ours().map((child) => (child.kill('SIGCONT'), child.stop(2000))));
-      if (options.keepDir !== true) await rm(dir, { recursive: true, force: true });
-      process.off('exit', onExit);
-      if (handleSignals) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    })();
-    return stopping;
-  }
+  const state: ClusterState = { options, dir, pids: new Set(), nodes: [], handleSignals: options.handleSignals !== false, onExit: () => {}, onSignal: () => {} };
+  const { pids, nodes } = state;
+  installExitHooks(state);
+  const stop = (): Promise<void> => stopCluster(state);
 
   try {
     const kubeApi = await startKubeApi();
-    api = kubeApi;
+    state.api = kubeApi;
     const kubeconfig = await kubeApi.kubeconfigPath(dir);
     const up = await startUpstream({ dir: join(dir, 'upstream'), bandwidthBytesPerSec: options.upstreamBandwidthBytesPerSec });
-    upstream = up;
+    state.upstream = up;
     pids.add(up.pid);
     const ips = Array.from({ length: count }, (_, i) => `127.0.0.${i + 2}`);
-    const port = await sharedFreePort(ips);
-    let metricsPort: number | undefined;
-    while (options.metrics === true && (metricsPort === undefined || metricsPort === port)) metricsPort = await sharedFreePort(ips);
-    let agentPort = port;
-    while (options.faultProxy === true && (agentPort === port || agentPort === metricsPort)) agentPort = await sharedFreePort(ips);
-
-    const peerSecretFile = options.peerAuth === false ? undefined : join(dir, 'peer-secret');
-    if (peerSecretFile !== undefined) await writeFile(peerSecretFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
-    const agentArgs = [...(peerSecretFile === undefined ? [] : ['--peer-secret-file', peerSecretFile, '--local-only']), ...(options.agentArgs ?? [])];
+    const ports = await clusterPorts(ips, options);
+    const { port, metricsPort, agentPort } = ports;
+    const { peerSecretFile, agentArgs } = await peerAuthArgs(dir, options);
 
     kubeApi.create(namespaceObject(namespace));
     kubeApi.create(serviceObject(namespace, port));
@@ -199,37 +271,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       serviceName: SERVICE_NAME,
       zoneOf: (nodeName) => nodes.find((node) => node.name === nodeName)?.zone,
     });
-    controller = sliceController;
+    state.controller = sliceController;
     const daemonSet = newDaemonSetRef(JSON.stringify({ port, agentArgs }));
-
-    const started = await Promise.allSettled(
-      ips.map((_, i) =>
-        startClusterNode({
-          index: i + 1,
-          dir: join(dir, `node-${i + 1}`),
-          api: kubeApi,
-          namespace,
-          kubeconfig,
-          port,
-          metricsPort,
-          agentPort,
-          faultProxy: options.faultProxy === true,
-          zone: zones.length > 0 ? zones[i % zones.length] : undefined,
-          upstreamHost: up.host,
-          agentArgs,
-          agentEnv: options.agentEnv,
-          agentEntry: options.agentEntry,
-          pullSettings: options.pullSettings?.(i + 1),
-          probeIntervalMs: options.probeIntervalMs ?? 250,
-          probeTimeoutMs: options.probeTimeoutMs ?? 200,
-          daemonSet,
-          onPid: (pid) => pids.add(pid),
-        }),
-      ),
-    );
-    for (const result of started) if (result.status === 'fulfilled') nodes.push(result.value);
-    const failed = started.find((result) => result.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    await startNodes(state, ips, { api: kubeApi, kubeconfig, upstreamHost: up.host, ports, agentArgs, daemonSet });
     sliceController.sync(); // the zones are known now
 
     const endpoints = (): SliceEndpoint[] => parseSliceEndpoints(kubeApi.get('EndpointSlice', namespace, sliceController.sliceName) ?? {});

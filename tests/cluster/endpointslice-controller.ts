@@ -55,6 +55,23 @@ function containerPort(pod: KubeObject, portName: string): number | undefined {
   return undefined;
 }
 
+/** The endpoint of a selected pod with an IP. */
+function podEndpoint(pod: KubeObject, podIP: string, options: EndpointSliceControllerOptions): SliceEndpoint {
+  const rawNodeName = rec(pod['spec'])['nodeName'];
+  const nodeName = typeof rawNodeName === 'string' ? rawNodeName : '';
+  const terminating = pod.metadata['deletionTimestamp'] !== undefined;
+  const ready = podReady(pod);
+  const endpoint: SliceEndpoint = {
+    addresses: [podIP],
+    conditions: { ready: ready && !terminating, serving: ready, terminating },
+    nodeName,
+    targetRef: { kind: 'Pod', name: String(pod.metadata['name']), namespace: options.namespace, uid: String(pod.metadata['uid']) },
+  };
+  const zone = options.zoneOf(nodeName);
+  if (zone !== undefined) endpoint.zone = zone;
+  return endpoint;
+}
+
 export function startEndpointSliceController(options: EndpointSliceControllerOptions): EndpointSliceController {
   const { api, namespace, serviceName } = options;
   const service = api.get('Service', namespace, serviceName);
@@ -81,18 +98,7 @@ export function startEndpointSliceController(options: EndpointSliceControllerOpt
       if (typeof status['podIP'] !== 'string' || status['podIP'] === '') continue;
       if (status['phase'] === 'Succeeded' || status['phase'] === 'Failed') continue;
       if (port === undefined && typeof targetPort === 'string') port = containerPort(pod, targetPort);
-      const nodeName = String(rec(pod['spec'])['nodeName'] ?? '');
-      const terminating = pod.metadata['deletionTimestamp'] !== undefined;
-      const ready = podReady(pod);
-      const endpoint: SliceEndpoint = {
-        addresses: [status['podIP']],
-        conditions: { ready: ready && !terminating, serving: ready, terminating },
-        nodeName,
-        targetRef: { kind: 'Pod', name: String(pod.metadata['name']), namespace, uid: String(pod.metadata['uid']) },
-      };
-      const zone = options.zoneOf(nodeName);
-      if (zone !== undefined) endpoint.zone = zone;
-      endpoints.push(endpoint);
+      endpoints.push(podEndpoint(pod, status['podIP'], options));
     }
     endpoints.sort((a, b) => a.nodeName.localeCompare(b.nodeName) || a.targetRef.name.localeCompare(b.targetRef.name));
     const fallback = typeof svcPort['port'] === 'number' ? svcPort['port'] : undefined;

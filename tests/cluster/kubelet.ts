@@ -55,116 +55,142 @@ function containerId(): string {
   return `containerd://${Array.from({ length: 4 }, () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')).join('')}`;
 }
 
+type Terminated = Extract<ContainerState, { kind: 'terminated' }>;
+
+/** What the kubelet knows of the node's pod and its container. */
+interface PodState {
+  podName: string | undefined;
+  podUid: string | undefined;
+  created: string;
+  container: ContainerState;
+  lastTermination: Terminated | undefined;
+  restartCount: number;
+  probeReady: boolean;
+  readyCondition: { status: string; since: string };
+}
+
+function isReady(pod: PodState): boolean {
+  return pod.container.kind === 'running' && pod.probeReady;
+}
+
+function terminatedStatus(t: Terminated): Record<string, unknown> {
+  return {
+    terminated: { exitCode: t.exitCode, reason: t.exitCode === 0 ? 'Completed' : 'Error', startedAt: t.startedAt, finishedAt: t.finishedAt, containerID: t.containerId },
+  };
+}
+
+function containerStatus(pod: PodState): Record<string, unknown> {
+  const state = pod.container;
+  let containerState: Record<string, unknown>;
+  if (state.kind === 'running') containerState = { running: { startedAt: state.startedAt } };
+  else if (state.kind === 'terminated') containerState = terminatedStatus(state);
+  else containerState = { waiting: { reason: 'ContainerCreating' } };
+  const status: Record<string, unknown> = {
+    name: CONTAINER_NAME,
+    image: 'mirra:dev',
+    imageID: '',
+    ready: isReady(pod),
+    started: state.kind === 'running',
+    restartCount: pod.restartCount,
+    state: containerState,
+    lastState: pod.lastTermination === undefined ? {} : terminatedStatus(pod.lastTermination),
+  };
+  if (state.kind !== 'waiting') status['containerID'] = state.containerId;
+  return status;
+}
+
+function composeStatus(pod: PodState, ip: string): Record<string, unknown> {
+  const ready = isReady(pod) ? 'True' : 'False';
+  if (ready !== pod.readyCondition.status) pod.readyCondition = { status: ready, since: now() };
+  const { created, readyCondition } = pod;
+  return {
+    phase: pod.container.kind === 'waiting' ? 'Pending' : 'Running',
+    conditions: [
+      { type: 'Initialized', status: 'True', lastProbeTime: null, lastTransitionTime: created },
+      { type: 'Ready', status: ready, lastProbeTime: null, lastTransitionTime: readyCondition.since },
+      { type: 'ContainersReady', status: ready, lastProbeTime: null, lastTransitionTime: readyCondition.since },
+      { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: created },
+    ],
+    hostIP: ip,
+    hostIPs: [{ ip }],
+    podIP: ip,
+    podIPs: [{ ip }],
+    startTime: created,
+    qosClass: 'BestEffort',
+    containerStatuses: [containerStatus(pod)],
+  };
+}
+
+function writeStatus(pod: PodState, options: KubeletOptions): void {
+  const { api, namespace, ip } = options;
+  if (pod.podName === undefined) return;
+  // get + update in one synchronous step: nothing else can write in between.
+  const current = api.get('Pod', namespace, pod.podName);
+  if (current === undefined) return; // deleted behind our back (e.g. kubectl delete): nothing to report on
+  api.update({ ...current, status: composeStatus(pod, ip) });
+}
+
 export function createKubelet(options: KubeletOptions): Kubelet {
   const { api, namespace, ip } = options;
-  let podName: string | undefined;
-  let podUid: string | undefined;
-  let created = '';
-  let state: ContainerState = { kind: 'waiting' };
-  let lastTermination: Extract<ContainerState, { kind: 'terminated' }> | undefined;
-  let restartCount = 0;
-  let probeReady = false;
-  let readyCondition = { status: 'False', since: '' };
-
-  const isReady = (): boolean => state.kind === 'running' && probeReady;
-
-  function terminatedStatus(t: Extract<ContainerState, { kind: 'terminated' }>): Record<string, unknown> {
-    return {
-      terminated: { exitCode: t.exitCode, reason: t.exitCode === 0 ? 'Completed' : 'Error', startedAt: t.startedAt, finishedAt: t.finishedAt, containerID: t.containerId },
-    };
-  }
-
-  function composeStatus(): Record<string, unknown> {
-    const ready = isReady() ? 'True' : 'False';
-    if (ready !== readyCondition.status) readyCondition = { status: ready, since: now() };
-    let containerState: Record<string, unknown>;
-    if (state.kind === 'running') containerState = { running: { startedAt: state.startedAt } };
-    else if (state.kind === 'terminated') containerState = terminatedStatus(state);
-    else containerState = { waiting: { reason: 'ContainerCreating' } };
-    const containerStatus: Record<string, unknown> = {
-      name: CONTAINER_NAME,
-      image: 'mirra:dev',
-      imageID: '',
-      ready: isReady(),
-      started: state.kind === 'running',
-      restartCount,
-      state: containerState,
-      lastState: lastTermination === undefined ? {} : terminatedStatus(lastTermination),
-    };
-    if (state.kind !== 'waiting') containerStatus['containerID'] = state.containerId;
-    return {
-      phase: state.kind === 'waiting' ? 'Pending' : 'Running',
-      conditions: [
-        { type: 'Initialized', status: 'True', lastProbeTime: null, lastTransitionTime: created },
-        { type: 'Ready', status: ready, lastProbeTime: null, lastTransitionTime: readyCondition.since },
-        { type: 'ContainersReady', status: ready, lastProbeTime: null, lastTransitionTime: readyCondition.since },
-        { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: created },
-      ],
-      hostIP: ip,
-      hostIPs: [{ ip }],
-      podIP: ip,
-      podIPs: [{ ip }],
-      startTime: created,
-      qosClass: 'BestEffort',
-      containerStatuses: [containerStatus],
-    };
-  }
-
-  function writeStatus(): void {
-    if (podName === undefined) return;
-    // get + update in one synchronous step: nothing else can write in between.
-    const pod = api.get('Pod', namespace, podName);
-    if (pod === undefined) return; // deleted behind our back (e.g. kubectl delete): nothing to report on
-    api.update({ ...pod, status: composeStatus() });
-  }
+  const pod: PodState = {
+    podName: undefined,
+    podUid: undefined,
+    created: '',
+    container: { kind: 'waiting' },
+    lastTermination: undefined,
+    restartCount: 0,
+    probeReady: false,
+    readyCondition: { status: 'False', since: '' },
+  };
 
   return {
     get podName() {
-      return podName;
+      return pod.podName;
     },
     get podUid() {
-      return podUid;
+      return pod.podUid;
     },
     createPod() {
-      created = now();
-      state = { kind: 'waiting' };
-      lastTermination = undefined;
-      restartCount = 0;
-      probeReady = false;
-      readyCondition = { status: 'False', since: created };
-      const pod = api.create({ ...podObject(options), status: composeStatus() });
-      podName = String(pod.metadata['name']);
-      podUid = String(pod.metadata['uid']);
-      return podName;
+      pod.created = now();
+      pod.container = { kind: 'waiting' };
+      pod.lastTermination = undefined;
+      pod.restartCount = 0;
+      pod.probeReady = false;
+      pod.readyCondition = { status: 'False', since: pod.created };
+      const created = api.create({ ...podObject(options), status: composeStatus(pod, ip) });
+      pod.podName = String(created.metadata['name']);
+      pod.podUid = String(created.metadata['uid']);
+      return pod.podName;
     },
     containerStarted() {
-      if (state.kind === 'terminated') {
-        lastTermination = state;
-        restartCount++;
+      if (pod.container.kind === 'terminated') {
+        pod.lastTermination = pod.container;
+        pod.restartCount++;
       }
-      state = { kind: 'running', startedAt: now(), containerId: containerId() };
-      probeReady = false;
-      writeStatus();
+      pod.container = { kind: 'running', startedAt: now(), containerId: containerId() };
+      pod.probeReady = false;
+      writeStatus(pod, options);
     },
     containerExited(how) {
+      const state = pod.container;
       if (state.kind !== 'running') return;
-      state = { kind: 'terminated', startedAt: state.startedAt, finishedAt: now(), exitCode: exitCodeOf(how), containerId: state.containerId };
-      probeReady = false;
-      writeStatus();
+      pod.container = { kind: 'terminated', startedAt: state.startedAt, finishedAt: now(), exitCode: exitCodeOf(how), containerId: state.containerId };
+      pod.probeReady = false;
+      writeStatus(pod, options);
     },
     probeResult(ready) {
-      if (state.kind !== 'running' || ready === probeReady) return;
-      probeReady = ready;
-      writeStatus();
+      if (pod.container.kind !== 'running' || ready === pod.probeReady) return;
+      pod.probeReady = ready;
+      writeStatus(pod, options);
     },
     deletePod() {
-      const name = podName;
-      podName = undefined;
-      podUid = undefined;
-      state = { kind: 'waiting' };
-      probeReady = false;
+      const name = pod.podName;
+      pod.podName = undefined;
+      pod.podUid = undefined;
+      pod.container = { kind: 'waiting' };
+      pod.probeReady = false;
       if (name !== undefined && api.get('Pod', namespace, name) !== undefined) api.delete('Pod', namespace, name);
     },
-    ready: isReady,
+    ready: () => isReady(pod),
   };
 }

@@ -9,7 +9,7 @@ import { startAgent, type TestAgent } from '../support/agent.ts';
 import { writeMirrorHosts } from '../support/hosts.ts';
 import { startContainerd, type CriOptions, type TestContainerd } from '../support/containerd.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
-import { createKubelet } from './kubelet.ts';
+import { createKubelet, type Kubelet } from './kubelet.ts';
 import { READINESS_PATH, type DaemonSetRef } from './objects.ts';
 import { startProber, type Prober } from './prober.ts';
 
@@ -91,6 +91,123 @@ export interface ClusterNode {
   stop(): Promise<void>;
 }
 
+/** A node's running parts: its containerd, its kubelet, its current agent. */
+interface NodeState {
+  readonly options: NodeOptions;
+  readonly name: string;
+  readonly ip: string;
+  readonly containerd: TestContainerd;
+  readonly kubelet: Kubelet;
+  agent: TestAgent | undefined;
+  paused: boolean;
+  stopped: boolean;
+}
+
+/** Starts an agent for the node's current pod, as its container; the kubelet reports it. */
+async function launchAgent(node: NodeState): Promise<void> {
+  const { options, name, ip, containerd, kubelet } = node;
+  const podName = kubelet.podName;
+  if (podName === undefined) throw new Error(`${name} has no pod`);
+  const started = await startAgent({
+    dir: options.dir,
+    name: `agent-${name}`,
+    host: ip,
+    port: options.agentPort,
+    metricsPort: options.metricsPort,
+    containerdSock: containerd.socket,
+    contentPath: containerd.contentDir,
+    containerdConfigPath: containerd.configPath,
+    mirroredRegistries: [options.upstreamHost],
+    extraArgs: options.agentArgs,
+    entry: options.agentEntry,
+    env: { ...options.agentEnv, POD_NAME: podName, POD_NAMESPACE: options.namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
+  }).catch((err: unknown) => {
+    throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  });
+  node.agent = started;
+  node.paused = false;
+  options.onPid(started.process.pid);
+  void started.process.exited.then((how) => {
+    if (node.agent === started) kubelet.containerExited(how);
+  });
+  kubelet.containerStarted();
+}
+
+async function stopAgent(node: NodeState): Promise<void> {
+  const current = node.agent;
+  if (current === undefined) return;
+  if (node.paused) current.process.kill('SIGCONT');
+  node.paused = false;
+  await current.process.stop(3000);
+}
+
+/** The ClusterNode over a started node's state. */
+function clusterNode(node: NodeState, parts: { url: string; hostsDir: string; faults: FaultProxy | undefined; prober: Prober }): ClusterNode {
+  const { options, name, ip, containerd, kubelet } = node;
+  const { hostsDir, faults, prober } = parts;
+  return {
+    index: options.index,
+    name,
+    ip,
+    port: options.port,
+    url: parts.url,
+    faults,
+    zone: options.zone,
+    get podName() {
+      const pod = kubelet.podName;
+      if (pod === undefined) throw new Error(`${name} has no pod`);
+      return pod;
+    },
+    containerd,
+    hostsDir,
+    get agent() {
+      if (node.agent === undefined) throw new Error(`${name} has no agent`);
+      return node.agent;
+    },
+    pull: (ref) => containerd.criPull(ref),
+    ctrPull: (ref) => containerd.pull(ref, { hostsDir, plainHttp: true }),
+    async kill() {
+      const current = node.agent;
+      if (current === undefined) return;
+      current.process.kill('SIGKILL');
+      await current.process.exited;
+      node.paused = false;
+    },
+    async restartAgent() {
+      await stopAgent(node);
+      await launchAgent(node);
+    },
+    async replacePod() {
+      await stopAgent(node);
+      kubelet.deletePod();
+      // The EndpointSlice controller sees the deletion before the DaemonSet controller's new pod.
+      await new Promise((resolve) => setImmediate(resolve));
+      kubelet.createPod();
+      await launchAgent(node);
+    },
+    pause() {
+      node.agent?.process.kill('SIGSTOP');
+      node.paused = node.agent !== undefined;
+    },
+    resume() {
+      node.agent?.process.kill('SIGCONT');
+      node.paused = false;
+    },
+    stopContainerd: () => containerd.stop(),
+    async startContainerd() {
+      await containerd.restart();
+      options.onPid(containerd.pid);
+    },
+    ready: () => kubelet.ready(),
+    async stop() {
+      if (node.stopped) return;
+      node.stopped = true;
+      prober.stop();
+      await Promise.allSettled([faults?.stop(), stopAgent(node), containerd.stop()]);
+    },
+  };
+}
+
 export async function startClusterNode(options: NodeOptions): Promise<ClusterNode> {
   const { index, dir, api, namespace, port, agentPort, upstreamHost } = options;
   const name = `node-${index}`;
@@ -102,53 +219,15 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}`, cri: { ...options.pullSettings, hostsDir } });
   options.onPid(containerd.pid);
   const kubelet = createKubelet({ api, namespace, nodeName: name, ip, port, daemonSet: options.daemonSet });
-  let agent: TestAgent | undefined;
-  let paused = false;
-  let stopped = false;
-
-  const launchAgent = async (): Promise<void> => {
-    const podName = kubelet.podName;
-    if (podName === undefined) throw new Error(`${name} has no pod`);
-    const started = await startAgent({
-      dir,
-      name: `agent-${name}`,
-      host: ip,
-      port: agentPort,
-      metricsPort: options.metricsPort,
-      containerdSock: containerd.socket,
-      contentPath: containerd.contentDir,
-      containerdConfigPath: containerd.configPath,
-      mirroredRegistries: [upstreamHost],
-      extraArgs: options.agentArgs,
-      entry: options.agentEntry,
-      env: { ...options.agentEnv, POD_NAME: podName, POD_NAMESPACE: namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
-    }).catch((err: unknown) => {
-      throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`);
-    });
-    agent = started;
-    paused = false;
-    options.onPid(started.process.pid);
-    void started.process.exited.then((how) => {
-      if (agent === started) kubelet.containerExited(how);
-    });
-    kubelet.containerStarted();
-  };
-
-  const stopAgent = async (): Promise<void> => {
-    const current = agent;
-    if (current === undefined) return;
-    if (paused) current.process.kill('SIGCONT');
-    paused = false;
-    await current.process.stop(3000);
-  };
+  const node: NodeState = { options, name, ip, containerd, kubelet, agent: undefined, paused: false, stopped: false };
 
   kubelet.createPod();
   let faults: FaultProxy | undefined;
   try {
-    await launchAgent();
+    await launchAgent(node);
     if (options.faultProxy) faults = await startFaultProxy({ host: ip, port, targetPort: agentPort });
   } catch (err) {
-    await stopAgent();
+    await stopAgent(node);
     await containerd.stop();
     throw err;
   }
@@ -160,66 +239,5 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
     timeoutMs: options.probeTimeoutMs,
     onResult: (ready) => kubelet.probeResult(ready),
   });
-
-  return {
-    index,
-    name,
-    ip,
-    port,
-    url,
-    faults,
-    zone: options.zone,
-    get podName() {
-      const pod = kubelet.podName;
-      if (pod === undefined) throw new Error(`${name} has no pod`);
-      return pod;
-    },
-    containerd,
-    hostsDir,
-    get agent() {
-      if (agent === undefined) throw new Error(`${name} has no agent`);
-      return agent;
-    },
-    pull: (ref) => containerd.criPull(ref),
-    ctrPull: (ref) => containerd.pull(ref, { hostsDir, plainHttp: true }),
-    async kill() {
-      const current = agent;
-      if (current === undefined) return;
-      current.process.kill('SIGKILL');
-      await current.process.exited;
-      paused = false;
-    },
-    async restartAgent() {
-      await stopAgent();
-      await launchAgent();
-    },
-    async replacePod() {
-      await stopAgent();
-      kubelet.deletePod();
-      // The EndpointSlice controller sees the deletion before the DaemonSet controller's new pod.
-      await new Promise((resolve) => setImmediate(resolve));
-      kubelet.createPod();
-      await launchAgent();
-    },
-    pause() {
-      agent?.process.kill('SIGSTOP');
-      paused = agent !== undefined;
-    },
-    resume() {
-      agent?.process.kill('SIGCONT');
-      paused = false;
-    },
-    stopContainerd: () => containerd.stop(),
-    async startContainerd() {
-      await containerd.restart();
-      options.onPid(containerd.pid);
-    },
-    ready: () => kubelet.ready(),
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      prober.stop();
-      await Promise.allSettled([faults?.stop(), stopAgent(), containerd.stop()]);
-    },
-  };
+  return clusterNode(node, { url, hostsDir, faults, prober });
 }

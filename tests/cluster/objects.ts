@@ -154,6 +154,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** The endpoints of an EndpointSlice object (from the store, kubectl -o json or the API client), validated. */
+/** A string field, or '' when it is missing or not a string. */
+function str(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
 export function parseSliceEndpoints(slice: unknown): SliceEndpoint[] {
   if (!isRecord(slice)) throw new Error('EndpointSlice: not an object');
   const raw = slice['endpoints'] ?? [];
@@ -171,8 +176,8 @@ export function parseSliceEndpoints(slice: unknown): SliceEndpoint[] {
       addresses,
       // A missing condition means unknown; the real controller always sets all three.
       conditions: { ready: conditions['ready'] === true, serving: conditions['serving'] === true, terminating: conditions['terminating'] === true },
-      nodeName: String(item['nodeName'] ?? ''),
-      targetRef: { kind: 'Pod', name: String(targetRef['name'] ?? ''), namespace: String(targetRef['namespace'] ?? ''), uid: String(targetRef['uid'] ?? '') },
+      nodeName: str(item['nodeName']),
+      targetRef: { kind: 'Pod', name: str(targetRef['name']), namespace: str(targetRef['namespace']), uid: str(targetRef['uid']) },
     };
     if (typeof item['zone'] === 'string') endpoint.zone = item['zone'];
     return endpoint;

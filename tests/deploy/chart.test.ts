@@ -79,7 +79,12 @@ test('default values: the objects of an install, consistent with each other', as
   // The agent finds its peers with these: the pod labels and the headless Service.
   const args = agentArgs(docs);
   const podLabels = stringMap(field(ds, 'spec', 'template', 'metadata', 'labels'));
-  const selector = Object.fromEntries((flagValue(args, 'peer-selector') ?? '').split(',').map((kv) => kv.split('=')));
+  const selector = Object.fromEntries(
+    (flagValue(args, 'peer-selector') ?? '').split(',').map((kv): [string, string | undefined] => {
+      const [key = '', value] = kv.split('=');
+      return [key, value];
+    }),
+  );
   assert.deepEqual(selector, podLabels);
   assert.equal(flagValue(args, 'service-name'), 'mirra');
   assert.equal(field(find(docs, 'Service', 'mirra'), 'spec', 'clusterIP'), 'None');

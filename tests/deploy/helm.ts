@@ -97,7 +97,8 @@ export function stringMap(value: unknown): Record<string, string> {
 }
 
 export function nameOf(obj: Obj): string {
-  return String(field(obj, 'metadata', 'name') ?? '');
+  const name = field(obj, 'metadata', 'name');
+  return typeof name === 'string' ? name : '';
 }
 
 export function find(docs: Obj[], kind: string, name: string): Obj {

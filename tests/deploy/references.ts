@@ -19,7 +19,8 @@ function podTemplates(docs: Obj[]): PodTemplate[] {
   const out: PodTemplate[] = [];
   for (const doc of docs) {
     const owner = `${String(doc['kind'])}/${nameOf(doc)}`;
-    const namespace = String(field(doc, 'metadata', 'namespace') ?? '');
+    const rawNamespace = field(doc, 'metadata', 'namespace');
+    const namespace = typeof rawNamespace === 'string' ? rawNamespace : '';
     if (doc['kind'] === 'Pod' && isObj(doc['spec'])) out.push({ owner, namespace, labels: stringMap(field(doc, 'metadata', 'labels')), spec: doc['spec'] });
     const template = field(doc, 'spec', 'template');
     if (['DaemonSet', 'Deployment', 'StatefulSet', 'Job'].includes(String(doc['kind'])) && isObj(template) && isObj(template['spec'])) {
@@ -32,7 +33,7 @@ function podTemplates(docs: Obj[]): PodTemplate[] {
 function containerProblems(pod: PodTemplate, c: Obj, volumes: Set<string>, mounted: Set<string>): string[] {
   const problems: string[] = [];
   const where = `${pod.owner} container ${String(c['name'])}`;
-  const ports = new Set(objs(c['ports']).map((p) => String(p['name'] ?? '')));
+  const ports = new Set(objs(c['ports']).map((p) => (typeof p['name'] === 'string' ? p['name'] : '')));
   for (const m of objs(c['volumeMounts'])) {
     const name = String(m['name']);
     mounted.add(name);

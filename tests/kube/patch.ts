@@ -91,8 +91,16 @@ function removeAt(doc: unknown, pointer: string, op: string): unknown {
   return old;
 }
 
+/** An add (or replace: the key or index must exist) of `value` at `pointer`, for operation `op`. */
+interface AddOperation {
+  op: string;
+  pointer: string;
+  value: unknown;
+  replace: boolean;
+}
+
 /** Returns the new document (the root may be replaced). */
-function addAt(doc: unknown, pointer: string, value: unknown, replace: boolean, op: string): unknown {
+function addAt(doc: unknown, { op, pointer, value, replace }: AddOperation): unknown {
   const tokens = parsePointer(pointer);
   if (tokens.length === 0) return value;
   const { parent, key } = locate(doc, tokens, op, pointer);
@@ -124,7 +132,7 @@ export function jsonPatch(target: unknown, patch: unknown): unknown {
       case 'add':
       case 'replace':
         if (!Object.hasOwn(raw, 'value')) throw badRequest(`json patch ${op} operation is missing "value"`);
-        doc = addAt(doc, path, structuredClone(raw['value']), op === 'replace', op);
+        doc = addAt(doc, { op, pointer: path, value: structuredClone(raw['value']), replace: op === 'replace' });
         break;
       case 'remove':
         removeAt(doc, path, op);
@@ -132,11 +140,11 @@ export function jsonPatch(target: unknown, patch: unknown): unknown {
       case 'move': {
         const from = stringField(raw, 'from');
         const value = removeAt(doc, from, op);
-        doc = addAt(doc, path, value, false, op);
+        doc = addAt(doc, { op, pointer: path, value, replace: false });
         break;
       }
       case 'copy':
-        doc = addAt(doc, path, structuredClone(getAt(doc, stringField(raw, 'from'), op)), false, op);
+        doc = addAt(doc, { op, pointer: path, value: structuredClone(getAt(doc, stringField(raw, 'from'), op)), replace: false });
         break;
       case 'test': {
         const actual = getAt(doc, path, op);

@@ -10,8 +10,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../internal/log/logger.ts';
 import { discoveryDocument } from './discovery.ts';
-import { createFaults, type Faults } from './faults.ts';
-import { createResourceHandler, sendJson } from './handlers.ts';
+import { createFaults, type FaultControl, type Faults } from './faults.ts';
+import { createResourceHandler, sendJson, type ResourceHandler } from './handlers.ts';
 import { parsePath, RESOURCES, type ResourceDef } from './resources.ts';
 import { ApiError, failure } from './status.ts';
 import { createStore, type KubeObject, type Store } from './store.ts';
@@ -126,7 +126,7 @@ function identify(req: IncomingMessage, auth: KubeApiAuth): string | undefined {
   // authorized is true only for a certificate that verified against tls.clientCa (rejectUnauthorized is off).
   if (socket instanceof TLSSocket && socket.authorized) {
     const cn = socket.getPeerCertificate().subject?.CN;
-    if (cn !== undefined) return `cert:${cn}`;
+    if (cn !== undefined) return `cert:${Array.isArray(cn) ? cn.join(',') : cn}`;
   }
   const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
   const token = match?.[1];
@@ -140,108 +140,129 @@ function createListener(tls: KubeApiTls | undefined, onRequest: (req: IncomingMe
   return createHttpsServer({ cert: tls.cert, key: tls.key, ...clientCerts }, onRequest);
 }
 
+/** A metadata field as a string: `fallback` when it is missing, JSON when it is not a string. */
+function metadataText(value: unknown, fallback: string): string {
+  if (value === undefined || value === null) return fallback;
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 function describe(obj: unknown): { def: ResourceDef; namespace: string; name: string } {
   if (obj === null || typeof obj !== 'object') throw new Error('expected an object with kind and metadata');
   const record = obj as Record<string, unknown>;
   const def = defForKind(String(record['kind']));
   const metadata = (record['metadata'] ?? {}) as Record<string, unknown>;
-  const namespace = def.namespaced ? String(metadata['namespace'] ?? 'default') : '';
-  return { def, namespace, name: String(metadata['name'] ?? '') };
+  const namespace = def.namespaced ? metadataText(metadata['namespace'], 'default') : '';
+  return { def, namespace, name: metadataText(metadata['name'], '') };
+}
+
+/** The stand-in's parts: its options, its store and watches, its listener, what it has seen. */
+interface KubeApiState {
+  readonly options: KubeApiOptions;
+  readonly host: string;
+  /** The port asked for, then (once listening) the one picked. */
+  port: number;
+  readonly log: Logger;
+  readonly faults: FaultControl;
+  readonly handleResource: ResourceHandler;
+  readonly server: Server;
+  readonly sockets: Set<Socket>;
+  readonly records: RequestRecord[];
+}
+
+async function route(state: KubeApiState, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  if (HEALTH_PATHS.includes(url.pathname)) {
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
+    return;
+  }
+  const parsed = parsePath(url.pathname);
+  if (parsed.type === 'resource') return state.handleResource(req, res, parsed.path, url);
+  const doc = req.method === 'GET' ? discoveryDocument(url.pathname, `${state.host}:${state.port}`) : undefined;
+  if (doc !== undefined) return sendJson(res, 200, doc);
+  throw new ApiError(failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+}
+
+async function onRequest(state: KubeApiState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { options, records } = state;
+  const record: RequestRecord = { method: req.method ?? '', url: req.url ?? '', status: 0 };
+  records.push(record);
+  if (records.length > MAX_REQUEST_RECORDS) records.shift();
+  res.once('finish', () => (record.status = res.statusCode));
+  try {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    if (options.auth !== undefined) {
+      record.user = identify(req, options.auth);
+      // Authentication comes before everything else on the real server, injected faults (429, 500) included.
+      if (record.user === undefined && !HEALTH_PATHS.includes(url.pathname)) throw new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));
+    }
+    if (await state.faults.apply(res)) return;
+    await route(state, req, res, url);
+  } catch (err) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof ApiError) {
+      if (err.status.code === 413) res.setHeader('Connection', 'close'); // the rest of the body is not read
+      return sendJson(res, err.status.code, err.status);
+    }
+    state.log.warn({ err, method: req.method, url: req.url }, 'stand-in request failed');
+    sendJson(res, 500, failure(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`));
+  }
+}
+
+function listen(state: KubeApiState): Promise<void> {
+  const { server } = state;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(state.port, state.host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      if (address !== null && typeof address === 'object') state.port = address.port;
+      resolve();
+    });
+  });
+}
+
+async function writeKubeconfig(url: string, tls: KubeApiTls | undefined, path: string, user: KubeconfigUser = DEFAULT_USER): Promise<void> {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'stand-in', cluster: kubeconfigCluster(url, tls) }],
+    users: [{ name: 'stand-in', user: kubeconfigUser(user) }],
+    contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in', namespace: 'default' } }],
+    'current-context': 'stand-in',
+    preferences: {},
+  };
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
 }
 
 export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeApi> {
-  const host = options.host ?? '127.0.0.1';
   const log = (options.log ?? createLogger('warn', process.stderr)).child({ component: 'kube-stand-in' });
   const store = createStore(options.historySize ?? 1000);
   const watches = createWatchRegistry(store);
   const faults = createFaults();
   const handleResource = createResourceHandler({ store, watches, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
-  const sockets = new Set<Socket>();
-  const records: RequestRecord[] = [];
-  let port = options.port ?? 0;
-
-  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (HEALTH_PATHS.includes(url.pathname)) {
-      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
-      return;
-    }
-    const parsed = parsePath(url.pathname);
-    if (parsed.type === 'resource') return handleResource(req, res, parsed.path, url);
-    const doc = req.method === 'GET' ? discoveryDocument(url.pathname, `${host}:${port}`) : undefined;
-    if (doc !== undefined) return sendJson(res, 200, doc);
-    throw new ApiError(failure(404, 'NotFound', 'the server could not find the requested resource', {}));
-  }
-
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const record: RequestRecord = { method: req.method ?? '', url: req.url ?? '', status: 0 };
-    records.push(record);
-    if (records.length > MAX_REQUEST_RECORDS) records.shift();
-    res.once('finish', () => (record.status = res.statusCode));
-    try {
-      const url = new URL(req.url ?? '/', 'http://stand-in');
-      if (options.auth !== undefined) {
-        record.user = identify(req, options.auth);
-        // Authentication comes before everything else on the real server, injected faults (429, 500) included.
-        if (record.user === undefined && !HEALTH_PATHS.includes(url.pathname)) throw new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));
-      }
-      if (await faults.apply(res)) return;
-      await route(req, res, url);
-    } catch (err) {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (err instanceof ApiError) {
-        if (err.status.code === 413) res.setHeader('Connection', 'close'); // the rest of the body is not read
-        return sendJson(res, err.status.code, err.status);
-      }
-      log.warn({ err, method: req.method, url: req.url }, 'stand-in request failed');
-      sendJson(res, 500, failure(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`));
-    }
-  }
-
-  const server = createListener(options.tls, (req, res) => void onRequest(req, res));
+  const server = createListener(options.tls, (req, res) => void onRequest(state, req, res));
+  const state: KubeApiState = { options, host: options.host ?? '127.0.0.1', port: options.port ?? 0, log, faults, handleResource, server, sockets: new Set(), records: [] };
+  const { sockets, records } = state;
   server.keepAliveTimeout = 60_000;
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
 
-  function listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        const address = server.address();
-        if (address !== null && typeof address === 'object') port = address.port;
-        resolve();
-      });
-    });
-  }
-
-  await listen();
-  const url = `${options.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
-
-  async function writeKubeconfig(path: string, user: KubeconfigUser = DEFAULT_USER): Promise<void> {
-    const config = {
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'stand-in', cluster: kubeconfigCluster(url, options.tls) }],
-      users: [{ name: 'stand-in', user: kubeconfigUser(user) }],
-      contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'stand-in', namespace: 'default' } }],
-      'current-context': 'stand-in',
-      preferences: {},
-    };
-    await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  }
+  await listen(state);
+  const port = state.port;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${state.host}:${port}`;
+  const writeConfig = (path: string, user?: KubeconfigUser): Promise<void> => writeKubeconfig(url, options.tls, path, user);
 
   return {
     url,
     port,
-    writeKubeconfig,
+    writeKubeconfig: writeConfig,
     async kubeconfigPath(dir, user) {
       const path = join(dir, 'kubeconfig');
-      await writeKubeconfig(path, user);
+      await writeConfig(path, user);
       return path;
     },
     async stop() {
@@ -254,7 +275,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     async restart(restartOptions = {}) {
       if (server.listening) throw new Error('restart: the stand-in is still running; stop() it first');
       if (restartOptions.clearHistory === true) store.clearHistory();
-      await listen();
+      await listen(state);
     },
     dropWatches: () => watches.dropAll(),
     openWatches: () => watches.openCount(),
@@ -270,7 +291,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     list: (kind, namespace = '') => store.list(defForKind(kind), namespace),
     update(obj) {
       const { def, namespace, name } = describe(obj);
-      return store.update(def, namespace, name, obj, 'all');
+      return store.update(def, namespace, name, { input: obj, mode: 'all' });
     },
     delete: (kind, namespace, name) => store.delete(defForKind(kind), namespace, name),
   };

@@ -43,25 +43,25 @@ test('update: 409 Conflict on a stale resourceVersion, no-op updates are not wri
   const store = createStore(100);
   const pod = store.create(POD, 'default', { metadata: { name: 'p1' }, spec: { nodeName: 'a' } });
   const rv = pod.metadata['resourceVersion'];
-  const annotated = store.update(POD, 'default', 'p1', { ...pod, metadata: { ...pod.metadata, annotations: { k: 'v' } } }, 'main');
+  const annotated = store.update(POD, 'default', 'p1', { input: { ...pod, metadata: { ...pod.metadata, annotations: { k: 'v' } } }, mode: 'main' });
   assert.notEqual(annotated.metadata['resourceVersion'], rv);
   assert.equal(annotated.metadata['generation'], 1, 'metadata changes keep the generation');
-  assert.deepEqual(apiCode(() => store.update(POD, 'default', 'p1', pod, 'main')), { code: 409, reason: 'Conflict' });
-  const same = store.update(POD, 'default', 'p1', annotated, 'main');
+  assert.deepEqual(apiCode(() => store.update(POD, 'default', 'p1', { input: pod, mode: 'main' })), { code: 409, reason: 'Conflict' });
+  const same = store.update(POD, 'default', 'p1', { input: annotated, mode: 'main' });
   assert.equal(same.metadata['resourceVersion'], annotated.metadata['resourceVersion']);
-  const moved = store.update(POD, 'default', 'p1', { ...annotated, spec: { nodeName: 'b' } }, 'main');
+  const moved = store.update(POD, 'default', 'p1', { input: { ...annotated, spec: { nodeName: 'b' } }, mode: 'main' });
   assert.equal(moved.metadata['generation'], 2);
-  const unconditional = store.update(POD, 'default', 'p1', { metadata: { name: 'p1', labels: { a: 'b' } }, spec: { nodeName: 'b' } }, 'main');
+  const unconditional = store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1', labels: { a: 'b' } }, spec: { nodeName: 'b' } }, mode: 'main' });
   assert.equal(unconditional.metadata['uid'], pod.metadata['uid'], 'uid and creationTimestamp are kept');
-  assert.equal(apiCode(() => store.update(POD, 'default', 'nope', pod, 'main')).code, 404);
+  assert.equal(apiCode(() => store.update(POD, 'default', 'nope', { input: pod, mode: 'main' })).code, 404);
 });
 
 test('status: the main resource keeps it, the status subresource changes only it', () => {
   const store = createStore(100);
   store.create(POD, 'default', { metadata: { name: 'p1' }, spec: {}, status: { phase: 'Running' } });
-  const main = store.update(POD, 'default', 'p1', { metadata: { name: 'p1', labels: { a: 'b' } }, spec: {}, status: { phase: 'Failed' } }, 'main');
+  const main = store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1', labels: { a: 'b' } }, spec: {}, status: { phase: 'Failed' } }, mode: 'main' });
   assert.deepEqual(main['status'], { phase: 'Running' });
-  const status = store.update(POD, 'default', 'p1', { metadata: { name: 'p1' }, status: { phase: 'Succeeded' } }, 'status');
+  const status = store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1' }, status: { phase: 'Succeeded' } }, mode: 'status' });
   assert.deepEqual(status['status'], { phase: 'Succeeded' });
   assert.deepEqual(status.metadata['labels'], { a: 'b' });
 });
@@ -72,7 +72,7 @@ test('bounded history: events after N, or expired once N has left the window', (
   store.subscribe((e) => events.push(e));
   const from = store.currentResourceVersion();
   store.create(POD, 'default', { metadata: { name: 'p1' } });
-  for (let i = 0; i < 3; i++) store.update(POD, 'default', 'p1', { metadata: { name: 'p1', labels: { i: String(i) } } }, 'main');
+  for (let i = 0; i < 3; i++) store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1', labels: { i: String(i) } } }, mode: 'main' });
   const deleted = store.delete(POD, 'default', 'p1');
   assert.deepEqual(events.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED']);
   assert.equal(deleted.metadata['resourceVersion'], String(from + 5), 'the DELETED object carries a new resourceVersion');

@@ -14,11 +14,12 @@ interface Column {
 
 type Cell = string | number;
 
-function col(name: string, description: string, priority = 0, type = 'string', format = ''): Column {
+/** A column; by default a string without a format, priority 0 (shown without -o wide). */
+function col(name: string, description: string, { priority = 0, type = 'string', format = '' }: Partial<Pick<Column, 'priority' | 'type' | 'format'>> = {}): Column {
   return { name, type, format, description, priority };
 }
 
-const NAME = col('Name', 'Name must be unique within a namespace.', 0, 'string', 'name');
+const NAME = col('Name', 'Name must be unique within a namespace.', { format: 'name' });
 const AGE = col('Age', 'CreationTimestamp is a timestamp representing the server time when this object was created.');
 
 /** apimachinery's HumanDuration, as `kubectl get` prints AGE. */
@@ -49,8 +50,14 @@ function str(value: unknown, fallback = '<none>'): string {
   return typeof value === 'string' && value !== '' ? value : fallback;
 }
 
+/** A value in a cell: a string as it is, anything else as JSON. */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 function age(o: KubeObject): string {
-  const created = Date.parse(String(o.metadata['creationTimestamp'] ?? ''));
+  const timestamp = o.metadata['creationTimestamp'];
+  const created = Date.parse(typeof timestamp === 'string' ? timestamp : '');
   return Number.isNaN(created) ? '<unknown>' : humanDuration(Date.now() - created);
 }
 
@@ -87,7 +94,7 @@ function serviceCells(o: KubeObject): Cell[] {
   const spec = obj(o['spec']);
   const ports = arr(spec['ports'])
     .map(obj)
-    .map((p) => `${String(p['port'])}${p['nodePort'] !== undefined ? `:${String(p['nodePort'])}` : ''}/${str(p['protocol'], 'TCP')}`);
+    .map((p) => `${String(p['port'])}${p['nodePort'] !== undefined ? `:${text(p['nodePort'])}` : ''}/${str(p['protocol'], 'TCP')}`);
   const selector = Object.entries(obj(spec['selector'])).map(([k, v]) => `${k}=${String(v)}`);
   return [
     String(o.metadata['name']),
@@ -122,10 +129,10 @@ const TABLES: Record<string, { columns: Column[]; cells: (o: KubeObject) => Cell
       col('Status', 'The aggregate status of the containers in this pod.'),
       col('Restarts', 'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.'),
       AGE,
-      col('IP', 'IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.', 1),
-      col('Node', "NodeName is a request to schedule this pod onto a specific node.", 1),
-      col('Nominated Node', 'nominatedNodeName is set when this pod preempts other pods on the node.', 1),
-      col('Readiness Gates', 'If specified, all readiness gates will be evaluated for pod readiness.', 1),
+      col('IP', 'IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.', { priority: 1 }),
+      col('Node', "NodeName is a request to schedule this pod onto a specific node.", { priority: 1 }),
+      col('Nominated Node', 'nominatedNodeName is set when this pod preempts other pods on the node.', { priority: 1 }),
+      col('Readiness Gates', 'If specified, all readiness gates will be evaluated for pod readiness.', { priority: 1 }),
     ],
     cells: podCells,
   },
@@ -137,7 +144,7 @@ const TABLES: Record<string, { columns: Column[]; cells: (o: KubeObject) => Cell
       col('External-IP', 'externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.'),
       col('Port(s)', 'The list of ports that are exposed by this service.'),
       AGE,
-      col('Selector', 'Route service traffic to pods with label keys and values matching this selector.', 1),
+      col('Selector', 'Route service traffic to pods with label keys and values matching this selector.', { priority: 1 }),
     ],
     cells: serviceCells,
   },
@@ -163,7 +170,7 @@ const TABLES: Record<string, { columns: Column[]; cells: (o: KubeObject) => Cell
 
 /** The real server's default table, for kinds without printer columns of their own. */
 const DEFAULT_TABLE = {
-  columns: [NAME, col('Created At', 'CreationTimestamp is a timestamp representing the server time when this object was created.', 0, 'date')],
+  columns: [NAME, col('Created At', 'CreationTimestamp is a timestamp representing the server time when this object was created.', { type: 'date' })],
   cells: (o: KubeObject): Cell[] => [String(o.metadata['name']), str(o.metadata['creationTimestamp'], '<unknown>')],
 };
 

@@ -83,71 +83,86 @@ export function createBandwidthLimiter(bytesPerSec: number, burstBytes = Math.ma
   };
 }
 
+/** The proxy's state: where it forwards to, the requests counted, the bandwidth limit. */
+interface ProxyState {
+  /** host:port of the registry. */
+  readonly target: string;
+  readonly targetHost: string;
+  readonly targetPort: number;
+  readonly agent: Agent;
+  requests: CountedRequest[];
+  limit: ((bytes: number) => Promise<void>) | undefined;
+  /** 127.0.0.1:<port>, once it listens. */
+  ownHost: string;
+}
+
+async function forward(state: ProxyState, req: IncomingMessage, res: ServerResponse, counted: CountedRequest): Promise<void> {
+  const url = counted.url;
+  const upstreamReq = request({ host: state.targetHost, port: state.targetPort, method: req.method, path: url, headers: forwardHeaders(req.headers), agent: state.agent });
+  const upstreamRes = new Promise<IncomingMessage>((resolve, reject) => {
+    upstreamReq.once('response', resolve);
+    upstreamReq.once('error', reject);
+  });
+  upstreamRes.catch(() => undefined); // observed below; avoids an unhandled rejection while the body is sent
+  res.once('close', () => {
+    if (!res.writableFinished) upstreamReq.destroy();
+  });
+  // The registry may answer before the request body is through (an error): send and wait for the answer together.
+  pipeline(req, upstreamReq).catch(() => upstreamReq.destroy());
+  const response = await upstreamRes;
+  counted.status = response.statusCode ?? 502;
+  const headers = forwardHeaders(response.headers);
+  const location = headers.location;
+  if (typeof location === 'string' && location.startsWith(`http://${state.target}/`)) {
+    headers.location = `http://${state.ownHost}/${location.slice(`http://${state.target}/`.length)}`;
+  }
+  res.writeHead(counted.status, headers);
+  await pipeline(response, async function* countAndLimit(source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
+      if (state.limit !== undefined) await state.limit(chunk.length);
+      counted.bytes += chunk.length;
+      yield chunk;
+    }
+  }, res);
+}
+
+function handle(state: ProxyState, req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/';
+  const path = url.split('?')[0] ?? url;
+  const counted: CountedRequest = { method: req.method ?? 'GET', path, url, kind: classifyPath(path), status: 0, bytes: 0 };
+  state.requests.push(counted);
+  forward(state, req, res, counted).catch((err: unknown) => {
+    if (!res.headersSent) {
+      counted.status = 502;
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`proxy error: ${err instanceof Error ? err.message : String(err)}\n`);
+    } else {
+      res.destroy();
+    }
+  });
+}
+
 export async function startCountingProxy(options: CountingProxyOptions): Promise<CountingProxy> {
   const [targetHost, targetPortText] = options.target.split(':');
   const targetPort = Number(targetPortText);
   if (targetHost === undefined || !Number.isInteger(targetPort)) throw new Error(`bad proxy target ${options.target}`);
   const agent = new Agent({ keepAlive: true });
-  let requests: CountedRequest[] = [];
-  let limit = options.bandwidthBytesPerSec === undefined ? undefined : createBandwidthLimiter(options.bandwidthBytesPerSec);
-  let ownHost = '';
+  const limit = options.bandwidthBytesPerSec === undefined ? undefined : createBandwidthLimiter(options.bandwidthBytesPerSec);
+  const state: ProxyState = { target: options.target, targetHost, targetPort, agent, requests: [], limit, ownHost: '' };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, counted: CountedRequest): Promise<void> {
-    const url = counted.url;
-    const upstreamReq = request({ host: targetHost, port: targetPort, method: req.method, path: url, headers: forwardHeaders(req.headers), agent });
-    const upstreamRes = new Promise<IncomingMessage>((resolve, reject) => {
-      upstreamReq.once('response', resolve);
-      upstreamReq.once('error', reject);
-    });
-    upstreamRes.catch(() => undefined); // observed below; avoids an unhandled rejection while the body is sent
-    res.once('close', () => {
-      if (!res.writableFinished) upstreamReq.destroy();
-    });
-    // The registry may answer before the request body is through (an error): send and wait for the answer together.
-    pipeline(req, upstreamReq).catch(() => upstreamReq.destroy());
-    const response = await upstreamRes;
-    counted.status = response.statusCode ?? 502;
-    const headers = forwardHeaders(response.headers);
-    const location = headers.location;
-    if (typeof location === 'string' && location.startsWith(`http://${options.target}/`)) {
-      headers.location = `http://${ownHost}/${location.slice(`http://${options.target}/`.length)}`;
-    }
-    res.writeHead(counted.status, headers);
-    await pipeline(response, async function* countAndLimit(source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
-        if (limit !== undefined) await limit(chunk.length);
-        counted.bytes += chunk.length;
-        yield chunk;
-      }
-    }, res);
-  }
-
-  const server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    const path = url.split('?')[0] ?? url;
-    const counted: CountedRequest = { method: req.method ?? 'GET', path, url, kind: classifyPath(path), status: 0, bytes: 0 };
-    requests.push(counted);
-    handle(req, res, counted).catch((err: unknown) => {
-      if (!res.headersSent) {
-        counted.status = 502;
-        res.writeHead(502, { 'content-type': 'text/plain' });
-        res.end(`proxy error: ${err instanceof Error ? err.message : String(err)}\n`);
-      } else {
-        res.destroy();
-      }
-    });
-  });
+  const server = createServer((req, res) => handle(state, req, res));
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
-  ownHost = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const ownHost = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.ownHost = ownHost;
 
   return {
     host: ownHost,
     counts() {
-      const snapshot = requests.map((counted) => ({ ...counted }));
+      const snapshot = state.requests.map((counted) => ({ ...counted }));
       const gets = (kind: RequestKind, method: string): number => snapshot.filter((r) => r.kind === kind && r.method === method).length;
       return {
         requests: snapshot,
@@ -158,10 +173,10 @@ export async function startCountingProxy(options: CountingProxyOptions): Promise
       };
     },
     resetCounts() {
-      requests = [];
+      state.requests = [];
     },
     setBandwidth(bytesPerSec) {
-      limit = bytesPerSec === undefined ? undefined : createBandwidthLimiter(bytesPerSec);
+      state.limit = bytesPerSec === undefined ? undefined : createBandwidthLimiter(bytesPerSec);
     },
     async stop() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

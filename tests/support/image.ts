@@ -129,7 +129,7 @@ export async function generateImage(options: GenerateImageOptions): Promise<Gene
 
   const images: GeneratedManifest[] = [];
   for (const platform of platforms) {
-    images.push(await writeImageManifest(blobsDir, options.layers, seed, platform, gzipLevel));
+    images.push(await writeImageManifest({ blobsDir, gzipLevel }, options.layers, seed, platform));
   }
   const first = images[0];
   if (first === undefined) throw new Error('generateImage: no image written');
@@ -174,17 +174,18 @@ export async function generateImage(options: GenerateImageOptions): Promise<Gene
   };
 }
 
-async function writeImageManifest(
-  blobsDir: string,
-  layerSizes: readonly number[],
-  seed: string,
-  platform: Platform,
-  gzipLevel: number,
-): Promise<GeneratedManifest> {
+/** Where blobs are written (the layout's blobs/sha256) and how hard layers are compressed. */
+interface BlobsOut {
+  blobsDir: string;
+  gzipLevel: number;
+}
+
+async function writeImageManifest(out: BlobsOut, layerSizes: readonly number[], seed: string, platform: Platform): Promise<GeneratedManifest> {
+  const { blobsDir } = out;
   const layers: GeneratedLayer[] = [];
   for (const [index, payloadBytes] of layerSizes.entries()) {
     const key = createHash('sha256').update(`${seed}\0${platformString(platform)}\0${index}`).digest();
-    layers.push(await writeLayer(blobsDir, payloadBytes, key, `layer-${index}.bin`, gzipLevel));
+    layers.push(await writeLayer(out, payloadBytes, key, `layer-${index}.bin`));
   }
   const config = {
     architecture: platform.architecture,
@@ -243,7 +244,7 @@ async function* layerTar(payloadBytes: number, key: Buffer, fileName: string, di
   yield emit(Buffer.concat([Buffer.alloc(padBytes), tarTrailer()]));
 }
 
-async function writeLayer(blobsDir: string, payloadBytes: number, key: Buffer, fileName: string, gzipLevel: number): Promise<GeneratedLayer> {
+async function writeLayer({ blobsDir, gzipLevel }: BlobsOut, payloadBytes: number, key: Buffer, fileName: string): Promise<GeneratedLayer> {
   const diffHash = createHash('sha256');
   const blobHash = createHash('sha256');
   let size = 0;

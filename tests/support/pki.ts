@@ -41,12 +41,19 @@ async function openssl(args: string[]): Promise<void> {
   } catch (err) {
     const stderr = (err as { stderr?: unknown }).stderr;
     const first = typeof stderr === 'string' ? stderr.split('\n').find((line) => line.trim() !== '') : undefined;
-    throw new Error(`openssl ${args[0] ?? ''}: ${first ?? (err as Error).message}`);
+    throw new Error(`openssl ${args[0] ?? ''}: ${first ?? (err as Error).message}`, { cause: err });
   }
 }
 
-/** A new P-256 key and a certificate for it: self-signed without signer, else signed by signer. */
-async function issue(dir: string, name: string, subject: string, extensions: string[], signer?: TestCertificate): Promise<TestCertificate> {
+/** A certificate to make: its subject and extensions, and who signs it (itself when signer is undefined). */
+interface CertificateRequest {
+  subject: string;
+  extensions: string[];
+  signer?: TestCertificate;
+}
+
+/** A new P-256 key and a certificate for it (dir/name.crt, dir/name.key): self-signed without signer, else signed by signer. */
+async function issue(dir: string, name: string, { subject, extensions, signer }: CertificateRequest): Promise<TestCertificate> {
   const certPath = join(dir, `${name}.crt`);
   const keyPath = join(dir, `${name}.key`);
   // -config /dev/null: the distribution's openssl.cnf would add its v3_ca
@@ -69,13 +76,13 @@ const CLIENT_SUBJECT = '/O=mirra/CN=mirra-test';
 /** Writes ca, server, client, other-ca and other-client .crt/.key files into dir (which must exist). */
 export async function createTestPki(dir: string): Promise<TestPki> {
   const [ca, otherCa] = await Promise.all([
-    issue(dir, 'ca', '/CN=mirra-test-ca', CA_EXTENSIONS),
-    issue(dir, 'other-ca', '/CN=mirra-other-ca', CA_EXTENSIONS),
+    issue(dir, 'ca', { subject: '/CN=mirra-test-ca', extensions: CA_EXTENSIONS }),
+    issue(dir, 'other-ca', { subject: '/CN=mirra-other-ca', extensions: CA_EXTENSIONS }),
   ]);
   const [server, client, otherClient] = await Promise.all([
-    issue(dir, 'server', '/CN=localhost', SERVER_EXTENSIONS, ca),
-    issue(dir, 'client', CLIENT_SUBJECT, CLIENT_EXTENSIONS, ca),
-    issue(dir, 'other-client', CLIENT_SUBJECT, CLIENT_EXTENSIONS, otherCa),
+    issue(dir, 'server', { subject: '/CN=localhost', extensions: SERVER_EXTENSIONS, signer: ca }),
+    issue(dir, 'client', { subject: CLIENT_SUBJECT, extensions: CLIENT_EXTENSIONS, signer: ca }),
+    issue(dir, 'other-client', { subject: CLIENT_SUBJECT, extensions: CLIENT_EXTENSIONS, signer: otherCa }),
   ]);
   return { ca, server, client, otherCa, otherClient };
 }

@@ -122,7 +122,7 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
     resetCounts: () => proxy.resetCounts(),
     setBandwidth: (bytesPerSec) => proxy.setBandwidth(bytesPerSec),
     push: (layoutDir, name, tag, pushOptions = {}) =>
-      pushImage(layoutDir, pushOptions.viaProxy === true ? proxy.host : directHost, name, tag, pushOptions),
+      pushImage(layoutDir, { host: pushOptions.viaProxy === true ? proxy.host : directHost, name, tag }, pushOptions),
     async stop() {
       await proxy.stop();
       await registry.stop();
@@ -136,7 +136,8 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
  * Independent of /etc/containers: policy, registries.conf and temp dirs are
  * private. Resolves with the digest of what was pushed.
  */
-export async function pushImage(layoutDir: string, host: string, name: string, tag: string, options: { timeoutMs?: number } = {}): Promise<string> {
+export async function pushImage(layoutDir: string, dest: { host: string; name: string; tag: string }, options: { timeoutMs?: number } = {}): Promise<string> {
+  const { host, name, tag } = dest;
   const workDir = await mkdtemp(join(tmpdir(), 'mirra-skopeo-'));
   try {
     const policyFile = join(workDir, 'policy.json');
@@ -161,7 +162,7 @@ export async function pushImage(layoutDir: string, host: string, name: string, t
       await promisify(execFile)(SKOPEO_BIN, args, { env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 4 << 20 });
     } catch (err) {
       const stderr = typeof err === 'object' && err !== null && 'stderr' in err ? String(err.stderr).trim() : '';
-      throw new Error(`skopeo copy ${layoutDir} -> ${host}/${name}:${tag} failed: ${stderr || String(err)}`);
+      throw new Error(`skopeo copy ${layoutDir} -> ${host}/${name}:${tag} failed: ${stderr || String(err)}`, { cause: err });
     }
     return (await readFile(digestFile, 'utf8')).trim();
   } finally {

@@ -82,7 +82,7 @@ export function rawExchange(port: number, request: string | Buffer, options: { t
       try {
         resolve(parseRawResponse(Buffer.concat(chunks), options.head));
       } catch (err) {
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
     // No half-close after the request: Node's server takes a client's FIN for "gone" and drops answers still
