@@ -24,8 +24,7 @@ module.exports = {
     {
       name: 'no-folder-cycle',
       severity: 'error',
-      comment:
-        'Folders of product code import each other one way only: move what both sides need to the lower folder (or one of its own) instead.',
+      comment: 'Folders of product code import each other one way only: move what both sides need to the lower folder (or one of its own) instead.',
       scope: 'folder',
       from: { path: PRODUCT },
       to: { circular: true },

@@ -17,7 +17,11 @@ export default tseslint.config(
       // node:test's test(), it(), describe() and hooks return promises the runner awaits itself.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
+          ],
+        },
       ],
       // Interfaces return promises; an implementation that has nothing to wait for is still async (its errors become rejections).
       '@typescript-eslint/require-await': 'off',

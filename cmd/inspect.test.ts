@@ -43,12 +43,22 @@ before(async () => {
     api.create({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `mirra-${node}`, namespace: 'mirra', labels: { 'app.kubernetes.io/name': 'mirra' }, annotations: { ...annotations, 'mirra.dev/updated': '2026-11-23T12:00:00Z' } },
+      metadata: {
+        name: `mirra-${node}`,
+        namespace: 'mirra',
+        labels: { 'app.kubernetes.io/name': 'mirra' },
+        annotations: { ...annotations, 'mirra.dev/updated': '2026-11-23T12:00:00Z' },
+      },
       spec: { nodeName: node, containers: [{ name: 'registry', image: 'mirra' }] },
       status: { phase: 'Running', podIP: `127.0.0.${i + 2}`, conditions: [{ type: 'Ready', status: 'True' }] },
     });
   }
-  api.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'other', namespace: 'mirra', labels: { app: 'other' } }, spec: { nodeName: 'node-1', containers: [{ name: 'x', image: 'x' }] } });
+  api.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'other', namespace: 'mirra', labels: { app: 'other' } },
+    spec: { nodeName: 'node-1', containers: [{ name: 'x', image: 'x' }] },
+  });
 });
 
 after(async () => {
@@ -81,7 +91,10 @@ test('mirra locate names the agents that claim a digest or a reference', async (
   const short = await mirra(['locate', 'nginx:1.27', '--kubeconfig', kubeconfig, '--output', 'json']);
   const parsed = JSON.parse(short.stdout) as { key: string; agents: Array<{ node: string }> };
   assert.equal(parsed.key, 'docker.io/library/nginx:1.27');
-  assert.deepEqual(parsed.agents.map((a) => a.node), ['node-1']);
+  assert.deepEqual(
+    parsed.agents.map((a) => a.node),
+    ['node-1'],
+  );
 
   const none = await mirra(['locate', digest(99), '--kubeconfig', kubeconfig]);
   assert.match(none.stdout, /no agent claims/);
@@ -95,10 +108,21 @@ test('bad input is one line and exit 2', async () => {
   assert.equal(bad.stderr.trim().split('\n').length, 1);
 });
 
-test('the README\'s kubectl jsonpath shows the same summaries', async () => {
+test("the README's kubectl jsonpath shows the same summaries", async () => {
   const jsonpath = '{range .items[*]}{.spec.nodeName}{"\\t"}{.metadata.annotations.mirra\\.dev/summary}{"\\n"}{end}';
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, 'get', 'pods', '-n', 'mirra', '-l', 'app.kubernetes.io/name=mirra', '-o', `jsonpath=${jsonpath}`]);
+    const child = spawn('kubectl', [
+      '--kubeconfig',
+      kubeconfig,
+      'get',
+      'pods',
+      '-n',
+      'mirra',
+      '-l',
+      'app.kubernetes.io/name=mirra',
+      '-o',
+      `jsonpath=${jsonpath}`,
+    ]);
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.on('error', reject);

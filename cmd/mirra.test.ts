@@ -16,7 +16,15 @@ function mirra(args: string[], env: NodeJS.ProcessEnv = {}) {
 test('mirra registry --help lists every flag with its default', () => {
   const { code, stdout } = mirra(['registry', '--help']);
   assert.equal(code, 0);
-  for (const flag of ['--containerd-sock', '--containerd-namespace', '--containerd-content-path', '--registry-addr', '--mirrored-registries', '--resolve-tags', '--log-level']) {
+  for (const flag of [
+    '--containerd-sock',
+    '--containerd-namespace',
+    '--containerd-content-path',
+    '--registry-addr',
+    '--mirrored-registries',
+    '--resolve-tags',
+    '--log-level',
+  ]) {
     assert.match(stdout, new RegExp(flag));
   }
   assert.match(stdout, /default \/run\/containerd\/containerd\.sock/);

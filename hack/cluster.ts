@@ -70,7 +70,8 @@ async function main(): Promise<number> {
     `  kubeconfig  ${cluster.kubeconfig}`,
     `  upstream    ${cluster.upstream.host} (docker-registry, ${limit}); pushed ${ref}`,
     ...cluster.nodes.map(
-      (node) => `  ${node.name}  agent ${node.url}  pod ${node.podName}${node.zone === undefined ? '' : `  zone ${node.zone}`}  containerd ${node.containerd.socket}`,
+      (node) =>
+        `  ${node.name}  agent ${node.url}  pod ${node.podName}${node.zone === undefined ? '' : `  zone ${node.zone}`}  containerd ${node.containerd.socket}`,
     ),
     '',
     'try:',

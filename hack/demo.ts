@@ -90,12 +90,15 @@ async function main(): Promise<void> {
     const agentBytes = served.reduce((sum, line) => sum + (typeof line.bytesSent === 'number' ? line.bytesSent : 0), 0);
     console.log(`node B pulled through A's agent in ${(pullB.ms / 1000).toFixed(2)} s`);
     console.log('');
-    console.log('where node B\'s bytes came from:');
+    console.log("where node B's bytes came from:");
     console.log(`  A's agent (containerd A's store): ${mb(agentBytes)} in ${served.length} responses`);
-    for (const line of served) console.log(`    ${String(line.method)} ${String(line.url)} -> ${String(line.status)} ${mb(Number(line.bytesSent ?? 0))} (${String(line.handler)})`);
+    for (const line of served)
+      console.log(`    ${String(line.method)} ${String(line.url)} -> ${String(line.status)} ${mb(Number(line.bytesSent ?? 0))} (${String(line.handler)})`);
     console.log(`  upstream registry: ${mb(fromUpstreamB.bytes)}, ${fromUpstreamB.blobGets} blob GETs, ${fromUpstreamB.manifestGets} manifest GETs`);
     console.log('');
-    console.log(`pull time: upstream ${(pullA.ms / 1000).toFixed(2)} s, through the mirror ${(pullB.ms / 1000).toFixed(2)} s (${(pullA.ms / pullB.ms).toFixed(1)}x faster)`);
+    console.log(
+      `pull time: upstream ${(pullA.ms / 1000).toFixed(2)} s, through the mirror ${(pullB.ms / 1000).toFixed(2)} s (${(pullA.ms / pullB.ms).toFixed(1)}x faster)`,
+    );
   } finally {
     await cleanup();
   }

@@ -8,7 +8,10 @@ import { loadPeerKeys, parsePeerKeys, PeerSecretError } from './secret.ts';
 test('one key per line: the first signs, all are accepted; whitespace and blank lines ignored', () => {
   const keys = parsePeerKeys('  new-key-0123456789abcdef \n\n old-key-0123456789abcdef\r\n');
   assert.equal(keys.signing.toString(), 'new-key-0123456789abcdef');
-  assert.deepEqual(keys.accepted.map((k) => k.toString()), ['new-key-0123456789abcdef', 'old-key-0123456789abcdef']);
+  assert.deepEqual(
+    keys.accepted.map((k) => k.toString()),
+    ['new-key-0123456789abcdef', 'old-key-0123456789abcdef'],
+  );
 });
 
 test('empty, short or too many keys are errors naming the file', () => {
@@ -23,7 +26,10 @@ test('loadPeerKeys: a readable file; missing, directory and huge files are PeerS
   const good = join(dir, 'key');
   await writeFile(good, 'k3y-0123456789abcdefXYZ\n');
   assert.equal((await loadPeerKeys(good)).signing.toString(), 'k3y-0123456789abcdefXYZ');
-  await assert.rejects(loadPeerKeys(join(dir, 'missing')), (err: unknown) => err instanceof PeerSecretError && /cannot read peer secret .*ENOENT/.test(err.message));
+  await assert.rejects(
+    loadPeerKeys(join(dir, 'missing')),
+    (err: unknown) => err instanceof PeerSecretError && /cannot read peer secret .*ENOENT/.test(err.message),
+  );
   await assert.rejects(loadPeerKeys(dir), (err: unknown) => err instanceof PeerSecretError && /not a regular file/.test(err.message));
   const huge = join(dir, 'huge');
   await writeFile(huge, 'x'.repeat(70 * 1024));

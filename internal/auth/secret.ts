@@ -24,7 +24,10 @@ export interface PeerKeys {
 }
 
 export function parsePeerKeys(text: string, path = 'the peer secret'): PeerKeys {
-  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '');
+  const lines = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
   if (lines.length === 0) throw new PeerSecretError(`${path} is empty`);
   if (lines.length > MAX_KEYS) throw new PeerSecretError(`${path} holds ${lines.length} keys; at most ${MAX_KEYS}`);
   const keys = lines.map((line) => Buffer.from(line, 'utf8'));
@@ -51,7 +54,7 @@ export async function loadPeerKeys(path: string): Promise<PeerKeys> {
   } catch (err) {
     if (err instanceof PeerSecretError) throw err;
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
-    throw new PeerSecretError(`cannot read peer secret ${path}: ${code || (errorMessage(err))}`);
+    throw new PeerSecretError(`cannot read peer secret ${path}: ${code || errorMessage(err)}`);
   }
   return parsePeerKeys(text, path);
 }

@@ -111,7 +111,10 @@ test('changing any signed field, or the key, or the audience breaks the signatur
     ['sender', () => verify(PATH, { ...signed(), [PEER_REQUEST_HEADER]: 'mirra-zzzzz' })],
     ['signature', () => verify(PATH, { ...signed(), [SIGNATURE_HEADER]: flipLast(String(signed()[SIGNATURE_HEADER])) })],
     ['audience', () => verify(PATH, signed('GET', PATH, 'mirra-ccccc'))],
-    ['key', () => verify(PATH, createPeerSigner({ key: OTHER_KEY, self: 'mirra-aaaaa', nowMs: time.now })({ method: 'GET', path: PATH, audience: 'mirra-bbbbb' }))],
+    [
+      'key',
+      () => verify(PATH, createPeerSigner({ key: OTHER_KEY, self: 'mirra-aaaaa', nowMs: time.now })({ method: 'GET', path: PATH, audience: 'mirra-bbbbb' })),
+    ],
   ];
   for (const [field, attempt] of tampered) assert.deepEqual(attempt(), { ok: false, reason: 'bad signature' }, field);
   assert.equal(verifier.nonces(), 0, 'nothing unverified reaches the replay cache');
@@ -120,11 +123,15 @@ test('changing any signed field, or the key, or the audience breaks the signatur
 test('property: any change to the request target breaks the signature', () => {
   const { verifier, signed } = setup();
   fc.assert(
-    fc.property(fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !s.includes('\n')), fc.nat(PATH.length), (insert, at) => {
-      const changed = PATH.slice(0, at) + insert + PATH.slice(at);
-      fc.pre(changed !== PATH);
-      assert.deepEqual(verifier.verify({ method: 'GET', url: changed, headers: signed() }), { ok: false, reason: 'bad signature' });
-    }),
+    fc.property(
+      fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !s.includes('\n')),
+      fc.nat(PATH.length),
+      (insert, at) => {
+        const changed = PATH.slice(0, at) + insert + PATH.slice(at);
+        fc.pre(changed !== PATH);
+        assert.deepEqual(verifier.verify({ method: 'GET', url: changed, headers: signed() }), { ok: false, reason: 'bad signature' });
+      },
+    ),
     { numRuns: 300, seed: DEFAULT_FUZZ_SEED },
   );
 });

@@ -18,11 +18,12 @@ test('defaults', () => {
 });
 
 test('values with units, from flags and env', () => {
-  const { values } = parseFlags(
-    agentFlags,
-    ['--shutdown-grace', '5s', '--max-rss', '240Mi', '--max-heap-used=1Gi', '--max-event-loop-utilization', '0.9'],
-    { MIRRA_MAX_PEER_STREAMS: '0', MIRRA_CLIENT_IDLE_TIMEOUT: '1m', MIRRA_MAX_REQUESTS: '128', MIRRA_MAX_STREAMS: '0' },
-  );
+  const { values } = parseFlags(agentFlags, ['--shutdown-grace', '5s', '--max-rss', '240Mi', '--max-heap-used=1Gi', '--max-event-loop-utilization', '0.9'], {
+    MIRRA_MAX_PEER_STREAMS: '0',
+    MIRRA_CLIENT_IDLE_TIMEOUT: '1m',
+    MIRRA_MAX_REQUESTS: '128',
+    MIRRA_MAX_STREAMS: '0',
+  });
   assert.equal(values.shutdownGraceMs, 5000);
   assert.equal(values.maxRssBytes, 240 * 1024 * 1024);
   assert.equal(values.maxHeapUsedBytes, 1024 * 1024 * 1024);
@@ -44,6 +45,10 @@ test('bad values name the flag', () => {
     [['--max-requests', '-3'], /--max-requests/],
   ];
   for (const [argv, pattern] of cases) {
-    assert.throws(() => parseFlags(agentFlags, argv, {}), (err: unknown) => err instanceof UsageError && pattern.test(err.message), argv.join(' '));
+    assert.throws(
+      () => parseFlags(agentFlags, argv, {}),
+      (err: unknown) => err instanceof UsageError && pattern.test(err.message),
+      argv.join(' '),
+    );
   }
 });

@@ -14,11 +14,11 @@ test('defaults apply when neither flag nor env is set', () => {
 });
 
 test('flags win over env, env over defaults', () => {
-  const { values } = parseFlags(
-    agentFlags,
-    ['--registry-addr', '127.0.0.2:5001', '--resolve-tags=false'],
-    { MIRRA_REGISTRY_ADDR: '127.0.0.3:9', MIRRA_MIRRORED_REGISTRIES: 'docker.io, https://ghcr.io', MIRRA_LOG_LEVEL: 'debug' },
-  );
+  const { values } = parseFlags(agentFlags, ['--registry-addr', '127.0.0.2:5001', '--resolve-tags=false'], {
+    MIRRA_REGISTRY_ADDR: '127.0.0.3:9',
+    MIRRA_MIRRORED_REGISTRIES: 'docker.io, https://ghcr.io',
+    MIRRA_LOG_LEVEL: 'debug',
+  });
   assert.deepEqual(values.registryAddr, { host: '127.0.0.2', port: 5001 });
   assert.deepEqual(values.mirroredRegistries, ['docker.io', 'ghcr.io']);
   assert.equal(values.resolveTags, false);

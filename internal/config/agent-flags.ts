@@ -143,7 +143,7 @@ export const agentFlags = {
   serviceName: flag({
     name: 'service-name',
     env: 'MIRRA_SERVICE_NAME',
-    description: "headless Service whose EndpointSlices say which agents are ready",
+    description: 'headless Service whose EndpointSlices say which agents are ready',
     defaultValue: 'mirra',
     parse: parseDnsName,
   }),
@@ -230,7 +230,8 @@ export const agentFlags = {
   shutdownGraceMs: flag({
     name: 'shutdown-grace',
     env: 'MIRRA_SHUTDOWN_GRACE',
-    description: "on SIGTERM: no new connections, running responses may finish for this long, then the rest is cut and the agent exits 0 (keep it below the pod's terminationGracePeriodSeconds)",
+    description:
+      "on SIGTERM: no new connections, running responses may finish for this long, then the rest is cut and the agent exits 0 (keep it below the pod's terminationGracePeriodSeconds)",
     defaultValue: 20_000,
     defaultLabel: '20s',
     parse: parseDurationMs,
@@ -279,7 +280,8 @@ export const agentFlags = {
   maxRssBytes: flag<number | 'auto'>({
     name: 'max-rss',
     env: 'MIRRA_MAX_RSS',
-    description: "shed load (503) while the resident memory is above this (e.g. 240Mi) and live memory (heap and buffers) above half of it; auto: 94% of the container's memory limit, none without one; 0 disables",
+    description:
+      "shed load (503) while the resident memory is above this (e.g. 240Mi) and live memory (heap and buffers) above half of it; auto: 94% of the container's memory limit, none without one; 0 disables",
     defaultValue: 'auto',
     parse: parseAutoByteSize,
   }),

@@ -12,11 +12,10 @@ test('configure defaults; flags and env', () => {
   assert.equal(defaults.resolveTags, true);
   assert.equal(defaults.prependExisting, false);
 
-  const { values } = parseFlags(
-    configureFlags,
-    ['--mirror-targets', 'http://127.0.0.1:30020', '--resolve-tags=false', '--prepend-existing'],
-    { MIRRA_MIRRORED_REGISTRIES: 'https://docker.io, ghcr.io,http://127.0.0.1:5000', MIRRA_CONTAINERD_REGISTRY_CONFIG_PATH: '/tmp/certs.d' },
-  );
+  const { values } = parseFlags(configureFlags, ['--mirror-targets', 'http://127.0.0.1:30020', '--resolve-tags=false', '--prepend-existing'], {
+    MIRRA_MIRRORED_REGISTRIES: 'https://docker.io, ghcr.io,http://127.0.0.1:5000',
+    MIRRA_CONTAINERD_REGISTRY_CONFIG_PATH: '/tmp/certs.d',
+  });
   assert.equal(values.certsDir, '/tmp/certs.d');
   assert.deepEqual(values.mirroredRegistries, [
     { host: 'docker.io', server: 'https://registry-1.docker.io' },

@@ -2,7 +2,7 @@
 // needed): listing and walking shared per target, each kind of change, gc
 // settle, deletions while a step runs, retries, the re-walk safety net and
 // the single flight of refreshes. The real containerd checks the same
-// behaviour through the node's keys (internal/state/node-state.test.ts).
+// behaviour through the node's keys (internal/state/node-state.containerd.test.ts).
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { createLogger } from '../log/logger.ts';

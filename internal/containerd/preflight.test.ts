@@ -31,7 +31,10 @@ test('good configs pass: version 2, 3 and 1 (discard_unpacked_layers absent mean
     ),
     undefined,
   );
-  assert.equal(await checkContainerdConfig(await configFile(`version = 3\n[plugins.'io.containerd.cri.v1.images']\n  discard_unpacked_layers = false\n${V3}`)), undefined);
+  assert.equal(
+    await checkContainerdConfig(await configFile(`version = 3\n[plugins.'io.containerd.cri.v1.images']\n  discard_unpacked_layers = false\n${V3}`)),
+    undefined,
+  );
   assert.equal(await checkContainerdConfig(await configFile('[plugins.cri.registry]\n  config_path = "/etc/containerd/certs.d"\n')), undefined);
 });
 
@@ -44,7 +47,11 @@ test('discard_unpacked_layers = true names the setting, the file, the table and 
   );
   const v3 = await configFile(`version = 3\n[plugins."io.containerd.cri.v1.images"]\n  discard_unpacked_layers = true\n${V3}`);
   assert.match((await checkContainerdConfig(v3)) ?? '', /discard_unpacked_layers = true in .* \[plugins\."io\.containerd\.cri\.v1\.images"\]/);
-  assert.match((await checkContainerdConfig(await configFile(`version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = "no"\n${V2}`))) ?? '', /not a boolean/);
+  assert.match(
+    (await checkContainerdConfig(await configFile(`version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = "no"\n${V2}`))) ??
+      '',
+    /not a boolean/,
+  );
 });
 
 test('a missing or empty config_path is a failure', async () => {
@@ -71,7 +78,9 @@ test('missing, unparsable and unknown-version files are one clear line', async (
 test('imports are read over the main file; a glob import may match nothing; a missing explicit import is named', async () => {
   await mkdir(join(dir, 'conf.d'));
   await writeFile(join(dir, 'conf.d', '10-registry.toml'), `version = 2\n${V2}`);
-  const main = await configFile('version = 2\nimports = ["conf.d/*.toml", "/nonexistent/dir/*.toml"]\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = true\n');
+  const main = await configFile(
+    'version = 2\nimports = ["conf.d/*.toml", "/nonexistent/dir/*.toml"]\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = true\n',
+  );
   assert.match((await checkContainerdConfig(main)) ?? '', /discard_unpacked_layers = true in .*config-\d+\.toml/);
   await writeFile(join(dir, 'conf.d', '20-layers.toml'), 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = false\n');
   assert.equal(await checkContainerdConfig(main), undefined);
@@ -83,7 +92,10 @@ test('imports are read over the main file; a glob import may match nothing; a mi
 const V21 = { known: true, text: '2.1.9', major: 2, minor: 1 } as const;
 const V20 = { known: true, text: '2.0.7', major: 2, minor: 0 } as const;
 const V17 = { known: true, text: '1.7.24~ds1', major: 1, minor: 7 } as const;
-const UNKNOWN = { known: false, reason: 'cannot ask containerd at /run/containerd/containerd.sock its version: 14 UNAVAILABLE: No connection established' } as const;
+const UNKNOWN = {
+  known: false,
+  reason: 'cannot ask containerd at /run/containerd/containerd.sock its version: 14 UNAVAILABLE: No connection established',
+} as const;
 
 /** `containerd config default` of 2.1.9, trimmed to the top and the CRI images plugin; `configPath` and `extra` (lines in the images table) vary. */
 function default21(configPath: string, extra = ''): string {
@@ -151,8 +163,14 @@ test('2.1+ with a `:` list: one line naming the version, the setting, the file, 
     `containerd 2.1.9 pulls through its transfer service, which takes config_path as one directory: config_path = "/etc/containerd/certs.d:/etc/docker/certs.d" in ${file} [plugins."io.containerd.cri.v1.images".registry] makes it ignore every hosts.toml; set config_path = "/etc/containerd/certs.d", or use_local_image_pull = true in [plugins."io.containerd.cri.v1.images"], and restart containerd`,
   );
   const v22 = await configFile(DEFAULT_22);
-  assert.match((await checkContainerdConfig(v22, { known: true, text: '2.2.1', major: 2, minor: 2 })) ?? '', /^containerd 2\.2\.1 pulls through its transfer service, .* in \S+ \[plugins\."io\.containerd\.cri\.v1\.images"\.registry\] makes it ignore/);
-  assert.match((await checkContainerdConfig(v22, { known: true, text: '3.0.0', major: 3, minor: 0 })) ?? '', /^containerd 3\.0\.0 pulls through its transfer service/);
+  assert.match(
+    (await checkContainerdConfig(v22, { known: true, text: '2.2.1', major: 2, minor: 2 })) ?? '',
+    /^containerd 2\.2\.1 pulls through its transfer service, .* in \S+ \[plugins\."io\.containerd\.cri\.v1\.images"\.registry\] makes it ignore/,
+  );
+  assert.match(
+    (await checkContainerdConfig(v22, { known: true, text: '3.0.0', major: 3, minor: 0 })) ?? '',
+    /^containerd 3\.0\.0 pulls through its transfer service/,
+  );
   // The suggested directory is the list's first; a trailing `:` is still a list to the transfer service.
   const odd = await configFile(default21(':/srv/certs.d:'));
   assert.match((await checkContainerdConfig(odd, V21)) ?? '', /set config_path = "\/srv\/certs\.d", or use_local_image_pull = true/);
@@ -160,15 +178,33 @@ test('2.1+ with a `:` list: one line naming the version, the setting, the file, 
 
 test('2.1+ pulling locally (use_local_image_pull, or a setting the transfer service lacks) takes a `:` list', async () => {
   const list = '/etc/containerd/certs.d:/etc/docker/certs.d';
-  assert.equal(await checkContainerdConfig(await configFile(default21(list).replace('use_local_image_pull = false', 'use_local_image_pull = true')), V21), undefined);
-  assert.equal(await checkContainerdConfig(await configFile(default21(list).replace('disable_snapshot_annotations = true', 'disable_snapshot_annotations = false')), V21), undefined);
-  assert.equal(await checkContainerdConfig(await configFile(default21(list).replace('max_concurrent_downloads = 3', 'max_concurrent_downloads = 6')), V21), undefined);
-  assert.equal(await checkContainerdConfig(await configFile(default21(list).replace('image_pull_with_sync_fs = false', 'image_pull_with_sync_fs = true')), V21), undefined);
+  assert.equal(
+    await checkContainerdConfig(await configFile(default21(list).replace('use_local_image_pull = false', 'use_local_image_pull = true')), V21),
+    undefined,
+  );
+  assert.equal(
+    await checkContainerdConfig(await configFile(default21(list).replace('disable_snapshot_annotations = true', 'disable_snapshot_annotations = false')), V21),
+    undefined,
+  );
+  assert.equal(
+    await checkContainerdConfig(await configFile(default21(list).replace('max_concurrent_downloads = 3', 'max_concurrent_downloads = 6')), V21),
+    undefined,
+  );
+  assert.equal(
+    await checkContainerdConfig(await configFile(default21(list).replace('image_pull_with_sync_fs = false', 'image_pull_with_sync_fs = true')), V21),
+    undefined,
+  );
   const configs = `${default21(list)}\n    [plugins.'io.containerd.cri.v1.images'.registry.configs.'registry.example.com'.auth]\n      username = 'u'\n`;
   assert.equal(await checkContainerdConfig(await configFile(configs), V21), undefined);
   // Set in an import, as containerd merges it.
   await writeFile(join(dir, 'local-pull.toml'), "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  use_local_image_pull = true\n");
-  assert.equal(await checkContainerdConfig(await configFile(DEFAULT_22.replace("state = '/run/containerd'", "state = '/run/containerd'\nimports = ['local-pull.toml']")), V21), undefined);
+  assert.equal(
+    await checkContainerdConfig(
+      await configFile(DEFAULT_22.replace("state = '/run/containerd'", "state = '/run/containerd'\nimports = ['local-pull.toml']")),
+      V21,
+    ),
+    undefined,
+  );
   // An import that turns it back off wins, as the last one does in containerd.
   await writeFile(join(dir, 'transfer-pull.toml'), "version = 3\n[plugins.'io.containerd.cri.v1.images']\n  use_local_image_pull = false\n");
   const both = DEFAULT_22.replace("state = '/run/containerd'", "state = '/run/containerd'\nimports = ['local-pull.toml', 'transfer-pull.toml']");
@@ -182,7 +218,10 @@ test('2.1+ with one directory passes; 1.x and 2.0 split a `:` list themselves', 
   assert.equal(await checkContainerdConfig(v2, V17), undefined);
   assert.equal(await checkContainerdConfig(v2, { known: true, text: '1.6.20~ds1', major: 1, minor: 6 }), undefined);
   // containerd 2.1 reading that version 2 file migrates it, and pulls through the transfer service all the same.
-  assert.match((await checkContainerdConfig(v2, V21)) ?? '', new RegExp(`config_path = "/etc/containerd/certs\\.d:/etc/docker/certs\\.d" in ${v2} \\[plugins\\."io\\.containerd\\.grpc\\.v1\\.cri"\\.registry\\]`));
+  assert.match(
+    (await checkContainerdConfig(v2, V21)) ?? '',
+    new RegExp(`config_path = "/etc/containerd/certs\\.d:/etc/docker/certs\\.d" in ${v2} \\[plugins\\."io\\.containerd\\.grpc\\.v1\\.cri"\\.registry\\]`),
+  );
   // ... unless the migrated CRI settings make it pull locally (legacy registry configs, here).
   const legacy = await configFile(
     'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/a:/b"\n[plugins."io.containerd.grpc.v1.cri".registry.configs."gcr.io".auth]\n  username = "_json_key"\n',

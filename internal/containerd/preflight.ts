@@ -109,7 +109,11 @@ function pullsLocally(files: LoadedFile[]): boolean {
 }
 
 /** A `:`-separated config_path on a containerd that pulls through its transfer service (2.1+, or unknown), as one line; else undefined. */
-function transferServiceProblem(files: LoadedFile[], configPath: { value: string; file: string; table: string }, containerd: ContainerdVersion): string | undefined {
+function transferServiceProblem(
+  files: LoadedFile[],
+  configPath: { value: string; file: string; table: string },
+  containerd: ContainerdVersion,
+): string | undefined {
   if (!configPath.value.includes(':')) return undefined;
   if (containerd.known && (containerd.major < 2 || (containerd.major === 2 && containerd.minor < 1))) return undefined;
   if (pullsLocally(files)) return undefined;
@@ -143,7 +147,9 @@ export function checkLoadedConfig(files: LoadedFile[], containerd?: ContainerdVe
     const what = configPath.value === undefined ? 'config_path is not set' : 'config_path = ""';
     return `containerd has no registry config_path (${what} in ${configPath.file} ${configPath.table}); set config_path = "/etc/containerd/certs.d" there and restart containerd, or containerd ignores mirra's hosts.toml files`;
   }
-  return containerd === undefined ? undefined : transferServiceProblem(files, { value: configPath.value, file: configPath.file, table: configPath.table }, containerd);
+  return containerd === undefined
+    ? undefined
+    : transferServiceProblem(files, { value: configPath.value, file: configPath.file, table: configPath.table }, containerd);
 }
 
 function firstLine(message: string): string {
@@ -183,12 +189,22 @@ async function resolveImports(loaded: LoadedFile): Promise<string[]> {
       paths.push(path);
       continue;
     }
-    const pattern = new RegExp(`^${name.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+    const pattern = new RegExp(
+      `^${name
+        .replace(/[.+^${}()|\\]/g, '\\$&')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')}$`,
+    );
     const entries = await readdir(dirname(path)).catch((err: unknown) => {
       if (isNotFound(err)) return [];
       throw err;
     });
-    paths.push(...entries.filter((entry) => pattern.test(entry)).sort().map((entry) => join(dirname(path), entry)));
+    paths.push(
+      ...entries
+        .filter((entry) => pattern.test(entry))
+        .sort()
+        .map((entry) => join(dirname(path), entry)),
+    );
   }
   return paths;
 }
@@ -214,7 +230,9 @@ export async function checkContainerdConfig(configPath: string, containerd?: Con
       seen.add(next);
       const loaded = await loadFile(next, mainVersion).catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
-        throw new Error(`containerd config ${configPath} imports ${next}, which is not readable here: mount it at that path too, or turn this check off with --preflight=false`);
+        throw new Error(
+          `containerd config ${configPath} imports ${next}, which is not readable here: mount it at that path too, or turn this check off with --preflight=false`,
+        );
       });
       files.push(loaded);
       queue.push(...(await resolveImports(loaded)));

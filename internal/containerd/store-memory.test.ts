@@ -1,6 +1,6 @@
 // The containerd store on the in-memory containerd twin (no containerd
 // needed): the ContentStore conformance suite, and imagedOnly()'s misses from
-// memory, known tags and shared resolves. store.test.ts runs the same against
+// memory, known tags and shared resolves. store.containerd.test.ts runs the same against
 // the real containerd (the conformance check of the twin).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

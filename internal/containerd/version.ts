@@ -67,7 +67,7 @@ export async function containerdVersion(socket: string, timeoutMs = 5_000): Prom
     return parseContainerdVersion((await requestContainerdVersion(socket, timeoutMs)).version);
   } catch (err) {
     // grpc-js ends an UNAVAILABLE with an empty "Resolution note:".
-    const message = ((errorMessage(err)).split('\n')[0] ?? '').replace(/\.?\s*Resolution note:\s*$/, '').trim();
+    const message = (errorMessage(err).split('\n')[0] ?? '').replace(/\.?\s*Resolution note:\s*$/, '').trim();
     return { known: false, reason: `cannot ask containerd at ${socket} its version: ${message}` };
   }
 }

@@ -51,7 +51,10 @@ function options(certsDir: string, extra: Partial<ConfigureOptions> = {}): Confi
 test('writes one marked hosts.toml per registry: the agent first, the registry as server', async () => {
   const certsDir = await freshDir();
   const result = await writeMirrorConfiguration(options(certsDir));
-  assert.deepEqual(result.written.map((w) => w.dir), ['docker.io', 'ghcr.io', '127.0.0.1:5000']);
+  assert.deepEqual(
+    result.written.map((w) => w.dir),
+    ['docker.io', 'ghcr.io', '127.0.0.1:5000'],
+  );
   assert.ok(result.written.every((w) => w.createdDir && w.backup === undefined));
   const files = await tree(certsDir);
   assert.deepEqual(Object.keys(files).sort(), ['127.0.0.1:5000/hosts.toml', 'docker.io/hosts.toml', 'ghcr.io/hosts.toml']);
@@ -103,7 +106,10 @@ test('replaces an existing file but keeps it as a backup; cleanup puts it back b
   assert.equal(await readFile(join(certsDir, 'docker.io', 'hosts.toml.mirra-backup'), 'utf8'), original);
 
   const actions = await removeMirrorConfiguration(certsDir);
-  assert.deepEqual(actions.map((a) => a.action), ['restored']);
+  assert.deepEqual(
+    actions.map((a) => a.action),
+    ['restored'],
+  );
   assert.deepEqual(await tree(certsDir), {
     'docker.io/hosts.toml': original,
     'docker.io/ca.crt': 'not ours',
@@ -135,7 +141,10 @@ test('a registry dropped from the list loses its managed file on the next config
   await writeMirrorConfiguration(options(certsDir));
   const result = await writeMirrorConfiguration(options(certsDir, { registries: [parseMirroredRegistry('docker.io')] }));
   assert.deepEqual(
-    result.stale.filter((a) => a.action === 'removed').map((a) => a.path).sort(),
+    result.stale
+      .filter((a) => a.action === 'removed')
+      .map((a) => a.path)
+      .sort(),
     [join(certsDir, '127.0.0.1:5000', 'hosts.toml'), join(certsDir, 'ghcr.io', 'hosts.toml')],
   );
   assert.deepEqual(Object.keys(await tree(certsDir)), ['docker.io/hosts.toml']);

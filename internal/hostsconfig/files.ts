@@ -56,7 +56,10 @@ export async function writeAtomic(path: string, text: string): Promise<void> {
 export async function listDirs(certsDir: string): Promise<string[]> {
   try {
     const entries = await readdir(certsDir, { withFileTypes: true });
-    return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+    return entries
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
   } catch (err) {
     if (isNotFound(err)) return [];
     throw err;

@@ -29,9 +29,7 @@ function quote(value: string): string {
 
 /** One `[host."URL"]` table (with its capabilities) per mirror, in order. */
 export function renderHostSections(mirrors: MirrorHost[]): string {
-  return mirrors
-    .map((mirror) => `[host.${quote(mirror.url)}]\n  capabilities = [${mirror.capabilities.map(quote).join(', ')}]\n`)
-    .join('\n');
+  return mirrors.map((mirror) => `[host.${quote(mirror.url)}]\n  capabilities = [${mirror.capabilities.map(quote).join(', ')}]\n`).join('\n');
 }
 
 /**

@@ -135,7 +135,10 @@ test('a 401 drops the cached token; error bodies that are not a Status still giv
     await assert.rejects(c.get('/x', {}, signal()), (err: unknown) => err instanceof KubeApiError && err.status === 401 && err.body === '<html>no</html>');
     assert.equal(invalidated, 1);
     status = 503;
-    await assert.rejects(c.get('/x', {}, signal()), (err: unknown) => err instanceof KubeApiError && err.message === 'HTTP 503' && err.headers['retry-after'] === '3');
+    await assert.rejects(
+      c.get('/x', {}, signal()),
+      (err: unknown) => err instanceof KubeApiError && err.message === 'HTTP 503' && err.headers['retry-after'] === '3',
+    );
     assert.equal(invalidated, 1);
     status = 200;
     await assert.rejects(c.get('/x', {}, signal()), /the API answered GET \/x with a body that is not JSON/);

@@ -58,7 +58,10 @@ test('KUBECONFIG from the environment passed in (a list of files)', () => {
   const loaded = loadKubeConfig({ env: { KUBECONFIG: `${delimiter}${kubeconfig}` } });
   assert.equal(loaded.source, 'env');
   assert.equal(loaded.target.server, api.url);
-  oneLineError(() => loadKubeConfig({ env: { KUBECONFIG: `${kubeconfig}${delimiter}${join(dir, 'missing')}` } }), /KUBECONFIG: .*missing is not a readable file/);
+  oneLineError(
+    () => loadKubeConfig({ env: { KUBECONFIG: `${kubeconfig}${delimiter}${join(dir, 'missing')}` } }),
+    /KUBECONFIG: .*missing is not a readable file/,
+  );
 });
 
 test('in-cluster: the service account token, CA and namespace', async () => {

@@ -82,5 +82,8 @@ test('ExecCredential output is validated', () => {
   assert.throws(() => parseExecCredential('not json', 'p'), /printed no JSON ExecCredential/);
   assert.throws(() => parseExecCredential('{"kind":"ExecCredential"}', 'p'), /printed no status/);
   assert.throws(() => parseExecCredential('{"status":{"token":""}}', 'p'), /returned no token/);
-  assert.throws(() => parseExecCredential('{"status":{"clientCertificateData":"x","clientKeyData":"y"}}', 'p'), /client certificate: mirra supports tokens from plugins only/);
+  assert.throws(
+    () => parseExecCredential('{"status":{"clientCertificateData":"x","clientKeyData":"y"}}', 'p'),
+    /client certificate: mirra supports tokens from plugins only/,
+  );
 });

@@ -100,7 +100,12 @@ test('an exec plugin is read with its args and env; its command is kept as writt
     JSON.stringify({
       'current-context': 'c',
       clusters: [{ name: 'c', cluster: { server: 'https://h:443' } }],
-      users: [{ name: 'u', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './plugin', args: ['get-token'], env: [{ name: 'A', value: '1' }] } } }],
+      users: [
+        {
+          name: 'u',
+          user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './plugin', args: ['get-token'], env: [{ name: 'A', value: '1' }] } },
+        },
+      ],
       contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
     }),
   );
@@ -112,7 +117,12 @@ test('what mirra cannot use is one line naming the field', async () => {
   const config = (cluster: object, user: object, extra = ''): Promise<string> =>
     file(
       'bad.json',
-      JSON.stringify({ 'current-context': 'c', clusters: [{ name: 'c', cluster }], users: [{ name: 'u', user }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }] }) + extra,
+      JSON.stringify({
+        'current-context': 'c',
+        clusters: [{ name: 'c', cluster }],
+        users: [{ name: 'u', user }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+      }) + extra,
     );
   const server = { server: 'https://h:443' };
   fails(() => readKubeconfig([join(dir, 'missing')]), /cannot load .*missing/);

@@ -141,7 +141,8 @@ function execOf(entry: Entry, name: string): ExecPlugin | undefined {
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new KubeConfigError(`${where}: args must be a list of strings`);
   const env: Record<string, string> = {};
   for (const item of Array.isArray(exec['env']) ? exec['env'] : []) {
-    if (!isObj(item) || typeof item['name'] !== 'string' || typeof item['value'] !== 'string') throw new KubeConfigError(`${where}: env entries need a name and a value`);
+    if (!isObj(item) || typeof item['name'] !== 'string' || typeof item['value'] !== 'string')
+      throw new KubeConfigError(`${where}: env entries need a name and a value`);
     env[item['name']] = item['value'];
   }
   return { command: exec['command'], args, env, apiVersion, dir: entry.dir };
@@ -150,12 +151,14 @@ function execOf(entry: Entry, name: string): ExecPlugin | undefined {
 function userOf(entry: Entry | undefined, name: string): KubeUser {
   if (entry === undefined) return { token: undefined, tokenFile: undefined, cert: undefined, key: undefined, exec: undefined };
   for (const field of ['auth-provider', 'username', 'password']) {
-    if (entry.body[field] !== undefined) throw new KubeConfigError(`${entry.file}: user ${name}: ${field} is not supported (use a token, a client certificate or exec)`);
+    if (entry.body[field] !== undefined)
+      throw new KubeConfigError(`${entry.file}: user ${name}: ${field} is not supported (use a token, a client certificate or exec)`);
   }
   const tokenPath = optionalString(entry, 'tokenFile');
   const cert = fileOrData(entry, 'client-certificate');
   const key = fileOrData(entry, 'client-key');
-  if ((cert === undefined) !== (key === undefined)) throw new KubeConfigError(`${entry.file}: user ${name}: a client certificate needs its key, and the other way round`);
+  if ((cert === undefined) !== (key === undefined))
+    throw new KubeConfigError(`${entry.file}: user ${name}: a client certificate needs its key, and the other way round`);
   return { token: optionalString(entry, 'token'), tokenFile: tokenPath && resolve(entry.dir, tokenPath), cert, key, exec: execOf(entry, name) };
 }
 
@@ -170,7 +173,8 @@ export function readKubeconfig(paths: readonly string[], context?: string): Reso
   if (ctx === undefined) throw new KubeConfigError(`${where}: no current cluster (context ${contextName} is not defined)`);
   const clusterName = optionalString(ctx, 'cluster') ?? '';
   const cluster = merged.clusters.get(clusterName);
-  if (cluster === undefined) throw new KubeConfigError(`${ctx.file}: no current cluster (context ${contextName} names cluster "${clusterName}", which is not defined)`);
+  if (cluster === undefined)
+    throw new KubeConfigError(`${ctx.file}: no current cluster (context ${contextName} names cluster "${clusterName}", which is not defined)`);
   const userName = optionalString(ctx, 'user') ?? '';
   return {
     context: contextName,

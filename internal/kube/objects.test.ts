@@ -8,8 +8,18 @@ test('a pod view keeps only the summary annotations', () => {
     spec: { nodeName: 'n1' },
     status: { podIP: '10.0.0.1' },
   });
-  assert.deepEqual(pod, { name: 'p', resourceVersion: '7', nodeName: 'n1', podIP: '10.0.0.1', ready: false, summary: { 'mirra.dev/summary': 'h', 'mirra.dev/shard-0': 's' } });
-  const conditions = (status: string): unknown[] => [{ type: 'Initialized', status: 'True' }, { type: 'Ready', status }];
+  assert.deepEqual(pod, {
+    name: 'p',
+    resourceVersion: '7',
+    nodeName: 'n1',
+    podIP: '10.0.0.1',
+    ready: false,
+    summary: { 'mirra.dev/summary': 'h', 'mirra.dev/shard-0': 's' },
+  });
+  const conditions = (status: string): unknown[] => [
+    { type: 'Initialized', status: 'True' },
+    { type: 'Ready', status },
+  ];
   assert.equal(parsePod({ metadata: { name: 'p' }, status: { conditions: conditions('True') } })?.ready, true);
   assert.equal(parsePod({ metadata: { name: 'p' }, status: { conditions: conditions('False') } })?.ready, false);
 });
@@ -17,7 +27,10 @@ test('a pod view keeps only the summary annotations', () => {
 test('an EndpointSlice view: the registry port (else the first), readiness (unset: ready), pod targets only', () => {
   const slice = parseSlice({
     metadata: { name: 's', resourceVersion: '9' },
-    ports: [{ name: 'metrics', port: 9090 }, { name: 'registry', port: 5000 }],
+    ports: [
+      { name: 'metrics', port: 9090 },
+      { name: 'registry', port: 5000 },
+    ],
     endpoints: [
       { addresses: ['10.0.0.1'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'a' }, zone: 'z1', nodeName: 'n1' },
       { addresses: ['10.0.0.2'], conditions: { ready: false }, targetRef: { kind: 'Pod', name: 'b' } },
@@ -36,8 +49,16 @@ test('an EndpointSlice view: the registry port (else the first), readiness (unse
       ['c', '10.0.0.3', true, undefined, undefined, 5000],
     ],
   );
-  assert.equal(parseSlice({ metadata: { name: 's' }, ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['1.2.3.4'], targetRef: { name: 'a' } }] })?.endpoints[0]?.port, 8080);
-  assert.equal(parseSlice({ metadata: { name: 's' }, ports: [{ port: 0 }, { port: 'x' }], endpoints: [{ addresses: ['1.2.3.4'], targetRef: { name: 'a' } }] })?.endpoints[0]?.port, undefined);
+  assert.equal(
+    parseSlice({ metadata: { name: 's' }, ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['1.2.3.4'], targetRef: { name: 'a' } }] })
+      ?.endpoints[0]?.port,
+    8080,
+  );
+  assert.equal(
+    parseSlice({ metadata: { name: 's' }, ports: [{ port: 0 }, { port: 'x' }], endpoints: [{ addresses: ['1.2.3.4'], targetRef: { name: 'a' } }] })
+      ?.endpoints[0]?.port,
+    undefined,
+  );
 });
 
 test('malformed objects give undefined, never an exception', () => {

@@ -51,7 +51,15 @@ before(async () => {
   proxy = await startRecordingProxy(new URL(api.url));
   const port = (proxy.address() as AddressInfo).port;
   const server = `http://127.0.0.1:${port}`;
-  client = createKubeClient({ server, ca: undefined, cert: undefined, key: undefined, insecureSkipTlsVerify: true, tlsServerName: undefined, credentials: staticToken('t') });
+  client = createKubeClient({
+    server,
+    ca: undefined,
+    cert: undefined,
+    key: undefined,
+    insecureSkipTlsVerify: true,
+    tlsServerName: undefined,
+    credentials: staticToken('t'),
+  });
 });
 
 after(async () => {
@@ -79,8 +87,7 @@ function publisher(extra: Partial<PublisherOptions> = {}): Publisher {
 const podAnnotations = (): Record<string, string> => (api.get('Pod', 'default', POD)?.metadata as { annotations?: Record<string, string> }).annotations ?? {};
 const requests = () => api.requests().slice(requestsAtStart);
 const patchCount = (): number => requests().filter((r) => r.method === 'PATCH').length;
-const summary = (keys: string[], generation: number, shards = 8): Record<string, string> =>
-  encodeSummary(keys, { hasher, shards, generation }).annotations;
+const summary = (keys: string[], generation: number, shards = 8): Record<string, string> => encodeSummary(keys, { hasher, shards, generation }).annotations;
 const keys = Array.from({ length: 200 }, (_, i) => `sha256:${hasher.digest(`k${i}`).repeat(4)}`);
 
 test('publishes the summary, then only the changed shards, and nothing when unchanged', async () => {

@@ -5,8 +5,14 @@ import { backoffMs, describeError, isRetryable, retryAfterMs, statusOf } from '.
 
 test('backoff doubles from the minimum up to the cap, with jitter between half and all of it', () => {
   const options = { minBackoffMs: 100, maxBackoffMs: 1000 };
-  assert.deepEqual([1, 2, 3, 4, 5, 50].map((a) => backoffMs(a, options, () => 1)), [100, 200, 400, 800, 1000, 1000]);
-  assert.deepEqual([1, 2, 5].map((a) => backoffMs(a, options, () => 0)), [50, 100, 500]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 50].map((a) => backoffMs(a, options, () => 1)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
+  assert.deepEqual(
+    [1, 2, 5].map((a) => backoffMs(a, options, () => 0)),
+    [50, 100, 500],
+  );
   for (let i = 0; i < 100; i++) {
     const ms = backoffMs(3, options);
     assert.ok(ms >= 200 && ms <= 400);
@@ -15,8 +21,14 @@ test('backoff doubles from the minimum up to the cap, with jitter between half a
 
 test('which errors are retried, Retry-After and descriptions', () => {
   const status = (code: number, headers: Record<string, string> = {}) => new KubeApiError(code, headers, { kind: 'Status', message: `m${code}` });
-  assert.deepEqual([500, 503, 429, 409, 408, 404, 401].map((c) => isRetryable(status(c))), [true, true, true, true, true, true, true]);
-  assert.deepEqual([400, 403, 413, 415, 422].map((c) => isRetryable(status(c))), [false, false, false, false, false]);
+  assert.deepEqual(
+    [500, 503, 429, 409, 408, 404, 401].map((c) => isRetryable(status(c))),
+    [true, true, true, true, true, true, true],
+  );
+  assert.deepEqual(
+    [400, 403, 413, 415, 422].map((c) => isRetryable(status(c))),
+    [false, false, false, false, false],
+  );
   assert.equal(isRetryable(new Error('connect ECONNREFUSED 127.0.0.1:1')), true);
   assert.equal(statusOf(status(410)), 410);
   assert.equal(statusOf(new Error('Gone')), undefined);

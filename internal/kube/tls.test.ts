@@ -64,7 +64,10 @@ test('a token, a client certificate (files or data) over https with the kubeconf
 
 test('the server certificate is checked: another CA fails, insecure-skip-tls-verify and tls-server-name work', async () => {
   const otherCa = Buffer.from(pki.otherCa.cert).toString('base64');
-  await assert.rejects(readAs({ token: 'first-token' }, (c) => (cluster(c)['certificate-authority-data'] = otherCa)), /unable to verify|self.signed|UNABLE_TO_VERIFY/i);
+  await assert.rejects(
+    readAs({ token: 'first-token' }, (c) => (cluster(c)['certificate-authority-data'] = otherCa)),
+    /unable to verify|self.signed|UNABLE_TO_VERIFY/i,
+  );
   const skip = (c: Record<string, unknown>): void => {
     delete cluster(c)['certificate-authority-data'];
     cluster(c)['insecure-skip-tls-verify'] = true;
@@ -80,8 +83,14 @@ test('the server certificate is checked: another CA fails, insecure-skip-tls-ver
 });
 
 test('a wrong token or a certificate of another CA gets 401', async () => {
-  await assert.rejects(readAs({ token: 'wrong' }), (err: unknown) => err instanceof KubeApiError && err.status === 401 && err.message === 'HTTP 401: Unauthorized');
-  await assert.rejects(readAs({ clientCertificate: pki.otherClient.certPath, clientKey: pki.otherClient.keyPath }), (err: unknown) => err instanceof KubeApiError && err.status === 401);
+  await assert.rejects(
+    readAs({ token: 'wrong' }),
+    (err: unknown) => err instanceof KubeApiError && err.status === 401 && err.message === 'HTTP 401: Unauthorized',
+  );
+  await assert.rejects(
+    readAs({ clientCertificate: pki.otherClient.certPath, clientKey: pki.otherClient.keyPath }),
+    (err: unknown) => err instanceof KubeApiError && err.status === 401,
+  );
 });
 
 test('a rotated token file is read again after a 401; an exec plugin supplies the token', async () => {

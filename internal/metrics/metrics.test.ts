@@ -22,7 +22,10 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
   assert.equal(own.length, 20);
   for (const family of own) {
-    assert.ok(UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)), `${family.name} names its unit`);
+    assert.ok(
+      UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)),
+      `${family.name} names its unit`,
+    );
     if (String(family.type) !== 'counter') assert.ok(!family.name.endsWith('_total'), `${family.type} ${family.name} must not end with _total`);
   }
   const names = new Set(families.map((f) => f.name));

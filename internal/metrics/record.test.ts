@@ -35,7 +35,8 @@ test('requests by handler, status and source; bytes; resolutions', async (t) => 
   const manifest = sampleManifest();
   remote.tag('docker.io/library/nginx:1.27', remote.put(manifest, MediaType.ociManifest));
 
-  const get = async (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<number> => (await app.inject({ method, url, headers })).statusCode;
+  const get = async (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<number> =>
+    (await app.inject({ method, url, headers })).statusCode;
   assert.equal(await get(`/v2/library/nginx/blobs/${localBlob}`), 200);
   assert.equal(await get(`/v2/library/nginx/blobs/${localBlob}`, { range: 'bytes=0-9' }), 206);
   assert.equal(await get(`/v2/library/nginx/blobs/${remoteBlob}`), 200);

@@ -51,8 +51,5 @@ test('a busy port is a clear error', async (t) => {
   t.after(() => blocker.close());
   const address = blocker.address();
   assert.ok(address !== null && typeof address === 'object');
-  await assert.rejects(
-    startMetricsServer({ registry: createMetrics().registry, addr: { host: '127.0.0.1', port: address.port }, logger }),
-    /EADDRINUSE/,
-  );
+  await assert.rejects(startMetricsServer({ registry: createMetrics().registry, addr: { host: '127.0.0.1', port: address.port }, logger }), /EADDRINUSE/);
 });

@@ -38,12 +38,7 @@ export interface ManifestCheck {
   onMismatch(candidate: Candidate): void;
 }
 
-const MANIFEST_ACCEPT = [
-  MediaType.ociIndex,
-  MediaType.ociManifest,
-  MediaType.dockerManifestList,
-  MediaType.dockerManifest,
-].join(', ');
+const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
 function repositoryPath(request: ContentRequest, kind: 'blobs' | 'manifests', reference: string): string {
   return `/v2/${request.name}/${kind}/${reference}?ns=${encodeURIComponent(request.registry)}`;
@@ -98,7 +93,11 @@ export async function headBlob(attempt: Attempt, digest: string): Promise<number
  * (undefined: the whole blob, size not known yet). The response is handed over
  * once its headers are checked: the status, the length and the range.
  */
-export async function getBlob(attempt: Attempt, digest: string, range: { start: number; end: number; sizeBytes: number } | undefined): Promise<IncomingMessage | undefined> {
+export async function getBlob(
+  attempt: Attempt,
+  digest: string,
+  range: { start: number; end: number; sizeBytes: number } | undefined,
+): Promise<IncomingMessage | undefined> {
   const { candidate } = attempt;
   const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
   const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };

@@ -25,7 +25,10 @@ describe('peer penalties', () => {
   it('repeated faults double the penalty up to the maximum', () => {
     let nowMs = 0;
     const penalties = createPeerPenalties({ baseMs: 100, maxMs: 500, nowMs: () => nowMs });
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => penalties.penalise('a')), [100, 200, 400, 500, 500]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => penalties.penalise('a')),
+      [100, 200, 400, 500, 500],
+    );
     nowMs += 499;
     assert.equal(penalties.isPenalised('a'), true);
   });

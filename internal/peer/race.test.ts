@@ -46,7 +46,11 @@ test('the first hit wins; a miss or a failure moves on at once', async () => {
   const winner = await raceCandidates({ candidates: peers, attempt, dispose: () => {}, hedge: fixed(1000), onFailure: (c) => failures.push(c.name) });
   assert.equal(winner?.value, 'C');
   assert.equal(winner?.candidate.name, 'c');
-  assert.deepEqual(winner?.rest.map((c) => c.name), ['d'], 'a missed, b failed: neither is kept to resume from');
+  assert.deepEqual(
+    winner?.rest.map((c) => c.name),
+    ['d'],
+    'a missed, b failed: neither is kept to resume from',
+  );
   assert.deepEqual(started, ['a', 'b', 'c']);
   assert.deepEqual(failures, ['b']);
 });
@@ -58,7 +62,10 @@ test('a slow candidate is hedged, the loser aborted, and kept to resume from', a
   const winner = await raceCandidates({ candidates: peers, attempt, dispose: () => {}, hedge: fixed(20), onHedge: () => hedges++ });
   assert.ok(performance.now() - startedMs < 200);
   assert.equal(winner?.value, 'B');
-  assert.deepEqual(winner?.rest.map((c) => c.name), ['a', 'c', 'd']);
+  assert.deepEqual(
+    winner?.rest.map((c) => c.name),
+    ['a', 'c', 'd'],
+  );
   assert.deepEqual(started, ['a', 'b']);
   assert.deepEqual(aborted, ['a']);
   assert.equal(hedges, 1);
@@ -82,6 +89,9 @@ test('nobody has it, no candidates, or aborted: undefined', async () => {
   const slow = scripted({ a: { ms: 1000, value: 'A' } });
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 10);
-  assert.equal(await raceCandidates({ candidates: peers.slice(0, 1), attempt: slow.attempt, dispose: () => {}, hedge: fixed(500), signal: controller.signal }), undefined);
+  assert.equal(
+    await raceCandidates({ candidates: peers.slice(0, 1), attempt: slow.attempt, dispose: () => {}, hedge: fixed(500), signal: controller.signal }),
+    undefined,
+  );
   assert.deepEqual(slow.aborted, ['a']);
 });

@@ -98,7 +98,10 @@ async function startFixture(): Promise<Fixture> {
   const share = (bytes: Buffer, holders: TestPeer[], order: TestPeer[] = holders): string => {
     let digest = '';
     for (const peer of holders) digest = peer.store.put(bytes);
-    claims.set(digest, order.map((peer) => peer.candidate));
+    claims.set(
+      digest,
+      order.map((peer) => peer.candidate),
+    );
     return digest;
   };
   const accessLines = (): Array<Record<string, unknown>> => log.lines.filter((line) => line.msg === 'request');
@@ -147,7 +150,11 @@ function servingTests(fixture: () => Fixture): void {
       assert.equal(res.headers.get('accept-ranges'), 'none');
       assert.equal(res.headers.get('content-length'), String(bytes.length));
       assert.deepEqual(await bodyOf(res), bytes);
-      assert.deepEqual(good.requests().map((line) => [line.method, line.status]), [['GET', 200]], `${header}: the peer sent the whole blob`);
+      assert.deepEqual(
+        good.requests().map((line) => [line.method, line.status]),
+        [['GET', 200]],
+        `${header}: the peer sent the whole blob`,
+      );
     }
   });
 
@@ -295,7 +302,13 @@ function failureTests(fixture: () => Fixture): void {
     assert.equal(hit.status, 200);
     assert.deepEqual(await bodyOf(hit), bytes);
     await until(() => accessLines().length === 2);
-    assert.deepEqual(accessLines().map((line) => [line.source, line.fromPeer]), [['local', true], ['local', true]]);
+    assert.deepEqual(
+      accessLines().map((line) => [line.source, line.fromPeer]),
+      [
+        ['local', true],
+        ['local', true],
+      ],
+    );
     local.delete(digest);
   });
 
@@ -446,7 +459,13 @@ describe('peer source with tag resolution off', () => {
       resolveTags: false,
     });
     const local = createMemoryStore();
-    const app = createRegistryApp({ store: local, logger: createLogger('silent'), mirroredRegistries: [], resolveTags: true, source: chainSources([storeSource(local), source]) });
+    const app = createRegistryApp({
+      store: local,
+      logger: createLogger('silent'),
+      mirroredRegistries: [],
+      resolveTags: true,
+      source: chainSources([storeSource(local), source]),
+    });
     t.after(async () => {
       await app.close();
       source.close();

@@ -29,5 +29,18 @@ export interface PeerSourceStats {
 }
 
 export function createPeerStats(): PeerSourceStats {
-  return { lookups: 0, noCandidates: 0, hits: 0, notFound: 0, misses: 0, failures: 0, hedges: 0, resumes: 0, digestMismatches: 0, wrongBytesDelivered: 0, penalties: 0, streamsLimited: 0 };
+  return {
+    lookups: 0,
+    noCandidates: 0,
+    hits: 0,
+    notFound: 0,
+    misses: 0,
+    failures: 0,
+    hedges: 0,
+    resumes: 0,
+    digestMismatches: 0,
+    wrongBytesDelivered: 0,
+    penalties: 0,
+    streamsLimited: 0,
+  };
 }

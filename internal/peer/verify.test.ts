@@ -68,7 +68,10 @@ async function startFixture(): Promise<Fixture> {
   const share = (bytes: Buffer, holders: TestPeer[]): string => {
     let digest = '';
     for (const peer of holders) digest = peer.store.put(bytes);
-    claims.set(digest, holders.map((peer) => peer.candidate));
+    claims.set(
+      digest,
+      holders.map((peer) => peer.candidate),
+    );
     return digest;
   };
   return { good, failing, wrong, stalling, peers: [good, failing, wrong, stalling], claims, agents, startAgent, share };
@@ -194,8 +197,21 @@ function heldBackTests(fixture: () => Fixture): void {
     const log = captureLog();
     const logger = createLogger('info', log);
     const local = createMemoryStore();
-    const source = createPeerSource({ candidates: (key) => claims.get(key) ?? [], logger, resolveTags: true, hedge: { minDelayMs: 50, maxDelayMs: 50 }, idleTimeoutMs: 400 });
-    const app = createRegistryApp({ store: local, logger, mirroredRegistries: [], resolveTags: true, source: chainSources([storeSource(local), source]), timeouts: { idleTimeoutMs: 150 } });
+    const source = createPeerSource({
+      candidates: (key) => claims.get(key) ?? [],
+      logger,
+      resolveTags: true,
+      hedge: { minDelayMs: 50, maxDelayMs: 50 },
+      idleTimeoutMs: 400,
+    });
+    const app = createRegistryApp({
+      store: local,
+      logger,
+      mirroredRegistries: [],
+      resolveTags: true,
+      source: chainSources([storeSource(local), source]),
+      timeouts: { idleTimeoutMs: 150 },
+    });
     const agent = { source, app, base: await listen(app), log };
     agents.push(agent);
     const bytes = randomBytes(BLOB_BYTES);

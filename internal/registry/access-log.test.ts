@@ -10,7 +10,14 @@ test('one line per request with the access fields', async (t) => {
   const manifestDigest = store.put(manifest, MediaType.ociManifest);
   store.tag('docker.io/library/nginx:1.27', manifestDigest);
   const blob = store.put(Buffer.alloc(1000, 9));
-  const requests: Array<{ method: 'GET' | 'HEAD' | 'PUT'; url: string; status: number; handler: string; bytesSent?: number; headers?: Record<string, string> }> = [
+  const requests: Array<{
+    method: 'GET' | 'HEAD' | 'PUT';
+    url: string;
+    status: number;
+    handler: string;
+    bytesSent?: number;
+    headers?: Record<string, string>;
+  }> = [
     { method: 'GET', url: '/v2/', status: 200, handler: 'base', bytesSent: 2 },
     { method: 'HEAD', url: '/v2/library/nginx/manifests/1.27?ns=docker.io', status: 200, handler: 'manifest', bytesSent: 0 },
     { method: 'GET', url: `/v2/library/nginx/manifests/${manifestDigest}?ns=docker.io`, status: 200, handler: 'manifest', bytesSent: manifest.length },

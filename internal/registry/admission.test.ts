@@ -164,8 +164,16 @@ describe('admission: peer auth and --local-only', () => {
         for await (const chunk of await located.read()) chunks.push(chunk as Buffer);
         assert.equal(Buffer.concat(chunks).toString(), 'on this node');
       }
-      const unsignedSource = createPeerSource({ logger: createLogger('silent'), resolveTags: true, candidates: () => [{ name: SELF, url: `http://${NODE_IP}:${port}` }] });
-      assert.equal(await unsignedSource.locate({ registry: 'docker.io', name: 'library/nginx', kind: 'blob', method: 'GET' }, localBlob), undefined, 'unsigned: refused (401), so not found');
+      const unsignedSource = createPeerSource({
+        logger: createLogger('silent'),
+        resolveTags: true,
+        candidates: () => [{ name: SELF, url: `http://${NODE_IP}:${port}` }],
+      });
+      assert.equal(
+        await unsignedSource.locate({ registry: 'docker.io', name: 'library/nginx', kind: 'blob', method: 'GET' }, localBlob),
+        undefined,
+        'unsigned: refused (401), so not found',
+      );
       assert.equal(unsignedSource.stats().failures, 1);
       unsignedSource.close();
     } finally {

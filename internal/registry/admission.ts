@@ -57,7 +57,10 @@ export function installAdmission(app: FastifyInstance, options: AdmissionOptions
       const remoteIp = request.socket.remoteAddress ?? '';
       if (!warned.has(remoteIp) && warned.size < MAX_WARNED_ADDRESSES) {
         warned.add(remoteIp);
-        log.warn({ remoteIp, allowed: localClients.entries }, 'refused an unsigned request from a client that is not this node (--local-only); if it is the node itself, add its address to --local-clients');
+        log.warn(
+          { remoteIp, allowed: localClients.entries },
+          'refused an unsigned request from a client that is not this node (--local-only); if it is the node itself, add its address to --local-clients',
+        );
       } else {
         log.debug({ remoteIp, url: request.url }, 'request from a non-local client refused');
       }

@@ -78,43 +78,75 @@ test('file-backed store: traversal never reaches a file outside blobs/, and the 
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.after(() => app.close());
   const port = (app.server.address() as AddressInfo).port;
-  const fixture: Fixture = { blobs: new Map([[digest, { bytes: layer, manifest: false }]]), tags: new Map(), mirrored: new Set(), defaultRegistry: 'docker.io' };
+  const fixture: Fixture = {
+    blobs: new Map([[digest, { bytes: layer, manifest: false }]]),
+    tags: new Map(),
+    mirrored: new Set(),
+    defaultRegistry: 'docker.io',
+  };
 
   // References aimed at the secret: relative, absolute, encoded, with and without an algorithm.
-  const toSecret = fc.tuple(
-    fc.constantFrom('sha256:', 'sha512:', '', 'sha256:../', 'sha256/'),
-    fc.constantFrom('../../../secret', '../../secret', '../secret', 'secret', '../ingest/secret', join(root, 'secret'), join(content, 'blobs', 'secret'), `${hex}/../../secret`, `${hex}/../../../../secret`),
-    segmentEncodingArb,
-    fc.constantFrom('blobs', 'manifests'),
-  ).map(([prefix, path, encoding, endpoint]) => `/v2/library/x/${endpoint}/${encodeSegment(prefix + path, encoding)}`);
+  const toSecret = fc
+    .tuple(
+      fc.constantFrom('sha256:', 'sha512:', '', 'sha256:../', 'sha256/'),
+      fc.constantFrom(
+        '../../../secret',
+        '../../secret',
+        '../secret',
+        'secret',
+        '../ingest/secret',
+        join(root, 'secret'),
+        join(content, 'blobs', 'secret'),
+        `${hex}/../../secret`,
+        `${hex}/../../../../secret`,
+      ),
+      segmentEncodingArb,
+      fc.constantFrom('blobs', 'manifests'),
+    )
+    .map(([prefix, path, encoding, endpoint]) => `/v2/library/x/${endpoint}/${encodeSegment(prefix + path, encoding)}`);
   const rawToSecret = fc.constantFrom(
-    `/v2/library/x/blobs/sha256:../../../secret`, `/v2/library/x/blobs/sha256:${hex}/../../../../secret`, `/v2/../../../${root}/secret`,
-    `/v2/library/x/blobs/sha256:%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret`, `/v2/library/x/blobs/..%2f..%2f..%2fsecret`, `/v2/library/x/blobs/${secretDigest}`,
-    `/v2/library/x/blobs/sha256:..\\..\\..\\secret`, `/v2/library/x/blobs/%2F${root.slice(1)}%2Fsecret`, `/v2/library/x/blobs/${digest}%00/../../../secret`,
+    `/v2/library/x/blobs/sha256:../../../secret`,
+    `/v2/library/x/blobs/sha256:${hex}/../../../../secret`,
+    `/v2/../../../${root}/secret`,
+    `/v2/library/x/blobs/sha256:%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret`,
+    `/v2/library/x/blobs/..%2f..%2f..%2fsecret`,
+    `/v2/library/x/blobs/${secretDigest}`,
+    `/v2/library/x/blobs/sha256:..\\..\\..\\secret`,
+    `/v2/library/x/blobs/%2F${root.slice(1)}%2Fsecret`,
+    `/v2/library/x/blobs/${digest}%00/../../../secret`,
   );
   const target = fc.oneof(anyTargetArb({ digests: [digest, secretDigest], tags: [] }), toSecret, rawToSecret);
-  const range = fc.option(rangeCaseArb(layer.length).map((r) => r.header), { nil: undefined });
+  const range = fc.option(
+    rangeCaseArb(layer.length).map((r) => r.header),
+    { nil: undefined },
+  );
 
-  await checkProperty(t, fc.asyncProperty(fc.constantFrom('GET', 'GET', 'HEAD'), target, range, async (method, path, rangeHeader) => {
-    fc.pre(!/[\r\n ]/.test(path));
-    touched.length = 0;
-    const headers = rangeHeader === undefined ? '' : `Range: ${rangeHeader}\r\n`;
-    const res = await rawExchange(port, Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: mirra\r\n${headers}Connection: close\r\n\r\n`, 'utf8'), { head: method === 'HEAD' });
-    const where = `${method} ${JSON.stringify(path.slice(0, 300))} range ${JSON.stringify(rangeHeader)}`;
-    // An oversized request may be reset while it is still being written; anything else gets an answer.
-    if (res === undefined && Buffer.byteLength(path) > 15 * 1024) return;
-    assert.ok(res !== undefined, `closed without an answer: ${where}`);
-    assert.ok(!res.raw.includes(secret), `the secret was sent: ${where}`);
-    assert.ok(res.status < 500, `${where}: ${res.status}`);
-    for (const file of touched) assert.ok(resolve(file).startsWith(join(content, 'blobs') + sep), `${where} touched ${file}`);
-    if (res.status === 200 || res.status === 206) {
-      const known = ['{}', 'ok\n'].includes(res.body.toString('latin1')) || layer.includes(res.body);
-      assert.ok(method === 'HEAD' || known, `${where}: served bytes that are not the blob's`);
-    }
-    if (rangeHeader === undefined && /^\/[\x21-\x7e]*$/.test(path) && Buffer.byteLength(path) < 15 * 1024) {
-      assertAnswer({ status: res.status, headers: res.headers, body: res.body }, expectFor(method, path, fixture), method, where);
-    }
-  }), 1000);
+  await checkProperty(
+    t,
+    fc.asyncProperty(fc.constantFrom('GET', 'GET', 'HEAD'), target, range, async (method, path, rangeHeader) => {
+      fc.pre(!/[\r\n ]/.test(path));
+      touched.length = 0;
+      const headers = rangeHeader === undefined ? '' : `Range: ${rangeHeader}\r\n`;
+      const res = await rawExchange(port, Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: mirra\r\n${headers}Connection: close\r\n\r\n`, 'utf8'), {
+        head: method === 'HEAD',
+      });
+      const where = `${method} ${JSON.stringify(path.slice(0, 300))} range ${JSON.stringify(rangeHeader)}`;
+      // An oversized request may be reset while it is still being written; anything else gets an answer.
+      if (res === undefined && Buffer.byteLength(path) > 15 * 1024) return;
+      assert.ok(res !== undefined, `closed without an answer: ${where}`);
+      assert.ok(!res.raw.includes(secret), `the secret was sent: ${where}`);
+      assert.ok(res.status < 500, `${where}: ${res.status}`);
+      for (const file of touched) assert.ok(resolve(file).startsWith(join(content, 'blobs') + sep), `${where} touched ${file}`);
+      if (res.status === 200 || res.status === 206) {
+        const known = ['{}', 'ok\n'].includes(res.body.toString('latin1')) || layer.includes(res.body);
+        assert.ok(method === 'HEAD' || known, `${where}: served bytes that are not the blob's`);
+      }
+      if (rangeHeader === undefined && /^\/[\x21-\x7e]*$/.test(path) && Buffer.byteLength(path) < 15 * 1024) {
+        assertAnswer({ status: res.status, headers: res.headers, body: res.body }, expectFor(method, path, fixture), method, where);
+      }
+    }),
+    1000,
+  );
 
   // The untampered request is served, through the same store.
   const ok = await rawExchange(port, `GET /v2/library/x/blobs/${digest} HTTP/1.1\r\nHost: mirra\r\nConnection: close\r\n\r\n`);

@@ -115,7 +115,13 @@ export async function drainServer(app: FastifyInstance, options: DrainOptions): 
   const graceOver = new Promise<'grace-over'>((resolve) => {
     timer = setTimeout(() => resolve('grace-over'), Math.max(0, options.graceMs));
   });
-  const hurried = options.hurry === undefined ? new Promise<never>(() => {}) : options.hurry.then(() => 'hurried' as const, () => 'hurried' as const);
+  const hurried =
+    options.hurry === undefined
+      ? new Promise<never>(() => {})
+      : options.hurry.then(
+          () => 'hurried' as const,
+          () => 'hurried' as const,
+        );
   options.log.info({ graceMs: options.graceMs, connections: connectionsAtStart }, 'draining: no new connections, running responses may finish');
   let ending: DrainOutcome['ending'];
   try {

@@ -4,8 +4,17 @@ import { ERROR_TABLE, errorBody, RegistryError, toOciError } from './errors.ts';
 
 test('the table has the spec statuses', () => {
   const expected: Record<string, number> = {
-    BLOB_UNKNOWN: 404, MANIFEST_UNKNOWN: 404, NAME_INVALID: 400, NAME_UNKNOWN: 404, DIGEST_INVALID: 400,
-    TAG_INVALID: 400, UNSUPPORTED: 405, UNAVAILABLE: 503, TOOMANYREQUESTS: 429, RANGE_INVALID: 416, UNKNOWN: 500,
+    BLOB_UNKNOWN: 404,
+    MANIFEST_UNKNOWN: 404,
+    NAME_INVALID: 400,
+    NAME_UNKNOWN: 404,
+    DIGEST_INVALID: 400,
+    TAG_INVALID: 400,
+    UNSUPPORTED: 405,
+    UNAVAILABLE: 503,
+    TOOMANYREQUESTS: 429,
+    RANGE_INVALID: 416,
+    UNKNOWN: 500,
   };
   for (const [code, status] of Object.entries(expected)) {
     assert.equal(ERROR_TABLE[code as keyof typeof ERROR_TABLE].status, status, code);

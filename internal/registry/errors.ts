@@ -60,7 +60,6 @@ export interface OciErrorResponse {
   internal: boolean;
 }
 
-
 /**
  * Maps anything thrown inside the app to an OCI error response: RegistryError
  * as is; Fastify's framework errors by their status (404 NAME_UNKNOWN, bad URL

@@ -24,7 +24,23 @@ import { assertAnswer, createFuzzApp, injectedTarget, ociErrorCode, type FuzzApp
 import { expectFor } from '../../tests/support/fuzz/registry-oracle.ts';
 import { parseRawResponse, rawExchange, type RawHttpResponse } from '../../tests/support/registry/raw-http.ts';
 
-const INJECT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'SEARCH', 'PURGE'] as const;
+const INJECT_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+  'TRACE',
+  'PROPFIND',
+  'MKCOL',
+  'COPY',
+  'MOVE',
+  'LOCK',
+  'SEARCH',
+  'PURGE',
+] as const;
 /** Node's limit on the request line plus headers (--max-http-header-size). */
 const MAX_HEADER_BYTES = 16 * 1024;
 /** Request targets Node's parser takes (other than CONNECT's authority-form). */
@@ -51,17 +67,26 @@ function context(method: string, target: string): string {
   return `${method} ${JSON.stringify(target.length > 300 ? `${target.slice(0, 300)}...(${target.length})` : target)}`;
 }
 
-test('inject: any target, any method: the oracle\'s answer, never a 5xx', async (t) => {
+test("inject: any target, any method: the oracle's answer, never a 5xx", async (t) => {
   const fuzz = createFuzzApp();
   t.after(() => fuzz.app.close());
   const methods = fc.oneof({ arbitrary: fc.constantFrom('GET', 'HEAD'), weight: 4 }, { arbitrary: fc.constantFrom(...INJECT_METHODS), weight: 1 });
-  await checkProperty(t, fc.asyncProperty(methods, anyTargetArb(fuzz.known), async (method, target) => {
-    const sent = injectedTarget(target);
-    // light-my-request sends the normalised path (and cannot send an empty one); the raw forms go over the socket below.
-    fc.pre(sent !== undefined && sent.startsWith('/') && sent.length < 100_000);
-    const res = await fuzz.app.inject({ method, url: sent });
-    assertAnswer({ status: res.statusCode, headers: res.headers, body: res.rawPayload }, expectFor(method, sent, fuzz.fixture), method, context(method, sent));
-  }), 1000);
+  await checkProperty(
+    t,
+    fc.asyncProperty(methods, anyTargetArb(fuzz.known), async (method, target) => {
+      const sent = injectedTarget(target);
+      // light-my-request sends the normalised path (and cannot send an empty one); the raw forms go over the socket below.
+      fc.pre(sent !== undefined && sent.startsWith('/') && sent.length < 100_000);
+      const res = await fuzz.app.inject({ method, url: sent });
+      assertAnswer(
+        { status: res.statusCode, headers: res.headers, body: res.rawPayload },
+        expectFor(method, sent, fuzz.fixture),
+        method,
+        context(method, sent),
+      );
+    }),
+    1000,
+  );
 });
 
 /** What a raw request must get when Node's parser refuses it (or undefined when Fastify sees it). */
@@ -95,17 +120,21 @@ function checkRaw(res: RawHttpResponse | undefined, method: string, written: str
   assert.ok(verdict.codes.includes(ociErrorCode(answer.body, where)), where);
 }
 
-test('socket: raw request targets and methods: the oracle\'s answer or the parser\'s OCI error, and the server survives', async (t) => {
+test("socket: raw request targets and methods: the oracle's answer or the parser's OCI error, and the server survives", async (t) => {
   const fuzz = await startServer(t);
   let cases = 0;
-  await checkProperty(t, fc.asyncProperty(methodArb(), anyTargetArb(fuzz.known), async (method, target) => {
-    // A raw CR or LF ends the request line: that is another request, not this target.
-    fc.pre(!/[\r\n]/.test(target));
-    cases += 1;
-    const res = await rawExchange(fuzz.port, requestBytes(method, target), { head: method === 'HEAD' });
-    checkRaw(res, method, target, fuzz);
-    if (cases % 10 === 0) await assertAlive(fuzz.port);
-  }), 1000);
+  await checkProperty(
+    t,
+    fc.asyncProperty(methodArb(), anyTargetArb(fuzz.known), async (method, target) => {
+      // A raw CR or LF ends the request line: that is another request, not this target.
+      fc.pre(!/[\r\n]/.test(target));
+      cases += 1;
+      const res = await rawExchange(fuzz.port, requestBytes(method, target), { head: method === 'HEAD' });
+      checkRaw(res, method, target, fuzz);
+      if (cases % 10 === 0) await assertAlive(fuzz.port);
+    }),
+    1000,
+  );
   await assertAlive(fuzz.port);
 });
 

@@ -18,23 +18,37 @@ test('base', () => {
 
 test('manifests by tag and by digest, multi-component names', () => {
   assert.deepEqual(parseRegistryPath('/v2/library/nginx/manifests/1.27?ns=docker.io'), {
-    kind: 'manifest', name: 'library/nginx', reference: '1.27', byDigest: false,
+    kind: 'manifest',
+    name: 'library/nginx',
+    reference: '1.27',
+    byDigest: false,
   });
   assert.deepEqual(parseRegistryPath(`/v2/a/b/c/manifests/${DIGEST}`), {
-    kind: 'manifest', name: 'a/b/c', reference: DIGEST, byDigest: true,
+    kind: 'manifest',
+    name: 'a/b/c',
+    reference: DIGEST,
+    byDigest: true,
   });
   assert.deepEqual(parseRegistryPath('/v2/x/manifests/manifests/manifests/v1'), {
-    kind: 'manifest', name: 'x/manifests/manifests', reference: 'v1', byDigest: false,
+    kind: 'manifest',
+    name: 'x/manifests/manifests',
+    reference: 'v1',
+    byDigest: false,
   });
   assert.deepEqual(parseRegistryPath('/v2/nginx/manifests/latest'), {
-    kind: 'manifest', name: 'nginx', reference: 'latest', byDigest: false,
+    kind: 'manifest',
+    name: 'nginx',
+    reference: 'latest',
+    byDigest: false,
   });
 });
 
 test('blobs', () => {
   assert.deepEqual(parseRegistryPath(`/v2/library/nginx/blobs/${DIGEST}`), { kind: 'blob', name: 'library/nginx', digest: DIGEST });
   assert.deepEqual(parseRegistryPath(`/v2/library/nginx/blobs/sha256%3A${'0'.repeat(64)}`), {
-    kind: 'blob', name: 'library/nginx', digest: DIGEST,
+    kind: 'blob',
+    name: 'library/nginx',
+    digest: DIGEST,
   });
 });
 
@@ -46,9 +60,18 @@ test('other endpoints are unknown', () => {
 
 test('invalid names', () => {
   for (const url of [
-    '/v2/Library/nginx/manifests/v1', '/v2/../etc/manifests/v1', '/v2/a/../b/manifests/v1', '/v2/%2e%2e/etc/manifests/v1',
-    '/v2//etc/passwd/manifests/v1', '/v2/a//b/manifests/v1', '/v2/./a/manifests/v1', '/v2/a%2F..%2Fb/manifests/v1',
-    `/v2/${'a'.repeat(256)}/manifests/v1`, '/v2/a-/manifests/v1', '/v2/%zz/manifests/v1', '/v2/a%00/blobs/' + DIGEST,
+    '/v2/Library/nginx/manifests/v1',
+    '/v2/../etc/manifests/v1',
+    '/v2/a/../b/manifests/v1',
+    '/v2/%2e%2e/etc/manifests/v1',
+    '/v2//etc/passwd/manifests/v1',
+    '/v2/a//b/manifests/v1',
+    '/v2/./a/manifests/v1',
+    '/v2/a%2F..%2Fb/manifests/v1',
+    `/v2/${'a'.repeat(256)}/manifests/v1`,
+    '/v2/a-/manifests/v1',
+    '/v2/%zz/manifests/v1',
+    '/v2/a%00/blobs/' + DIGEST,
     '/v2/a/b/ /manifests/v1',
   ]) {
     assert.equal(codeOf(url), 'NAME_INVALID', url);
@@ -60,8 +83,13 @@ test('invalid tags and digests', () => {
     assert.equal(codeOf(url), 'TAG_INVALID', url);
   }
   for (const url of [
-    '/v2/a/blobs/sha256:abc', '/v2/a/blobs/latest', `/v2/a/blobs/md5:${'0'.repeat(32)}`, `/v2/a/blobs/sha256:${'A'.repeat(64)}`,
-    '/v2/a/manifests/sha256:xyz', '/v2/a/blobs/', `/v2/a/blobs/sha256:${'0'.repeat(64)}%2F..`,
+    '/v2/a/blobs/sha256:abc',
+    '/v2/a/blobs/latest',
+    `/v2/a/blobs/md5:${'0'.repeat(32)}`,
+    `/v2/a/blobs/sha256:${'A'.repeat(64)}`,
+    '/v2/a/manifests/sha256:xyz',
+    '/v2/a/blobs/',
+    `/v2/a/blobs/sha256:${'0'.repeat(64)}%2F..`,
   ]) {
     assert.equal(codeOf(url), 'DIGEST_INVALID', url);
   }

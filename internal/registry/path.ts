@@ -68,9 +68,7 @@ export function parseRegistryPath(rawUrl: string): RegistryPath {
   }
   if (looksDigest) {
     if (parseDigest(reference) === undefined) return invalid('DIGEST_INVALID', { digest: clip(reference) });
-    return endpoint === 'blobs'
-      ? { kind: 'blob', name, digest: reference }
-      : { kind: 'manifest', name, reference, byDigest: true };
+    return endpoint === 'blobs' ? { kind: 'blob', name, digest: reference } : { kind: 'manifest', name, reference, byDigest: true };
   }
   if (!isValidTag(reference)) return invalid('TAG_INVALID', { tag: clip(reference) });
   return { kind: 'manifest', name, reference, byDigest: false };

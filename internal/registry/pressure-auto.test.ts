@@ -15,12 +15,24 @@ test("'auto' follows V8's heap limit and the container's memory limit", () => {
   if (constrained > 0 && constrained < totalmem()) assert.equal(auto.maxRssBytes, Math.floor(constrained * 0.94));
   else assert.equal(auto.maxRssBytes, 0, 'no RSS threshold without a memory limit');
   const resolved = resolvePressure({ maxEventLoopDelayMs: 150, maxEventLoopUtilization: 0.5, maxHeapUsedBytes: 'auto', maxRssBytes: 123 });
-  assert.deepEqual(resolved, { ...DEFAULT_PRESSURE, maxEventLoopDelayMs: 150, maxEventLoopUtilization: 0.5, maxHeapUsedBytes: auto.maxHeapUsedBytes, maxRssBytes: 123 });
+  assert.deepEqual(resolved, {
+    ...DEFAULT_PRESSURE,
+    maxEventLoopDelayMs: 150,
+    maxEventLoopUtilization: 0.5,
+    maxHeapUsedBytes: auto.maxHeapUsedBytes,
+    maxRssBytes: 123,
+  });
 });
 
 test('memory sheds only while RSS is over the threshold and live memory over half of it (RSS kept by the allocator alone does not)', () => {
   const MiB = 1024 * 1024;
-  const usage = (rss: number, heapUsed: number, external: number): NodeJS.MemoryUsage => ({ rss: rss * MiB, heapUsed: heapUsed * MiB, external: external * MiB, heapTotal: heapUsed * MiB, arrayBuffers: 0 });
+  const usage = (rss: number, heapUsed: number, external: number): NodeJS.MemoryUsage => ({
+    rss: rss * MiB,
+    heapUsed: heapUsed * MiB,
+    external: external * MiB,
+    heapTotal: heapUsed * MiB,
+    arrayBuffers: 0,
+  });
   const max = 240 * MiB;
   assert.equal(memoryTight(max, usage(250, 90, 40)), true, 'over, and 130 MiB live');
   assert.equal(memoryTight(max, usage(284, 61, 20)), false, 'over, but only 81 MiB live: retained by the allocator');

@@ -29,7 +29,7 @@ test('over the heap threshold: 503 UNAVAILABLE with Retry-After and an OCI body,
 
 async function statusWithin(app: FastifyInstance, wanted: number, timeoutMs: number): Promise<number> {
   let status = 0;
-  for (const deadline = Date.now() + timeoutMs; status !== wanted && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + timeoutMs; status !== wanted && Date.now() < deadline;) {
     await sleep(20);
     status = (await app.inject({ url: '/v2/' })).statusCode;
   }

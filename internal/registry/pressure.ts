@@ -128,9 +128,13 @@ export function installUnderPressure(app: FastifyInstance, options: UnderPressur
     pressureHandler: async (request, _reply, type, value) => {
       // Liveness says the process works, not that it is idle: a busy agent must not be restarted.
       if (request.url === '/healthz') return;
-      throw new RegistryError('UNAVAILABLE', { reason: 'under pressure', type, value: value ?? null }, {
-        'retry-after': retryAfter,
-      });
+      throw new RegistryError(
+        'UNAVAILABLE',
+        { reason: 'under pressure', type, value: value ?? null },
+        {
+          'retry-after': retryAfter,
+        },
+      );
     },
   });
 }

@@ -246,5 +246,8 @@ test('file-backed stores are served through the file fast path', async (t) => {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const blobLines = log.lines.filter((line) => line.handler === 'blob');
-  assert.deepEqual(blobLines.map((line) => line.bytesSent), [bytes.length, 1000, 0]);
+  assert.deepEqual(
+    blobLines.map((line) => line.bytesSent),
+    [bytes.length, 1000, 0],
+  );
 });

@@ -109,9 +109,13 @@ function requestedRange(request: FastifyRequest, blob: FoundBlob): ByteRange | u
       ? parseRange(request.headers.range, sizeBytes)
       : { kind: 'full' as const };
   if (decision.kind === 'unsatisfiable') {
-    throw new RegistryError('RANGE_INVALID', { range: clip(request.headers.range ?? '', 256), size: sizeBytes }, {
-      'content-range': unsatisfiedRange(sizeBytes),
-    });
+    throw new RegistryError(
+      'RANGE_INVALID',
+      { range: clip(request.headers.range ?? '', 256), size: sizeBytes },
+      {
+        'content-range': unsatisfiedRange(sizeBytes),
+      },
+    );
   }
   return decision.kind === 'partial' ? decision.range : undefined;
 }

@@ -20,7 +20,11 @@ test('GET and HEAD by tag (with ns) and by digest', async (t) => {
   const manifest = sampleManifest();
   const digest = store.put(manifest, MediaType.ociManifest);
   store.tag('docker.io/library/nginx:1.27', digest);
-  for (const url of ['/v2/library/nginx/manifests/1.27?ns=docker.io', '/v2/library/nginx/manifests/1.27', `/v2/library/nginx/manifests/${digest}?ns=docker.io`]) {
+  for (const url of [
+    '/v2/library/nginx/manifests/1.27?ns=docker.io',
+    '/v2/library/nginx/manifests/1.27',
+    `/v2/library/nginx/manifests/${digest}?ns=docker.io`,
+  ]) {
     const get = await app.inject({ method: 'GET', url });
     assert.equal(get.statusCode, 200, url);
     assert.equal(get.body, manifest);

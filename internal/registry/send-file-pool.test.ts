@@ -94,12 +94,16 @@ test('a stalled client holds its buffer until it goes; a waiter that leaves take
   await stalled.response;
   // Stalled: the kernel's buffers are full and the only buffer is stuck in a write (the stream waits for that write, not in the queue).
   let last = -1;
-  await until('the first stream to stall', () => {
-    const now = s.counters[0]?.bytesSent ?? 0;
-    const still = now === last && pool.stats().lent === 1;
-    last = now;
-    return still;
-  }, 10_000);
+  await until(
+    'the first stream to stall',
+    () => {
+      const now = s.counters[0]?.bytesSent ?? 0;
+      const still = now === last && pool.stats().lent === 1;
+      last = now;
+      return still;
+    },
+    10_000,
+  );
   assert.ok(last < bytes.length);
   const waiter = getPaused(s.url);
   assert.equal(pool.stats().waiting, 0);

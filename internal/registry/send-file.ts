@@ -60,8 +60,7 @@ function lend(res: ServerResponse, pool: BufferPool, buffer: Buffer, length: num
 export async function streamFile(res: ServerResponse, handle: FileHandle, start: number, options: FileStreamOptions): Promise<StreamOutcome> {
   const { expectedBytes, writeHead, counter } = options;
   const pool =
-    options.buffers ??
-    createBufferPool({ bufferBytes: Math.max(1, Math.min(options.chunkBytes ?? FILE_CHUNK_BYTES, expectedBytes)), maxBuffers: RING_SLOTS });
+    options.buffers ?? createBufferPool({ bufferBytes: Math.max(1, Math.min(options.chunkBytes ?? FILE_CHUNK_BYTES, expectedBytes)), maxBuffers: RING_SLOTS });
   const left = new AbortController();
   const gone = closed(res).then(() => {
     left.abort(new Error('client gone'));

@@ -51,7 +51,16 @@ test('a complete body, in many chunks, with backpressure', async (t) => {
 });
 
 test('an error before the first chunk rejects before any header is sent', async (t) => {
-  const h = await serve(t, () => new Readable({ read() { this.destroy(Object.assign(new Error('open failed'), { code: 'ENOENT' })); } }), 10);
+  const h = await serve(
+    t,
+    () =>
+      new Readable({
+        read() {
+          this.destroy(Object.assign(new Error('open failed'), { code: 'ENOENT' }));
+        },
+      }),
+    10,
+  );
   const res = await fetch(h.url);
   assert.equal(res.status, 500);
   assert.equal(await res.text(), 'failed before headers');
@@ -60,12 +69,16 @@ test('an error before the first chunk rejects before any header is sent', async 
 });
 
 test('an error mid-body destroys the response: the client sees an error, not a short body', async (t) => {
-  const h = await serve(t, () => {
-    const source = new PassThrough();
-    source.write(Buffer.alloc(1000, 1));
-    setTimeout(() => source.destroy(new Error('disk gone')), 20);
-    return source;
-  }, 5000);
+  const h = await serve(
+    t,
+    () => {
+      const source = new PassThrough();
+      source.write(Buffer.alloc(1000, 1));
+      setTimeout(() => source.destroy(new Error('disk gone')), 20);
+      return source;
+    },
+    5000,
+  );
   const res = await fetch(h.url);
   assert.equal(res.status, 200);
   await assert.rejects(res.arrayBuffer());
@@ -76,22 +89,33 @@ test('an error mid-body destroys the response: the client sees an error, not a s
 });
 
 test('a source that ends short or runs long is an error too', async (t) => {
-  for (const [bytes, expected] of [[10, 20], [30, 20]] as const) {
+  for (const [bytes, expected] of [
+    [10, 20],
+    [30, 20],
+  ] as const) {
     const h = await serve(t, () => Readable.from([Buffer.alloc(bytes)]), expected);
     // Either the headers never make it (nothing flushed yet) or the body fails.
     await assert.rejects(fetch(h.url).then((res) => res.arrayBuffer()));
     const outcome = await h.outcome;
     assert.ok(!(outcome instanceof Error) && outcome.kind === 'failed', `${bytes} of ${expected}`);
-    }
+  }
 });
 
 test('a client that goes away destroys the source', async (t) => {
   let source: Readable | undefined;
-  const h = await serve(t, () => {
-    // An endless source: only a destroy stops it.
-    source = new Readable({ read() { this.push(Buffer.alloc(64 * 1024)); } });
-    return source;
-  }, 1024 * 1024 * 1024);
+  const h = await serve(
+    t,
+    () => {
+      // An endless source: only a destroy stops it.
+      source = new Readable({
+        read() {
+          this.push(Buffer.alloc(64 * 1024));
+        },
+      });
+      return source;
+    },
+    1024 * 1024 * 1024,
+  );
   const req = httpRequest(h.url);
   req.end();
   const [res] = (await once(req, 'response')) as [IncomingMessage];
@@ -105,10 +129,14 @@ test('a client that goes away destroys the source', async (t) => {
 
 test('a client that goes away before the first chunk destroys the source', async (t) => {
   let source: PassThrough | undefined;
-  const h = await serve(t, () => {
-    source = new PassThrough();
-    return source;
-  }, 10);
+  const h = await serve(
+    t,
+    () => {
+      source = new PassThrough();
+      return source;
+    },
+    10,
+  );
   const controller = new AbortController();
   const pending = fetch(h.url, { signal: controller.signal }).catch(() => undefined);
   while (source === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -125,7 +153,12 @@ test('a response already closed before streaming starts releases the source at o
   res.destroy();
   const source = new PassThrough();
   let wroteHead = false;
-  const outcome = await streamBody(res, source, { expectedBytes: 1, writeHead: () => { wroteHead = true; } });
+  const outcome = await streamBody(res, source, {
+    expectedBytes: 1,
+    writeHead: () => {
+      wroteHead = true;
+    },
+  });
   assert.deepEqual(outcome, { kind: 'client-gone', bytesSent: 0 });
   assert.equal(wroteHead, false);
   assert.ok(source.destroyed);

@@ -11,9 +11,7 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 
 export type StreamOutcome =
-  | { kind: 'complete'; bytesSent: number }
-  | { kind: 'client-gone'; bytesSent: number }
-  | { kind: 'failed'; bytesSent: number; error: Error };
+  { kind: 'complete'; bytesSent: number } | { kind: 'client-gone'; bytesSent: number } | { kind: 'failed'; bytesSent: number; error: Error };
 
 /** Resolves true on 'drain', false when the response closed first. */
 function drained(res: ServerResponse): Promise<boolean> {

@@ -22,7 +22,7 @@ function lcg(seed: number): () => number {
   return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
 }
 
-test('firstX is the exact start of a value\'s x-interval, for small and huge ranges', () => {
+test("firstX is the exact start of a value's x-interval, for small and huge ranges", () => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 2 ** 32 }), fc.nat(), (range, seed) => {
       const v = seed % (range + 1);

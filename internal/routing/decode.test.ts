@@ -59,18 +59,25 @@ test('clear errors for wrong version, bad header, absurd shard counts, bad base6
 
 test('decoding garbage never throws anything but SummaryError', () => {
   const base64ish = fc.stringMatching(/^[A-Za-z0-9+/=]{0,40}$/);
-  const headers = fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom(good[HEADER_ANNOTATION]!, 'v=1;mode=gcs;s=1;n=0;g=0;m=2', 'v=1;mode=all;s=0;n=5;g=1;m=0'));
+  const headers = fc.oneof(
+    fc.string({ maxLength: 60 }),
+    fc.constantFrom(good[HEADER_ANNOTATION]!, 'v=1;mode=gcs;s=1;n=0;g=0;m=2', 'v=1;mode=all;s=0;n=5;g=1;m=0'),
+  );
   fc.assert(
-    fc.property(headers, fc.array(fc.oneof(base64ish, fc.string({ maxLength: 20 }), fc.constantFrom(...Object.values(good))), { maxLength: 9 }), (header, shards) => {
-      const annotations: Record<string, string> = { [HEADER_ANNOTATION]: header };
-      shards.forEach((value, i) => (annotations[shardAnnotation(i)] = value));
-      try {
-        const summary = decodeSummary(annotations);
-        if (summary !== undefined) summary.has(hasher.hash('probe'));
-      } catch (err) {
-        assert.ok(err instanceof SummaryError, String(err));
-      }
-    }),
+    fc.property(
+      headers,
+      fc.array(fc.oneof(base64ish, fc.string({ maxLength: 20 }), fc.constantFrom(...Object.values(good))), { maxLength: 9 }),
+      (header, shards) => {
+        const annotations: Record<string, string> = { [HEADER_ANNOTATION]: header };
+        shards.forEach((value, i) => (annotations[shardAnnotation(i)] = value));
+        try {
+          const summary = decodeSummary(annotations);
+          if (summary !== undefined) summary.has(hasher.hash('probe'));
+        } catch (err) {
+          assert.ok(err instanceof SummaryError, String(err));
+        }
+      },
+    ),
     { seed: 41, numRuns: 3000 },
   );
 });

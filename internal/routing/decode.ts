@@ -1,13 +1,7 @@
 // The summary decoder for another pod's annotations: untrusted input. Every
 // problem is a SummaryError; allocations are bounded by the input's length,
 // which the API server caps at 256 KiB per object.
-import {
-  API_ANNOTATIONS_LIMIT_BYTES,
-  HEADER_ANNOTATION,
-  parseHeader,
-  shardAnnotation,
-  type SummaryHeader,
-} from './annotations.ts';
+import { API_ANNOTATIONS_LIMIT_BYTES, HEADER_ANNOTATION, parseHeader, shardAnnotation, type SummaryHeader } from './annotations.ts';
 import { SummaryError } from './errors.ts';
 import { decodeShard, MAX_SHARD_BYTES, type ShardCode } from './gcs.ts';
 import { jumpHash, type KeyHash } from './hash.ts';
@@ -84,8 +78,8 @@ export function decodeShards<F extends { readonly keys: number }>(
   if (header.mode === 'all') return { header, filters: [], shardTags: [], decodedShards: 0 };
   const tag = options.tag ?? ((value: string) => value);
   const previous = options.previous;
-  const reusable = previous !== undefined && previous.header.mode === 'gcs' && previous.header.shards === header.shards
-    && previous.header.rangePerKey === header.rangePerKey;
+  const reusable =
+    previous !== undefined && previous.header.mode === 'gcs' && previous.header.shards === header.shards && previous.header.rangePerKey === header.rangePerKey;
   let totalBytes = HEADER_ANNOTATION.length + headerValue.length;
   const filters: F[] = [];
   const shardTags: string[] = [];
@@ -117,10 +111,7 @@ export function decodeShards<F extends { readonly keys: number }>(
 const buildFilter = (code: ShardCode): ShardFilter => buildShardFilter(code.values, code.values.length * code.m, code.m);
 
 /** undefined when the pod carries no summary (yet); a SummaryError when it is unusable. */
-export function decodeSummary(
-  annotations: Readonly<Record<string, string | undefined>> | undefined,
-  options: DecodeOptions = {},
-): PeerSummary | undefined {
+export function decodeSummary(annotations: Readonly<Record<string, string | undefined>> | undefined, options: DecodeOptions = {}): PeerSummary | undefined {
   const decoded = decodeShards(annotations, buildFilter, options);
   if (decoded === undefined) return undefined;
   const { header, filters } = decoded;

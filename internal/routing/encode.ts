@@ -121,7 +121,10 @@ export function encodeSummaryHashes(hashes: readonly KeyHash[], options: EncodeO
   const shards = integerOption('shards', options.shards, { fallback: DEFAULT_SHARDS, min: 1, max: MAX_SHARDS });
   const requested = integerOption('rangePerKey', options.rangePerKey, { fallback: DEFAULT_RANGE_PER_KEY, min: MIN_RANGE_PER_KEY, max: MAX_RANGE_PER_KEY });
   const generation = integerOption('generation', options.generation, { fallback: 0, min: 0, max: Number.MAX_SAFE_INTEGER });
-  const budgetBytes = Math.min(integerOption('budgetBytes', options.budgetBytes, { fallback: DEFAULT_BUDGET_BYTES, min: 0, max: Number.MAX_SAFE_INTEGER }), HARD_CAP_BYTES);
+  const budgetBytes = Math.min(
+    integerOption('budgetBytes', options.budgetBytes, { fallback: DEFAULT_BUDGET_BYTES, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    HARD_CAP_BYTES,
+  );
   const keys = hashes.length;
   const parts = partition(hashes, shards);
   const header = (mode: SummaryHeader['mode'], m: number): string =>

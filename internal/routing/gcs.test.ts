@@ -12,25 +12,31 @@ const sortedValues = (m: number) =>
 
 test('encodeShard/decodeShard round-trip any sorted values, with every allowed Rice parameter', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 2, max: 1024 }).chain((m) => fc.tuple(fc.constant(m), sortedValues(m))), ([m, values]) => {
-      for (const k of riceChoices(m)) {
-        const decoded = decodeShard(encodeShard({ m, k, values }));
-        assert.equal(decoded.m, m);
-        assert.equal(decoded.k, k);
-        assert.deepEqual(decoded.values, values);
-      }
-    }),
+    fc.property(
+      fc.integer({ min: 2, max: 1024 }).chain((m) => fc.tuple(fc.constant(m), sortedValues(m))),
+      ([m, values]) => {
+        for (const k of riceChoices(m)) {
+          const decoded = decodeShard(encodeShard({ m, k, values }));
+          assert.equal(decoded.m, m);
+          assert.equal(decoded.k, k);
+          assert.deepEqual(decoded.values, values);
+        }
+      },
+    ),
     { seed: 11, numRuns: 300 },
   );
 });
 
 test('bestRice picks the smallest encoding and reports its exact size', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 2, max: 300 }).chain((m) => fc.tuple(fc.constant(m), sortedValues(m))), ([m, values]) => {
-      const best = bestRice(values, m);
-      assert.equal(encodeShard({ m, k: best.k, values }).length, best.bytes);
-      for (const k of riceChoices(m)) assert.ok(encodeShard({ m, k, values }).length >= best.bytes);
-    }),
+    fc.property(
+      fc.integer({ min: 2, max: 300 }).chain((m) => fc.tuple(fc.constant(m), sortedValues(m))),
+      ([m, values]) => {
+        const best = bestRice(values, m);
+        assert.equal(encodeShard({ m, k: best.k, values }).length, best.bytes);
+        for (const k of riceChoices(m)) assert.ok(encodeShard({ m, k, values }).length >= best.bytes);
+      },
+    ),
     { seed: 12, numRuns: 200 },
   );
 });

@@ -53,9 +53,11 @@ test('lookup equals the plain rules over any sequence of upserts, readiness chan
         const name = `peer-${o.peer}`;
         if (o.kind === 'upsert') {
           const annotations =
-            o.variant === 'none' ? { 'other/x': 'y' }
-            : o.variant === 'invalid' ? { ...annotationsFor(o.keys, o.shards), [shardAnnotation(0)]: '!!!!' }
-            : annotationsFor(o.keys, o.shards, o.variant === 'saturated' ? 100 : undefined);
+            o.variant === 'none'
+              ? { 'other/x': 'y' }
+              : o.variant === 'invalid'
+                ? { ...annotationsFor(o.keys, o.shards), [shardAnnotation(0)]: '!!!!' }
+                : annotationsFor(o.keys, o.shards, o.variant === 'saturated' ? 100 : undefined);
           const result = index.upsertPeer(name, { zone: o.zone, ready: o.ready, annotations });
           if (name === 'peer-0') {
             assert.equal(result.status, 'self');
@@ -103,7 +105,10 @@ test('an upsert decodes only the shards whose annotation changed', () => {
   const keys = universe.slice(0, 40);
   const first = annotationsFor(keys);
   assert.equal(index.upsertPeer('p', { ready: true, annotations: first }).decodedShards, 8);
-  assert.equal(index.upsertPeer('p', { ready: true, annotations: { ...first, [HEADER_ANNOTATION]: first[HEADER_ANNOTATION]!.replace('g=1', 'g=2') } }).decodedShards, 0);
+  assert.equal(
+    index.upsertPeer('p', { ready: true, annotations: { ...first, [HEADER_ANNOTATION]: first[HEADER_ANNOTATION]!.replace('g=1', 'g=2') } }).decodedShards,
+    0,
+  );
   assert.equal(index.upsertPeer('p', { ready: true, annotations: annotationsFor([...keys, 'docker.io/library/new:1']) }).decodedShards, 1);
   assert.deepEqual(index.lookup('docker.io/library/new:1'), ['p']);
   assert.equal(index.stats().shardDecodes, 9);

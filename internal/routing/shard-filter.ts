@@ -40,7 +40,15 @@ export function buildShardFilter(values: Uint32Array, range: number, m: number):
   const empty = new Uint32Array(0);
   if (values.length === 0 || range === 0) {
     // One empty bucket word, so that a probe of an empty shard reads a word like any other.
-    return { range: 0, keys: 0, shift, buckets: new Uint32Array(1), overflowBuckets: empty, overflowStarts: new Uint32Array(1), overflowLows: new Uint8Array(0) };
+    return {
+      range: 0,
+      keys: 0,
+      shift,
+      buckets: new Uint32Array(1),
+      overflowBuckets: empty,
+      overflowStarts: new Uint32Array(1),
+      overflowLows: new Uint8Array(0),
+    };
   }
   const cap = capacity(shift);
   const mask = 2 ** shift - 1;
@@ -49,7 +57,7 @@ export function buildShardFilter(values: Uint32Array, range: number, m: number):
   const overflowStarts: number[] = [0];
   const overflowLows: number[] = [];
   const lows: number[] = [];
-  for (let i = 0; i < values.length; ) {
+  for (let i = 0; i < values.length;) {
     const b = values[i]! >>> shift;
     lows.length = 0;
     for (; i < values.length && values[i]! >>> shift === b; i++) {

@@ -1,5 +1,5 @@
 // The node's keys as a view of the image inventory, on the in-memory
-// containerd twin (no containerd needed). node-state.test.ts checks the same
+// containerd twin (no containerd needed). node-state.containerd.test.ts checks the same
 // against the real containerd and its events.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';

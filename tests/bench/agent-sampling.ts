@@ -37,7 +37,15 @@ export const max = (values: readonly number[]): number => values.reduce((a, b) =
 
 /** Samples `pid` until stop(); metricsUrl undefined: /proc only. */
 export function startSampling(pid: number, metricsUrl: string | undefined): { stop(): Promise<Series> } {
-  const series: Omit<Series, 'peakRssBytes' | 'hwmBytes'> = { rssBytes: [], lagMeanMs: [], lagP99Ms: [], heapUsedBytes: [], heapTotalBytes: [], externalBytes: [], cpuCores: [] };
+  const series: Omit<Series, 'peakRssBytes' | 'hwmBytes'> = {
+    rssBytes: [],
+    lagMeanMs: [],
+    lagP99Ms: [],
+    heapUsedBytes: [],
+    heapTotalBytes: [],
+    externalBytes: [],
+    cpuCores: [],
+  };
   let lastCpu: { seconds: number; at: number } | undefined;
   const rssTimer = setInterval(() => {
     void procStatusBytes(pid, 'VmRSS').then((bytes) => bytes > 0 && series.rssBytes.push(bytes));
@@ -59,7 +67,10 @@ export function startSampling(pid: number, metricsUrl: string | undefined): { st
     void fetch(metricsUrl, { signal: AbortSignal.timeout(900) })
       .then((res) => res.text())
       .then((text) => {
-        const values = metricValues(text, metrics.map(([name]) => name));
+        const values = metricValues(
+          text,
+          metrics.map(([name]) => name),
+        );
         for (const [name, into, scale] of metrics) {
           const value = values.get(name);
           if (value !== undefined) into.push(value * scale);

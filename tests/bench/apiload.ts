@@ -25,7 +25,8 @@ const SAMPLES = 20;
 const CLUSTER_SIZES = [100, 1000, 5000];
 
 const hasher = await createHasher();
-const digest = (seed: string): string => `sha256:${hasher.digest(`${seed}a`)}${hasher.digest(`${seed}b`)}${hasher.digest(`${seed}c`)}${hasher.digest(`${seed}d`)}`;
+const digest = (seed: string): string =>
+  `sha256:${hasher.digest(`${seed}a`)}${hasher.digest(`${seed}b`)}${hasher.digest(`${seed}c`)}${hasher.digest(`${seed}d`)}`;
 
 function nodeKeys(node: number): string[] {
   const keys: string[] = [];
@@ -67,20 +68,30 @@ podBytes /= SAMPLES;
 baselineEventBytes /= SAMPLES;
 const keysAfter = IMAGES * KEYS_PER_IMAGE + NEW_IMAGE_KEYS;
 
-console.log(`per node: ${keysAfter} keys -> summary annotations ${summaryBytes.toFixed(0)} B (${(summaryBytes / keysAfter).toFixed(3)} B/key); pod object ${podBytes.toFixed(0)} B`);
-console.log(`per update: merge patch ${patchBytes.toFixed(0)} B (header + ${(changedShards / SAMPLES).toFixed(1)} of 8 shards), watch event ${eventBytes.toFixed(0)} B (${baselineEventBytes.toFixed(0)} B without the summary)`);
+console.log(
+  `per node: ${keysAfter} keys -> summary annotations ${summaryBytes.toFixed(0)} B (${(summaryBytes / keysAfter).toFixed(3)} B/key); pod object ${podBytes.toFixed(0)} B`,
+);
+console.log(
+  `per update: merge patch ${patchBytes.toFixed(0)} B (header + ${(changedShards / SAMPLES).toFixed(1)} of 8 shards), watch event ${eventBytes.toFixed(0)} B (${baselineEventBytes.toFixed(0)} B without the summary)`,
+);
 console.log('');
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 0);
 const rows = CLUSTER_SIZES.map((n) => ({ n, perUpdate: n * eventBytes, perMinute: n * n * eventBytes, withoutSummary: n * n * baselineEventBytes }));
-console.log('| nodes N | event (B) | egress per update (MB) = N x event | egress per minute (MB/min) = N x N x event | of which summary (MB/min) | egress (MB/s) |');
+console.log(
+  '| nodes N | event (B) | egress per update (MB) = N x event | egress per minute (MB/min) = N x N x event | of which summary (MB/min) | egress (MB/s) |',
+);
 console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
-  console.log(`| ${r.n} | ${eventBytes.toFixed(0)} | ${mb(r.perUpdate)} | ${mb(r.perMinute)} | ${mb(r.perMinute - r.withoutSummary)} | ${(r.perMinute / 60 / 1e6).toFixed(1)} |`);
+  console.log(
+    `| ${r.n} | ${eventBytes.toFixed(0)} | ${mb(r.perUpdate)} | ${mb(r.perMinute)} | ${mb(r.perMinute - r.withoutSummary)} | ${(r.perMinute / 60 / 1e6).toFixed(1)} |`,
+  );
 }
 console.log('');
-console.log(JSON.stringify({
-  bench: 'apiload',
-  egress_mb_per_min_n100: Number((rows[0]!.perMinute / 1e6).toFixed(1)),
-  egress_mb_per_min_n1000: Number((rows[1]!.perMinute / 1e6).toFixed(1)),
-  egress_mb_per_min_n5000: Number((rows[2]!.perMinute / 1e6).toFixed(1)),
-}));
+console.log(
+  JSON.stringify({
+    bench: 'apiload',
+    egress_mb_per_min_n100: Number((rows[0]!.perMinute / 1e6).toFixed(1)),
+    egress_mb_per_min_n1000: Number((rows[1]!.perMinute / 1e6).toFixed(1)),
+    egress_mb_per_min_n5000: Number((rows[2]!.perMinute / 1e6).toFixed(1)),
+  }),
+);

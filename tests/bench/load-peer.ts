@@ -21,12 +21,22 @@
 // of the layer gets all of it (memory kept after the peak must not shed for
 // good), recovered_after_s: when.
 import { join } from 'node:path';
-import { startCluster } from '../cluster/cluster.ts';
-import { generateImage } from '../support/image.ts';
+import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { generateImage, type GeneratedLayer } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
 import { max, startSampling } from './agent-sampling.ts';
-import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, metricValues, procStatusBytes, runClient } from './load-support.ts';
+import {
+  buildAgent,
+  chartMaxRss,
+  chartNodeOptions,
+  LOAD_HEADS_PER_SECOND,
+  LOAD_LAYER_BYTES,
+  LOAD_STREAMS,
+  metricValues,
+  procStatusBytes,
+  runClient,
+} from './load-support.ts';
 
 const MiB = 1024 * 1024;
 const RECOVERY_LIMIT_MS = 60_000;
@@ -36,7 +46,11 @@ async function memoryOf(metricsUrl: string | undefined): Promise<{ heapUsed: num
   const text = metricsUrl === undefined ? '' : await (await fetch(metricsUrl, { signal: AbortSignal.timeout(900) })).text();
   const values = metricValues(text, ['mirra_nodejs_heap_size_used_bytes', 'mirra_nodejs_heap_size_total_bytes', 'mirra_nodejs_external_memory_bytes']);
   const value = (name: string): number => values.get(name) ?? NaN;
-  return { heapUsed: value('mirra_nodejs_heap_size_used_bytes'), heapTotal: value('mirra_nodejs_heap_size_total_bytes'), external: value('mirra_nodejs_external_memory_bytes') };
+  return {
+    heapUsed: value('mirra_nodejs_heap_size_used_bytes'),
+    heapTotal: value('mirra_nodejs_heap_size_total_bytes'),
+    external: value('mirra_nodejs_external_memory_bytes'),
+  };
 }
 
 /** `NAME=value NAME2=value2` (MIRRA_LOAD_AGENT_ENV, for diagnosis, e.g. MALLOC_ARENA_MAX=2) as an environment. */
@@ -74,40 +88,71 @@ async function awaitRecovery(blobUrl: string): Promise<{ after: { status: number
   return { after, recoveredAfterMs: performance.now() - loadEnded };
 }
 
-async function main(): Promise<void> {
-  const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
-  if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
+/** Two nodes whose agents run as the image runs them, with the chart's NODE_OPTIONS and --max-rss. */
+async function startLoadCluster(): Promise<{ cluster: Cluster; nodeOptions: string }> {
   const nodeOptions = await chartNodeOptions();
   const agentEntry = await buildAgent();
   const maxRss = await chartMaxRss();
   const cluster = await startCluster({
     agentEntry,
     nodes: 2,
-    agentArgs: ['--log-level', 'warn', '--max-rss', maxRss, '--publish-debounce', '300ms', ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
+    agentArgs: [
+      '--log-level',
+      'warn',
+      '--max-rss',
+      maxRss,
+      '--publish-debounce',
+      '300ms',
+      ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
+    ],
     agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },
     metrics: true,
   });
+  return { cluster, nodeOptions };
+}
+
+/** node-1 pulls an image with one 32 MiB layer; resolves once node-2's agent finds the layer on node-1, with the URLs to load. */
+async function layerOnHolder(
+  cluster: Cluster,
+  holder: ClusterNode,
+  target: ClusterNode,
+): Promise<{ layer: GeneratedLayer; blobUrl: string; manifestUrl: string }> {
+  console.error('generating an image (32 MiB layer), pushing it, pulling it on node-1 ...');
+  const image = await generateImage({ dir: join(cluster.dir, 'image'), layers: LOAD_LAYER_BYTES, seed: 'bench-load-peer' });
+  const layer = image.layers[0];
+  if (layer === undefined) throw new Error('no layer');
+  await cluster.upstream.push(image.layoutDir, 'bench/load', 'v1');
+  await holder.pull(`${cluster.upstream.host}/bench/load:v1`);
+  const ns = `?ns=${encodeURIComponent(cluster.upstream.host)}`;
+  const blobUrl = `${target.agent.url}/v2/bench/load/blobs/${layer.digest}${ns}`;
+  const manifestUrl = `${target.agent.url}/v2/bench/load/manifests/v1${ns}`;
+  await waitFor(
+    'node-2 to find the layer on node-1',
+    async () => {
+      const res = await fetch(blobUrl, { method: 'HEAD' });
+      await res.body?.cancel();
+      return res.status === 200;
+    },
+    20_000,
+    100,
+  );
+  return { layer, blobUrl, manifestUrl };
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.MIRRA_LOAD_SECONDS ?? '60');
+  if (!(seconds > 0)) throw new Error('MIRRA_LOAD_SECONDS must be a positive number');
+  const { cluster, nodeOptions } = await startLoadCluster();
   try {
     await cluster.waitReady();
     const [holder, target] = cluster.nodes;
     if (holder === undefined || target === undefined) throw new Error('want 2 nodes');
-    console.error('generating an image (32 MiB layer), pushing it, pulling it on node-1 ...');
-    const image = await generateImage({ dir: join(cluster.dir, 'image'), layers: LOAD_LAYER_BYTES, seed: 'bench-load-peer' });
-    const layer = image.layers[0];
-    if (layer === undefined) throw new Error('no layer');
-    await cluster.upstream.push(image.layoutDir, 'bench/load', 'v1');
-    await holder.pull(`${cluster.upstream.host}/bench/load:v1`);
-    const ns = `?ns=${encodeURIComponent(cluster.upstream.host)}`;
-    const blobUrl = `${target.agent.url}/v2/bench/load/blobs/${layer.digest}${ns}`;
-    const manifestUrl = `${target.agent.url}/v2/bench/load/manifests/v1${ns}`;
-    await waitFor('node-2 to find the layer on node-1', async () => {
-      const res = await fetch(blobUrl, { method: 'HEAD' });
-      await res.body?.cancel();
-      return res.status === 200;
-    }, 20_000, 100);
+    const { layer, blobUrl, manifestUrl } = await layerOnHolder(cluster, holder, target);
     const idleRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
 
-    console.error(`load on node-2's agent (every byte from node-1): ${LOAD_STREAMS} blob streams + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`);
+    console.error(
+      `load on node-2's agent (every byte from node-1): ${LOAD_STREAMS} blob streams + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`,
+    );
     const targetSampling = startSampling(target.agent.process.pid, target.agent.metricsUrl);
     const holderSampling = startSampling(holder.agent.process.pid, undefined);
     const timeoutMs = (seconds + 180) * 1000;
@@ -128,16 +173,27 @@ async function main(): Promise<void> {
     const count = (status: string): number => (blobs.statuses[status] ?? 0) + (heads.statuses[status] ?? 0);
     const row = (name: string, r: LoadResult, throughput: string): string =>
       `| ${name} | ${r.requests} | ${r.statuses['200'] ?? 0} | ${r.statuses['404'] ?? 0} | ${r.statuses['503'] ?? 0} | ${otherErrors(r)} | ${throughput} | ${r.latencyMs.p50} / ${r.latencyMs.p99} |`;
-    console.log(`${LOAD_STREAMS} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s by tag against node-2's agent, served from node-1, ${seconds} s`);
+    console.log(
+      `${LOAD_STREAMS} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s by tag against node-2's agent, served from node-1, ${seconds} s`,
+    );
     console.log('| load | requests | 200 | 404 (not here) | 503 | other errors | throughput | complete p50 / p99 (ms) |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
     console.log(row('manifest HEAD', heads, `${((heads.statuses['200'] ?? 0) / heads.seconds).toFixed(0)} ok/s`));
-    console.log(`node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, after the load ${(afterRss / MiB).toFixed(0)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`);
-    console.log(`node-2's agent during the load: heap used at most ${(max(targetSeries.heapUsedBytes) / MiB).toFixed(0)} MiB, external at most ${(max(targetSeries.externalBytes) / MiB).toFixed(0)} MiB`);
-    console.log(`node-2's agent after the load: heap used ${(memory.heapUsed / MiB).toFixed(0)} MiB of ${(memory.heapTotal / MiB).toFixed(0)} MiB, external ${(memory.external / MiB).toFixed(0)} MiB`);
-    console.log(`after the load: a GET of the layer answered ${after.status} with ${after.bytes} bytes ${(recoveredAfterMs / 1000).toFixed(1)} s after it (${recovered ? 'recovered' : 'NOT recovered'})`);
-    if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0) console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
+    console.log(
+      `node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, after the load ${(afterRss / MiB).toFixed(0)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`,
+    );
+    console.log(
+      `node-2's agent during the load: heap used at most ${(max(targetSeries.heapUsedBytes) / MiB).toFixed(0)} MiB, external at most ${(max(targetSeries.externalBytes) / MiB).toFixed(0)} MiB`,
+    );
+    console.log(
+      `node-2's agent after the load: heap used ${(memory.heapUsed / MiB).toFixed(0)} MiB of ${(memory.heapTotal / MiB).toFixed(0)} MiB, external ${(memory.external / MiB).toFixed(0)} MiB`,
+    );
+    console.log(
+      `after the load: a GET of the layer answered ${after.status} with ${after.bytes} bytes ${(recoveredAfterMs / 1000).toFixed(1)} s after it (${recovered ? 'recovered' : 'NOT recovered'})`,
+    );
+    if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0)
+      console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
     console.log(
       JSON.stringify({
         bench: 'load-peer',

@@ -59,10 +59,15 @@ export function runClient(args: string[], timeoutMs: number): Promise<LoadResult
 export function buildAgent(): Promise<string> {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   return new Promise((resolve, reject) => {
-    execFile('bash', [`${root}hack/build.sh`], { env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } }, (err, _stdout, stderr) => {
-      if (err !== null) reject(new Error(`hack/build.sh failed: ${stderr.trim() || err.message}`));
-      else resolve(`${root}dist/cmd/mirra.js`);
-    });
+    execFile(
+      'bash',
+      [`${root}hack/build.sh`],
+      { env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } },
+      (err, _stdout, stderr) => {
+        if (err !== null) reject(new Error(`hack/build.sh failed: ${stderr.trim() || err.message}`));
+        else resolve(`${root}dist/cmd/mirra.js`);
+      },
+    );
   });
 }
 

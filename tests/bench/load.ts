@@ -27,7 +27,17 @@ import { freePort } from '../support/process.ts';
 import { startPulledImage } from '../support/pulled-image.ts';
 import type { LoadResult } from './load-client.ts';
 import { max, startSampling } from './agent-sampling.ts';
-import { buildAgent, chartMaxRss, chartNodeOptions, LOAD_HEADS_PER_SECOND, LOAD_LAYER_BYTES, LOAD_STREAMS, non503Errors, procStatusBytes, runClient } from './load-support.ts';
+import {
+  buildAgent,
+  chartMaxRss,
+  chartNodeOptions,
+  LOAD_HEADS_PER_SECOND,
+  LOAD_LAYER_BYTES,
+  LOAD_STREAMS,
+  non503Errors,
+  procStatusBytes,
+  runClient,
+} from './load-support.ts';
 import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -110,7 +120,9 @@ async function main(): Promise<void> {
     const errors = non503Errors(blobs) + non503Errors(heads);
     const row = (name: string, r: LoadResult, throughput: string): string =>
       `| ${name} | ${r.requests} | ${r.statuses['200'] ?? 0} | ${r.statuses['503'] ?? 0} | ${non503Errors(r)} | ${throughput} | ${r.headersMs.p50} / ${r.headersMs.p99} | ${r.latencyMs.p50} / ${r.latencyMs.p99} |`;
-    console.log(`${streams} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${headsPerSecond} manifest HEAD/s by tag, ${seconds} s, loopback, one agent`);
+    console.log(
+      `${streams} blob streams (${(layer.size / MiB).toFixed(0)} MiB layer) + ${headsPerSecond} manifest HEAD/s by tag, ${seconds} s, loopback, one agent`,
+    );
     console.log('| load | requests | 200 | 503 | other errors | throughput | headers p50 / p99 (ms) | complete p50 / p99 (ms) |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
@@ -123,7 +135,8 @@ async function main(): Promise<void> {
         `CPU (cores) median ${median(series.cpuCores).toFixed(2)}, max ${max(series.cpuCores).toFixed(2)}; ` +
         `503 in the access log: ${shed}; manifest HEAD 200 inside the agent: p50 ${pct(inAgentMs, 50).toFixed(1)} ms, p99 ${pct(inAgentMs, 99).toFixed(1)} ms`,
     );
-    if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0) console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
+    if (Object.keys(blobs.errors).length + Object.keys(heads.errors).length > 0)
+      console.log(`errors: ${JSON.stringify({ blobs: blobs.errors, heads: heads.errors })}`);
     console.log(
       JSON.stringify({
         bench: 'load',

@@ -108,9 +108,14 @@ type Category = 'popular' | 'tail' | 'absent';
 const queries: Array<{ key: string; category: Category }> = [];
 for (let i = 0; i < WARMUP + LOOKUPS; i++) {
   const r = random();
-  queries.push(r < 0.4 ? { key: popularKeys[randomInt(POPULAR)]!, category: 'popular' } : r < 0.8 ? { key: tailKeys[randomInt(TAIL)]!, category: 'tail' } : { key: digest(), category: 'absent' });
+  queries.push(
+    r < 0.4
+      ? { key: popularKeys[randomInt(POPULAR)]!, category: 'popular' }
+      : r < 0.8
+        ? { key: tailKeys[randomInt(TAIL)]!, category: 'tail' }
+        : { key: digest(), category: 'absent' },
+  );
 }
-
 
 const gcPauses: Array<{ start: number; end: number }> = [];
 new PerformanceObserver((list) => {
@@ -136,7 +141,11 @@ async function measure(limit: number | undefined): Promise<Measured> {
   const times = new Float64Array(LOOKUPS);
   const starts = new Float64Array(LOOKUPS);
   gcPauses.length = 0;
-  const byCategory = new Map<Category, number[]>([['popular', []], ['tail', []], ['absent', []]]);
+  const byCategory = new Map<Category, number[]>([
+    ['popular', []],
+    ['tail', []],
+    ['absent', []],
+  ]);
   let fpClaims = 0;
   let absentLookups = 0;
   let candidates = 0;
@@ -208,26 +217,41 @@ const updates = measureUpdates();
 const fpRate = full.fpClaims / (full.absentLookups * stats.candidates);
 const bytesPerKey = annotationBytes / (PEERS * KEYS_PER_PEER);
 const indexMb = indexBytes / (1024 * 1024);
-const gcLine = (m: Measured): string => `GC ${m.gcCount} pauses, ${m.gcMs.toFixed(1)} ms; ${m.gcHit} lookups overlapped one (p99 without them ${m.p99NoGc.toFixed(1)} us)`;
+const gcLine = (m: Measured): string =>
+  `GC ${m.gcCount} pauses, ${m.gcMs.toFixed(1)} ms; ${m.gcHit} lookups overlapped one (p99 without them ${m.p99NoGc.toFixed(1)} us)`;
 
 console.log('');
-console.log(`peers ${PEERS} x ${KEYS_PER_PEER} keys (pool of ${poolKeys} distinct keys); encode ${(encodeMs / PEERS).toFixed(1)} ms/peer, upsert (decode) ${(upsertMs / PEERS).toFixed(1)} ms/peer`);
+console.log(
+  `peers ${PEERS} x ${KEYS_PER_PEER} keys (pool of ${poolKeys} distinct keys); encode ${(encodeMs / PEERS).toFixed(1)} ms/peer, upsert (decode) ${(upsertMs / PEERS).toFixed(1)} ms/peer`,
+);
 console.log(`update in the full index: new summary ${updates.fullMs.toFixed(1)} ms/peer, one new image ${updates.imageMs.toFixed(1)} ms/peer`);
-console.log(`lookup (all candidates ordered): p50 ${full.p50.toFixed(1)} us, p99 ${full.p99.toFixed(1)} us, max ${full.max.toFixed(1)} us, mean ${(full.candidates / LOOKUPS).toFixed(0)} peers returned`);
+console.log(
+  `lookup (all candidates ordered): p50 ${full.p50.toFixed(1)} us, p99 ${full.p99.toFixed(1)} us, max ${full.max.toFixed(1)} us, mean ${(full.candidates / LOOKUPS).toFixed(0)} peers returned`,
+);
 console.log(`  ${gcLine(full)}`);
-console.log(`lookup (limit ${AGENT_LIMIT}):                p50 ${limited.p50.toFixed(1)} us, p99 ${limited.p99.toFixed(1)} us, max ${limited.max.toFixed(1)} us`);
+console.log(
+  `lookup (limit ${AGENT_LIMIT}):                p50 ${limited.p50.toFixed(1)} us, p99 ${limited.p99.toFixed(1)} us, max ${limited.max.toFixed(1)} us`,
+);
 console.log(`  ${gcLine(limited)}`);
 for (const [category, list] of full.byCategory) {
   const top = limited.byCategory.get(category)!;
-  console.log(`  ${category.padEnd(8)} ${String(list.length).padStart(5)} lookups: p50 ${percentile(list, 0.5).toFixed(1)} / p99 ${percentile(list, 0.99).toFixed(1)} us (limit ${AGENT_LIMIT}: ${percentile(top, 0.5).toFixed(1)} / ${percentile(top, 0.99).toFixed(1)} us)`);
+  console.log(
+    `  ${category.padEnd(8)} ${String(list.length).padStart(5)} lookups: p50 ${percentile(list, 0.5).toFixed(1)} / p99 ${percentile(list, 0.99).toFixed(1)} us (limit ${AGENT_LIMIT}: ${percentile(top, 0.5).toFixed(1)} / ${percentile(top, 0.99).toFixed(1)} us)`,
+  );
 }
-console.log(`index memory ${indexMb.toFixed(1)} MB (filters ${(stats.filterBytes / 1048576).toFixed(1)} MB, ${(indexBytes / (PEERS * KEYS_PER_PEER)).toFixed(2)} bytes/key)`);
-console.log(`annotation ${bytesPerKey.toFixed(3)} bytes/key; false positives ${full.fpClaims} of ${full.absentLookups} absent lookups x ${stats.candidates} peers = ${(fpRate * 100).toFixed(3)}%`);
-console.log(JSON.stringify({
-  bench: 'lookup',
-  lookup_p99_us: Number(full.p99.toFixed(1)),
-  lookup_limit5_p99_us: Number(limited.p99.toFixed(1)),
-  bytes_per_key: Number(bytesPerKey.toFixed(3)),
-  fp_rate: Number(fpRate.toFixed(5)),
-  index_mb: Number(indexMb.toFixed(1)),
-}));
+console.log(
+  `index memory ${indexMb.toFixed(1)} MB (filters ${(stats.filterBytes / 1048576).toFixed(1)} MB, ${(indexBytes / (PEERS * KEYS_PER_PEER)).toFixed(2)} bytes/key)`,
+);
+console.log(
+  `annotation ${bytesPerKey.toFixed(3)} bytes/key; false positives ${full.fpClaims} of ${full.absentLookups} absent lookups x ${stats.candidates} peers = ${(fpRate * 100).toFixed(3)}%`,
+);
+console.log(
+  JSON.stringify({
+    bench: 'lookup',
+    lookup_p99_us: Number(full.p99.toFixed(1)),
+    lookup_limit5_p99_us: Number(limited.p99.toFixed(1)),
+    bytes_per_key: Number(bytesPerKey.toFixed(3)),
+    fp_rate: Number(fpRate.toFixed(5)),
+    index_mb: Number(indexMb.toFixed(1)),
+  }),
+);

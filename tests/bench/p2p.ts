@@ -100,14 +100,19 @@ async function chunkedFetch(cluster: Cluster, holder: ClusterNode, nodes: { chun
   const layer = image.layers[0];
   if (layer === undefined) throw new Error('no layer');
   await holder.pull(ref);
-  await waitFor('node-6 and node-7 to find the layer on node-1', async () => {
-    for (const node of [nodes.chunked, nodes.plain]) {
-      const res = await fetch(`${node.agent.url}/v2/bench/p2p/blobs/${layer.digest}?ns=${encodeURIComponent(cluster.upstream.host)}`, { method: 'HEAD' });
-      await res.body?.cancel();
-      if (res.status !== 200) return false;
-    }
-    return true;
-  }, 20_000, 100);
+  await waitFor(
+    'node-6 and node-7 to find the layer on node-1',
+    async () => {
+      for (const node of [nodes.chunked, nodes.plain]) {
+        const res = await fetch(`${node.agent.url}/v2/bench/p2p/blobs/${layer.digest}?ns=${encodeURIComponent(cluster.upstream.host)}`, { method: 'HEAD' });
+        await res.body?.cancel();
+        if (res.status !== 200) return false;
+      }
+      return true;
+    },
+    20_000,
+    100,
+  );
   const result: ChunkedResult = { chunked: [], plain: [], peerBytesRatio: 0 };
   let peerBytes = 0;
   // In turn, the order alternating (a pull right after the other's removal runs on a busier disk);
@@ -127,6 +132,123 @@ async function chunkedFetch(cluster: Cluster, holder: ClusterNode, nodes: { chun
   return result;
 }
 
+interface Measured {
+  imageBytes: number;
+  baselineOne: number;
+  baselineMany: number[];
+  sequential: number[];
+  sequentialUpstreamBytes: number;
+  concurrent: number[];
+  concurrentUpstreamBytes: number;
+  missP99: number;
+  chunked: ChunkedResult;
+  series: string;
+}
+
+/** Without mirra: one node pulls straight from upstream, then 4 at once; the hosts dirs name the upstream alone, then the agents again. */
+async function baseline(cluster: Cluster, rest: ClusterNode[], ref: string): Promise<{ one: number; many: number[] }> {
+  console.error('without mirra: one pull, then 4 at once, straight from upstream ...');
+  await Promise.all(rest.map((node) => writeUpstreamHosts(node.hostsDir, cluster.upstream.host)));
+  const one = await timedPull(() => rest[0]!.pull(ref));
+  await forget(rest[0]!);
+  const many = await Promise.all(rest.map((node) => timedPull(() => node.pull(ref))));
+  await Promise.all(rest.map((node) => forget(node)));
+  await Promise.all(rest.map((node) => writeMirrorHosts(node.hostsDir, cluster.upstream.host, node.agent.url)));
+  return { one, many };
+}
+
+/** With mirra, each node in turn: node-1 from upstream, the rest from peers; the pull times and the upstream bytes. */
+async function inTurn(cluster: Cluster, first: ClusterNode, rest: ClusterNode[], ref: string): Promise<{ times: number[]; upstreamBytes: number }> {
+  console.error('with mirra: each node in turn ...');
+  cluster.upstream.resetCounts();
+  const times = [await timedPull(() => first.pull(ref))];
+  await waitFor(
+    'node-1 to advertise the image',
+    async () => {
+      const pod = cluster.api.get('Pod', cluster.namespace, first.podName) as { metadata?: { annotations?: Record<string, string> } } | undefined;
+      return /n=[1-9]/.test(pod?.metadata?.annotations?.['mirra.dev/summary'] ?? '');
+    },
+    20_000,
+    100,
+  );
+  for (const node of rest) {
+    times.push(await timedPull(() => node.pull(ref)));
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // let the node advertise what it pulled
+  }
+  return { times, upstreamBytes: cluster.upstream.counts().bytes };
+}
+
+/** With mirra, 4 nodes at once while only node-1 has the image. */
+async function atOnce(cluster: Cluster, first: ClusterNode, rest: ClusterNode[], ref: string): Promise<{ times: number[]; upstreamBytes: number }> {
+  console.error('with mirra: 4 nodes at once, one node has the image ...');
+  await first.pull(ref);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  cluster.upstream.resetCounts();
+  const times = await Promise.all(rest.map((node) => timedPull(() => node.pull(ref))));
+  return { times, upstreamBytes: cluster.upstream.counts().bytes };
+}
+
+function report(m: Measured): void {
+  const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(0)} MB`;
+  const list = (times: number[]): string => times.map((t) => t.toFixed(1)).join(', ');
+  console.log(`image ${mb(m.imageBytes)}, upstream limited to ${UPSTREAM_BYTES_PER_SEC / 1e6} MB/s, 5 nodes, pulls through containerd's CRI plugin`);
+  console.log('| case | pulls (s) | mean (s) | upstream bytes |');
+  console.log('| --- | --- | ---: | ---: |');
+  console.log(`| without mirra, one pull | ${m.baselineOne.toFixed(1)} | ${m.baselineOne.toFixed(1)} | ${mb(m.imageBytes)} |`);
+  console.log(`| without mirra, 4 at once | ${list(m.baselineMany)} | ${mean(m.baselineMany).toFixed(1)} | ${mb(m.imageBytes * 4)} |`);
+  const later = mean(m.sequential.slice(1)).toFixed(1);
+  console.log(`| mirra, in turn (node-1 first) | ${list(m.sequential)} | ${later} (nodes 2-5) | ${mb(m.sequentialUpstreamBytes)} |`);
+  console.log(`| mirra, 4 at once from node-1 | ${list(m.concurrent)} | ${mean(m.concurrent).toFixed(1)} | ${mb(m.concurrentUpstreamBytes)} |`);
+  console.log(`404 for a blob no node has (1,000 sequential GETs on node-2's agent): p99 ${m.missP99.toFixed(2)} ms`);
+  console.log(
+    `chunked fetch of a 256 MiB layer from a peer (containerd ${m.series}, 16 MiB chunks, 3 downloads): ` +
+      `${list(m.chunked.chunked)} s, not chunked ${list(m.chunked.plain)} s; peer bytes ${m.chunked.peerBytesRatio.toFixed(3)} x the layer`,
+  );
+  const result = {
+    bench: 'p2p',
+    upstream_bytes_ratio: Number((m.sequentialUpstreamBytes / m.imageBytes).toFixed(3)),
+    speedup_sequential: Number((m.baselineOne / mean(m.sequential.slice(1))).toFixed(2)),
+    speedup_concurrent: Number((mean(m.baselineMany) / mean(m.concurrent)).toFixed(2)),
+    // "each mirrored pull >= 5x faster": the slowest one, in either case.
+    speedup_slowest_pull: Number(Math.min(m.baselineOne / Math.max(...m.sequential.slice(1)), mean(m.baselineMany) / Math.max(...m.concurrent)).toFixed(2)),
+    miss_p99_ms: Number(m.missP99.toFixed(3)),
+    chunked_peer_bytes_ratio: Number(m.chunked.peerBytesRatio.toFixed(3)),
+    chunked_time_ratio: Number((median(m.chunked.chunked) / median(m.chunked.plain)).toFixed(2)),
+  };
+  console.log(JSON.stringify(result));
+}
+
+/** The phases on a started cluster of 7 nodes. */
+async function measure(cluster: Cluster): Promise<Measured> {
+  console.error('generating two 500 MiB images and pushing them ...');
+  const first = await generateImage({ dir: join(cluster.dir, 'img-1'), layers: LAYERS, seed: 'bench-p2p-1' });
+  const second = await generateImage({ dir: join(cluster.dir, 'img-2'), layers: LAYERS, seed: 'bench-p2p-2' });
+  await cluster.upstream.push(first.layoutDir, 'bench/p2p', 'one');
+  await cluster.upstream.push(second.layoutDir, 'bench/p2p', 'two');
+  const [n1, n2, n3, n4, n5, n6, n7] = cluster.nodes;
+  if (n1 === undefined || n2 === undefined || n3 === undefined || n4 === undefined || n5 === undefined || n6 === undefined || n7 === undefined)
+    throw new Error('want 7 nodes');
+  const rest = [n2, n3, n4, n5];
+  const base = await baseline(cluster, rest, `${cluster.upstream.host}/bench/p2p:one`);
+  const sequential = await inTurn(cluster, n1, rest, `${cluster.upstream.host}/bench/p2p:one`);
+  const concurrent = await atOnce(cluster, n1, rest, `${cluster.upstream.host}/bench/p2p:two`);
+  const missP99 = await missP99Ms(n2.url, cluster.upstream.host);
+  console.error('chunked fetch: a 256 MiB layer only node-1 has, node-6 (16 MiB chunks) and node-7 (not chunked) in turn ...');
+  const chunked = await chunkedFetch(cluster, n1, { chunked: n6, plain: n7 });
+  return {
+    imageBytes: first.totalBytes,
+    baselineOne: base.one,
+    baselineMany: base.many,
+    sequential: sequential.times,
+    sequentialUpstreamBytes: sequential.upstreamBytes,
+    concurrent: concurrent.times,
+    concurrentUpstreamBytes: concurrent.upstreamBytes,
+    missP99,
+    chunked,
+    series: n6.containerd.release.series,
+  };
+}
+
 async function main(): Promise<void> {
   // The agents as deployed: compiled (npm run build), with the chart's NODE_OPTIONS.
   const cluster = await startCluster({
@@ -140,83 +262,13 @@ async function main(): Promise<void> {
   });
   try {
     await cluster.waitReady();
-    console.error('generating two 500 MiB images and pushing them ...');
-    const first = await generateImage({ dir: join(cluster.dir, 'img-1'), layers: LAYERS, seed: 'bench-p2p-1' });
-    const second = await generateImage({ dir: join(cluster.dir, 'img-2'), layers: LAYERS, seed: 'bench-p2p-2' });
-    await cluster.upstream.push(first.layoutDir, 'bench/p2p', 'one');
-    await cluster.upstream.push(second.layoutDir, 'bench/p2p', 'two');
-    const refOne = `${cluster.upstream.host}/bench/p2p:one`;
-    const refTwo = `${cluster.upstream.host}/bench/p2p:two`;
-    const [n1, n2, n3, n4, n5, n6, n7] = cluster.nodes;
-    if (n1 === undefined || n2 === undefined || n3 === undefined || n4 === undefined || n5 === undefined || n6 === undefined || n7 === undefined) throw new Error('want 7 nodes');
-    const rest = [n2, n3, n4, n5];
-
-    console.error('without mirra: one pull, then 4 at once, straight from upstream ...');
-    // The upstream alone in the hosts dirs: containerd talks to the upstream registry only.
-    await Promise.all(rest.map((node) => writeUpstreamHosts(node.hostsDir, cluster.upstream.host)));
-    const baselineOne = await timedPull(() => rest[0]!.pull(refOne));
-    await forget(rest[0]!);
-    const baselineMany = await Promise.all(rest.map((node) => timedPull(() => node.pull(refOne))));
-    await Promise.all(rest.map((node) => forget(node)));
-    await Promise.all(rest.map((node) => writeMirrorHosts(node.hostsDir, cluster.upstream.host, node.agent.url)));
-
-    console.error('with mirra: each node in turn ...');
-    cluster.upstream.resetCounts();
-    const sequential: number[] = [];
-    sequential.push(await timedPull(() => n1.pull(refOne)));
-    await waitFor('node-1 to advertise the image', async () => {
-      const pod = cluster.api.get('Pod', cluster.namespace, n1.podName) as { metadata?: { annotations?: Record<string, string> } } | undefined;
-      return /n=[1-9]/.test(pod?.metadata?.annotations?.['mirra.dev/summary'] ?? '');
-    }, 20_000, 100);
-    for (const node of rest) {
-      sequential.push(await timedPull(() => node.pull(refOne)));
-      await new Promise((resolve) => setTimeout(resolve, 2500)); // let the node advertise what it pulled
-    }
-    const sequentialUpstreamBytes = cluster.upstream.counts().bytes;
-
-    console.error('with mirra: 4 nodes at once, one node has the image ...');
-    await n1.pull(refTwo);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
-    cluster.upstream.resetCounts();
-    const concurrent = await Promise.all(rest.map((node) => timedPull(() => node.pull(refTwo))));
-    const concurrentUpstreamBytes = cluster.upstream.counts().bytes;
-
-    const missP99 = await missP99Ms(rest[0]!.url, cluster.upstream.host);
-
-    console.error('chunked fetch: a 256 MiB layer only node-1 has, node-6 (16 MiB chunks) and node-7 (not chunked) in turn ...');
-    const chunked = await chunkedFetch(cluster, n1, { chunked: n6, plain: n7 });
-    const imageBytes = first.totalBytes;
-    console.log(`image ${(imageBytes / 1e6).toFixed(0)} MB, upstream limited to ${UPSTREAM_BYTES_PER_SEC / 1e6} MB/s, 5 nodes, pulls through containerd's CRI plugin`);
-    console.log('| case | pulls (s) | mean (s) | upstream bytes |');
-    console.log('| --- | --- | ---: | ---: |');
-    console.log(`| without mirra, one pull | ${baselineOne.toFixed(1)} | ${baselineOne.toFixed(1)} | ${(imageBytes / 1e6).toFixed(0)} MB |`);
-    console.log(`| without mirra, 4 at once | ${baselineMany.map((s) => s.toFixed(1)).join(', ')} | ${mean(baselineMany).toFixed(1)} | ${((imageBytes * 4) / 1e6).toFixed(0)} MB |`);
-    console.log(`| mirra, in turn (node-1 first) | ${sequential.map((s) => s.toFixed(1)).join(', ')} | ${mean(sequential.slice(1)).toFixed(1)} (nodes 2-5) | ${(sequentialUpstreamBytes / 1e6).toFixed(0)} MB |`);
-    console.log(`| mirra, 4 at once from node-1 | ${concurrent.map((s) => s.toFixed(1)).join(', ')} | ${mean(concurrent).toFixed(1)} | ${(concurrentUpstreamBytes / 1e6).toFixed(0)} MB |`);
-    console.log(`404 for a blob no node has (1,000 sequential GETs on node-2's agent): p99 ${missP99.toFixed(2)} ms`);
-    console.log(
-      `chunked fetch of a 256 MiB layer from a peer (containerd ${n6.containerd.release.series}, 16 MiB chunks, 3 downloads): ` +
-        `${chunked.chunked.map((t) => t.toFixed(1)).join(', ')} s, not chunked ${chunked.plain.map((t) => t.toFixed(1)).join(', ')} s; ` +
-        `peer bytes ${chunked.peerBytesRatio.toFixed(3)} x the layer`,
-    );
-    const result = {
-      bench: 'p2p',
-      upstream_bytes_ratio: Number((sequentialUpstreamBytes / imageBytes).toFixed(3)),
-      speedup_sequential: Number((baselineOne / mean(sequential.slice(1))).toFixed(2)),
-      speedup_concurrent: Number((mean(baselineMany) / mean(concurrent)).toFixed(2)),
-      // "each mirrored pull >= 5x faster": the slowest one, in either case.
-      speedup_slowest_pull: Number(Math.min(baselineOne / Math.max(...sequential.slice(1)), mean(baselineMany) / Math.max(...concurrent)).toFixed(2)),
-      miss_p99_ms: Number(missP99.toFixed(3)),
-      chunked_peer_bytes_ratio: Number(chunked.peerBytesRatio.toFixed(3)),
-      chunked_time_ratio: Number((median(chunked.chunked) / median(chunked.plain)).toFixed(2)),
-    };
-    console.log(JSON.stringify(result));
+    report(await measure(cluster));
   } finally {
     await cluster.stop();
   }
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench:p2p failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  console.error(`bench:p2p failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exitCode = 1;
 });

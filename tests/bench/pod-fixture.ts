@@ -50,8 +50,20 @@ function agentContainer(): Record<string, unknown> {
       { name: 'containerd-certs', mountPath: '/etc/containerd/certs.d' },
       { name: 'kube-api-access-8x2kq', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
     ],
-    livenessProbe: { httpGet: { path: '/healthz', port: 'metrics', scheme: 'HTTP' }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 },
-    readinessProbe: { httpGet: { path: '/readyz', port: 'metrics', scheme: 'HTTP' }, timeoutSeconds: 1, periodSeconds: 5, successThreshold: 1, failureThreshold: 3 },
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: 'metrics', scheme: 'HTTP' },
+      timeoutSeconds: 1,
+      periodSeconds: 10,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: 'metrics', scheme: 'HTTP' },
+      timeoutSeconds: 1,
+      periodSeconds: 5,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'File',
     imagePullPolicy: 'IfNotPresent',
@@ -116,7 +128,14 @@ export function agentPod(index: number, annotations: Record<string, string>): Re
       },
       annotations: { 'kubectl.kubernetes.io/default-container': 'agent', ...annotations },
       ownerReferences: [
-        { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'mirra-agent', uid: '0b6c1f7e-2a5d-4e8f-9c3b-7d1e2f3a4b5c', controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'apps/v1',
+          kind: 'DaemonSet',
+          name: 'mirra-agent',
+          uid: '0b6c1f7e-2a5d-4e8f-9c3b-7d1e2f3a4b5c',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ],
     },
     spec: {
@@ -129,12 +148,20 @@ export function agentPod(index: number, annotations: Record<string, string>): Re
       serviceAccount: 'mirra-agent',
       nodeName: node,
       securityContext: {},
-      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] } } },
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
+        },
+      },
       schedulerName: 'default-scheduler',
       tolerations: [
         { operator: 'Exists' },
         ...['not-ready', 'unreachable'].map((t) => ({ key: `node.kubernetes.io/${t}`, operator: 'Exists', effect: 'NoExecute' })),
-        ...['disk-pressure', 'memory-pressure', 'pid-pressure', 'unschedulable'].map((t) => ({ key: `node.kubernetes.io/${t}`, operator: 'Exists', effect: 'NoSchedule' })),
+        ...['disk-pressure', 'memory-pressure', 'pid-pressure', 'unschedulable'].map((t) => ({
+          key: `node.kubernetes.io/${t}`,
+          operator: 'Exists',
+          effect: 'NoSchedule',
+        })),
       ],
       priorityClassName: 'system-node-critical',
       priority: 2000001000,

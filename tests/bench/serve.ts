@@ -170,6 +170,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench:serve failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  console.error(`bench:serve failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exitCode = 1;
 });

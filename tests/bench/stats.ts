@@ -8,7 +8,10 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
 
 /** The median of `values` in any order; 0 when empty. */
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 /** The arithmetic mean; 0 when empty. */

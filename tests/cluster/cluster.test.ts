@@ -78,11 +78,14 @@ describe('local cluster of 3 nodes', () => {
       targetRef: { kind: 'Pod', name: node.podName, namespace: 'mirra', uid: String(cluster.api.get('Pod', 'mirra', node.podName)?.metadata['uid']) },
       zone: node.zone,
     }));
-    assert.deepEqual(cluster.nodes.map((node) => [node.name, node.ip, node.zone]), [
-      ['node-1', '127.0.0.2', 'zone-a'],
-      ['node-2', '127.0.0.3', 'zone-b'],
-      ['node-3', '127.0.0.4', 'zone-a'],
-    ]);
+    assert.deepEqual(
+      cluster.nodes.map((node) => [node.name, node.ip, node.zone]),
+      [
+        ['node-1', '127.0.0.2', 'zone-a'],
+        ['node-2', '127.0.0.3', 'zone-b'],
+        ['node-3', '127.0.0.4', 'zone-a'],
+      ],
+    );
     assert.deepEqual(cluster.endpoints(), expected);
 
     const slices = arr((await kubectlJson(cluster, ['get', 'endpointslices', '-n', 'mirra']))['items']).map(rec);
@@ -113,10 +116,19 @@ describe('local cluster of 3 nodes', () => {
       assert.equal(rec(podMeta['labels'])['app.kubernetes.io/instance'], 'mirra');
       assert.equal(rec(podMeta['labels'])['pod-template-generation'], '1');
       assert.match(String(rec(podMeta['labels'])['controller-revision-hash']), /^[a-z0-9]+$/);
-      assert.deepEqual(arr(podMeta['ownerReferences']).map((o) => [rec(o)['kind'], rec(o)['name'], rec(o)['controller']]), [['DaemonSet', 'mirra', true]]);
+      assert.deepEqual(
+        arr(podMeta['ownerReferences']).map((o) => [rec(o)['kind'], rec(o)['name'], rec(o)['controller']]),
+        [['DaemonSet', 'mirra', true]],
+      );
       // The agent runs with the env a DaemonSet pod gets from the downward API.
       const environ = (await readFile(`/proc/${node.agent.process.pid}/environ`, 'utf8')).split('\0');
-      for (const pair of [`POD_NAME=${node.podName}`, 'POD_NAMESPACE=mirra', `NODE_NAME=${node.name}`, `POD_IP=${node.ip}`, `KUBECONFIG=${cluster.kubeconfig}`]) {
+      for (const pair of [
+        `POD_NAME=${node.podName}`,
+        'POD_NAMESPACE=mirra',
+        `NODE_NAME=${node.name}`,
+        `POD_IP=${node.ip}`,
+        `KUBECONFIG=${cluster.kubeconfig}`,
+      ]) {
         assert.ok(environ.includes(pair), `${node.name}'s agent has ${pair}`);
       }
     }
@@ -153,13 +165,19 @@ describe('local cluster of 3 nodes', () => {
     await killed;
     t.diagnostic(`killed node-2 not ready after ${ms.toFixed(0)} ms`);
     assert.ok(ms < 2000, `not ready after ${ms.toFixed(0)} ms`);
-    assert.deepEqual(cluster.endpoints().map((e) => [e.nodeName, e.conditions.ready, e.conditions.serving]), [
-      ['node-1', true, true],
-      ['node-2', false, false],
-      ['node-3', true, true],
-    ]);
+    assert.deepEqual(
+      cluster.endpoints().map((e) => [e.nodeName, e.conditions.ready, e.conditions.serving]),
+      [
+        ['node-1', true, true],
+        ['node-2', false, false],
+        ['node-3', true, true],
+      ],
+    );
     const slice = rec(arr((await kubectlJson(cluster, ['get', 'endpointslices', '-n', 'mirra']))['items'])[0]);
-    assert.deepEqual(parseSliceEndpoints(slice).map((e) => e.conditions.ready), [true, false, true]);
+    assert.deepEqual(
+      parseSliceEndpoints(slice).map((e) => e.conditions.ready),
+      [true, false, true],
+    );
     const pod = await kubectlJson(cluster, ['get', 'pod', node2.podName, '-n', 'mirra']);
     assert.equal(podCondition(pod, 'Ready'), 'False');
     assert.equal(rec(rec(rec(arr(rec(pod['status'])['containerStatuses'])[0])['state'])['terminated'])['exitCode'], 137);
@@ -202,8 +220,14 @@ describe('local cluster of 3 nodes', () => {
     }
     assert.notEqual(node1.podName, oldPod);
     assert.equal(cluster.api.get('Pod', 'mirra', oldPod), undefined);
-    assert.ok(seen.some((names) => names.length === 2 && !names.some((n) => n.startsWith(`${oldPod}:`))), `the old endpoint was removed: ${JSON.stringify(seen)}`);
-    assert.deepEqual(cluster.endpoints().map((e) => e.targetRef.name), cluster.nodes.map((node) => node.podName));
+    assert.ok(
+      seen.some((names) => names.length === 2 && !names.some((n) => n.startsWith(`${oldPod}:`))),
+      `the old endpoint was removed: ${JSON.stringify(seen)}`,
+    );
+    assert.deepEqual(
+      cluster.endpoints().map((e) => e.targetRef.name),
+      cluster.nodes.map((node) => node.podName),
+    );
     const environ = (await readFile(`/proc/${node1.agent.process.pid}/environ`, 'utf8')).split('\0');
     assert.ok(environ.includes(`POD_NAME=${node1.podName}`));
   });
@@ -236,7 +260,12 @@ describe('cluster cleanup', () => {
     try {
       const before = new Set(runningProcesses().map((child) => child.pid));
       await assert.rejects(startCluster({ nodes: 2, dir: parent, agentArgs: ['--no-such-flag'] }), /agent did not start/);
-      assert.deepEqual(runningProcesses().filter((child) => !before.has(child.pid)).map((child) => child.name), []);
+      assert.deepEqual(
+        runningProcesses()
+          .filter((child) => !before.has(child.pid))
+          .map((child) => child.name),
+        [],
+      );
       assert.deepEqual(await readdir(parent), []);
     } finally {
       await rm(parent, { recursive: true, force: true });

@@ -17,7 +17,16 @@ import { freePort, runningProcesses, waitFor } from '../support/process.ts';
 import { startUpstream, type Upstream } from '../support/upstream.ts';
 import { startEndpointSliceController, type EndpointSliceController } from './endpointslice-controller.ts';
 import { startClusterNode, type ClusterNode, type PullSettings } from './node.ts';
-import { LABEL_SELECTOR, namespaceObject, newDaemonSetRef, parseSliceEndpoints, SERVICE_NAME, serviceObject, type DaemonSetRef, type SliceEndpoint } from './objects.ts';
+import {
+  LABEL_SELECTOR,
+  namespaceObject,
+  newDaemonSetRef,
+  parseSliceEndpoints,
+  SERVICE_NAME,
+  serviceObject,
+  type DaemonSetRef,
+  type SliceEndpoint,
+} from './objects.ts';
 
 export type { ClusterNode, PullSettings } from './node.ts';
 export type { SliceEndpoint } from './objects.ts';
@@ -246,7 +255,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_NODES) throw new Error(`nodes must be an integer from 1 to ${MAX_NODES}, got ${count}`);
   const namespace = options.namespace ?? 'mirra';
   const dir = await mkdtemp(join(options.dir ?? tmpdir(), 'mirra-cluster-'));
-  const state: ClusterState = { options, dir, pids: new Set(), nodes: [], handleSignals: options.handleSignals !== false, onExit: () => {}, onSignal: () => {} };
+  const state: ClusterState = {
+    options,
+    dir,
+    pids: new Set(),
+    nodes: [],
+    handleSignals: options.handleSignals !== false,
+    onExit: () => {},
+    onSignal: () => {},
+  };
   const { pids, nodes } = state;
   installExitHooks(state);
   const stop = (): Promise<void> => stopCluster(state);

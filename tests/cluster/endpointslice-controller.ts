@@ -117,7 +117,10 @@ export function startEndpointSliceController(options: EndpointSliceControllerOpt
       return;
     }
     if (JSON.stringify(current['endpoints']) === JSON.stringify(want.endpoints) && JSON.stringify(current['ports']) === JSON.stringify(want.ports)) return;
-    const annotations = { ...rec(current.metadata['annotations']), 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
+    const annotations = {
+      ...rec(current.metadata['annotations']),
+      'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    };
     api.update({ ...current, metadata: { ...current.metadata, annotations }, ...want });
   }
 

@@ -131,7 +131,8 @@ function cutBody(state: ProxyState, flow: BodyFlow, chunk: Buffer): boolean {
   if (fault.kind === 'reset') {
     ex.res.socket?.resetAndDestroy();
     const current = state.current;
-    if (fault.times !== undefined && current.kind === 'reset') state.current = current.times !== undefined && current.times > 1 ? { ...current, times: current.times - 1 } : { kind: 'none' };
+    if (fault.times !== undefined && current.kind === 'reset')
+      state.current = current.times !== undefined && current.times > 1 ? { ...current, times: current.times - 1 } : { kind: 'none' };
   }
   return true;
 }
@@ -180,7 +181,14 @@ function relayAnswer(state: ProxyState, ex: Exchange, answer: IncomingMessage): 
 
 function forward(state: ProxyState, ex: Exchange): void {
   const { req, res } = ex;
-  const upstream = request({ host: state.host, port: state.targetPort, method: req.method, path: req.url, headers: forwardHeaders(req.headers), agent: state.agent });
+  const upstream = request({
+    host: state.host,
+    port: state.targetPort,
+    method: req.method,
+    path: req.url,
+    headers: forwardHeaders(req.headers),
+    agent: state.agent,
+  });
   res.once('close', () => {
     if (!res.writableFinished) upstream.destroy();
   });
@@ -246,7 +254,18 @@ function close(state: ProxyState): Promise<void> {
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const { host, port, targetPort } = options;
   const server = createServer((req, res) => handleRequest(state, req, res));
-  const state: ProxyState = { host, port, targetPort, agent: new Agent({ keepAlive: true }), server, sockets: new Set(), current: { kind: 'none' }, listening: false, stopped: false, log: [] };
+  const state: ProxyState = {
+    host,
+    port,
+    targetPort,
+    agent: new Agent({ keepAlive: true }),
+    server,
+    sockets: new Set(),
+    current: { kind: 'none' },
+    listening: false,
+    stopped: false,
+    log: [],
+  };
   server.keepAliveTimeout = 30_000;
   server.on('connection', (socket) => {
     state.sockets.add(socket);

@@ -52,7 +52,11 @@ function exitCodeOf(how: number | string): number {
 }
 
 function containerId(): string {
-  return `containerd://${Array.from({ length: 4 }, () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')).join('')}`;
+  return `containerd://${Array.from({ length: 4 }, () =>
+    Math.floor(Math.random() * 2 ** 32)
+      .toString(16)
+      .padStart(8, '0'),
+  ).join('')}`;
 }
 
 type Terminated = Extract<ContainerState, { kind: 'terminated' }>;
@@ -75,7 +79,13 @@ function isReady(pod: PodState): boolean {
 
 function terminatedStatus(t: Terminated): Record<string, unknown> {
   return {
-    terminated: { exitCode: t.exitCode, reason: t.exitCode === 0 ? 'Completed' : 'Error', startedAt: t.startedAt, finishedAt: t.finishedAt, containerID: t.containerId },
+    terminated: {
+      exitCode: t.exitCode,
+      reason: t.exitCode === 0 ? 'Completed' : 'Error',
+      startedAt: t.startedAt,
+      finishedAt: t.finishedAt,
+      containerID: t.containerId,
+    },
   };
 }
 

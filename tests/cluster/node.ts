@@ -120,7 +120,16 @@ async function launchAgent(node: NodeState): Promise<void> {
     mirroredRegistries: [options.upstreamHost],
     extraArgs: options.agentArgs,
     entry: options.agentEntry,
-    env: { ...options.agentEnv, POD_NAME: podName, POD_NAMESPACE: options.namespace, NODE_NAME: name, POD_IP: ip, HOST_IP: ip, NODE_IP: ip, KUBECONFIG: options.kubeconfig },
+    env: {
+      ...options.agentEnv,
+      POD_NAME: podName,
+      POD_NAMESPACE: options.namespace,
+      NODE_NAME: name,
+      POD_IP: ip,
+      HOST_IP: ip,
+      NODE_IP: ip,
+      KUBECONFIG: options.kubeconfig,
+    },
   }).catch((err: unknown) => {
     throw new Error(`${name}: agent did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   });

@@ -80,9 +80,7 @@ export function podObject(input: PodSpecInput): Record<string, unknown> {
         'controller-revision-hash': daemonSet.revisionHash,
         'pod-template-generation': String(daemonSet.templateGeneration),
       },
-      ownerReferences: [
-        { apiVersion: 'apps/v1', kind: 'DaemonSet', name: DAEMONSET_NAME, uid: daemonSet.uid, controller: true, blockOwnerDeletion: true },
-      ],
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: DAEMONSET_NAME, uid: daemonSet.uid, controller: true, blockOwnerDeletion: true }],
     },
     spec: {
       nodeName,
@@ -111,7 +109,13 @@ export function podObject(input: PodSpecInput): Record<string, unknown> {
             fieldEnv('POD_IP', 'status.podIP'),
           ],
           ports: [{ name: PORT_NAME, containerPort: port, hostPort: port, protocol: 'TCP' }],
-          readinessProbe: { httpGet: { path: READINESS_PATH, port: PORT_NAME, scheme: 'HTTP' }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 1 },
+          readinessProbe: {
+            httpGet: { path: READINESS_PATH, port: PORT_NAME, scheme: 'HTTP' },
+            periodSeconds: 1,
+            timeoutSeconds: 1,
+            successThreshold: 1,
+            failureThreshold: 1,
+          },
           livenessProbe: { httpGet: { path: LIVENESS_PATH, port: PORT_NAME, scheme: 'HTTP' }, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
         },
       ],

@@ -8,7 +8,17 @@ import type { Hasher } from '../../internal/routing/hash.ts';
 import type { Cluster, ClusterNode } from '../cluster/cluster.ts';
 import type { GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
-import { assertStored, claimants, generation, MiB, peerRequestsFor, startFaultsHarness, upstreamGets, waitPeerServes, type FaultsHarness } from './faults-kit.ts';
+import {
+  assertStored,
+  claimants,
+  generation,
+  MiB,
+  peerRequestsFor,
+  startFaultsHarness,
+  upstreamGets,
+  waitPeerServes,
+  type FaultsHarness,
+} from './faults-kit.ts';
 
 describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => {
   let h: FaultsHarness;
@@ -108,7 +118,14 @@ describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => 
     cluster.upstream.resetCounts();
     await n3.pull(ref('ctd-back'));
     await assertStored(n3, after);
-    assert.equal(upstreamGets(cluster, after.layers.map((l) => l.digest)), 0, 'node-3 got it from node-1');
+    assert.equal(
+      upstreamGets(
+        cluster,
+        after.layers.map((l) => l.digest),
+      ),
+      0,
+      'node-3 got it from node-1',
+    );
     process.stdout.write(`# containerd down: not ready after ${notReadyMs} ms; back: ready after ${readyAgainMs} ms\n`);
   });
 
@@ -125,16 +142,35 @@ describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => 
     cluster.upstream.resetCounts();
     await n3.pull(ref('api-known'));
     await n1.pull(ref('api-during'));
-    assert.equal(upstreamGets(cluster, known.layers.map((l) => l.digest)), 0, 'node-3 got it from node-2 on the last known index');
+    assert.equal(
+      upstreamGets(
+        cluster,
+        known.layers.map((l) => l.digest),
+      ),
+      0,
+      'node-3 got it from node-2 on the last known index',
+    );
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, 6_000 - (Date.now() - faultStart))));
     cluster.api.faults.failWith(500, 5_000);
     cluster.api.dropWatches();
     cluster.upstream.resetCounts();
     await n1.pull(ref('api-known'));
-    assert.equal(upstreamGets(cluster, known.layers.map((l) => l.digest)), 0, 'node-1 got it from a peer during the 500s');
+    assert.equal(
+      upstreamGets(
+        cluster,
+        known.layers.map((l) => l.digest),
+      ),
+      0,
+      'node-1 got it from a peer during the 500s',
+    );
     await new Promise((resolve) => setTimeout(resolve, 5_000));
 
-    await waitFor('node-1 to publish what it pulled during the outage', async () => during.layers.every((l) => claimants(cluster, hasher, l.digest).includes('node-1')), 30_000, 200);
+    await waitFor(
+      'node-1 to publish what it pulled during the outage',
+      async () => during.layers.every((l) => claimants(cluster, hasher, l.digest).includes('node-1')),
+      30_000,
+      200,
+    );
     const answered = cluster.api.requests().slice(requestsBefore);
     const rejected = answered.filter((r) => r.status === 429 || r.status === 500);
     assert.ok(rejected.length > 0, 'the agents met the faults');
@@ -145,7 +181,14 @@ describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => 
     cluster.upstream.resetCounts();
     await n2.pull(ref('api-during'));
     await assertStored(n2, during);
-    assert.equal(upstreamGets(cluster, during.layers.map((l) => l.digest)), 0, 'node-2 got it from node-1');
+    assert.equal(
+      upstreamGets(
+        cluster,
+        during.layers.map((l) => l.digest),
+      ),
+      0,
+      'node-2 got it from node-1',
+    );
   });
 
   test('agent killed and restarted: its annotations are republished and peers use it again', async () => {
@@ -158,12 +201,22 @@ describe('faults around the agent, on three nodes', { timeout: 420_000 }, () => 
     await n1.restartAgent();
     await cluster.waitReady();
     await waitFor('node-1 to republish', async () => (generation(cluster, n1) ?? 0) > before, 10_000, 100);
-    assert.ok(image.layers.every((l) => claimants(cluster, hasher, l.digest).includes('node-1')), 'the same keys are advertised');
+    assert.ok(
+      image.layers.every((l) => claimants(cluster, hasher, l.digest).includes('node-1')),
+      'the same keys are advertised',
+    );
     await waitPeerServes(cluster, n3, 'restart', image.layers[0]?.digest ?? '');
     cluster.upstream.resetCounts();
     await n3.pull(ref('restart'));
     await assertStored(n3, image);
-    assert.equal(upstreamGets(cluster, image.layers.map((l) => l.digest)), 0, 'node-3 got it from node-1');
+    assert.equal(
+      upstreamGets(
+        cluster,
+        image.layers.map((l) => l.digest),
+      ),
+      0,
+      'node-3 got it from node-1',
+    );
     assert.ok((await peerRequestsFor(n1, [image.layers[0]?.digest ?? ''])) >= 1);
   });
 });

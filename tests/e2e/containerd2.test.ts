@@ -69,11 +69,16 @@ describe('containerd 2.1 through its CRI (transfer service)', { skip: onTwoX ? f
     await n1.pull(ref(name));
     for (const layer of image.layers) {
       const url = `${puller.agent.url}/v2/ctd2/${name}/blobs/${layer.digest}?ns=${encodeURIComponent(cluster.upstream.host)}`;
-      await waitFor(`${puller.name} to find ${layer.digest} on node-1`, async () => {
-        const res = await fetch(url, { method: 'HEAD' });
-        await res.body?.cancel();
-        return res.status === 200;
-      }, 15_000, 100);
+      await waitFor(
+        `${puller.name} to find ${layer.digest} on node-1`,
+        async () => {
+          const res = await fetch(url, { method: 'HEAD' });
+          await res.body?.cancel();
+          return res.status === 200;
+        },
+        15_000,
+        100,
+      );
     }
     cluster.upstream.resetCounts();
   };
@@ -161,7 +166,12 @@ describe('containerd 2.1 through its CRI (transfer service)', { skip: onTwoX ? f
       assert.ok(Number(get.latencyMs) < PEER_REQUEST_TIMEOUT_MS + 1500, `held containerd ${String(get.latencyMs)} ms`);
     }
     assert.ok(upstreamBlobBytes(cluster, layer.digest) >= layer.size, 'the upstream served the layer');
-    assert.ok(faultsOf(n1).requests().some((r) => r.fault === 'hang' && r.url.includes(layer.digest)), 'the hanging peer was asked');
+    assert.ok(
+      faultsOf(n1)
+        .requests()
+        .some((r) => r.fault === 'hang' && r.url.includes(layer.digest)),
+      'the hanging peer was asked',
+    );
   });
 
   test('a peer that labels a layer with Content-Encoding: gzip: the agent sends the bytes unlabelled and containerd stores them as they are', async () => {
@@ -178,7 +188,12 @@ describe('containerd 2.1 through its CRI (transfer service)', { skip: onTwoX ? f
     await assertStored(n3, image);
     for (const layer of image.layers) {
       assert.equal(upstreamBlobBytes(cluster, layer.digest), 0, `${layer.digest} came from the peer`);
-      assert.ok(faultsOf(n1).requests().some((r) => r.fault === 'encoding' && r.url.includes(layer.digest)), 'the peer labelled it');
+      assert.ok(
+        faultsOf(n1)
+          .requests()
+          .some((r) => r.fault === 'encoding' && r.url.includes(layer.digest)),
+        'the peer labelled it',
+      );
     }
     const url = `${n3.agent.url}/v2/ctd2/label/blobs/${image.layers[0]?.digest ?? ''}?ns=${encodeURIComponent(cluster.upstream.host)}`;
     const res = await fetch(url);

@@ -69,11 +69,16 @@ export async function assertStored(node: ClusterNode, image: GeneratedImage): Pr
 /** Until the node's agent finds the blob through its peers (its index and directory are in step). */
 export async function waitPeerServes(cluster: Cluster, node: ClusterNode, name: string, digest: string): Promise<void> {
   const url = `${node.agent.url}/v2/faults/${name}/blobs/${digest}?ns=${encodeURIComponent(cluster.upstream.host)}`;
-  await waitFor(`${node.name} to find ${digest} on a peer`, async () => {
-    const res = await fetch(url, { method: 'HEAD' });
-    await res.body?.cancel();
-    return res.status === 200;
-  }, 15_000, 100);
+  await waitFor(
+    `${node.name} to find ${digest} on a peer`,
+    async () => {
+      const res = await fetch(url, { method: 'HEAD' });
+      await res.body?.cancel();
+      return res.status === 200;
+    },
+    15_000,
+    100,
+  );
 }
 
 export async function peerRequestsFor(node: ClusterNode, digests: readonly string[]): Promise<number> {
@@ -114,7 +119,12 @@ export async function startFaultsHarness(): Promise<FaultsHarness> {
   const holdOn = async (image: GeneratedImage, name: string, holders: ClusterNode[]): Promise<void> => {
     for (const node of holders) {
       await node.pull(ref(name));
-      await waitFor(`${node.name} to advertise ${name}`, async () => image.layers.every((l) => claimants(cluster, hasher, l.digest).includes(node.name)), 10_000, 100);
+      await waitFor(
+        `${node.name} to advertise ${name}`,
+        async () => image.layers.every((l) => claimants(cluster, hasher, l.digest).includes(node.name)),
+        10_000,
+        100,
+      );
     }
   };
   return {
@@ -137,10 +147,15 @@ export async function startFaultsHarness(): Promise<FaultsHarness> {
       await n3.restartAgent();
       await cluster.waitReady();
       const holders = pods(cluster).filter((pod) => pod.node !== 'node-3' && (alone ? pod.node === 'node-1' : true));
-      await waitFor('node-3 to know the holders', async () => {
-        const lines = (await n3.agent.logLines()).slice(mark);
-        return holders.every((pod) => lines.some((line) => line.msg === 'peer summary updated' && line.peer === pod.name && line.status === 'ok'));
-      }, 15_000, 100);
+      await waitFor(
+        'node-3 to know the holders',
+        async () => {
+          const lines = (await n3.agent.logLines()).slice(mark);
+          return holders.every((pod) => lines.some((line) => line.msg === 'peer summary updated' && line.peer === pod.name && line.status === 'ok'));
+        },
+        15_000,
+        100,
+      );
       await waitPeerServes(cluster, n3, name, first);
       const order = claimants(cluster, hasher, first, n3.podName);
       const sick = cluster.nodes.find((node) => node.name === order[0]);

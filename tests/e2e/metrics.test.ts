@@ -26,9 +26,13 @@ async function scrape(node: ClusterNode): Promise<Exposition> {
 }
 
 async function locate(cluster: Cluster, key: string): Promise<string[]> {
-  const { stdout } = await run(process.execPath, [MIRRA, 'locate', key, '--kubeconfig', cluster.kubeconfig, '--namespace', cluster.namespace, '--output', 'json'], {
-    env: { PATH: process.env.PATH },
-  });
+  const { stdout } = await run(
+    process.execPath,
+    [MIRRA, 'locate', key, '--kubeconfig', cluster.kubeconfig, '--namespace', cluster.namespace, '--output', 'json'],
+    {
+      env: { PATH: process.env.PATH },
+    },
+  );
   const parsed = JSON.parse(stdout) as { agents: Array<{ node: string }> };
   return parsed.agents.map((agent) => agent.node).sort();
 }
@@ -52,7 +56,10 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
     for (const node of cluster.nodes) {
       assert.equal(node.agent.metricsUrl, `http://${node.ip}:${cluster.metricsPort}/metrics`);
       const parsed = await scrape(node);
-      assert.ok(parsed.samples.some((s) => s.name === 'mirra_nodejs_eventloop_lag_p99_seconds'), 'event-loop delay');
+      assert.ok(
+        parsed.samples.some((s) => s.name === 'mirra_nodejs_eventloop_lag_p99_seconds'),
+        'event-loop delay',
+      );
       const onRegistry = await fetch(`${node.url}/metrics`);
       assert.equal(onRegistry.status, 404);
       await onRegistry.body?.cancel();
@@ -71,7 +78,10 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
     assert.ok(sumSamples(one, 'mirra_advertised_keys') >= image.layers.length + 3, 'layers, config, manifest and the reference');
     assert.ok(sumSamples(one, 'mirra_annotation_bytes') > 0);
     assert.ok(sumSamples(one, 'mirra_publish_duration_seconds_count') >= 1);
-    assert.ok(sumSamples(one, 'mirra_http_requests_total', { handler: 'blob', source: 'miss', from: 'client' }) >= image.layers.length, "node-1's own pull missed");
+    assert.ok(
+      sumSamples(one, 'mirra_http_requests_total', { handler: 'blob', source: 'miss', from: 'client' }) >= image.layers.length,
+      "node-1's own pull missed",
+    );
 
     cluster.upstream.resetCounts();
     await n2.pull(ref);
@@ -79,7 +89,10 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
 
     const layerBytes = image.layers.reduce((sum, layer) => sum + layer.size, 0);
     const two = await scrape(n2);
-    assert.ok(sumSamples(two, 'mirra_http_requests_total', { handler: 'blob', status: '200', source: 'peer', from: 'client' }) >= image.layers.length + 1, 'layers and config from the peer');
+    assert.ok(
+      sumSamples(two, 'mirra_http_requests_total', { handler: 'blob', status: '200', source: 'peer', from: 'client' }) >= image.layers.length + 1,
+      'layers and config from the peer',
+    );
     assert.ok(sumSamples(two, 'mirra_http_requests_total', { handler: 'manifest', source: 'peer' }) >= 1);
     assert.equal(sumSamples(two, 'mirra_http_requests_total', { handler: 'blob', source: 'miss' }), 0);
     assert.ok(sumSamples(two, 'mirra_http_response_bytes_total', { handler: 'blob', source: 'peer' }) >= layerBytes);
@@ -88,7 +101,10 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
     assert.equal(sumSamples(two, 'mirra_peer_digest_mismatches_total'), 0);
 
     const served = await scrape(n1);
-    assert.ok(sumSamples(served, 'mirra_http_requests_total', { handler: 'blob', status: '200', source: 'local', from: 'peer' }) >= image.layers.length + 1, 'blobs served to the peer');
+    assert.ok(
+      sumSamples(served, 'mirra_http_requests_total', { handler: 'blob', status: '200', source: 'local', from: 'peer' }) >= image.layers.length + 1,
+      'blobs served to the peer',
+    );
     assert.ok(sumSamples(served, 'mirra_http_response_bytes_total', { handler: 'blob', source: 'local', from: 'peer' }) >= layerBytes);
   });
 });

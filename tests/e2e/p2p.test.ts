@@ -15,9 +15,13 @@ const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
 const MiB = 1024 * 1024;
 
 async function locate(cluster: Cluster, key: string): Promise<string[]> {
-  const { stdout } = await run(process.execPath, [MIRRA, 'locate', key, '--kubeconfig', cluster.kubeconfig, '--namespace', cluster.namespace, '--output', 'json'], {
-    env: { PATH: process.env.PATH },
-  });
+  const { stdout } = await run(
+    process.execPath,
+    [MIRRA, 'locate', key, '--kubeconfig', cluster.kubeconfig, '--namespace', cluster.namespace, '--output', 'json'],
+    {
+      env: { PATH: process.env.PATH },
+    },
+  );
   const parsed = JSON.parse(stdout) as { agents: Array<{ node: string }> };
   return parsed.agents.map((agent) => agent.node).sort();
 }
@@ -78,17 +82,27 @@ describe('peer-to-peer on three nodes', { timeout: 300_000 }, () => {
     assert.ok(n1 && n2 && n3);
     await n1.pull(ref('team/big:v1'));
     await n2.pull(ref('team/big:v1'));
-    await waitFor('nodes 1 and 2 to advertise the big image', async () => {
-      const nodes = await locate(cluster, big.manifestDigest);
-      return nodes.includes('node-1') && nodes.includes('node-2');
-    }, 10_000, 200);
+    await waitFor(
+      'nodes 1 and 2 to advertise the big image',
+      async () => {
+        const nodes = await locate(cluster, big.manifestDigest);
+        return nodes.includes('node-1') && nodes.includes('node-2');
+      },
+      10_000,
+      200,
+    );
 
     const pulling = n3.pull(ref('team/big:v1'));
     // Kill node 1's agent as soon as it serves node 3 anything.
-    await waitFor('node 1 to serve node 3', async () => {
-      const lines = await n1.agent.logLines();
-      return lines.some((line) => typeof line.handler === 'string');
-    }, 20_000, 5).catch(() => undefined);
+    await waitFor(
+      'node 1 to serve node 3',
+      async () => {
+        const lines = await n1.agent.logLines();
+        return lines.some((line) => typeof line.handler === 'string');
+      },
+      20_000,
+      5,
+    ).catch(() => undefined);
     await n1.kill();
     await pulling;
     // containerd verified every digest while pulling; check the image is complete.
@@ -123,6 +137,11 @@ describe('peer-to-peer on three nodes', { timeout: 300_000 }, () => {
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
     await cluster.api.restart();
 
-    await waitFor('node-2 to publish what it pulled during the outage', async () => (await locate(cluster, other.manifestDigest)).includes('node-2'), 30_000, 250);
+    await waitFor(
+      'node-2 to publish what it pulled during the outage',
+      async () => (await locate(cluster, other.manifestDigest)).includes('node-2'),
+      30_000,
+      250,
+    );
   });
 });

@@ -48,18 +48,26 @@ describe('peer auth on two nodes', { timeout: 120_000 }, () => {
     const first = image.layers[0];
     assert.ok(first !== undefined);
     const headers = { method: 'HEAD' };
-    await waitFor('node 2 to find the layer on node 1', async () => {
-      const res = await fetch(`${n2.url}/v2/team/auth/blobs/${first.digest}?ns=${cluster.upstream.host}`, headers);
-      await res.arrayBuffer();
-      return res.status === 200;
-    }, 10_000, 200);
+    await waitFor(
+      'node 2 to find the layer on node 1',
+      async () => {
+        const res = await fetch(`${n2.url}/v2/team/auth/blobs/${first.digest}?ns=${cluster.upstream.host}`, headers);
+        await res.arrayBuffer();
+        return res.status === 200;
+      },
+      10_000,
+      200,
+    );
 
     cluster.upstream.resetCounts();
     await n2.pull(ref);
     assert.equal(cluster.upstream.counts().blobGets, 0, JSON.stringify(cluster.upstream.counts().requests));
     const served = (await n1.agent.accessLines()).filter((line) => line.fromPeer === true);
     for (const layer of image.layers) {
-      assert.ok(served.some((line) => String(line.url).includes(layer.digest) && line.status === 200), `node 1 served ${layer.digest} to a peer`);
+      assert.ok(
+        served.some((line) => String(line.url).includes(layer.digest) && line.status === 200),
+        `node 1 served ${layer.digest} to a peer`,
+      );
     }
     assert.ok(!served.some((line) => line.status === 401), 'no signed request was refused');
   });

@@ -64,7 +64,10 @@ describe('faults between peers, on three nodes', { timeout: 420_000 }, () => {
           assert.ok(hit.length > 0, `the fault was applied: ${JSON.stringify(sick.faults.requests())}`);
         }
         const lines = (await n3.agent.logLines()).slice(mark);
-        assert.ok(lines.some((line) => line.msg === PENALISED && line.peer === sickPod), `${sick.name} was penalised by node-3`);
+        assert.ok(
+          lines.some((line) => line.msg === PENALISED && line.peer === sickPod),
+          `${sick.name} was penalised by node-3`,
+        );
         if (alone) {
           assert.ok(upstreamGets(cluster, [layers[0] as string]) >= 1, 'containerd fetched the big layer upstream');
         } else {
@@ -105,17 +108,25 @@ describe('faults between peers, on three nodes', { timeout: 420_000 }, () => {
         await sick.faults.set({ kind: 'none' });
       }
       process.stdout.write(`# corrupt 40 MiB layer (${alone ? 'alone' : 'pair'}): ${failures.length} failed pull(s) ${JSON.stringify(failures)}\n`);
-      assert.ok(sick.faults.requests().some((r) => r.fault === 'corrupt'), 'the fault was applied');
+      assert.ok(
+        sick.faults.requests().some((r) => r.fault === 'corrupt'),
+        'the fault was applied',
+      );
       assert.ok(failures.length <= 1, `failed pulls: ${JSON.stringify(failures)}`);
       await assertStored(n3, image);
       const lines = (await n3.agent.logLines()).slice(mark);
-      assert.ok(lines.some((line) => line.msg === PENALISED && line.peer === sick.podName), `${sick.name} was penalised by node-3`);
+      assert.ok(
+        lines.some((line) => line.msg === PENALISED && line.peer === sick.podName),
+        `${sick.name} was penalised by node-3`,
+      );
       if (failures.length > 0) {
         // The failed pull left containerd an ingest with wrong bytes; the agent dropped it, so the retry started over.
-        assert.ok(lines.some((line) => String(line.msg).startsWith("aborted containerd's ingest") && line.digest === image.layers[0]?.digest), 'the poisoned ingest was aborted');
+        assert.ok(
+          lines.some((line) => String(line.msg).startsWith("aborted containerd's ingest") && line.digest === image.layers[0]?.digest),
+          'the poisoned ingest was aborted',
+        );
       }
       await n3.containerd.removeImage(ref(name));
     });
   }
-
 });

@@ -74,9 +74,12 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
 
     const configured = await mirra([
       'configure',
-      '--containerd-registry-config-path', certsDir,
-      '--mirrored-registries', `http://${upstream.host}`,
-      '--mirror-targets', agent.url,
+      '--containerd-registry-config-path',
+      certsDir,
+      '--mirrored-registries',
+      `http://${upstream.host}`,
+      '--mirror-targets',
+      agent.url,
     ]);
     assert.equal(configured.code, 0, configured.stderr);
     const hostsFile = join(certsDir, upstream.host, 'hosts.toml');
@@ -113,9 +116,12 @@ describe('mirra configure, a real containerd pulling through it, mirra cleanup',
     const before = await tree(certsDir);
     const configured = await mirra([
       'configure',
-      '--containerd-registry-config-path', certsDir,
-      '--mirrored-registries', `http://${upstream.host}`,
-      '--mirror-targets', agent.url,
+      '--containerd-registry-config-path',
+      certsDir,
+      '--mirrored-registries',
+      `http://${upstream.host}`,
+      '--mirror-targets',
+      agent.url,
       '--resolve-tags=false',
     ]);
     assert.equal(configured.code, 0, configured.stderr);
@@ -155,18 +161,33 @@ describe('agent preflight against containerd configs', { timeout: 60_000 }, () =
 
   const agentArgs = (configPath: string): string[] => [
     'registry',
-    '--containerd-config-path', configPath,
-    '--containerd-sock', '/nonexistent/containerd.sock',
-    '--registry-addr', '127.0.0.1:1',
+    '--containerd-config-path',
+    configPath,
+    '--containerd-sock',
+    '/nonexistent/containerd.sock',
+    '--registry-addr',
+    '127.0.0.1:1',
     '--metrics-addr=',
   ];
 
   test('each broken rule: exit 1 with one line naming the setting, the file and the fix', async () => {
     const registry = '[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n';
     const cases: Array<[string, string | undefined, RegExp]> = [
-      ['discard', `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = true\n${registry}`, /discard_unpacked_layers = true in \S+discard\.toml \[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\]\); set it to false and restart containerd/],
-      ['no-config-path', 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = false\n', /no registry config_path \(config_path is not set in \S+no-config-path\.toml .*\); set config_path = "\/etc\/containerd\/certs\.d"/],
-      ['v3-empty-config-path', "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = ''\n", /config_path = "" in \S+v3-empty-config-path\.toml \[plugins\."io\.containerd\.cri\.v1\.images"\.registry\]/],
+      [
+        'discard',
+        `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = true\n${registry}`,
+        /discard_unpacked_layers = true in \S+discard\.toml \[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\]\); set it to false and restart containerd/,
+      ],
+      [
+        'no-config-path',
+        'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = false\n',
+        /no registry config_path \(config_path is not set in \S+no-config-path\.toml .*\); set config_path = "\/etc\/containerd\/certs\.d"/,
+      ],
+      [
+        'v3-empty-config-path',
+        "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = ''\n",
+        /config_path = "" in \S+v3-empty-config-path\.toml \[plugins\."io\.containerd\.cri\.v1\.images"\.registry\]/,
+      ],
       ['missing', undefined, /containerd config \S+missing\.toml not found: mount .*--preflight=false/],
     ];
     for (const [name, text, pattern] of cases) {
@@ -188,7 +209,12 @@ describe('agent preflight against containerd configs', { timeout: 60_000 }, () =
     const common = { dir, host: '127.0.0.1', containerdSock: join(dir, 'no-containerd.sock'), contentPath: join(dir, 'content') };
     const checked = await startAgent({ ...common, name: 'agent-good', port: await freePort(), containerdConfigPath: good });
     await checked.stop();
-    const unchecked = await startAgent({ ...common, name: 'agent-unchecked', port: await freePort(), extraArgs: ['--containerd-config-path', join(dir, 'missing.toml')] });
+    const unchecked = await startAgent({
+      ...common,
+      name: 'agent-unchecked',
+      port: await freePort(),
+      extraArgs: ['--containerd-config-path', join(dir, 'missing.toml')],
+    });
     await unchecked.stop();
   });
 });

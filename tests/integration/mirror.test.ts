@@ -116,7 +116,7 @@ describe('mirror served from a real containerd', { timeout: 180_000 }, () => {
     }
   });
 
-  test('containerd B pulls through A\'s agent and upstream serves no blob', async () => {
+  test("containerd B pulls through A's agent and upstream serves no blob", async () => {
     await writeMirrorHosts(pair.nodeBHostsDir, upstream.host, agent.url);
     upstream.resetCounts();
     await nodeB.criPull(`${upstream.host}/team/app:v1`);

@@ -5,16 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ApiException,
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  makeInformer,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, DiscoveryV1Api, KubeConfig, makeInformer, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { waitFor } from '../support/process.ts';
 import { startKubeApi, type KubeApi } from './server.ts';
 
@@ -46,7 +37,10 @@ test('list, merge patch and its 422, EndpointSlices', async () => {
   await core.createNamespacedPod({ namespace: 'default', body: pod('list-a', { app: 'list' }) });
   await core.createNamespacedPod({ namespace: 'default', body: pod('list-b', { app: 'nope' }) });
   const list = await core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=list' });
-  assert.deepEqual(list.items.map((p) => p.metadata?.name), ['list-a']);
+  assert.deepEqual(
+    list.items.map((p) => p.metadata?.name),
+    ['list-a'],
+  );
   assert.equal(list.metadata?.resourceVersion, String(api.store.currentResourceVersion()));
 
   const patched = await core.patchNamespacedPod(
@@ -78,7 +72,10 @@ test('list, merge patch and its 422, EndpointSlices', async () => {
     },
   });
   const slices = await discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: 'kubernetes.io/service-name=mirra' });
-  assert.deepEqual(slices.items.map((s) => [s.metadata?.name, s.endpoints?.[0]?.conditions?.ready]), [['mirra-abc', true]]);
+  assert.deepEqual(
+    slices.items.map((s) => [s.metadata?.name, s.endpoints?.[0]?.conditions?.ready]),
+    [['mirra-abc', true]],
+  );
 });
 
 interface Seen {
@@ -90,7 +87,12 @@ interface Seen {
 /** An informer for app=<app> pods that restarts itself after errors, as the agent's would. */
 function podInformer(app: string) {
   const core = kc.makeApiClient(CoreV1Api);
-  const informer = makeInformer<V1Pod>(kc, '/api/v1/namespaces/default/pods', () => core.listNamespacedPod({ namespace: 'default', labelSelector: `app=${app}` }), `app=${app}`);
+  const informer = makeInformer<V1Pod>(
+    kc,
+    '/api/v1/namespaces/default/pods',
+    () => core.listNamespacedPod({ namespace: 'default', labelSelector: `app=${app}` }),
+    `app=${app}`,
+  );
   const seen: Seen = { adds: [], updates: [], deletes: [] };
   let stopped = false;
   informer.on('add', (p) => seen.adds.push(p.metadata?.name ?? ''));
@@ -99,7 +101,11 @@ function podInformer(app: string) {
   informer.on('error', () => {
     if (!stopped) setTimeout(() => void informer.start(), 100);
   });
-  const names = (): string[] => informer.list('default').map((p) => p.metadata?.name ?? '').sort();
+  const names = (): string[] =>
+    informer
+      .list('default')
+      .map((p) => p.metadata?.name ?? '')
+      .sort();
   return {
     informer,
     seen,
@@ -150,8 +156,14 @@ async function expectRecovered(app: string, inf: ReturnType<typeof podInformer>,
   const log = api.requests().map((r) => r.url);
   const stale = log.findIndex((u) => u.includes('watch=true') && u.includes(`resourceVersion=${watchRvBefore}&`));
   assert.ok(stale >= 0, `a watch from resourceVersion ${watchRvBefore} was made`);
-  assert.ok(log.slice(stale + 1).some((u) => u.startsWith('/api/v1/namespaces/default/pods?') && !u.includes('watch=')), 'then a relist');
-  assert.ok(log.slice(stale + 1).some((u) => u.includes('watch=true') && !u.includes(`resourceVersion=${watchRvBefore}&`)), 'then a new watch');
+  assert.ok(
+    log.slice(stale + 1).some((u) => u.startsWith('/api/v1/namespaces/default/pods?') && !u.includes('watch=')),
+    'then a relist',
+  );
+  assert.ok(
+    log.slice(stale + 1).some((u) => u.includes('watch=true') && !u.includes(`resourceVersion=${watchRvBefore}&`)),
+    'then a new watch',
+  );
 }
 
 async function startedInformer(app: string): Promise<{ inf: ReturnType<typeof podInformer>; rv: string; expired: number }> {

@@ -29,7 +29,8 @@ function resourceEntries(def: ResourceDef): Record<string, unknown>[] {
   if (def.shortNames.length > 0) main['shortNames'] = def.shortNames;
   if (def.kind === 'Pod' || def.kind === 'Service') main['categories'] = ['all'];
   const entries = [main];
-  if (def.hasStatus) entries.push({ name: `${def.plural}/status`, singularName: '', namespaced: def.namespaced, kind: def.kind, verbs: ['get', 'patch', 'update'] });
+  if (def.hasStatus)
+    entries.push({ name: `${def.plural}/status`, singularName: '', namespaced: def.namespaced, kind: def.kind, verbs: ['get', 'patch', 'update'] });
   return entries;
 }
 

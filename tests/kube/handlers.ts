@@ -134,7 +134,12 @@ function get(store: Store, { path, params, accept, res }: ResourceRequest): void
 
 function deleteCollection(store: Store, { path, params, res }: ResourceRequest): void {
   const deleted = selected(store, path, params).map((o) => asItem(store.delete(path.def, str(o.metadata['namespace']), String(o.metadata['name']))));
-  sendJson(res, 200, { kind: `${path.def.kind}List`, apiVersion: apiVersionOf(path.def), metadata: { resourceVersion: String(store.currentResourceVersion()) }, items: deleted });
+  sendJson(res, 200, {
+    kind: `${path.def.kind}List`,
+    apiVersion: apiVersionOf(path.def),
+    metadata: { resourceVersion: String(store.currentResourceVersion()) },
+    items: deleted,
+  });
 }
 
 function preconditionOf(body: string): string | undefined {

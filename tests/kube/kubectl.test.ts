@@ -31,7 +31,13 @@ before(async () => {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'other', namespace: 'default', labels: { app: 'other' } },
-    spec: { nodeName: 'node-b', containers: [{ name: 'c', image: 'x' }, { name: 'd', image: 'y' }] },
+    spec: {
+      nodeName: 'node-b',
+      containers: [
+        { name: 'c', image: 'x' },
+        { name: 'd', image: 'y' },
+      ],
+    },
     status: { phase: 'Pending' },
   });
   api.create({
@@ -75,7 +81,10 @@ test('kubectl get pods: server-side table, -o wide, -l', async () => {
 
 test('kubectl get pods -o json and -o jsonpath', async () => {
   const list = JSON.parse(await kubectl('get', 'pods', '-o', 'json')) as { items: { metadata: { name: string; resourceVersion: string } }[] };
-  assert.deepEqual(list.items.map((i) => i.metadata.name), ['mirra-a', 'other']);
+  assert.deepEqual(
+    list.items.map((i) => i.metadata.name),
+    ['mirra-a', 'other'],
+  );
   const annotations = await kubectl('get', 'pods', '-l', 'app=mirra', '-o', 'jsonpath={.items[*].metadata.annotations}');
   assert.deepEqual(JSON.parse(annotations), { 'mirra.dev/header': 'v1' });
   const ip = await kubectl('get', 'pod', 'mirra-a', '-o', 'jsonpath={.status.podIP}');

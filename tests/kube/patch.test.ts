@@ -23,7 +23,11 @@ test('merge patch follows the RFC 7386 examples', () => {
     [{ a: 'c' }, { a: ['b'] }, { a: ['b'] }],
     [{ a: { b: 'c' } }, { a: { b: 'd', c: null } }, { a: { b: 'd' } }],
     [{ a: [{ b: 'c' }] }, { a: [1] }, { a: [1] }],
-    [['a', 'b'], ['c', 'd'], ['c', 'd']],
+    [
+      ['a', 'b'],
+      ['c', 'd'],
+      ['c', 'd'],
+    ],
     [{ a: 'b' }, ['c'], ['c']],
     [{ a: 'foo' }, null, null],
     [{ a: 'foo' }, 'bar', 'bar'],
@@ -61,21 +65,53 @@ test('json patch follows RFC 6902: add, remove, replace, move, copy, test', () =
   ]);
   assert.deepEqual(out, { metadata: { annotations: { 'a/b': 'x', 'c/d': '2' } }, list: [9, 2, 3, 4], moved: 9 });
   assert.deepEqual(doc.list, [1, 2, 3], 'the input is not modified');
-  assert.equal(code(() => jsonPatch(doc, [{ op: 'test', path: '/list/0', value: 2 }])), 422);
-  assert.equal(code(() => jsonPatch(doc, [{ op: 'remove', path: '/nope' }])), 422);
-  assert.equal(code(() => jsonPatch(doc, [{ op: 'replace', path: '/metadata/nope', value: 1 }])), 422);
-  assert.equal(code(() => jsonPatch(doc, [{ op: 'add', path: '/list/7', value: 1 }])), 422);
-  assert.equal(code(() => jsonPatch(doc, [{ op: 'jump', path: '/list' }])), 400);
-  assert.equal(code(() => jsonPatch(doc, { op: 'add' })), 400);
+  assert.equal(
+    code(() => jsonPatch(doc, [{ op: 'test', path: '/list/0', value: 2 }])),
+    422,
+  );
+  assert.equal(
+    code(() => jsonPatch(doc, [{ op: 'remove', path: '/nope' }])),
+    422,
+  );
+  assert.equal(
+    code(() => jsonPatch(doc, [{ op: 'replace', path: '/metadata/nope', value: 1 }])),
+    422,
+  );
+  assert.equal(
+    code(() => jsonPatch(doc, [{ op: 'add', path: '/list/7', value: 1 }])),
+    422,
+  );
+  assert.equal(
+    code(() => jsonPatch(doc, [{ op: 'jump', path: '/list' }])),
+    400,
+  );
+  assert.equal(
+    code(() => jsonPatch(doc, { op: 'add' })),
+    400,
+  );
 });
 
 test('applyPatch picks the patch type by Content-Type; others are 415', () => {
   const pod = { metadata: { labels: { a: '1' } } };
   assert.deepEqual(applyPatch('application/merge-patch+json', pod, '{"metadata":{"labels":{"b":"2"}}}'), { metadata: { labels: { a: '1', b: '2' } } });
-  assert.deepEqual(applyPatch('application/strategic-merge-patch+json; charset=utf-8', pod, '{"metadata":{"labels":{"a":null}}}'), { metadata: { labels: {} } });
+  assert.deepEqual(applyPatch('application/strategic-merge-patch+json; charset=utf-8', pod, '{"metadata":{"labels":{"a":null}}}'), {
+    metadata: { labels: {} },
+  });
   assert.deepEqual(applyPatch('application/json-patch+json', pod, '[{"op":"remove","path":"/metadata/labels/a"}]'), { metadata: { labels: {} } });
-  assert.equal(code(() => applyPatch('application/json', pod, '{}')), 415);
-  assert.equal(code(() => applyPatch('application/apply-patch+yaml', pod, '{}')), 415);
-  assert.equal(code(() => applyPatch('application/merge-patch+json', pod, '{oops')), 400);
-  assert.equal(code(() => applyPatch('application/merge-patch+json', pod, '[1]')), 400);
+  assert.equal(
+    code(() => applyPatch('application/json', pod, '{}')),
+    415,
+  );
+  assert.equal(
+    code(() => applyPatch('application/apply-patch+yaml', pod, '{}')),
+    415,
+  );
+  assert.equal(
+    code(() => applyPatch('application/merge-patch+json', pod, '{oops')),
+    400,
+  );
+  assert.equal(
+    code(() => applyPatch('application/merge-patch+json', pod, '[1]')),
+    400,
+  );
 });

@@ -53,7 +53,8 @@ function parseRequirement(raw: string, selector: string): LabelRequirement {
     const operator = cmp[2] ?? '';
     const value = (cmp[3] ?? '').trim();
     if (operator === '>' || operator === '<') {
-      if (!/^-?\d+$/.test(value)) throw badRequest(`unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer in selector "${selector}"`);
+      if (!/^-?\d+$/.test(value))
+        throw badRequest(`unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer in selector "${selector}"`);
       return { op: operator === '>' ? 'gt' : 'lt', key, value: Number(value) };
     }
     return { op: operator === '!=' ? '!=' : '=', key, value: checkValue(value, selector) };

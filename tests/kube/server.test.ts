@@ -13,7 +13,12 @@ after(() => api.stop());
 
 const PODS = '/api/v1/namespaces/default/pods';
 
-async function call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const init: RequestInit = { method, headers: { 'Content-Type': contentType, Accept: 'application/json' } };
   if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
   const res = await fetch(api.url + path, init);
@@ -42,10 +47,16 @@ test('create, get, list with selectors, and the real Status bodies', async () =>
   assert.equal(list.body['kind'], 'PodList');
   assert.equal(meta(list.body)['resourceVersion'], String(api.store.currentResourceVersion()));
   const items = list.body['items'] as Record<string, unknown>[];
-  assert.deepEqual(items.map((i) => meta(i)['name']), ['rest-1']);
+  assert.deepEqual(
+    items.map((i) => meta(i)['name']),
+    ['rest-1'],
+  );
   assert.equal(items[0]?.['kind'], undefined, 'list items carry no kind, as on the real server');
   const byNode = await call('GET', `/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-b`);
-  assert.deepEqual((byNode.body['items'] as unknown[]).map((i) => meta(i)['name']), ['rest-2']);
+  assert.deepEqual(
+    (byNode.body['items'] as unknown[]).map((i) => meta(i)['name']),
+    ['rest-2'],
+  );
 
   const missing = await call('GET', `${PODS}/nope`);
   assert.equal(missing.status, 404);
@@ -83,14 +94,32 @@ test('update with a stale resourceVersion is 409 Conflict; patches of all three 
     'Operation cannot be fulfilled on pods "upd-1": the object has been modified; please apply your changes to the latest version and try again',
   );
 
-  const merged = await call('PATCH', `${PODS}/upd-1`, { metadata: { annotations: { 'mirra.dev/a': '1', 'mirra.dev/b': '2' } } }, 'application/merge-patch+json');
+  const merged = await call(
+    'PATCH',
+    `${PODS}/upd-1`,
+    { metadata: { annotations: { 'mirra.dev/a': '1', 'mirra.dev/b': '2' } } },
+    'application/merge-patch+json',
+  );
   assert.deepEqual(meta(merged.body)['annotations'], { 'mirra.dev/a': '1', 'mirra.dev/b': '2' });
   const strategic = await call('PATCH', `${PODS}/upd-1`, { metadata: { annotations: { 'mirra.dev/a': null } } }, 'application/strategic-merge-patch+json');
   assert.deepEqual(meta(strategic.body)['annotations'], { 'mirra.dev/b': '2' });
-  const json = await call('PATCH', `${PODS}/upd-1`, [{ op: 'test', path: '/metadata/annotations/mirra.dev~1b', value: '2' }, { op: 'remove', path: '/metadata/annotations' }], 'application/json-patch+json');
+  const json = await call(
+    'PATCH',
+    `${PODS}/upd-1`,
+    [
+      { op: 'test', path: '/metadata/annotations/mirra.dev~1b', value: '2' },
+      { op: 'remove', path: '/metadata/annotations' },
+    ],
+    'application/json-patch+json',
+  );
   assert.equal(json.status, 200);
   assert.equal(meta(json.body)['annotations'], undefined);
-  const stalePatch = await call('PATCH', `${PODS}/upd-1`, { metadata: { resourceVersion: meta(created.body)['resourceVersion'], labels: { x: 'y' } } }, 'application/merge-patch+json');
+  const stalePatch = await call(
+    'PATCH',
+    `${PODS}/upd-1`,
+    { metadata: { resourceVersion: meta(created.body)['resourceVersion'], labels: { x: 'y' } } },
+    'application/merge-patch+json',
+  );
   assert.equal(stalePatch.status, 409);
   assert.equal((await call('PATCH', `${PODS}/upd-1`, {}, 'application/json')).status, 415);
   assert.equal((await call('PATCH', `${PODS}/nope`, {}, 'application/merge-patch+json')).status, 404);
@@ -116,7 +145,12 @@ test('annotations over 256 KiB or with a bad key are 422 Invalid', async () => {
   });
   const key = await call('PATCH', `${PODS}/big-1`, { metadata: { annotations: { 'mirra.dev/shard 0': '' } } }, 'application/merge-patch+json');
   assert.equal(key.status, 422);
-  const fits = await call('PATCH', `${PODS}/big-1`, { metadata: { annotations: { 'mirra.dev/x': 'x'.repeat(262144 - 'mirra.dev/x'.length) } } }, 'application/merge-patch+json');
+  const fits = await call(
+    'PATCH',
+    `${PODS}/big-1`,
+    { metadata: { annotations: { 'mirra.dev/x': 'x'.repeat(262144 - 'mirra.dev/x'.length) } } },
+    'application/merge-patch+json',
+  );
   assert.equal(fits.status, 200);
 });
 
@@ -124,9 +158,15 @@ test('discovery documents and /version', async () => {
   const apiDoc = await call('GET', '/api');
   assert.deepEqual(apiDoc.body['versions'], ['v1']);
   const groups = (await call('GET', '/apis')).body['groups'] as { name: string }[];
-  assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io', 'coordination.k8s.io', 'apps', 'rbac.authorization.k8s.io', 'networking.k8s.io', 'monitoring.coreos.com']);
+  assert.deepEqual(
+    groups.map((g) => g.name),
+    ['discovery.k8s.io', 'coordination.k8s.io', 'apps', 'rbac.authorization.k8s.io', 'networking.k8s.io', 'monitoring.coreos.com'],
+  );
   const core = (await call('GET', '/api/v1')).body['resources'] as { name: string }[];
-  assert.deepEqual(core.map((r) => r.name), ['pods', 'pods/status', 'services', 'services/status', 'namespaces', 'namespaces/status', 'serviceaccounts', 'configmaps', 'secrets']);
+  assert.deepEqual(
+    core.map((r) => r.name),
+    ['pods', 'pods/status', 'services', 'services/status', 'namespaces', 'namespaces/status', 'serviceaccounts', 'configmaps', 'secrets'],
+  );
   const leases = await call('GET', '/apis/coordination.k8s.io/v1');
   assert.equal(leases.body['groupVersion'], 'coordination.k8s.io/v1');
   assert.equal((await call('GET', '/version')).body['minor'], '32');

@@ -49,10 +49,7 @@ export interface KubeApiAuth {
 
 /** The kubeconfig user: a token, a token file, or a client certificate as file paths or PEM. */
 export type KubeconfigUser =
-  | { token: string }
-  | { tokenFile: string }
-  | { clientCertificate: string; clientKey: string }
-  | { clientCertificateData: string; clientKeyData: string };
+  { token: string } | { tokenFile: string } | { clientCertificate: string; clientKey: string } | { clientCertificateData: string; clientKeyData: string };
 
 export interface RequestRecord {
   method: string;
@@ -243,7 +240,17 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   const faults = createFaults();
   const handleResource = createResourceHandler({ store, watches, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
   const server = createListener(options.tls, (req, res) => void onRequest(state, req, res));
-  const state: KubeApiState = { options, host: options.host ?? '127.0.0.1', port: options.port ?? 0, log, faults, handleResource, server, sockets: new Set(), records: [] };
+  const state: KubeApiState = {
+    options,
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    log,
+    faults,
+    handleResource,
+    server,
+    sockets: new Set(),
+    records: [],
+  };
   const { sockets, records } = state;
   server.keepAliveTimeout = 60_000;
   server.on('connection', (socket) => {

@@ -46,7 +46,10 @@ test('update: 409 Conflict on a stale resourceVersion, no-op updates are not wri
   const annotated = store.update(POD, 'default', 'p1', { input: { ...pod, metadata: { ...pod.metadata, annotations: { k: 'v' } } }, mode: 'main' });
   assert.notEqual(annotated.metadata['resourceVersion'], rv);
   assert.equal(annotated.metadata['generation'], 1, 'metadata changes keep the generation');
-  assert.deepEqual(apiCode(() => store.update(POD, 'default', 'p1', { input: pod, mode: 'main' })), { code: 409, reason: 'Conflict' });
+  assert.deepEqual(
+    apiCode(() => store.update(POD, 'default', 'p1', { input: pod, mode: 'main' })),
+    { code: 409, reason: 'Conflict' },
+  );
   const same = store.update(POD, 'default', 'p1', { input: annotated, mode: 'main' });
   assert.equal(same.metadata['resourceVersion'], annotated.metadata['resourceVersion']);
   const moved = store.update(POD, 'default', 'p1', { input: { ...annotated, spec: { nodeName: 'b' } }, mode: 'main' });
@@ -59,7 +62,10 @@ test('update: 409 Conflict on a stale resourceVersion, no-op updates are not wri
 test('status: the main resource keeps it, the status subresource changes only it', () => {
   const store = createStore(100);
   store.create(POD, 'default', { metadata: { name: 'p1' }, spec: {}, status: { phase: 'Running' } });
-  const main = store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1', labels: { a: 'b' } }, spec: {}, status: { phase: 'Failed' } }, mode: 'main' });
+  const main = store.update(POD, 'default', 'p1', {
+    input: { metadata: { name: 'p1', labels: { a: 'b' } }, spec: {}, status: { phase: 'Failed' } },
+    mode: 'main',
+  });
   assert.deepEqual(main['status'], { phase: 'Running' });
   const status = store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1' }, status: { phase: 'Succeeded' } }, mode: 'status' });
   assert.deepEqual(status['status'], { phase: 'Succeeded' });
@@ -74,9 +80,15 @@ test('bounded history: events after N, or expired once N has left the window', (
   store.create(POD, 'default', { metadata: { name: 'p1' } });
   for (let i = 0; i < 3; i++) store.update(POD, 'default', 'p1', { input: { metadata: { name: 'p1', labels: { i: String(i) } } }, mode: 'main' });
   const deleted = store.delete(POD, 'default', 'p1');
-  assert.deepEqual(events.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['ADDED', 'MODIFIED', 'MODIFIED', 'MODIFIED', 'DELETED'],
+  );
   assert.equal(deleted.metadata['resourceVersion'], String(from + 5), 'the DELETED object carries a new resourceVersion');
-  assert.deepEqual(events.map((e) => e.resourceVersion), [1, 2, 3, 4, 5].map((n) => from + n));
+  assert.deepEqual(
+    events.map((e) => e.resourceVersion),
+    [1, 2, 3, 4, 5].map((n) => from + n),
+  );
   const since = store.eventsSince(from);
   assert.ok(since !== 'expired');
   assert.equal(since.length, 5);
@@ -93,10 +105,16 @@ test('bounded history: events after N, or expired once N has left the window', (
 
 test('namespaces exist implicitly; deleting one deletes what is in it', () => {
   const store = createStore(100);
-  assert.deepEqual(store.list(NAMESPACE, '').map((n) => n.metadata['name']), ['default', 'kube-node-lease', 'kube-public', 'kube-system']);
+  assert.deepEqual(
+    store.list(NAMESPACE, '').map((n) => n.metadata['name']),
+    ['default', 'kube-node-lease', 'kube-public', 'kube-system'],
+  );
   store.create(POD, 'team-a', { metadata: { name: 'p1', namespace: 'team-a' } });
   assert.equal(store.get(NAMESPACE, '', 'team-a')?.metadata['name'], 'team-a');
-  assert.deepEqual(store.list(POD, '').map((p) => p.metadata['name']), ['p1']);
+  assert.deepEqual(
+    store.list(POD, '').map((p) => p.metadata['name']),
+    ['p1'],
+  );
   store.delete(NAMESPACE, '', 'team-a');
   assert.deepEqual(store.list(POD, ''), []);
   assert.equal(apiCode(() => store.create(POD, 'x', { metadata: { name: 'p1', namespace: 'y' } })).code, 400);

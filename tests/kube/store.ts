@@ -105,7 +105,9 @@ function checkInput(def: ResourceDef, input: unknown): KubeObject {
   const kind = obj['kind'];
   const apiVersion = obj['apiVersion'];
   if ((kind !== undefined && kind !== def.kind) || (apiVersion !== undefined && apiVersion !== apiVersionOf(def))) {
-    throw badRequest(`the API version in the data (${String(apiVersion)}) does not match the expected API version (${apiVersionOf(def)}) or kind (${def.kind})`);
+    throw badRequest(
+      `the API version in the data (${String(apiVersion)}) does not match the expected API version (${apiVersionOf(def)}) or kind (${def.kind})`,
+    );
   }
   obj['apiVersion'] = apiVersionOf(def);
   obj['kind'] = def.kind;

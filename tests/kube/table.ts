@@ -15,7 +15,11 @@ interface Column {
 type Cell = string | number;
 
 /** A column; by default a string without a format, priority 0 (shown without -o wide). */
-function col(name: string, description: string, { priority = 0, type = 'string', format = '' }: Partial<Pick<Column, 'priority' | 'type' | 'format'>> = {}): Column {
+function col(
+  name: string,
+  description: string,
+  { priority = 0, type = 'string', format = '' }: Partial<Pick<Column, 'priority' | 'type' | 'format'>> = {},
+): Column {
   return { name, type, format, description, priority };
 }
 
@@ -108,7 +112,9 @@ function serviceCells(o: KubeObject): Cell[] {
 }
 
 function endpointSliceCells(o: KubeObject): Cell[] {
-  const ports = arr(o['ports']).map((p) => obj(p)['port']).filter((p) => p !== undefined);
+  const ports = arr(o['ports'])
+    .map((p) => obj(p)['port'])
+    .filter((p) => p !== undefined);
   const addresses = arr(o['endpoints']).flatMap((e) => arr(obj(e)['addresses']).map(String));
   let endpoints = addresses.slice(0, 3).join(',');
   if (addresses.length > 3) endpoints += ` + ${addresses.length - 3} more...`;
@@ -130,7 +136,7 @@ const TABLES: Record<string, { columns: Column[]; cells: (o: KubeObject) => Cell
       col('Restarts', 'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.'),
       AGE,
       col('IP', 'IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.', { priority: 1 }),
-      col('Node', "NodeName is a request to schedule this pod onto a specific node.", { priority: 1 }),
+      col('Node', 'NodeName is a request to schedule this pod onto a specific node.', { priority: 1 }),
       col('Nominated Node', 'nominatedNodeName is set when this pod preempts other pods on the node.', { priority: 1 }),
       col('Readiness Gates', 'If specified, all readiness gates will be evaluated for pod readiness.', { priority: 1 }),
     ],

@@ -44,7 +44,9 @@ function get(base: string, path: string, call: Call = {}): Promise<{ status: num
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: res.headers['content-type'] === 'application/json' ? (JSON.parse(text) as unknown) : text }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: res.headers['content-type'] === 'application/json' ? (JSON.parse(text) as unknown) : text }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);

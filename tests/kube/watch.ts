@@ -54,8 +54,7 @@ export function createWatchRegistry(store: Store): WatchRegistry {
 
   function serve(request: WatchRequest, res: ServerResponse): void {
     const { def } = request;
-    const inScope = (obj: KubeObject): boolean =>
-      request.namespace === '' || obj.metadata['namespace'] === request.namespace;
+    const inScope = (obj: KubeObject): boolean => request.namespace === '' || obj.metadata['namespace'] === request.namespace;
     const matches = (obj: KubeObject | undefined): boolean =>
       obj !== undefined &&
       inScope(obj) &&

@@ -28,7 +28,9 @@ async function writeLayout(dir: string): Promise<void> {
   await run('tar', ['-C', files, '-cf', join(dir, 'layer.tar'), 'hello.txt']);
   const tar = await readFile(join(dir, 'layer.tar'));
   const layer = gzipSync(tar);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(tar)}`] }, config: {} }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(tar)}`] }, config: {} }),
+  );
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -43,7 +45,14 @@ async function writeLayout(dir: string): Promise<void> {
   await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const index = {
     schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha256(manifest)}`, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }],
+    manifests: [
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: `sha256:${sha256(manifest)}`,
+        size: manifest.length,
+        annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+      },
+    ],
   };
   await writeFile(join(layout, 'index.json'), JSON.stringify(index));
 }
@@ -63,7 +72,12 @@ describe('test containerd', () => {
       `http: { addr: 127.0.0.1:${port} }`,
     ].join('\n');
     await writeFile(join(dir, 'registry.yml'), config);
-    registry = startProcess({ name: 'docker-registry', command: '/usr/bin/docker-registry', args: ['serve', join(dir, 'registry.yml')], logFile: join(dir, 'registry.log') });
+    registry = startProcess({
+      name: 'docker-registry',
+      command: '/usr/bin/docker-registry',
+      args: ['serve', join(dir, 'registry.yml')],
+      logFile: join(dir, 'registry.log'),
+    });
     await waitFor('docker-registry', () => portOpen('127.0.0.1', port));
     await writeLayout(dir);
     await run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${join(dir, 'layout')}:v1`, `docker://127.0.0.1:${port}/mirra-test/hello:v1`]);
@@ -135,7 +149,10 @@ describe('test containerd', () => {
       await c.removeAllImages();
       assert.equal((await c.ctr(['images', 'ls', '-q'])).trim(), '');
       assert.equal((await c.ctr(['content', 'ls', '-q'])).includes(id), false, 'content collected');
-      await assert.rejects(startTempContainerd().then((plain) => plain.criPull('x').finally(() => plain.dispose())), /without the CRI plugin/);
+      await assert.rejects(
+        startTempContainerd().then((plain) => plain.criPull('x').finally(() => plain.dispose())),
+        /without the CRI plugin/,
+      );
     } finally {
       await c.stop();
       await rm(dirC, { recursive: true, force: true });

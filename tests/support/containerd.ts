@@ -125,7 +125,15 @@ function configV2(input: ConfigInput): string {
   ];
   if (cri === undefined) {
     // What the agent's preflight (--containerd-config-path) checks; the CRI plugin is off, so containerd ignores them.
-    return [...lines, `${criTable}.containerd]`, '  discard_unpacked_layers = false', '', `${criTable}.registry]`, `  config_path = ${JSON.stringify(join(dir, 'certs.d'))}`, ''].join('\n');
+    return [
+      ...lines,
+      `${criTable}.containerd]`,
+      '  discard_unpacked_layers = false',
+      '',
+      `${criTable}.registry]`,
+      `  config_path = ${JSON.stringify(join(dir, 'certs.d'))}`,
+      '',
+    ].join('\n');
   }
   return [
     ...lines,
@@ -167,7 +175,13 @@ function configV3(input: ConfigInput): string {
     'version = 3',
     `root = ${JSON.stringify(join(dir, 'root'))}`,
     `state = ${JSON.stringify(join(dir, 'state'))}`,
-    ...tomlList('disabled_plugins', [...(cri === undefined ? CRI_PLUGINS_V3 : []), ...DISABLED_SNAPSHOTTERS, 'io.containerd.snapshotter.v1.erofs', 'io.containerd.differ.v1.erofs', 'io.containerd.nri.v1.nri']),
+    ...tomlList('disabled_plugins', [
+      ...(cri === undefined ? CRI_PLUGINS_V3 : []),
+      ...DISABLED_SNAPSHOTTERS,
+      'io.containerd.snapshotter.v1.erofs',
+      'io.containerd.differ.v1.erofs',
+      'io.containerd.nri.v1.nri',
+    ]),
     '',
     ...commonSections(input),
     "[plugins.'io.containerd.internal.v1.opt']",
@@ -320,7 +334,10 @@ export async function startContainerd(options: { dir: string; name?: string; cri
     },
     async removeImage(ref, namespace = 'k8s.io') {
       // `ctr images ls`: REF TYPE DIGEST SIZE PLATFORMS LABELS, one image a line after the header.
-      const rows = (await runCtr(target, ['images', 'ls'], { namespace })).split('\n').slice(1).map((line) => line.split(/\s+/));
+      const rows = (await runCtr(target, ['images', 'ls'], { namespace }))
+        .split('\n')
+        .slice(1)
+        .map((line) => line.split(/\s+/));
       const digest = rows.find((row) => row[0] === ref)?.[2];
       if (digest === undefined) throw new Error(`${name}: no image ${ref}`);
       const names = rows.filter((row) => row[2] === digest).map((row) => row[0] ?? '');
@@ -397,9 +414,7 @@ export async function importImage(
     }
     const tarFile = join(dir, 'image.tar');
     await new Promise<void>((resolve, reject) => {
-      execFile('tar', ['-C', layout, '-cf', tarFile, '.'], (err, _stdout, stderr) =>
-        err ? reject(new Error(`tar: ${stderr || err.message}`)) : resolve(),
-      );
+      execFile('tar', ['-C', layout, '-cf', tarFile, '.'], (err, _stdout, stderr) => (err ? reject(new Error(`tar: ${stderr || err.message}`)) : resolve()));
     });
     await ctd.ctr(['images', 'import', '--no-unpack', '--all-platforms', tarFile], namespace);
   } finally {

@@ -98,7 +98,14 @@ interface ProxyState {
 
 async function forward(state: ProxyState, req: IncomingMessage, res: ServerResponse, counted: CountedRequest): Promise<void> {
   const url = counted.url;
-  const upstreamReq = request({ host: state.targetHost, port: state.targetPort, method: req.method, path: url, headers: forwardHeaders(req.headers), agent: state.agent });
+  const upstreamReq = request({
+    host: state.targetHost,
+    port: state.targetPort,
+    method: req.method,
+    path: url,
+    headers: forwardHeaders(req.headers),
+    agent: state.agent,
+  });
   const upstreamRes = new Promise<IncomingMessage>((resolve, reject) => {
     upstreamReq.once('response', resolve);
     upstreamReq.once('error', reject);
@@ -117,13 +124,17 @@ async function forward(state: ProxyState, req: IncomingMessage, res: ServerRespo
     headers.location = `http://${state.ownHost}/${location.slice(`http://${state.target}/`.length)}`;
   }
   res.writeHead(counted.status, headers);
-  await pipeline(response, async function* countAndLimit(source: AsyncIterable<Buffer>) {
-    for await (const chunk of source) {
-      if (state.limit !== undefined) await state.limit(chunk.length);
-      counted.bytes += chunk.length;
-      yield chunk;
-    }
-  }, res);
+  await pipeline(
+    response,
+    async function* countAndLimit(source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        if (state.limit !== undefined) await state.limit(chunk.length);
+        counted.bytes += chunk.length;
+        yield chunk;
+      }
+    },
+    res,
+  );
 }
 
 function handle(state: ProxyState, req: IncomingMessage, res: ServerResponse): void {

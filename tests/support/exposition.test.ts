@@ -24,7 +24,17 @@ test('parses families, labels with escapes, special values', () => {
 });
 
 test('malformed input is an ExpositionError, never a guess', () => {
-  for (const bad of ['a_total', 'a_total{x="1"', 'a_total{x=1} 2', 'a_total{x="1",x="2"} 2', 'a_total abc', '9a 1', 'a{x="1"} 1 2 3', '# TYPE a wrong', 'a{x="\\q"} 1']) {
+  for (const bad of [
+    'a_total',
+    'a_total{x="1"',
+    'a_total{x=1} 2',
+    'a_total{x="1",x="2"} 2',
+    'a_total abc',
+    '9a 1',
+    'a{x="1"} 1 2 3',
+    '# TYPE a wrong',
+    'a{x="\\q"} 1',
+  ]) {
     assert.throws(() => parseExposition(bad), ExpositionError, bad);
   }
 });

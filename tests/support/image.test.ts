@@ -116,12 +116,22 @@ describe('generateImage', () => {
     assert.equal(multi.images.length, 2);
     const layoutIndex = await readJson(join(multi.layoutDir, 'index.json'));
     assert.deepEqual(layoutIndex.manifests, [
-      { mediaType: 'application/vnd.oci.image.index.v1+json', digest: multi.indexDigest, size: multi.indexSize, annotations: { 'org.opencontainers.image.ref.name': 'latest' } },
+      {
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        digest: multi.indexDigest,
+        size: multi.indexSize,
+        annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+      },
     ]);
     const index = await readJson(blobPath(multi.layoutDir, multi.indexDigest));
     assert.deepEqual(
       index.manifests,
-      multi.images.map((m, i) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.manifestDigest, size: m.manifestSize, platform: platforms[i] })),
+      multi.images.map((m, i) => ({
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: m.manifestDigest,
+        size: m.manifestSize,
+        platform: platforms[i],
+      })),
     );
     const armConfig = await readJson(blobPath(multi.layoutDir, multi.images[1]?.configDigest ?? ''));
     assert.equal(armConfig.architecture, 'arm64');

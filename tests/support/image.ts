@@ -184,7 +184,9 @@ async function writeImageManifest(out: BlobsOut, layerSizes: readonly number[], 
   const { blobsDir } = out;
   const layers: GeneratedLayer[] = [];
   for (const [index, payloadBytes] of layerSizes.entries()) {
-    const key = createHash('sha256').update(`${seed}\0${platformString(platform)}\0${index}`).digest();
+    const key = createHash('sha256')
+      .update(`${seed}\0${platformString(platform)}\0${index}`)
+      .digest();
     layers.push(await writeLayer(out, payloadBytes, key, `layer-${index}.bin`));
   }
   const config = {

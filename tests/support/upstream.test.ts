@@ -60,7 +60,10 @@ describe('upstream registry behind the counting proxy', () => {
     const inspected: unknown = JSON.parse(stdout);
     assert.ok(typeof inspected === 'object' && inspected !== null);
     assert.equal((inspected as Record<string, unknown>).Digest, image.manifestDigest);
-    assert.deepEqual((inspected as Record<string, unknown>).Layers, image.layers.map((l) => l.digest));
+    assert.deepEqual(
+      (inspected as Record<string, unknown>).Layers,
+      image.layers.map((l) => l.digest),
+    );
     assert.ok(upstream.counts().manifestGets >= 1, 'skopeo inspect went through the proxy');
     upstream.resetCounts();
     assert.deepEqual(upstream.counts(), { requests: [], blobGets: 0, manifestGets: 0, manifestHeads: 0, bytes: 0 });
@@ -92,18 +95,17 @@ describe('upstream registry behind the counting proxy', () => {
     assert.equal(counts.bytes, image.totalBytes);
     assert.deepEqual(
       counts.requests.map((r) => [r.method, r.kind, r.status, r.bytes]),
-      [
-        ['GET', 'manifest', 200, image.manifestSize],
-        ['GET', 'blob', 200, image.configSize],
-        ...image.layers.map((l) => ['GET', 'blob', 200, l.size]),
-      ],
+      [['GET', 'manifest', 200, image.manifestSize], ['GET', 'blob', 200, image.configSize], ...image.layers.map((l) => ['GET', 'blob', 200, l.size])],
     );
     assert.equal(counts.requests[0]?.path, '/v2/library/test/manifests/v1');
   });
 
   it('counts HEADs, misses and other requests by kind and status', async () => {
     upstream.resetCounts();
-    const head = await fetch(`http://${upstream.host}/v2/library/test/manifests/${image.manifestDigest}?ns=docker.io`, { method: 'HEAD', headers: { accept: ACCEPT } });
+    const head = await fetch(`http://${upstream.host}/v2/library/test/manifests/${image.manifestDigest}?ns=docker.io`, {
+      method: 'HEAD',
+      headers: { accept: ACCEPT },
+    });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get('content-length'), String(image.manifestSize));
     const missing = await get(`http://${upstream.host}/v2/library/test/blobs/sha256:${'0'.repeat(64)}`);
@@ -180,7 +182,10 @@ describe('counting proxy', () => {
       const res = await get(`http://${proxy.host}/v2/`);
       assert.equal(res.status, 502);
       assert.match(res.body.toString('utf8'), /proxy error/);
-      assert.deepEqual(proxy.counts().requests.map((r) => [r.kind, r.status]), [['other', 502]]);
+      assert.deepEqual(
+        proxy.counts().requests.map((r) => [r.kind, r.status]),
+        [['other', 502]],
+      );
     } finally {
       await proxy.stop();
     }

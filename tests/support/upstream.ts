@@ -148,12 +148,20 @@ export async function pushImage(layoutDir: string, dest: { host: string; name: s
     await writeFile(registriesConf, '');
     await mkdir(registriesD);
     const args = [
-      '--policy', policyFile,
-      '--registries.d', registriesD,
-      '--tmpdir', workDir,
-      'copy', '--quiet', '--all', '--preserve-digests',
-      '--dest-tls-verify=false', '--dest-no-creds',
-      '--digestfile', digestFile,
+      '--policy',
+      policyFile,
+      '--registries.d',
+      registriesD,
+      '--tmpdir',
+      workDir,
+      'copy',
+      '--quiet',
+      '--all',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      '--dest-no-creds',
+      '--digestfile',
+      digestFile,
       `oci:${layoutDir}`,
       `docker://${host}/${name}:${tag}`,
     ];

@@ -6,7 +6,7 @@
 // paths. Calls are counted; a call can be made to fail (containerd away) or
 // wait on a gate (a step still running). Test support: product code never
 // imports this folder. The real containerd stays the conformance check
-// (store.test.ts, node-state.test.ts, walk.test.ts run against it).
+// (store.containerd.test.ts, node-state.containerd.test.ts, walk.containerd.test.ts run against it).
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';

@@ -1,6 +1,6 @@
 // The behaviour every ContentStore must have, as one node:test suite that runs
 // against each implementation (memory-store.test.ts beside it, and the real
-// containerd in internal/containerd/store.test.ts). Test support: product code
+// containerd in internal/containerd/store.containerd.test.ts). Test support: product code
 // never imports this folder.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';

@@ -17,8 +17,40 @@ const HEX = [...'0123456789abcdef'];
 
 /** Characters outside every grammar here, and lookalikes of the ones inside. */
 export const FOREIGN_CHARS = [
-  ' ', '\t', '\n', '\r', '\0', '\\', '%', '#', '?', '@', '!', '~', '+', '*', '"', "'", '<', '>', '|', '^', '`', '{', '}',
-  '\u00e9', '\u00a0', '\u2024', '\u2025', '\u2215', '\uff0f', '\uff0e', '\u0660', '\u200b', '\ud83d\ude00', '\u0130',
+  ' ',
+  '\t',
+  '\n',
+  '\r',
+  '\0',
+  '\\',
+  '%',
+  '#',
+  '?',
+  '@',
+  '!',
+  '~',
+  '+',
+  '*',
+  '"',
+  "'",
+  '<',
+  '>',
+  '|',
+  '^',
+  '`',
+  '{',
+  '}',
+  '\u00e9',
+  '\u00a0',
+  '\u2024',
+  '\u2025',
+  '\u2215',
+  '\uff0f',
+  '\uff0e',
+  '\u0660',
+  '\u200b',
+  '\ud83d\ude00',
+  '\u0130',
 ];
 
 function stringOf(chars: readonly string[], minLength: number, maxLength: number): fc.Arbitrary<string> {
@@ -28,9 +60,7 @@ function stringOf(chars: readonly string[], minLength: number, maxLength: number
 export function nameComponentArb(maxRunChars = 8): fc.Arbitrary<string> {
   const run = stringOf(LOWER_ALNUM, 1, maxRunChars);
   const separator = fc.constantFrom('.', '_', '__', '-', '--', '---');
-  return fc
-    .tuple(run, fc.array(fc.tuple(separator, run), { maxLength: 3 }))
-    .map(([first, rest]) => first + rest.map(([sep, r]) => sep + r).join(''));
+  return fc.tuple(run, fc.array(fc.tuple(separator, run), { maxLength: 3 })).map(([first, rest]) => first + rest.map(([sep, r]) => sep + r).join(''));
 }
 
 /** A repository name inside the grammar (1 to 5 components, at most 255 chars). */
@@ -50,24 +80,24 @@ export function invalidNameArb(): fc.Arbitrary<string> {
   const position = fc.nat();
   return fc.oneof(
     // A character outside [a-z0-9._/-] anywhere (upper case included).
-    fc.tuple(validNameArb(), position, fc.constantFrom(...FOREIGN_CHARS, 'A', 'Z', ':', ';', ',', '=', '&', '$'))
+    fc
+      .tuple(validNameArb(), position, fc.constantFrom(...FOREIGN_CHARS, 'A', 'Z', ':', ';', ',', '=', '&', '$'))
       .map(([name, at, char]) => insertAt(name, at, char)),
     // Separators that must be followed by [a-z0-9]: never two in a row (but `__`, `--`), never at an edge.
-    fc.tuple(validNameArb(), position, fc.constantFrom('___', '._', '_.', '-.', '.-', '..', '-_', '_-', '/.', './', '/_', '-/', '//', '/-'))
+    fc
+      .tuple(validNameArb(), position, fc.constantFrom('___', '._', '_.', '-.', '.-', '..', '-_', '_-', '/.', './', '/_', '-/', '//', '/-'))
       .map(([name, at, bad]) => insertAt(name, at, bad)),
     fc.tuple(validNameArb(), fc.constantFrom('/', '.', '_', '-', '..', '../', '/..', './')).map(([name, edge]) => edge + name),
     fc.tuple(validNameArb(), fc.constantFrom('/', '.', '_', '-', '/..', '/.', '/')).map(([name, edge]) => name + edge),
     // Dot components and traversal.
-    fc.tuple(fc.array(validNameArb(), { minLength: 1, maxLength: 3 }), fc.constantFrom('.', '..', '...', ''), position)
-      .map(([parts, bad, at]) => {
-        const copy = [...parts];
-        copy.splice(at % (copy.length + 1), 0, bad);
-        return copy.join('/');
-      }),
+    fc.tuple(fc.array(validNameArb(), { minLength: 1, maxLength: 3 }), fc.constantFrom('.', '..', '...', ''), position).map(([parts, bad, at]) => {
+      const copy = [...parts];
+      copy.splice(at % (copy.length + 1), 0, bad);
+      return copy.join('/');
+    }),
     fc.constantFrom('', '.', '..', '/', '/etc/passwd', '../../etc/passwd', 'a/../../b', '..\\..\\windows', 'C:\\x', '\0'),
     // Too long, though every component is fine.
-    fc.tuple(validNameArb(), fc.integer({ min: MAX_NAME_LENGTH, max: 4 * MAX_NAME_LENGTH }))
-      .map(([name, length]) => `${name}/${'a'.repeat(length)}`),
+    fc.tuple(validNameArb(), fc.integer({ min: MAX_NAME_LENGTH, max: 4 * MAX_NAME_LENGTH })).map(([name, length]) => `${name}/${'a'.repeat(length)}`),
   );
 }
 
@@ -82,7 +112,8 @@ export function invalidTagArb(): fc.Arbitrary<string> {
   return fc.oneof(
     fc.constant(''),
     fc.tuple(fc.constantFrom('.', '-'), stringOf(TAG_REST, 0, 10)).map(([first, rest]) => first + rest),
-    fc.tuple(validTagArb(), fc.nat(), fc.constantFrom(...FOREIGN_CHARS, '/', ',', ';', '=', '&', '$', '(', ')'))
+    fc
+      .tuple(validTagArb(), fc.nat(), fc.constantFrom(...FOREIGN_CHARS, '/', ',', ';', '=', '&', '$', '(', ')'))
       .map(([tag, at, char]) => insertAt(tag, at, char)),
     fc.tuple(fc.constantFrom(...TAG_FIRST), stringOf(TAG_REST, 128, 300)).map(([first, rest]) => first + rest),
     fc.constantFrom('..', '.', '-', '../../etc/passwd', '..%2F', '.hidden', '-v1'),
@@ -94,10 +125,7 @@ function hexArb(length: number): fc.Arbitrary<string> {
 }
 
 export function validDigestArb(): fc.Arbitrary<string> {
-  return fc.oneof(
-    { arbitrary: hexArb(64).map((hex) => `sha256:${hex}`), weight: 4 },
-    { arbitrary: hexArb(128).map((hex) => `sha512:${hex}`), weight: 1 },
-  );
+  return fc.oneof({ arbitrary: hexArb(64).map((hex) => `sha256:${hex}`), weight: 4 }, { arbitrary: hexArb(128).map((hex) => `sha512:${hex}`), weight: 1 });
 }
 
 /** Outside the supported digest grammar by construction. */
@@ -106,12 +134,30 @@ export function invalidDigestArb(): fc.Arbitrary<string> {
   const position = fc.nat();
   return fc.oneof(
     // Unsupported or malformed algorithms, with a plausible encoded part.
-    fc.tuple(
-      fc.constantFrom('md5', 'sha1', 'sha384', 'SHA256', 'Sha256', 'sha256+b64', 'sha-256', 'blake3', '', ' sha256', 'sha256 ', '../sha256', 'sha256/..', 'sha512\0'),
-      fc.oneof(sha256Hex, hexArb(128), hexArb(32)),
-    ).map(([algorithm, hex]) => `${algorithm}:${hex}`),
+    fc
+      .tuple(
+        fc.constantFrom(
+          'md5',
+          'sha1',
+          'sha384',
+          'SHA256',
+          'Sha256',
+          'sha256+b64',
+          'sha-256',
+          'blake3',
+          '',
+          ' sha256',
+          'sha256 ',
+          '../sha256',
+          'sha256/..',
+          'sha512\0',
+        ),
+        fc.oneof(sha256Hex, hexArb(128), hexArb(32)),
+      )
+      .map(([algorithm, hex]) => `${algorithm}:${hex}`),
     // Wrong lengths for the algorithm.
-    fc.tuple(fc.constantFrom('sha256', 'sha512'), fc.integer({ min: 0, max: 200 }))
+    fc
+      .tuple(fc.constantFrom('sha256', 'sha512'), fc.integer({ min: 0, max: 200 }))
       .filter(([algorithm, length]) => length !== (algorithm === 'sha256' ? 64 : 128))
       .chain(([algorithm, length]) => hexArb(length).map((hex) => `${algorithm}:${hex}`)),
     // Upper-case hex.
@@ -125,22 +171,27 @@ export function invalidDigestArb(): fc.Arbitrary<string> {
       return `sha256:${hex.slice(0, i)}${char}${hex.slice(i + 1)}`;
     }),
     // Traversal and other shapes.
-    fc.tuple(sha256Hex, fc.constantFrom(
-      (h: string) => `sha256:../../../../etc/passwd${h.slice(28)}`,
-      (h: string) => `sha256:${h}/..`,
-      (h: string) => `sha256:${h}/../../../../etc/passwd`,
-      (h: string) => `sha256:${h}\0`,
-      (h: string) => `sha256/${h}`,
-      (h: string) => `../sha256/${h}`,
-      (h: string) => `sha256::${h}`,
-      (h: string) => `:${h}`,
-      (h: string) => h,
-      (h: string) => `sha256:/${h.slice(1)}`,
-      (h: string) => `sha256:${h.slice(0, 62)}..`,
-      (h: string) => `sha256:${h.slice(0, 61)}/..`,
-      (h: string) => `/etc/passwd:${h}`,
-      (h: string) => `sha256:${h}:${h}`,
-    )).map(([hex, shape]) => shape(hex)),
+    fc
+      .tuple(
+        sha256Hex,
+        fc.constantFrom(
+          (h: string) => `sha256:../../../../etc/passwd${h.slice(28)}`,
+          (h: string) => `sha256:${h}/..`,
+          (h: string) => `sha256:${h}/../../../../etc/passwd`,
+          (h: string) => `sha256:${h}\0`,
+          (h: string) => `sha256/${h}`,
+          (h: string) => `../sha256/${h}`,
+          (h: string) => `sha256::${h}`,
+          (h: string) => `:${h}`,
+          (h: string) => h,
+          (h: string) => `sha256:/${h.slice(1)}`,
+          (h: string) => `sha256:${h.slice(0, 62)}..`,
+          (h: string) => `sha256:${h.slice(0, 61)}/..`,
+          (h: string) => `/etc/passwd:${h}`,
+          (h: string) => `sha256:${h}:${h}`,
+        ),
+      )
+      .map(([hex, shape]) => shape(hex)),
     fc.constantFrom('', ':', 'sha256:', '..', '/', 'latest', '/etc/passwd'),
   );
 }

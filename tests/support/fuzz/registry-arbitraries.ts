@@ -3,9 +3,7 @@
 // overlong paths), methods, and the values of the headers the agent reads
 // (Range, If-None-Match, If-Range, x-mirra-peer, Accept, Host).
 import fc from 'fast-check';
-import {
-  FOREIGN_CHARS, invalidDigestArb, invalidNameArb, invalidTagArb, validDigestArb, validNameArb, validTagArb,
-} from './oci-arbitraries.ts';
+import { FOREIGN_CHARS, invalidDigestArb, invalidNameArb, invalidTagArb, validDigestArb, validNameArb, validTagArb } from './oci-arbitraries.ts';
 
 /** Characters a request target may hold unencoded (RFC 3986 pchar, without `%`). */
 const PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;
@@ -71,7 +69,10 @@ export function buildTarget(parts: TargetParts): string {
 const queryArb = fc.oneof(
   { arbitrary: fc.constant(''), weight: 6 },
   { arbitrary: fc.constantFrom('?ns=docker.io', '?ns=DOCKER.IO', '?ns=ghcr.io', '?ns=unmirrored.example:5000', '?x=1&ns=docker.io', '?ns='), weight: 2 },
-  { arbitrary: fc.constantFrom('?ns=a/b', '?ns=%zz', '?ns=..', '?ns=%2e%2e%2fetc', '?ns=-bad', '?ns=' + 'a'.repeat(300), '?ns=docker.io&ns=ghcr.io', '?'), weight: 1 },
+  {
+    arbitrary: fc.constantFrom('?ns=a/b', '?ns=%zz', '?ns=..', '?ns=%2e%2e%2fetc', '?ns=-bad', '?ns=' + 'a'.repeat(300), '?ns=docker.io&ns=ghcr.io', '?'),
+    weight: 1,
+  },
 );
 
 /** Names as path segments: a valid or invalid name split at `/`, sometimes with a `/` kept inside a segment (encoded). */
@@ -99,9 +100,9 @@ function referenceArb(known: KnownContent): fc.Arbitrary<string> {
 /** Targets built from the grammar: known content, valid and invalid names, tags and digests, random encodings. */
 export function structuredTargetArb(known: KnownContent): fc.Arbitrary<string> {
   const tags = known.tags.length > 0 ? known.tags : [['library/none', 'latest'] as const];
-  const knownTag = fc.tuple(fc.constantFrom(...tags), segmentEncodingArb).map(([[name, tag], encoding]) =>
-    buildTarget({ names: name.split('/'), endpoint: 'manifests', reference: tag, query: '', encoding }),
-  );
+  const knownTag = fc
+    .tuple(fc.constantFrom(...tags), segmentEncodingArb)
+    .map(([[name, tag], encoding]) => buildTarget({ names: name.split('/'), endpoint: 'manifests', reference: tag, query: '', encoding }));
   const built = fc
     .record({
       names: nameSegmentsArb(),
@@ -116,15 +117,87 @@ export function structuredTargetArb(known: KnownContent): fc.Arbitrary<string> {
 
 /** Pieces of traversal attempts, raw and in every encoding (double, overlong UTF-8, backslashes, NUL). */
 export const TRAVERSAL_ATOMS = [
-  '..', '.', '/', '//', '\\', '%2e', '%2E', '%2e%2e', '%2E%2e', '.%2e', '%2e.', '%2f', '%2F', '%5c', '%5C', '%00', '%252e%252e',
-  '%252f', '%c0%ae', '%c0%af', '%e0%80%ae', '%c1%9c', '%ff', '%fe%ff', '%', '%%', '%zz', '%2', '%u002e', ';', '..;', '%3b',
-  '%3a', ':', '?', '#', '%23', '%3f', '@', '~', '*', 'etc', 'passwd', '/etc/passwd', 'blobs', 'manifests', 'sha256:', 'secret',
-  'a', 'library', 'nginx', 'latest', '%C3%A9', 'é', '\u2215', '%e2%88%95', '%ef%bc%8f', '%09', '%0d%0a', '%20', '+',
+  '..',
+  '.',
+  '/',
+  '//',
+  '\\',
+  '%2e',
+  '%2E',
+  '%2e%2e',
+  '%2E%2e',
+  '.%2e',
+  '%2e.',
+  '%2f',
+  '%2F',
+  '%5c',
+  '%5C',
+  '%00',
+  '%252e%252e',
+  '%252f',
+  '%c0%ae',
+  '%c0%af',
+  '%e0%80%ae',
+  '%c1%9c',
+  '%ff',
+  '%fe%ff',
+  '%',
+  '%%',
+  '%zz',
+  '%2',
+  '%u002e',
+  ';',
+  '..;',
+  '%3b',
+  '%3a',
+  ':',
+  '?',
+  '#',
+  '%23',
+  '%3f',
+  '@',
+  '~',
+  '*',
+  'etc',
+  'passwd',
+  '/etc/passwd',
+  'blobs',
+  'manifests',
+  'sha256:',
+  'secret',
+  'a',
+  'library',
+  'nginx',
+  'latest',
+  '%C3%A9',
+  'é',
+  '\u2215',
+  '%e2%88%95',
+  '%ef%bc%8f',
+  '%09',
+  '%0d%0a',
+  '%20',
+  '+',
 ];
 
 /** Free-form targets made of traversal atoms after a prefix that looks (or almost looks) like the API root. */
 export function traversalTargetArb(known: KnownContent): fc.Arbitrary<string> {
-  const prefix = fc.constantFrom('/v2/', '/v2/', '/v2/', '/v2', '/', '//v2/', '/V2/', '/v2//', '/./v2/', '/v2/../v2/', '/%76%32/', '*', '', 'http://127.0.0.1/v2/');
+  const prefix = fc.constantFrom(
+    '/v2/',
+    '/v2/',
+    '/v2/',
+    '/v2',
+    '/',
+    '//v2/',
+    '/V2/',
+    '/v2//',
+    '/./v2/',
+    '/v2/../v2/',
+    '/%76%32/',
+    '*',
+    '',
+    'http://127.0.0.1/v2/',
+  );
   const atom = fc.oneof(
     { arbitrary: fc.constantFrom(...TRAVERSAL_ATOMS), weight: 8 },
     { arbitrary: fc.constantFrom(...known.digests), weight: 1 },
@@ -147,7 +220,8 @@ export function overlongTargetArb(known: KnownContent): fc.Arbitrary<string> {
 
 /** Arbitrary strings after /v2/: any code unit (written as UTF-8), including lone surrogates and controls. */
 export function randomTargetArb(): fc.Arbitrary<string> {
-  return fc.string({ unit: fc.oneof(fc.constantFrom('/', '%', '.', ':', 'a', 'b', '2'), fc.constantFrom(...FOREIGN_CHARS)), maxLength: 60 })
+  return fc
+    .string({ unit: fc.oneof(fc.constantFrom('/', '%', '.', ':', 'a', 'b', '2'), fc.constantFrom(...FOREIGN_CHARS)), maxLength: 60 })
     .map((rest) => `/v2/${rest}`);
 }
 
@@ -164,7 +238,40 @@ export function anyTargetArb(known: KnownContent): fc.Arbitrary<string> {
 export function methodArb(): fc.Arbitrary<string> {
   return fc.oneof(
     { arbitrary: fc.constantFrom('GET', 'HEAD'), weight: 4 },
-    { arbitrary: fc.constantFrom('POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'SEARCH', 'REPORT', 'PURGE', 'QUERY', 'LINK', 'UNLINK', 'SOURCE', 'BIND', 'ACL', 'NOTIFY', 'SUBSCRIBE', 'M-SEARCH', 'MERGE', 'CHECKOUT', 'MKACTIVITY', 'CONNECT'), weight: 3 },
+    {
+      arbitrary: fc.constantFrom(
+        'POST',
+        'PUT',
+        'DELETE',
+        'PATCH',
+        'OPTIONS',
+        'TRACE',
+        'PROPFIND',
+        'PROPPATCH',
+        'MKCOL',
+        'COPY',
+        'MOVE',
+        'LOCK',
+        'UNLOCK',
+        'SEARCH',
+        'REPORT',
+        'PURGE',
+        'QUERY',
+        'LINK',
+        'UNLINK',
+        'SOURCE',
+        'BIND',
+        'ACL',
+        'NOTIFY',
+        'SUBSCRIBE',
+        'M-SEARCH',
+        'MERGE',
+        'CHECKOUT',
+        'MKACTIVITY',
+        'CONNECT',
+      ),
+      weight: 3,
+    },
     { arbitrary: fc.constantFrom('get', 'head', 'Get', 'GETT', 'GE', 'FOO', 'X-GET', 'BREW', 'HEADX'), weight: 2 },
     { arbitrary: fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZ-_'), minLength: 1, maxLength: 12 }), weight: 1 },
   );
@@ -201,12 +308,18 @@ export function rangeCaseArb(sizeBytes: number): fc.Arbitrary<RangeCase> {
     if (a >= sizeBytes) return { header, kind: 'unsatisfiable' };
     return { header, kind: 'partial', start: a, end: Math.min(b, sizeBytes - 1) };
   });
-  const open = fc.tuple(unit, offset).map(([u, a]): RangeCase => (a >= sizeBytes
-    ? { header: `${u}=${a}-`, kind: 'unsatisfiable' }
-    : { header: `${u}=${a}-`, kind: 'partial', start: a, end: sizeBytes - 1 }));
-  const suffix = fc.tuple(unit, offset).map(([u, n]): RangeCase => (n === 0 || sizeBytes === 0
-    ? { header: `${u}=-${n}`, kind: 'unsatisfiable' }
-    : { header: `${u}=-${n}`, kind: 'partial', start: Math.max(0, sizeBytes - n), end: sizeBytes - 1 }));
+  const open = fc
+    .tuple(unit, offset)
+    .map(([u, a]): RangeCase =>
+      a >= sizeBytes ? { header: `${u}=${a}-`, kind: 'unsatisfiable' } : { header: `${u}=${a}-`, kind: 'partial', start: a, end: sizeBytes - 1 },
+    );
+  const suffix = fc
+    .tuple(unit, offset)
+    .map(([u, n]): RangeCase =>
+      n === 0 || sizeBytes === 0
+        ? { header: `${u}=-${n}`, kind: 'unsatisfiable' }
+        : { header: `${u}=-${n}`, kind: 'partial', start: Math.max(0, sizeBytes - n), end: sizeBytes - 1 },
+    );
   const huge = fc.tuple(fc.constantFrom(...HUGE), fc.constantFrom('first', 'last', 'suffix')).map(([n, where]): RangeCase => {
     const digitsOnly = /^\d+$/.test(n);
     if (!digitsOnly) return { header: where === 'suffix' ? `bytes=-${n}` : `bytes=${n}-`, kind: 'full' };
@@ -214,12 +327,33 @@ export function rangeCaseArb(sizeBytes: number): fc.Arbitrary<RangeCase> {
     if (where === 'last') return { header: `bytes=0-${n}`, kind: sizeBytes === 0 ? 'unsatisfiable' : 'partial', start: 0, end: sizeBytes - 1 };
     return { header: `bytes=-${n}`, kind: sizeBytes === 0 ? 'unsatisfiable' : 'partial', start: 0, end: sizeBytes - 1 };
   });
-  const multi = fc.array(fc.tuple(offset, offset), { minLength: 2, maxLength: 5 })
+  const multi = fc
+    .array(fc.tuple(offset, offset), { minLength: 2, maxLength: 5 })
     .map((ranges): RangeCase => ({ header: `bytes=${ranges.map(([a, b]) => `${a}-${b}`).join(',')}`, kind: 'full' }));
-  const ignored = fc.constantFrom(
-    'bytes=-', 'bytes=', 'bytes', 'bytes=--1', 'bytes=-5-3', 'bytes=1--2', 'bytes=a-b', 'bytes=0-1;', 'bytes=0-1,', 'items=0-1',
-    'none', 'bytes:0-1', 'bytes 0-1', '=0-1', 'bytes=+1-2', 'bytes=1-+2', 'bytes=0-1 2', 'bytes=0x1-2', 'bytes=1.5-2', '',
-  ).map((header): RangeCase => ({ header, kind: 'full' }));
+  const ignored = fc
+    .constantFrom(
+      'bytes=-',
+      'bytes=',
+      'bytes',
+      'bytes=--1',
+      'bytes=-5-3',
+      'bytes=1--2',
+      'bytes=a-b',
+      'bytes=0-1;',
+      'bytes=0-1,',
+      'items=0-1',
+      'none',
+      'bytes:0-1',
+      'bytes 0-1',
+      '=0-1',
+      'bytes=+1-2',
+      'bytes=1-+2',
+      'bytes=0-1 2',
+      'bytes=0x1-2',
+      'bytes=1.5-2',
+      '',
+    )
+    .map((header): RangeCase => ({ header, kind: 'full' }));
   const random = headerValueArb(40).map((header): RangeCase => ({ header, kind: 'any' }));
   return fc.oneof(single, open, suffix, huge, multi, ignored, random);
 }

@@ -41,7 +41,13 @@ export function createFuzzApp(): FuzzApp {
     app,
     log,
     fixture: { blobs, tags, mirrored: new Set(['docker.io', 'ghcr.io']), defaultRegistry: 'docker.io' },
-    known: { digests: [...blobs.keys()], tags: [['library/nginx', 'v1'], ['team/app', '1.0-rc_1']] },
+    known: {
+      digests: [...blobs.keys()],
+      tags: [
+        ['library/nginx', 'v1'],
+        ['team/app', '1.0-rc_1'],
+      ],
+    },
     layer: { digest: layer, bytes: layerBytes },
   };
 }

@@ -39,10 +39,7 @@ export interface Fixture {
   defaultRegistry: string;
 }
 
-export type Expectation = (
-  | { kind: 'content'; body: Buffer; digest?: string }
-  | { kind: 'error'; status: number; code: OciErrorCode }
-) & {
+export type Expectation = ({ kind: 'content'; body: Buffer; digest?: string } | { kind: 'error'; status: number; code: OciErrorCode }) & {
   /** Other answers that are right too (where the router's handling of odd targets is not specified here). */
   alternatives?: Expectation[];
 };
@@ -67,9 +64,7 @@ function decodesAsUri(path: string): boolean {
 }
 
 export type ReadRequest =
-  | { kind: 'unknown' }
-  | { kind: 'invalid'; code: OciErrorCode }
-  | { kind: 'blob' | 'manifest'; name: string; reference: string; byDigest: boolean };
+  { kind: 'unknown' } | { kind: 'invalid'; code: OciErrorCode } | { kind: 'blob' | 'manifest'; name: string; reference: string; byDigest: boolean };
 
 /** What a path (no query) of the form /v2/<name>/<endpoint>/<reference> asks for, by the spec's grammars. */
 export function readRequest(path: string): ReadRequest {

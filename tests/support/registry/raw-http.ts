@@ -65,7 +65,11 @@ export function parseRawResponse(raw: Buffer, headRequest = false): RawHttpRespo
  * or undefined when the server closed the connection without answering.
  * Rejects with RawHttpTimeoutError when the server neither answers nor closes in time.
  */
-export function rawExchange(port: number, request: string | Buffer, options: { timeoutMs?: number; head?: boolean } = {}): Promise<RawHttpResponse | undefined> {
+export function rawExchange(
+  port: number,
+  request: string | Buffer,
+  options: { timeoutMs?: number; head?: boolean } = {},
+): Promise<RawHttpResponse | undefined> {
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });

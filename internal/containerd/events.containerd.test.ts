@@ -10,7 +10,11 @@ import { backoffMs, decodeChange, eventFilters, watchChanges, type ChangeWatcher
 const logger = createLogger('silent');
 
 /** Collects changes; `next(pred)` waits for the first not yet taken that matches. */
-function recorder(): { changes: ContainerdChange[]; onChange(c: ContainerdChange): void; next(pred: (c: ContainerdChange) => boolean, timeoutMs?: number): Promise<ContainerdChange> } {
+function recorder(): {
+  changes: ContainerdChange[];
+  onChange(c: ContainerdChange): void;
+  next(pred: (c: ContainerdChange) => boolean, timeoutMs?: number): Promise<ContainerdChange>;
+} {
   const changes: ContainerdChange[] = [];
   let taken = 0;
   return {

@@ -28,7 +28,9 @@ describe('abortIngestsOf (real containerd)', () => {
   const brokenWrite = async (bytes: Buffer): Promise<string> => {
     const digest = digestOf(bytes);
     const half = bytes.subarray(0, bytes.length / 2);
-    await assert.rejects(ctd.ctr(['content', 'ingest', '--expected-size', String(bytes.length), '--expected-digest', digest, `layer-${digest}`], 'k8s.io', half));
+    await assert.rejects(
+      ctd.ctr(['content', 'ingest', '--expected-size', String(bytes.length), '--expected-digest', digest, `layer-${digest}`], 'k8s.io', half),
+    );
     return digest;
   };
 
@@ -44,8 +46,15 @@ describe('abortIngestsOf (real containerd)', () => {
     const refs = await abortIngestsOf(client, one, createLogger('silent'));
     assert.deepEqual(refs, [`layer-${one}`]);
     const left = await client.listIngests();
-    assert.equal(left.some((status) => isIngestOf(status, one)), false);
-    assert.equal(left.some((status) => isIngestOf(status, two)), true, 'the other ingest stays');
+    assert.equal(
+      left.some((status) => isIngestOf(status, one)),
+      false,
+    );
+    assert.equal(
+      left.some((status) => isIngestOf(status, two)),
+      true,
+      'the other ingest stays',
+    );
     assert.match(await ctd.ctr(['content', 'active']), new RegExp(`layer-${two}`));
     assert.deepEqual(await abortIngestsOf(client, one, createLogger('silent')), [], 'nothing left to abort');
   });
