@@ -4,7 +4,7 @@ import { MediaType } from '../oci/mediatype.ts';
 import { imageBlobs, makeTestImage, testBlob, type TestBlob, type TestImage } from '../oci/storetest/conformance.ts';
 import { importImage, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';
-import { childDescriptors, listContent, walkImage } from './walk.ts';
+import { childDescriptors, walkImage } from './walk.ts';
 
 function descriptor(blob: TestBlob): { mediaType: string; digest: string; size: number } {
   return { mediaType: blob.mediaType, digest: blob.digest, size: blob.bytes.length };
@@ -24,7 +24,7 @@ function indexOf(mediaType: string, images: { image: TestImage; architecture: st
 
 const sortByDigest = <T extends { digest: string }>(list: T[]): T[] => [...list].sort((a, b) => a.digest.localeCompare(b.digest));
 
-describe('walkImage and listContent', () => {
+describe('walkImage', () => {
   let ctd: Awaited<ReturnType<typeof startTempContainerd>>;
   let client: ContainerdClient;
   const amd64 = makeTestImage('docker.io/mirra-test/multi:amd64', [2000, 3000]);
@@ -58,15 +58,6 @@ describe('walkImage and listContent', () => {
     const viaGrpc = await walkImage(client, descriptor(index), { contentPath: '/nonexistent/content' });
     assert.deepEqual(sortByDigest(viaFiles), sortByDigest(viaGrpc));
     assert.equal(viaFiles.length, 1 + imageBlobs(amd64).length + imageBlobs(arm64).length);
-  });
-
-  it('lists every image with its content', async () => {
-    const images = await listContent(client, { contentPath: ctd.contentDir });
-    const byName = new Map(images.map((i) => [i.name, i]));
-    assert.deepEqual([...byName.keys()].sort(), ['docker.io/mirra-test/multi:v1', single.reference]);
-    const s = byName.get(single.reference)!;
-    assert.equal(s.target.digest, single.manifest.digest);
-    assert.deepEqual(sortByDigest(s.descriptors), sortByDigest(imageBlobs(single).map(descriptor)));
   });
 
   it('skips content that is absent, and what only it references', async () => {

@@ -5,7 +5,7 @@
 import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { isIndexMediaType, isManifestMediaType, sniffManifestMediaType } from '../oci/mediatype.ts';
 import { collect, readBlobBytes } from './blobs.ts';
-import type { ContentInfoSource, ContentReader, ImageLister } from './client.ts';
+import type { ContentInfoSource, ContentReader } from './client.ts';
 import { field, parseDescriptor, type Descriptor } from './messages.ts';
 
 const MAX_DEPTH = 4;
@@ -14,13 +14,6 @@ const MAX_DESCRIPTORS = 10_000;
 export interface WalkOptions {
   /** Read manifests from this content directory (gRPC Read when absent or unreadable). */
   contentPath?: string;
-}
-
-export interface ImageContent {
-  name: string;
-  target: Descriptor;
-  /** Present content of the image, target first, each digest once. */
-  descriptors: Descriptor[];
 }
 
 type DocKind = 'index' | 'manifest' | 'other';
@@ -116,13 +109,3 @@ export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn
 
 /** Images walked at once: keeps containerd and the event loop responsive on nodes with many images. */
 export const WALK_CONCURRENCY = 4;
-
-/** Every image of the client's namespace with the present content it references. */
-export async function listContent(client: ImageLister & WalkClient, options: WalkOptions = {}): Promise<ImageContent[]> {
-  const images = await client.listImages();
-  return mapConcurrent(images, WALK_CONCURRENCY, async (image) => ({
-    name: image.name,
-    target: image.target,
-    descriptors: await walkImage(client, image.target, options),
-  }));
-}

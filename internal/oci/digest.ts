@@ -26,8 +26,3 @@ export function parseDigest(value: string): ParsedDigest | undefined {
 export function isDigest(value: string): boolean {
   return parseDigest(value) !== undefined;
 }
-
-/** True when the string has the general shape of a digest (`alg:encoded`), supported or not. */
-export function looksLikeDigest(value: string): boolean {
-  return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(value);
-}

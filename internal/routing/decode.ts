@@ -27,9 +27,6 @@ export interface DecodedShards<F> {
   readonly decodedShards: number;
 }
 
-/** What decoding needs of a peer's previous summary to reuse its unchanged shards. */
-export type ReusableSummary = Pick<PeerSummary, 'header' | 'shardTags' | 'filters'>;
-
 export interface DecodeOptions<F = ShardFilter> {
   /** The peer's previous summary: shards whose tag is unchanged are reused (same filter object), not decoded. */
   previous?: Pick<DecodedShards<F>, 'header' | 'shardTags' | 'filters'> | undefined;
@@ -54,12 +51,6 @@ export function decodeShardCode(value: string, rangePerKey: number, what: string
   const code = decodeShard(decodeBase64(value, what));
   if (code.m !== rangePerKey) throw new SummaryError('inconsistent', `${what} has range per key ${code.m}, the header says ${rangePerKey}`);
   return code;
-}
-
-/** Decodes one shard annotation value into its in-memory filter. */
-export function decodeShardValue(value: string, rangePerKey: number, what: string): ShardFilter {
-  const code = decodeShardCode(value, rangePerKey, what);
-  return buildShardFilter(code.values, code.values.length * code.m, code.m);
 }
 
 /**

@@ -22,8 +22,8 @@
 // good), recovered_after_s: when.
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { waitUntilServed } from '../cluster/served.ts';
 import { generateImage, type GeneratedLayer } from '../support/image.ts';
-import { waitFor } from '../support/process.ts';
 import type { LoadResult } from './load-client.ts';
 import { max, startSampling } from './agent-sampling.ts';
 import {
@@ -126,16 +126,7 @@ async function layerOnHolder(
   const ns = `?ns=${encodeURIComponent(cluster.upstream.host)}`;
   const blobUrl = `${target.agent.url}/v2/bench/load/blobs/${layer.digest}${ns}`;
   const manifestUrl = `${target.agent.url}/v2/bench/load/manifests/v1${ns}`;
-  await waitFor(
-    'node-2 to find the layer on node-1',
-    async () => {
-      const res = await fetch(blobUrl, { method: 'HEAD' });
-      await res.body?.cancel();
-      return res.status === 200;
-    },
-    20_000,
-    100,
-  );
+  await waitUntilServed(cluster, [target], { repository: 'bench/load', digest: layer.digest });
   return { layer, blobUrl, manifestUrl };
 }
 

@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { waitUntilServed } from '../cluster/served.ts';
 import { writeMirrorHosts, writeUpstreamHosts } from '../support/hosts.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
@@ -100,19 +101,7 @@ async function chunkedFetch(cluster: Cluster, holder: ClusterNode, nodes: { chun
   const layer = image.layers[0];
   if (layer === undefined) throw new Error('no layer');
   await holder.pull(ref);
-  await waitFor(
-    'node-6 and node-7 to find the layer on node-1',
-    async () => {
-      for (const node of [nodes.chunked, nodes.plain]) {
-        const res = await fetch(`${node.agent.url}/v2/bench/p2p/blobs/${layer.digest}?ns=${encodeURIComponent(cluster.upstream.host)}`, { method: 'HEAD' });
-        await res.body?.cancel();
-        if (res.status !== 200) return false;
-      }
-      return true;
-    },
-    20_000,
-    100,
-  );
+  await waitUntilServed(cluster, [nodes.chunked, nodes.plain], { repository: 'bench/p2p', digest: layer.digest });
   const result: ChunkedResult = { chunked: [], plain: [], peerBytesRatio: 0 };
   let peerBytes = 0;
   // In turn, the order alternating (a pull right after the other's removal runs on a busier disk);

@@ -12,10 +12,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { waitUntilServed } from '../cluster/served.ts';
 import type { FaultProxy } from '../cluster/fault-proxy.ts';
 import { containerdRelease } from '../support/containerd-release.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
-import { waitFor } from '../support/process.ts';
 import { join } from 'node:path';
 import { assertStored } from './faults-kit.ts';
 
@@ -67,19 +67,7 @@ describe('containerd 2.1 through its CRI (transfer service)', { skip: onTwoX ? f
     const [n1] = cluster.nodes;
     assert.ok(n1 !== undefined);
     await n1.pull(ref(name));
-    for (const layer of image.layers) {
-      const url = `${puller.agent.url}/v2/ctd2/${name}/blobs/${layer.digest}?ns=${encodeURIComponent(cluster.upstream.host)}`;
-      await waitFor(
-        `${puller.name} to find ${layer.digest} on node-1`,
-        async () => {
-          const res = await fetch(url, { method: 'HEAD' });
-          await res.body?.cancel();
-          return res.status === 200;
-        },
-        15_000,
-        100,
-      );
-    }
+    for (const layer of image.layers) await waitUntilServed(cluster, [puller], { repository: `ctd2/${name}`, digest: layer.digest });
     cluster.upstream.resetCounts();
   };
 

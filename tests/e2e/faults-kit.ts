@@ -12,6 +12,7 @@ import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
 import { HEADER_ANNOTATION, parseHeader } from '../../internal/routing/annotations.ts';
 import { createPeerIndex } from '../../internal/routing/peer-index.ts';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { waitUntilServed } from '../cluster/served.ts';
 import type { FaultProxy } from '../cluster/fault-proxy.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
@@ -68,17 +69,7 @@ export async function assertStored(node: ClusterNode, image: GeneratedImage): Pr
 
 /** Until the node's agent finds the blob through its peers (its index and directory are in step). */
 export async function waitPeerServes(cluster: Cluster, node: ClusterNode, name: string, digest: string): Promise<void> {
-  const url = `${node.agent.url}/v2/faults/${name}/blobs/${digest}?ns=${encodeURIComponent(cluster.upstream.host)}`;
-  await waitFor(
-    `${node.name} to find ${digest} on a peer`,
-    async () => {
-      const res = await fetch(url, { method: 'HEAD' });
-      await res.body?.cancel();
-      return res.status === 200;
-    },
-    15_000,
-    100,
-  );
+  await waitUntilServed(cluster, [node], { repository: `faults/${name}`, digest });
 }
 
 export async function peerRequestsFor(node: ClusterNode, digests: readonly string[]): Promise<number> {
