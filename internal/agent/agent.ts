@@ -97,6 +97,8 @@ async function startP2P(config: AgentConfig, node: Node, metrics: Metrics, kube:
 
 interface AppParts {
   node: Node;
+  /** --local-only's allow list (undefined: any client). */
+  localClients: ReturnType<typeof localClientAllowList> | undefined;
   metrics: Metrics;
   p2p: PeerToPeer | undefined;
   notReady(): string | undefined;
@@ -104,7 +106,6 @@ interface AppParts {
 
 function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof createRegistryApp> {
   const { flags, logger, peerKeys } = config;
-  const localClients = flags.localOnly ? localClientAllowList(flags.nodeIp, flags.localClients) : undefined;
   // Only content of the mirrored registries' images is served, to containerd and to peers; other digests miss from memory.
   const local = storeSource(parts.node.store.imagedOnly(mirroredImages(flags.mirroredRegistries)));
   const app = createRegistryApp({
@@ -120,7 +121,7 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
     source: countResolves(parts.metrics, parts.p2p === undefined ? local : chainSources([local, parts.p2p.source])),
     onRequest: (line) => recordRequest(parts.metrics, line),
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
-    localClients,
+    localClients: parts.localClients,
   });
   if (peerKeys !== undefined && !flags.localOnly) {
     logger.warn(
@@ -132,9 +133,8 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
   return app;
 }
 
-function logListening(config: AgentConfig): void {
+function logListening(config: AgentConfig, localClients: AppParts['localClients']): void {
   const { flags, logger, peerKeys } = config;
-  const localClients = flags.localOnly ? localClientAllowList(flags.nodeIp, flags.localClients) : undefined;
   logger.info(
     {
       addr: formatListenAddress(flags.registryAddr),
@@ -168,10 +168,17 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     .refresh(true)
     .catch((err: unknown) => logger.warn({ err }, 'initial scan of containerd failed; serving anyway; retrying in the background'));
   let draining = false;
-  const app = createApp(config, { node, metrics, p2p, notReady: () => (draining ? 'draining' : changes.connected ? undefined : 'containerd unreachable') });
+  const localClients = flags.localOnly ? localClientAllowList(flags.nodeIp, flags.localClients) : undefined;
+  const app = createApp(config, {
+    node,
+    localClients,
+    metrics,
+    p2p,
+    notReady: () => (draining ? 'draining' : changes.connected ? undefined : 'containerd unreachable'),
+  });
   const connections = trackConnections(app.server);
   await app.listen({ host: flags.registryAddr.host, port: flags.registryAddr.port });
-  logListening(config);
+  logListening(config, localClients);
   return {
     async close(options = {}) {
       // Not ready at once (an open connection asking /readyz gets 503); no new

@@ -178,22 +178,15 @@ test('2.1+ with a `:` list: one line naming the version, the setting, the file, 
 
 test('2.1+ pulling locally (use_local_image_pull, or a setting the transfer service lacks) takes a `:` list', async () => {
   const list = '/etc/containerd/certs.d:/etc/docker/certs.d';
-  assert.equal(
-    await checkContainerdConfig(await configFile(default21(list).replace('use_local_image_pull = false', 'use_local_image_pull = true')), V21),
-    undefined,
-  );
-  assert.equal(
-    await checkContainerdConfig(await configFile(default21(list).replace('disable_snapshot_annotations = true', 'disable_snapshot_annotations = false')), V21),
-    undefined,
-  );
-  assert.equal(
-    await checkContainerdConfig(await configFile(default21(list).replace('max_concurrent_downloads = 3', 'max_concurrent_downloads = 6')), V21),
-    undefined,
-  );
-  assert.equal(
-    await checkContainerdConfig(await configFile(default21(list).replace('image_pull_with_sync_fs = false', 'image_pull_with_sync_fs = true')), V21),
-    undefined,
-  );
+  const localPulls: Array<[string, string]> = [
+    ['use_local_image_pull = false', 'use_local_image_pull = true'],
+    ['disable_snapshot_annotations = true', 'disable_snapshot_annotations = false'],
+    ['max_concurrent_downloads = 3', 'max_concurrent_downloads = 6'],
+    ['image_pull_with_sync_fs = false', 'image_pull_with_sync_fs = true'],
+  ];
+  for (const [from, to] of localPulls) {
+    assert.equal(await checkContainerdConfig(await configFile(default21(list).replace(from, to)), V21), undefined, to);
+  }
   const configs = `${default21(list)}\n    [plugins.'io.containerd.cri.v1.images'.registry.configs.'registry.example.com'.auth]\n      username = 'u'\n`;
   assert.equal(await checkContainerdConfig(await configFile(configs), V21), undefined);
   // Set in an import, as containerd merges it.
