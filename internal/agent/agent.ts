@@ -88,6 +88,15 @@ async function startP2P(config: AgentConfig, node: Node, metrics: Metrics, kube:
     metrics,
     peerStallTimeoutMs: flags.peerStallTimeoutMs,
     maxPeerStreams: flags.maxPeerStreams,
+    coalesce: flags.coalesce
+      ? {
+          coordinatorTimeoutMs: flags.coordinatorTimeoutMs,
+          fetchStallMs: flags.fetchStallTimeoutMs,
+          contentPath: flags.containerdContentPath,
+          namespace: flags.containerdNamespace,
+          store: node.store,
+        }
+      : undefined,
     sign: peerKeys === undefined ? undefined : createPeerSigner({ key: peerKeys.signing, self: flags.podName }),
   });
   if (peerKeys === undefined)
@@ -108,6 +117,9 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
   const { flags, logger, peerKeys } = config;
   // Only content of the mirrored registries' images is served, to containerd and to peers; other digests miss from memory.
   const local = storeSource(parts.node.store.imagedOnly(mirroredImages(flags.mirroredRegistries)));
+  // Peers also get the blobs this node fetches from the upstream for them (a cold rollout), while they are written.
+  const coalesce = parts.p2p?.coalesce;
+  const forPeers = coalesce === undefined ? local : chainSources([local, coalesce.peerContent]);
   const app = createRegistryApp({
     store: parts.node.store,
     logger,
@@ -117,7 +129,8 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
     underPressure: resolvePressure(flags),
     concurrency: { maxRequests: flags.maxRequests, maxStreams: flags.maxStreams },
     timeouts: { idleTimeoutMs: flags.clientIdleTimeoutMs },
-    localSource: local,
+    localSource: forPeers,
+    fetchRecords: coalesce?.records,
     source: countResolves(parts.metrics, parts.p2p === undefined ? local : chainSources([local, parts.p2p.source])),
     onRequest: (line) => recordRequest(parts.metrics, line),
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: flags.podName }),

@@ -5,16 +5,25 @@
 // the local store go to the ready peers that claim the key, same zone first.
 // The pure parts (generation, peer URL, candidates) are exported for tests.
 import type { PeerSigner } from '../auth/sign.ts';
+import { createCoordinatorClient } from '../coalesce/client.ts';
+import { createCoalescer, type Coalescer } from '../coalesce/coalescer.ts';
+import { createCoordinatorPicker } from '../coalesce/coordinator.ts';
+import { createInProgressSource } from '../coalesce/in-progress-source.ts';
+import { createFetchRecords, type FetchRecords } from '../coalesce/records.ts';
+import { committedSize } from '../containerd/blobs.ts';
+import type { ContentSource } from '../content/source.ts';
+import type { ContentStore } from '../oci/store.ts';
+import type { CoalesceMetricsStats } from '../metrics/metrics.ts';
 import type { IngestControl } from '../containerd/client.ts';
 import { abortIngestsOf } from '../containerd/ingests.ts';
 import type { ImageInventory } from '../containerd/inventory.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { watchPeers, type PeerInfo } from '../kube/peers.ts';
+import { watchPeers, type PeerInfo, type PeerWatcher } from '../kube/peers.ts';
 import { createPublisher, type Publisher } from '../kube/publisher.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { publishHooks, recordSummary } from '../metrics/record.ts';
-import type { Candidate } from '../peer/client.ts';
+import { createPeerAgent, type Candidate } from '../peer/client.ts';
 import { createPeerSource, type PeerSource } from '../peer/source.ts';
 import { UPDATED_ANNOTATION } from '../routing/annotations.ts';
 import { encodeSummary } from '../routing/encode.ts';
@@ -47,14 +56,34 @@ export interface PeerToPeerOptions {
   sign?: PeerSigner;
   /** Blob streams pulled from peers at once at most (0: no limit). */
   maxPeerStreams?: number;
+  /** Cold rollouts: one upstream fetch per blob, the other nodes stream it from the fetcher's ingest; undefined: off. */
+  coalesce?: CoalesceSettings;
+}
+
+export interface CoalesceSettings {
+  /** An ask to a digest's coordinator that is not answered within this is "nobody is fetching". */
+  coordinatorTimeoutMs: number;
+  /** A fetch whose ingest does not grow for this long is over (the coordinator drops it, followers are cut). */
+  fetchStallMs: number;
+  /** containerd's content directory (ingests and blobs are read from it). */
+  contentPath: string;
+  /** containerd's namespace of the node's images. */
+  namespace: string;
+  /** containerd's whole content store (a fetched blob is committed before it is in an image). */
+  store: ContentStore;
 }
 
 export interface PeerToPeer {
   source: PeerSource;
   /** The advertised keys (published on every change). */
   state: NodeState;
+  /** Cold rollouts (with CoalesceSettings): this agent's records as a coordinator, and what peers may stream from its fetches. */
+  coalesce: { records: FetchRecords; peerContent: ContentSource } | undefined;
   close(): Promise<void>;
 }
+
+/** A fetch record lives this long after its last renew: the fetcher renews every second, so three renews may be lost. */
+const FETCH_RECORD_TTL_MS = 3000;
 
 /** Peers asked per key at most. */
 export const CANDIDATE_LIMIT = 5;
@@ -95,7 +124,54 @@ function summaryPublisher(options: PeerToPeerOptions, publisher: Publisher): (ke
   };
 }
 
-function peerSource(options: PeerToPeerOptions, index: PeerIndex, watcher: ReturnType<typeof watchPeers>): PeerSource {
+/** The ready agents: the ready peers, and this one when its own endpoint is ready (every agent counts the same ones). */
+function readyMembers(watcher: PeerWatcher, self: string): string[] {
+  const members: string[] = [];
+  for (const peer of watcher.peers().values()) if (peer.ready) members.push(peer.name);
+  if (watcher.ownReady()) members.push(self);
+  return members;
+}
+
+/** Cold-rollout coordination: the records this agent keeps as a coordinator, the coalescer that asks and follows. */
+function startCoalescing(options: PeerToPeerOptions, settings: CoalesceSettings, watcher: PeerWatcher, hasher: Hasher): Coalescing {
+  const self = options.podName;
+  const log = options.logger.child({ component: 'coalesce' });
+  const records = createFetchRecords({ ttlMs: FETCH_RECORD_TTL_MS, isAlive: (name) => name === self || watcher.peers().get(name)?.ready === true });
+  const coalescer = createCoalescer({
+    self,
+    members: () => readyMembers(watcher, self),
+    candidate: (name) => peerCandidates([name], watcher.peers())[0],
+    pick: createCoordinatorPicker(hasher),
+    records,
+    client: createCoordinatorClient({ self, agent: createPeerAgent({ maxSocketsPerPeer: 8 }), timeoutMs: settings.coordinatorTimeoutMs, sign: options.sign }),
+    fetches: {
+      ingests: options.ingests,
+      isCommitted: async (digest) => (await committedSize(settings.contentPath, digest)) !== undefined,
+      stallMs: settings.fetchStallMs,
+      log,
+    },
+    log,
+  });
+  const ingestBytes = { sent: 0 };
+  const peerContent = createInProgressSource({
+    fetches: coalescer.fetches,
+    contentPath: settings.contentPath,
+    namespace: settings.namespace,
+    store: settings.store,
+    stallMs: settings.fetchStallMs,
+    onIngestBytes: (bytes) => (ingestBytes.sent += bytes),
+  });
+  return { records, coalescer, peerContent, ingestBytes };
+}
+
+interface Coalescing {
+  records: FetchRecords;
+  coalescer: Coalescer;
+  peerContent: ContentSource;
+  ingestBytes: { sent: number };
+}
+
+function peerSource(options: PeerToPeerOptions, index: PeerIndex, watcher: PeerWatcher, coalescing: Coalescing | undefined): PeerSource {
   const { logger } = options;
   // --zone wins; else the own endpoint's zone (from the node's topology label, via the EndpointSlice).
   const ownZone = (): string | undefined => (options.zone === '' ? watcher.ownZone() : options.zone);
@@ -106,8 +182,18 @@ function peerSource(options: PeerToPeerOptions, index: PeerIndex, watcher: Retur
     sign: options.sign,
     maxStreams: options.maxPeerStreams,
     onWrongBytesDelivered: (digest) => void abortIngestsOf(options.ingests, digest, logger.child({ component: 'containerd-ingests' })),
+    follow: coalescing?.coalescer.follow,
     candidates: (key) => peerCandidates(index.lookup(key, { zone: ownZone(), limit: CANDIDATE_LIMIT }), watcher.peers()),
   });
+}
+
+function coalesceStats(coalescing: Coalescing): CoalesceMetricsStats {
+  return {
+    ...coalescing.coalescer.stats(),
+    ...coalescing.records.stats(),
+    fetches: coalescing.coalescer.fetches.size(),
+    ingestBytes: coalescing.ingestBytes.sent,
+  };
 }
 
 export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
@@ -137,14 +223,22 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     logger: logger.child({ component: 'state' }),
     onChange: summaryPublisher(options, publisher),
   });
-  const source = peerSource(options, index, watcher);
-  options.metrics.readFrom({ peerSource: () => source.stats(), peerIndex: () => index.stats(), peerDirectory: () => watcher.peers() });
+  const coalescing = options.coalesce === undefined ? undefined : startCoalescing(options, options.coalesce, watcher, options.hasher);
+  const source = peerSource(options, index, watcher, coalescing);
+  options.metrics.readFrom({
+    peerSource: () => source.stats(),
+    peerIndex: () => index.stats(),
+    peerDirectory: () => watcher.peers(),
+    coalesce: coalescing === undefined ? undefined : () => coalesceStats(coalescing),
+  });
   return {
     source,
     state,
+    coalesce: coalescing === undefined ? undefined : { records: coalescing.records, peerContent: coalescing.peerContent },
     async close() {
       state.close();
       source.close();
+      coalescing?.coalescer.close();
       await Promise.allSettled([publisher.close(), watcher.close()]);
     },
   };

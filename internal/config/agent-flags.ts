@@ -21,6 +21,13 @@ function parseDnsName(raw: string): string {
 
 const MiB = 1024 * 1024;
 
+/** A duration (parseDurationMs) above zero, in milliseconds. */
+function positiveDuration(raw: string): number {
+  const ms = parseDurationMs(raw);
+  if (ms <= 0) throw new Error('must be more than 0');
+  return ms;
+}
+
 /** 'auto', or a size in bytes (parseByteSize). */
 function parseAutoByteSize(raw: string): number | 'auto' {
   return raw.trim() === 'auto' ? 'auto' : parseByteSize(raw);
@@ -168,11 +175,31 @@ export const agentFlags = {
     description: 'a peer that sends no byte of a blob for this long is given up on: the rest comes from the next peer (e.g. 5s, 500ms)',
     defaultValue: 5000,
     defaultLabel: '5s',
-    parse: (raw) => {
-      const ms = parseDurationMs(raw);
-      if (ms <= 0) throw new Error('must be more than 0');
-      return ms;
-    },
+    parse: (raw) => positiveDuration(raw),
+  }),
+  coalesce: flag({
+    name: 'coalesce',
+    env: 'MIRRA_COALESCE',
+    description: "cold rollouts: a blob no node has is fetched from the upstream by one node, the others stream it from that node's fetch in progress",
+    defaultValue: true,
+    boolean: true,
+    parse: parseBoolean,
+  }),
+  coordinatorTimeoutMs: flag({
+    name: 'coordinator-timeout',
+    env: 'MIRRA_COORDINATOR_TIMEOUT',
+    description: "how long a miss waits for the blob's coordinator to say who fetches it; no answer: fetch from the upstream (e.g. 50ms)",
+    defaultValue: 50,
+    defaultLabel: '50ms',
+    parse: (raw) => positiveDuration(raw),
+  }),
+  fetchStallTimeoutMs: flag({
+    name: 'fetch-stall-timeout',
+    env: 'MIRRA_FETCH_STALL_TIMEOUT',
+    description: 'a fetch from the upstream whose ingest does not grow for this long is over: the nodes streaming it go elsewhere (e.g. 5s)',
+    defaultValue: 5000,
+    defaultLabel: '5s',
+    parse: (raw) => positiveDuration(raw),
   }),
   peerSecretFile: flag({
     name: 'peer-secret-file',

@@ -3,7 +3,7 @@
 // fallback when the file cannot be opened (e.g. the directory is not mounted
 // into the agent's pod). A digest is validated before it becomes a path, and
 // the path is checked to stay inside the content directory.
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseDigest } from '../oci/digest.ts';
@@ -34,6 +34,16 @@ export function blobPath(contentPath: string, digest: string): string {
   const path = join(base, parsed.algorithm, parsed.hex);
   if (!path.startsWith(base + sep)) throw new InvalidDigestError(digest);
   return path;
+}
+
+/** The size of a committed blob's file in the content directory (without asking containerd), or undefined when there is none. */
+export async function committedSize(contentPath: string, digest: string): Promise<number | undefined> {
+  try {
+    const info = await stat(blobPath(contentPath, digest));
+    return info.isFile() ? info.size : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The range clamped to a blob of `sizeBytes`; undefined when it selects nothing. */

@@ -48,6 +48,8 @@ export interface PeerWatcher {
    * own zone without --zone and without any access to Node objects.
    */
   ownZone(): string | undefined;
+  /** Whether the own pod's endpoint is ready in the EndpointSlices (the others count this agent as a member then). */
+  ownReady(): boolean;
   close(): Promise<void>;
 }
 
@@ -85,6 +87,7 @@ interface PeersState {
   readonly fed: Map<string, Fed>;
   readonly directory: Map<string, PeerInfo>;
   ownZone: string | undefined;
+  ownReady: boolean;
 }
 
 /** Gives the index what is known of one peer's pod and endpoint; true if that changed anything. */
@@ -105,15 +108,17 @@ function feedIndex(state: PeersState, name: string, pod: PodView, endpoint: Endp
   return true;
 }
 
-function refreshOwnZone(state: PeersState): void {
-  const zone = bestEndpoint(state.endpointsByPod.get(state.options.self))?.zone;
+function refreshOwnEndpoint(state: PeersState): void {
+  const own = bestEndpoint(state.endpointsByPod.get(state.options.self));
+  state.ownReady = own?.ready ?? false;
+  const zone = own?.zone;
   if (zone !== state.ownZone) state.log.info({ zone: zone ?? null }, 'own zone from the EndpointSlice: peers in it are asked first');
   state.ownZone = zone;
 }
 
 /** Brings the index and the directory in line with what is known of one pod name. */
 function refresh(state: PeersState, name: string): void {
-  if (name === state.options.self) return refreshOwnZone(state);
+  if (name === state.options.self) return refreshOwnEndpoint(state);
   const pod = state.pods.get(name);
   let changed: boolean;
   let next: PeerInfo | undefined;
@@ -198,6 +203,7 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
     fed: new Map(),
     directory: new Map(),
     ownZone: undefined,
+    ownReady: false,
   };
   const podWatch = watchPods(state);
   const sliceWatch = watchSlices(state);
@@ -205,6 +211,7 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
     peers: () => state.directory,
     synced: () => podWatch.synced() && sliceWatch.synced(),
     ownZone: () => state.ownZone,
+    ownReady: () => state.ownReady,
     async close() {
       await Promise.all([podWatch.close(), sliceWatch.close()]);
     },

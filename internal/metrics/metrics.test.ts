@@ -7,7 +7,7 @@ import { createMetrics, METRIC_PREFIX } from './metrics.ts';
 import { publishHooks, recordSummary } from './record.ts';
 
 /** Units a metric name may end with: a base unit, or a count of a thing. */
-const UNIT_SUFFIXES = ['_total', '_seconds', '_bytes', '_ratio', '_keys', 'peers'];
+const UNIT_SUFFIXES = ['_total', '_seconds', '_bytes', '_ratio', '_keys', 'peers', '_fetches'];
 
 test('every metric is on the agent registry, named mirra_* with its unit', async () => {
   const metrics = createMetrics();
@@ -20,7 +20,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   }
   // prom-client's own defaults have a gauge named *_total (nodejs_active_resources_total): checked for ours only.
   const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
-  assert.equal(own.length, 20);
+  assert.equal(own.length, 25);
   for (const family of own) {
     assert.ok(
       UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)),
@@ -120,6 +120,27 @@ test('scrape-time metrics follow the snapshots they read', async () => {
   scrape = parseExposition(await metrics.registry.metrics());
   assert.equal(sumSamples(scrape, 'mirra_peer_hedges_total'), 6, 'moves with the snapshot, not added twice');
   assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 1);
+});
+
+test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coalesced streams', async () => {
+  const metrics = createMetrics();
+  const before = parseExposition(await metrics.registry.metrics());
+  assert.equal(before.samples.filter((s) => s.name === 'mirra_upstream_fetches').length, 0, 'no gauge while coordination is off');
+  const peerStats = createPeerStats();
+  peerStats.coalesced = 4;
+  metrics.readFrom({
+    peerSource: () => ({ ...peerStats }),
+    coalesce: () => ({ fetch: 2, follow: 5, unanswered: 1, records: 3, askedFetch: 6, askedFollow: 9, fetches: 2, ingestBytes: 4096 }),
+  });
+  const scrape = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(scrape, 'mirra_coordinator_asks_total', { outcome: 'fetch' }), 2);
+  assert.equal(sumSamples(scrape, 'mirra_coordinator_asks_total', { outcome: 'follow' }), 5);
+  assert.equal(sumSamples(scrape, 'mirra_coordinator_asks_total', { outcome: 'unanswered' }), 1);
+  assert.equal(sumSamples(scrape, 'mirra_coordinator_answers_total', { outcome: 'follow' }), 9);
+  assert.equal(sumSamples(scrape, 'mirra_upstream_fetches', { state: 'coordinated' }), 3);
+  assert.equal(sumSamples(scrape, 'mirra_upstream_fetches', { state: 'local' }), 2);
+  assert.equal(sumSamples(scrape, 'mirra_ingest_bytes_total'), 4096);
+  assert.equal(sumSamples(scrape, 'mirra_coalesced_streams_total'), 4);
 });
 
 test('summary and publishing', async () => {

@@ -22,6 +22,24 @@ export interface MetricSnapshots {
   peerIndex?(): PeerIndexStats;
   /** The peer directory (pods with an endpoint), for the ready count. */
   peerDirectory?(): ReadonlyMap<string, { readonly ready: boolean }>;
+  /** Cold-rollout coordination (internal/coalesce), when on. */
+  coalesce?(): CoalesceMetricsStats;
+}
+
+/** What the cold-rollout coordination counts (internal/coalesce, read by internal/agent/p2p.ts). */
+export interface CoalesceMetricsStats {
+  /** This agent's asks: told to fetch from the upstream, told to stream from another node's fetch, or no answer in time. */
+  fetch: number;
+  follow: number;
+  unanswered: number;
+  /** As a coordinator: records held now, and the asks it answered by outcome. */
+  records: number;
+  askedFetch: number;
+  askedFollow: number;
+  /** Blobs this node's containerd fetches for the others now (or completed within the grace period). */
+  fetches: number;
+  /** Bytes sent to peers from ingests in progress. */
+  ingestBytes: number;
 }
 
 export interface Metrics {
@@ -65,6 +83,70 @@ const PEER_SOURCE_COUNTERS: readonly (readonly [name: string, help: string, read
   ['peer_penalties_total', 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.', (s) => s.penalties],
   ['peer_false_positives_total', '404 answers from peers whose summary claimed the key.', (s) => s.misses],
 ];
+
+/** Cold-rollout coordination: asks by outcome, the coordinator's records and answers, bytes streamed from ingests, coalesced streams. */
+function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void {
+  new Counter({
+    name: `${METRIC_PREFIX}coordinator_asks_total`,
+    help: "This agent's asks to a blob's coordinator on a miss no holder could serve, by outcome: fetch (this node fetches it from the upstream), follow (streamed from another node's fetch in progress), unanswered (no answer within --coordinator-timeout: upstream).",
+    labelNames: ['outcome'] as const,
+    registers,
+    collect() {
+      const stats = snapshots.coalesce?.();
+      this.reset();
+      if (stats === undefined) return;
+      this.inc({ outcome: 'fetch' }, stats.fetch);
+      this.inc({ outcome: 'follow' }, stats.follow);
+      this.inc({ outcome: 'unanswered' }, stats.unanswered);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}coordinator_answers_total`,
+    help: 'Asks this agent answered as the coordinator of a blob, by outcome: fetch (the asker fetches it), follow (the asker streams it from the fetcher).',
+    labelNames: ['outcome'] as const,
+    registers,
+    collect() {
+      const stats = snapshots.coalesce?.();
+      this.reset();
+      if (stats === undefined) return;
+      this.inc({ outcome: 'fetch' }, stats.askedFetch);
+      this.inc({ outcome: 'follow' }, stats.askedFollow);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}upstream_fetches`,
+    help: 'Fetches from the upstream by state: coordinated (records this agent holds as a coordinator), local (blobs this node fetches for the others).',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const stats = snapshots.coalesce?.();
+      this.reset();
+      if (stats === undefined) return;
+      this.set({ state: 'coordinated' }, stats.records);
+      this.set({ state: 'local' }, stats.fetches);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}ingest_bytes_total`,
+    help: "Bytes sent to peers from containerd's ingests in progress (blobs this node was still fetching from the upstream).",
+    registers,
+    collect() {
+      const stats = snapshots.coalesce?.();
+      this.reset();
+      if (stats !== undefined) this.inc(stats.ingestBytes);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}coalesced_streams_total`,
+    help: "Blob GETs streamed from another node's fetch in progress instead of the upstream.",
+    registers,
+    collect() {
+      const stats = snapshots.peerSource?.();
+      this.reset();
+      if (stats !== undefined) this.inc(stats.coalesced);
+    },
+  });
+}
 
 /** The process and Node.js metrics, with the same prefix. */
 function registerProcessMetrics(registry: Registry): void {
@@ -218,6 +300,7 @@ export function createMetrics(): Metrics {
   registerPeerSourceCounters(context);
   registerPeerLookups(context);
   registerPeerStates(context);
+  registerCoalesceMetrics(context);
   return {
     registry,
     ...createRequestMetrics(context),

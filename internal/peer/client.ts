@@ -18,7 +18,8 @@ export interface Candidate {
 }
 
 export interface PeerRequest {
-  method: 'GET' | 'HEAD';
+  /** GET and HEAD for content; POST, PUT and DELETE for the fetch coordination of cold rollouts (internal/coalesce). */
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
   /** Path and query, e.g. `/v2/library/nginx/blobs/sha256:...?ns=docker.io`. */
   path: string;
   headers?: Record<string, string>;

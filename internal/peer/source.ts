@@ -29,6 +29,7 @@ import { locateBlob } from './blob-path.ts';
 import { createPeerAgent, type Candidate } from './client.ts';
 import { candidatesFor, type PeerContext } from './context.ts';
 import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
+import { locateInProgress, type FollowFetch } from './fetch-path.ts';
 import { locateManifest } from './manifest-path.ts';
 import { createPeerPenalties, type PenaltyOptions } from './penalty.ts';
 import { createPeerStats, type PeerSourceStats } from './stats.ts';
@@ -78,6 +79,12 @@ export interface PeerSourceOptions {
    * upstream (stream-limit.ts says why it does not wait).
    */
   maxStreams?: number;
+  /**
+   * A blob GET that no candidate claims: the peer whose fetch of it from the
+   * upstream is in progress, to stream from (fetch-path.ts); undefined, or no
+   * function: not found here, containerd goes upstream.
+   */
+  follow?: FollowFetch;
 }
 
 export interface PeerSource extends ContentSource {
@@ -131,7 +138,12 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
       const parsed = parseDigest(digest);
       if (parsed === undefined) return undefined;
       const candidates = candidatesFor(ctx, digest);
-      if (candidates.length === 0) return undefined;
+      if (candidates.length === 0) {
+        // Blob GETs only: manifests and tags stay per node, and containerd never HEADs a blob in a pull.
+        const { follow } = options;
+        const coalesce = follow !== undefined && request.kind !== 'manifest' && request.method !== 'HEAD';
+        return coalesce ? locateInProgress(ctx, follow, { request, digest, parsed }) : undefined;
+      }
       const query = { request, digest, parsed, candidates };
       return request.kind === 'manifest' ? locateManifest(ctx, query) : locateBlob(ctx, query);
     },

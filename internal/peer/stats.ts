@@ -26,6 +26,8 @@ export interface PeerSourceStats {
   penalties: number;
   /** Blob GETs answered "not here" at once because the limit of concurrent peer streams was reached. */
   streamsLimited: number;
+  /** Blob GETs streamed from another node's fetch in progress (a cold rollout, fetch-path.ts). */
+  coalesced: number;
 }
 
 export function createPeerStats(): PeerSourceStats {
@@ -42,5 +44,6 @@ export function createPeerStats(): PeerSourceStats {
     wrongBytesDelivered: 0,
     penalties: 0,
     streamsLimited: 0,
+    coalesced: 0,
   };
 }

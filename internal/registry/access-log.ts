@@ -6,7 +6,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { clip, pathOf } from './path.ts';
 
-export type HandlerKind = 'base' | 'manifest' | 'blob' | 'probe' | 'unknown';
+/** `fetches`: a peer's fetch coordination (routes-fetches.ts). */
+export type HandlerKind = 'base' | 'manifest' | 'blob' | 'probe' | 'fetches' | 'unknown';
 
 export interface AccessLogState {
   startMs: number;

@@ -18,6 +18,7 @@ import { installClosingAnswer } from './drain.ts';
 import { answerClientError, answerConnect, answerExpectation, frameworkErrorResponse } from './early-errors.ts';
 import { sendOciError, toOciError } from './errors.ts';
 import { installHealthRoutes } from './health.ts';
+import { installFetchRoutes, type FetchRoutesOptions } from './routes-fetches.ts';
 import { createPolicy } from './policy.ts';
 import { installUnderPressure, type UnderPressureOptions } from './pressure.ts';
 import { API_VERSION, API_VERSION_HEADER, installRoutes } from './routes.ts';
@@ -58,6 +59,8 @@ export interface RegistryAppOptions {
   peerVerifier?: PeerVerifier;
   /** --local-only: unsigned (containerd) requests only from these addresses, else 403. Default: anyone. */
   localClients?: AddressAllowList;
+  /** This agent's fetch records as the coordinator of cold-rollout fetches (routes-fetches.ts); undefined: no coordination routes. */
+  fetchRecords?: FetchRoutesOptions['records'];
 }
 
 /**
@@ -112,6 +115,7 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
   });
   // After the routes' method guard (405 first), before any content is looked at.
   installAdmission(app, { peerVerifier: options.peerVerifier, localClients: options.localClients, log });
+  if (options.fetchRecords !== undefined) installFetchRoutes(app, { records: options.fetchRecords, peerVerifier: options.peerVerifier, log });
 
   app.setNotFoundHandler((request, reply) => {
     sendOciError(reply, toOciError({ statusCode: 404, code: 'FST_ERR_NOT_FOUND' }));
