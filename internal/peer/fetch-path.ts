@@ -6,8 +6,11 @@
 // response cut short if the fetcher fails mid-stream, so that containerd
 // resumes with a Range and the next ask finds the next fetcher, a holder, or
 // nobody and the upstream). If the fetcher does not have it after all (404,
-// refused, no headers in time), the coordinator is asked once more with that
-// fetcher marked failed: it then names another one or this agent.
+// refused, no headers in time), or failed this agent lately (penalised: a
+// stream it cut or stalled, wrong bytes), the coordinator is asked once more
+// with that fetcher marked failed: it then names another one or this agent,
+// so a fetcher that keeps claiming a fetch it does not serve costs a follower
+// one stalled stream, not one per retry.
 import type { LocatedContent } from '../content/source.ts';
 import { locateBlob } from './blob-path.ts';
 import type { Candidate } from './client.ts';
@@ -27,6 +30,11 @@ export async function locateInProgress(ctx: PeerContext, follow: FollowFetch, qu
   for (let round = 0; round < MAX_ASKS; round++) {
     const fetcher = await follow(query.digest, failed);
     if (fetcher === undefined) return undefined;
+    // A fetcher that failed this agent lately (cut or stalled a stream, sent wrong bytes) is not followed again: ask for another.
+    if (ctx.penalties.isPenalised(fetcher.name) || ctx.penalties.order([fetcher], query.digest).length === 0) {
+      failed = fetcher.name;
+      continue;
+    }
     const located = await locateBlob(ctx, { ...query, candidates: [fetcher] });
     if (located !== undefined) {
       ctx.counters.coalesced++;

@@ -7,6 +7,11 @@
 //  - without mirra: one node pulls straight from upstream, then 4 nodes at once;
 //  - with mirra: each node pulls in turn (the first from upstream, the rest from
 //    peers), then 4 nodes pull a second image at once that one node has.
+// Then a cold wave: the 5 nodes, none with it, pull a third 500 MiB image at
+// the same moment: the upstream bytes per image byte (cold_upstream_bytes_ratio:
+// one fetch per blob, the others stream it from the fetcher's ingest) and the
+// slowest of the 5 pulls over one node pulling alone from the upstream
+// (cold_slowest_vs_single).
 // Then containerd 2.1's chunked layer fetch (the transfer service's
 // concurrent_layer_fetch_buffer, 16 MiB, 3 downloads) on two more nodes that
 // take no part in the rest: a 256 MiB layer only node-1 has, pulled by node-6
@@ -130,6 +135,7 @@ interface Measured {
   concurrent: number[];
   concurrentUpstreamBytes: number;
   missP99: number;
+  cold: { times: number[]; upstreamBytes: number };
   chunked: ChunkedResult;
   series: string;
 }
@@ -177,6 +183,16 @@ async function atOnce(cluster: Cluster, first: ClusterNode, rest: ClusterNode[],
   return { times, upstreamBytes: cluster.upstream.counts().bytes };
 }
 
+/** With mirra, a cold wave: every node at the same moment, none has the image; the times and the upstream bytes. */
+async function coldWave(cluster: Cluster, nodes: ClusterNode[], ref: string): Promise<{ times: number[]; upstreamBytes: number }> {
+  console.error(`with mirra: a cold wave, ${nodes.length} nodes at once, none has the image ...`);
+  await Promise.all(nodes.map((node) => forget(node)));
+  await flushDisk();
+  cluster.upstream.resetCounts();
+  const times = await Promise.all(nodes.map((node) => timedPull(() => node.pull(ref))));
+  return { times, upstreamBytes: cluster.upstream.counts().bytes };
+}
+
 function report(m: Measured): void {
   const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(0)} MB`;
   const list = (times: number[]): string => times.map((t) => t.toFixed(1)).join(', ');
@@ -188,6 +204,7 @@ function report(m: Measured): void {
   const later = mean(m.sequential.slice(1)).toFixed(1);
   console.log(`| mirra, in turn (node-1 first) | ${list(m.sequential)} | ${later} (nodes 2-5) | ${mb(m.sequentialUpstreamBytes)} |`);
   console.log(`| mirra, 4 at once from node-1 | ${list(m.concurrent)} | ${mean(m.concurrent).toFixed(1)} | ${mb(m.concurrentUpstreamBytes)} |`);
+  console.log(`| mirra, cold wave: 5 at once, none has it | ${list(m.cold.times)} | ${mean(m.cold.times).toFixed(1)} | ${mb(m.cold.upstreamBytes)} |`);
   console.log(`404 for a blob no node has (1,000 sequential GETs on node-2's agent): p99 ${m.missP99.toFixed(2)} ms`);
   console.log(
     `chunked fetch of a 256 MiB layer from a peer (containerd ${m.series}, 16 MiB chunks, 3 downloads): ` +
@@ -201,6 +218,8 @@ function report(m: Measured): void {
     // "each mirrored pull >= 5x faster": the slowest one, in either case.
     speedup_slowest_pull: Number(Math.min(m.baselineOne / Math.max(...m.sequential.slice(1)), mean(m.baselineMany) / Math.max(...m.concurrent)).toFixed(2)),
     miss_p99_ms: Number(m.missP99.toFixed(3)),
+    cold_upstream_bytes_ratio: Number((m.cold.upstreamBytes / m.imageBytes).toFixed(3)),
+    cold_slowest_vs_single: Number((Math.max(...m.cold.times) / m.baselineOne).toFixed(2)),
     chunked_peer_bytes_ratio: Number(m.chunked.peerBytesRatio.toFixed(3)),
     chunked_time_ratio: Number((median(m.chunked.chunked) / median(m.chunked.plain)).toFixed(2)),
   };
@@ -209,11 +228,13 @@ function report(m: Measured): void {
 
 /** The phases on a started cluster of 7 nodes. */
 async function measure(cluster: Cluster): Promise<Measured> {
-  console.error('generating two 500 MiB images and pushing them ...');
+  console.error('generating three 500 MiB images and pushing them ...');
   const first = await generateImage({ dir: join(cluster.dir, 'img-1'), layers: LAYERS, seed: 'bench-p2p-1' });
   const second = await generateImage({ dir: join(cluster.dir, 'img-2'), layers: LAYERS, seed: 'bench-p2p-2' });
+  const third = await generateImage({ dir: join(cluster.dir, 'img-3'), layers: LAYERS, seed: 'bench-p2p-3' });
   await cluster.upstream.push(first.layoutDir, 'bench/p2p', 'one');
   await cluster.upstream.push(second.layoutDir, 'bench/p2p', 'two');
+  await cluster.upstream.push(third.layoutDir, 'bench/p2p', 'three');
   const [n1, n2, n3, n4, n5, n6, n7] = cluster.nodes;
   if (n1 === undefined || n2 === undefined || n3 === undefined || n4 === undefined || n5 === undefined || n6 === undefined || n7 === undefined)
     throw new Error('want 7 nodes');
@@ -222,6 +243,7 @@ async function measure(cluster: Cluster): Promise<Measured> {
   const sequential = await inTurn(cluster, n1, rest, `${cluster.upstream.host}/bench/p2p:one`);
   const concurrent = await atOnce(cluster, n1, rest, `${cluster.upstream.host}/bench/p2p:two`);
   const missP99 = await missP99Ms(n2.url, cluster.upstream.host);
+  const cold = await coldWave(cluster, [n1, ...rest], `${cluster.upstream.host}/bench/p2p:three`);
   console.error('chunked fetch: a 256 MiB layer only node-1 has, node-6 (16 MiB chunks) and node-7 (not chunked) in turn ...');
   const chunked = await chunkedFetch(cluster, n1, { chunked: n6, plain: n7 });
   return {
@@ -233,6 +255,7 @@ async function measure(cluster: Cluster): Promise<Measured> {
     concurrent: concurrent.times,
     concurrentUpstreamBytes: concurrent.upstreamBytes,
     missP99,
+    cold,
     chunked,
     series: n6.containerd.release.series,
   };
