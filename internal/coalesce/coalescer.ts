@@ -99,8 +99,12 @@ async function follow(s: CoalescerState, digest: string, failed: string | undefi
     return undefined;
   }
   const candidate = options.candidate(fetcher);
-  // A fetcher this agent does not know as ready (yet): ask once more, without it.
-  if (candidate === undefined) return failed === undefined ? follow(s, digest, fetcher) : undefined;
+  if (candidate === undefined) {
+    // A fetcher this agent does not know as ready (yet): ask once more, without it; then fetch it here.
+    if (failed === undefined) return follow(s, digest, fetcher);
+    s.fetches?.start(digest);
+    return undefined;
+  }
   s.stats.follow++;
   return candidate;
 }

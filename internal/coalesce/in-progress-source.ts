@@ -65,7 +65,8 @@ export function createInProgressSource(options: InProgressSourceOptions): Conten
     resolveTag: () => Promise.resolve(undefined),
     async locate(request: ContentRequest, digest: string) {
       if (request.kind === 'manifest' || !options.fetches.has(digest)) return undefined;
-      const ingest = await options.fetches.ingestOf(digest);
+      // containerd unreachable: the ingest cannot be found, only a committed blob can be served.
+      const ingest = await options.fetches.ingestOf(digest).catch(() => undefined);
       if (ingest === undefined) return fromStore(options, digest);
       if (ingest.total <= 0) return undefined;
       return {

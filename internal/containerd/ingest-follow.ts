@@ -127,8 +127,12 @@ async function pump(s: FollowState): Promise<void> {
         s.out.push(null);
         return;
       }
-      const buffer = Buffer.allocUnsafe(want);
-      const { bytesRead } = await s.handle.read(buffer, 0, want, s.position);
+      // What is written beyond the position, so that each buffer is as big as its bytes (a 1 MiB one per poll would pile up).
+      const { size } = await s.handle.stat();
+      if (s.closed) return;
+      const available = Math.min(want, size - s.position);
+      const buffer = Buffer.allocUnsafe(Math.max(0, available));
+      const { bytesRead } = available > 0 ? await s.handle.read(buffer, 0, available, s.position) : { bytesRead: 0 };
       if (s.closed) return;
       if (bytesRead === 0) {
         waitForGrowth(s);
@@ -138,7 +142,7 @@ async function pump(s: FollowState): Promise<void> {
       s.lastGrowthMs = Date.now();
       s.pollMs = MIN_POLL_MS;
       s.options.onBytes?.(bytesRead);
-      if (!s.out.push(bytesRead === want ? buffer : buffer.subarray(0, bytesRead))) return;
+      if (!s.out.push(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead))) return;
     }
   } catch (err) {
     s.out.destroy(err instanceof Error ? err : new Error(String(err)));
