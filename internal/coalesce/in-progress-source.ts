@@ -51,6 +51,8 @@ async function readIngest(options: InProgressSourceOptions, digest: string, loca
       start: range?.start ?? 0,
       end: Math.min(range?.end ?? located.total - 1, located.total - 1),
       stallMs: options.stallMs,
+      // A fetch still judged alive (its download waits for one of containerd's slots) is waited for.
+      live: () => options.fetches.has(digest),
       onBytes: options.onIngestBytes,
     });
   } catch (err) {

@@ -171,6 +171,43 @@ describe('local fetches', () => {
     }
   });
 
+  it('an ingest not started while another ingest of the node grows waits for its download slot; dropped once the node is quiet', async () => {
+    const h = harness();
+    try {
+      const queued = ingest(D1, 0);
+      const other: IngestStatus = { ref: 'layer-sha256:other', offset: 0, total: 1_000, expected: '' };
+      h.ingests.ingests.push(queued, other);
+      h.fetches.start(D1);
+      const seen = await ticks(h, 8, (i) => {
+        h.clock.now += 20;
+        if (i < 5) other.offset += 100; // containerd downloads something else until 100, then nothing moves
+      });
+      // Renewed far past stallMs while the node downloads; quiet since 100: dropped at 160.
+      assert.deepEqual(seen, ['renew@20', 'renew@40', 'renew@60', 'renew@80', 'renew@100', 'renew@120', 'renew@140', 'drop@160']);
+      assert.equal(h.fetches.has(D1), false);
+    } finally {
+      h.fetches.close();
+    }
+  });
+
+  it('a started ingest that stops is dropped after stallMs even while the node downloads other blobs', async () => {
+    const h = harness();
+    try {
+      const started = ingest(D1, 0);
+      const other: IngestStatus = { ref: 'layer-sha256:other', offset: 0, total: 1_000, expected: '' };
+      h.ingests.ingests.push(started, other);
+      h.fetches.start(D1);
+      const seen = await ticks(h, 4, (i) => {
+        h.clock.now += 20;
+        other.offset += 100;
+        if (i === 0) started.offset = 10;
+      });
+      assert.deepEqual(seen, ['renew@20', 'renew@40', 'renew@60', 'drop@80']);
+    } finally {
+      h.fetches.close();
+    }
+  });
+
   it('no ingest and the blob committed: renewed for completeGraceMs, then dropped', async () => {
     const h = harness({ completeGraceMs: 100 });
     try {

@@ -5,11 +5,19 @@
 // (in-progress-source.ts), and the coordinator must hear that the fetch goes
 // on: every tick (1 s) one ListStatuses call shows each ingest's offset, and
 //
-// - an ingest that grew, or has not been quiet for `stallMs` yet: renew;
+// - an ingest that grew within `stallMs`: renew;
+// - an ingest that has not started (no byte yet) while another ingest of the
+//   node grew within `stallMs`: renew. containerd 2.1 opens the ingests of
+//   all of an image's layers at once and takes one of its download slots
+//   (max_concurrent_downloads, 3) per request to a host: after the agent's
+//   404 the upstream request waits for a free slot, behind the node's other
+//   downloads, for as long as they take (measured in a cold wave of 5 nodes:
+//   12 s). Dropping such a fetch after `stallMs` made the waiting followers
+//   fetch it again: 1.2 times the image from the upstream instead of 1.0;
 // - no ingest any more and the blob committed: renew for `completeGraceMs`
 //   (until the index names this node as a holder), then drop;
-// - quiet for `stallMs` (containerd stopped, the pull was cancelled, the
-//   upstream stalls), or neither ingest nor blob: drop, and stop serving it.
+// - otherwise (containerd stopped, the pull was cancelled, the upstream
+//   stalls, nothing of the node grows for `stallMs`): drop, and stop serving it.
 //
 // The ticker runs only while there are fetches.
 import type { IngestControl } from '../containerd/client.ts';
@@ -64,6 +72,8 @@ interface Fetch {
   completedMs: number | undefined;
 }
 
+
+
 /** The state of one fetch after a tick: still on (renewed) or over (dropped). */
 type Verdict = 'renew' | 'drop';
 
@@ -75,6 +85,9 @@ interface FetchesState {
   readonly tickMs: number;
   readonly graceMs: number;
   readonly fetches: Map<string, Fetch>;
+  /** Every ingest's offset at the last tick (by ref), and when one last grew: containerd is busy downloading. */
+  offsets: Map<string, number>;
+  lastNodeGrowthMs: number;
   timer: NodeJS.Timeout | undefined;
   ticking: boolean;
   closed: boolean;
@@ -87,7 +100,9 @@ async function judge(s: FetchesState, digest: string, fetch: Fetch, status: Inge
       fetch.offset = status.offset;
       fetch.lastGrowthMs = at;
     }
-    return at - fetch.lastGrowthMs < s.stallMs ? 'renew' : 'drop';
+    if (at - fetch.lastGrowthMs < s.stallMs) return 'renew';
+    // Not started: waiting for a download slot while the node's other downloads move.
+    return fetch.offset === 0 && at - s.lastNodeGrowthMs < s.stallMs ? 'renew' : 'drop';
   }
   if (fetch.completedMs === undefined && (await s.options.isCommitted(digest))) fetch.completedMs = at;
   if (fetch.completedMs !== undefined) return at - fetch.completedMs < s.graceMs ? 'renew' : 'drop';
@@ -95,15 +110,24 @@ async function judge(s: FetchesState, digest: string, fetch: Fetch, status: Inge
   return at - fetch.lastGrowthMs < s.stallMs ? 'renew' : 'drop';
 }
 
+/** containerd's ingests now; notes when any of them grew (the node is downloading). */
+async function seeIngests(s: FetchesState): Promise<IngestStatus[]> {
+  const statuses = await s.options.ingests.listIngests().catch((err: unknown) => {
+    s.options.log.debug({ err }, "cannot list containerd's ingests; the fetches are judged without them");
+    return [] as IngestStatus[];
+  });
+  const offsets = new Map(statuses.map((status) => [status.ref, status.offset]));
+  if (statuses.some((status) => status.offset > (s.offsets.get(status.ref) ?? 0))) s.lastNodeGrowthMs = s.now();
+  s.offsets = offsets;
+  return statuses;
+}
+
 async function tick(s: FetchesState): Promise<void> {
   if (s.ticking || s.closed) return;
   s.ticking = true;
   const { log, reports } = s.options;
   try {
-    const statuses = await s.options.ingests.listIngests().catch((err: unknown) => {
-      log.debug({ err }, "cannot list containerd's ingests; the fetches are judged without them");
-      return [] as IngestStatus[];
-    });
+    const statuses = await seeIngests(s);
     for (const [digest, fetch] of [...s.fetches]) {
       const status = statuses.find((candidate) => isIngestOf(candidate, digest));
       const verdict = await judge(s, digest, fetch, status);
@@ -138,6 +162,8 @@ export function createLocalFetches(options: LocalFetchesOptions): LocalFetches {
     tickMs: options.tickMs ?? 1000,
     graceMs: options.completeGraceMs ?? 30_000,
     fetches: new Map(),
+    offsets: new Map(),
+    lastNodeGrowthMs: 0,
     timer: undefined,
     ticking: false,
     closed: false,

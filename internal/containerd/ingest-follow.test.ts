@@ -125,6 +125,24 @@ test('a file that stops growing ends the stream with IngestStalledError after ab
   assert.equal(stream.destroyed, true);
 });
 
+test('a fetch said to be alive (waiting for a download slot) is waited for past stallMs; once it is not, the stream stalls', { timeout: 3000 }, async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'data');
+  await writeFile(path, '');
+  let alive = true;
+  const stream = await followIngest({ path, start: 0, end: 199, stallMs: 50, live: () => alive });
+  const result = collect(stream);
+  await sleep(250);
+  assert.equal(stream.destroyed, false, 'still waiting after five times stallMs');
+  const bytes = randomBytes(100);
+  await appendFile(path, bytes);
+  await sleep(100);
+  alive = false;
+  const ended = await result;
+  assert.ok(ended.error instanceof IngestStalledError, `stalled, not ${String(ended.error)}`);
+  assert.ok(ended.bytes.equals(bytes), 'what arrived while waiting was delivered');
+});
+
 test('growth resets the stall clock: pauses shorter than stallMs do not end the stream', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'data');

@@ -15,8 +15,10 @@
 // byte to its last whether it is committed meanwhile or not. The reader waits
 // at the end of what is there (polling, from 5 ms up to 50 ms) until the next
 // bytes arrive; a file that does not grow for `stallMs` ends the stream with an
-// error (the fetch stalled, was aborted or containerd stopped): the serving
-// agent then cuts its response short, and the follower resumes elsewhere.
+// error (the fetch stalled, was aborted or containerd stopped), unless the
+// caller knows the fetch is alive (`live`: its download waits for a slot):
+// the serving agent then cuts its response short, and the follower resumes
+// elsewhere.
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isNotFound } from '../fs/not-found.ts';
@@ -65,8 +67,10 @@ export interface FollowOptions {
   /** First and last byte (inclusive) to deliver; `end` is below the ingest's expected total. */
   start: number;
   end: number;
-  /** The file not growing for this long ends the stream with IngestStalledError. */
+  /** The file not growing for this long ends the stream with IngestStalledError, unless `live` says the fetch goes on. */
   stallMs: number;
+  /** Whether the fetch writing the file is still alive (e.g. waiting for a download slot); default: no such knowledge. */
+  live?(): boolean;
   /** Told every chunk delivered (bytes), for metrics. */
   onBytes?(bytes: number): void;
 }
@@ -154,7 +158,7 @@ async function pump(s: FollowState): Promise<void> {
 /** At the end of what containerd wrote so far: look again soon, or give up once it has not grown for stallMs. */
 function waitForGrowth(s: FollowState): void {
   const idleMs = Date.now() - s.lastGrowthMs;
-  if (idleMs >= s.options.stallMs) {
+  if (idleMs >= s.options.stallMs && s.options.live?.() !== true) {
     s.out.destroy(new IngestStalledError(`ingest did not grow for ${idleMs} ms at byte ${s.position}`));
     return;
   }

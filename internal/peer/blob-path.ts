@@ -138,7 +138,7 @@ function streamWhole(ctx: PeerContext, blob: FoundBlob, first: RaceWinner<Incomi
     verify: blob.parsed,
     holdAll,
     open: (offset, rest, signal) => openRange(ctx, blob, { start: offset, end, candidates: rest, signal }),
-    idleTimeoutMs: ctx.idleTimeoutMs,
+    idleTimeoutMs: blob.idleTimeoutMs ?? ctx.idleTimeoutMs,
     log: ctx.log,
     ...streamEvents(ctx, digest),
   });

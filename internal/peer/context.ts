@@ -40,6 +40,8 @@ export interface PeerContext {
   /** Blob GETs streamed from peers at once. */
   streams: StreamLimit;
   idleTimeoutMs: number;
+  /** The same for a stream from a peer's fetch in progress (fetch-path.ts), which may wait for its first bytes. */
+  followIdleTimeoutMs: number;
   maxManifestBytes: number;
   verifyHoldBytes: number;
   verifyHoldBudgetBytes: number;
@@ -59,6 +61,8 @@ export interface DigestRequest {
   digest: string;
   parsed: ParsedDigest;
   candidates: readonly Candidate[];
+  /** A peer silent this long mid-stream is given up on; default the context's idleTimeoutMs. */
+  idleTimeoutMs?: number;
 }
 
 /** What one race asks: the candidates, one attempt at one of them, and how a hit that lost is let go of. */

@@ -35,7 +35,7 @@ export async function locateInProgress(ctx: PeerContext, follow: FollowFetch, qu
       failed = fetcher.name;
       continue;
     }
-    const located = await locateBlob(ctx, { ...query, candidates: [fetcher] });
+    const located = await locateBlob(ctx, { ...query, candidates: [fetcher], idleTimeoutMs: ctx.followIdleTimeoutMs });
     if (located !== undefined) {
       ctx.counters.coalesced++;
       return { ...located, source: PEER_FETCH_SOURCE };

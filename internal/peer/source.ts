@@ -49,6 +49,8 @@ export interface PeerSourceOptions {
   requestTimeoutMs?: number;
   /** A peer that sends no body bytes for this long, while wanted, is given up on (default 10000 ms). */
   idleTimeoutMs?: number;
+  /** The same for a stream from a peer's fetch in progress (default 30000 ms, and never below idleTimeoutMs). */
+  followIdleTimeoutMs?: number;
   /**
    * Whole blobs up to this size are held back until their digest is checked,
    * so that wrong bytes never reach containerd (default 32 MiB; 0: never).
@@ -116,6 +118,7 @@ function createPeerContext(options: PeerSourceOptions): PeerContext {
     penalties: createPeerPenalties(options.penalty),
     streams,
     idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
+    followIdleTimeoutMs: Math.max(options.followIdleTimeoutMs ?? 30_000, options.idleTimeoutMs ?? 10_000),
     maxManifestBytes: options.maxManifestBytes ?? MAX_MANIFEST_BYTES,
     verifyHoldBytes: options.verifyHoldBytes ?? 32 * 1024 * 1024,
     verifyHoldBudgetBytes: options.verifyHoldBudgetBytes ?? 32 * 1024 * 1024,
