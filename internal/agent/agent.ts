@@ -94,7 +94,6 @@ async function startP2P(config: AgentConfig, node: Node, metrics: Metrics, kube:
           fetchStallMs: flags.fetchStallTimeoutMs,
           contentPath: flags.containerdContentPath,
           namespace: flags.containerdNamespace,
-          store: node.store,
         }
       : undefined,
     sign: peerKeys === undefined ? undefined : createPeerSigner({ key: peerKeys.signing, self: flags.podName }),

@@ -12,7 +12,6 @@ import { createInProgressSource } from '../coalesce/in-progress-source.ts';
 import { createFetchRecords, type FetchRecords } from '../coalesce/records.ts';
 import { committedSize } from '../containerd/blobs.ts';
 import type { ContentSource } from '../content/source.ts';
-import type { ContentStore } from '../oci/store.ts';
 import type { CoalesceMetricsStats } from '../metrics/metrics.ts';
 import type { IngestControl } from '../containerd/client.ts';
 import { abortIngestsOf } from '../containerd/ingests.ts';
@@ -69,8 +68,6 @@ export interface CoalesceSettings {
   contentPath: string;
   /** containerd's namespace of the node's images. */
   namespace: string;
-  /** containerd's whole content store (a fetched blob is committed before it is in an image). */
-  store: ContentStore;
 }
 
 export interface PeerToPeer {
@@ -81,6 +78,9 @@ export interface PeerToPeer {
   coalesce: { records: FetchRecords; peerContent: ContentSource } | undefined;
   close(): Promise<void>;
 }
+
+/** A follow is cut to free a download slot only after waiting this long for its first byte. */
+const YIELD_MIN_WAIT_MS = 500;
 
 /** A fetch record lives this long after its last renew: the fetcher renews every second, so three renews may be lost. */
 const FETCH_RECORD_TTL_MS = 3000;
@@ -133,7 +133,7 @@ function readyMembers(watcher: PeerWatcher, self: string): string[] {
 }
 
 /** Cold-rollout coordination: the records this agent keeps as a coordinator, the coalescer that asks and follows. */
-function startCoalescing(options: PeerToPeerOptions, settings: CoalesceSettings, watcher: PeerWatcher, hasher: Hasher): Coalescing {
+function startCoalescing(options: PeerToPeerOptions, settings: CoalesceSettings, watcher: PeerWatcher, onUnstarted: () => void): Coalescing {
   const self = options.podName;
   const log = options.logger.child({ component: 'coalesce' });
   const records = createFetchRecords({ ttlMs: FETCH_RECORD_TTL_MS, isAlive: (name) => name === self || watcher.peers().get(name)?.ready === true });
@@ -141,13 +141,14 @@ function startCoalescing(options: PeerToPeerOptions, settings: CoalesceSettings,
     self,
     members: () => readyMembers(watcher, self),
     candidate: (name) => peerCandidates([name], watcher.peers())[0],
-    pick: createCoordinatorPicker(hasher),
+    pick: createCoordinatorPicker(options.hasher),
     records,
     client: createCoordinatorClient({ self, agent: createPeerAgent({ maxSocketsPerPeer: 8 }), timeoutMs: settings.coordinatorTimeoutMs, sign: options.sign }),
     fetches: {
       ingests: options.ingests,
       isCommitted: async (digest) => (await committedSize(settings.contentPath, digest)) !== undefined,
       stallMs: settings.fetchStallMs,
+      onUnstarted,
       log,
     },
     log,
@@ -157,7 +158,6 @@ function startCoalescing(options: PeerToPeerOptions, settings: CoalesceSettings,
     fetches: coalescer.fetches,
     contentPath: settings.contentPath,
     namespace: settings.namespace,
-    store: settings.store,
     stallMs: settings.fetchStallMs,
     onIngestBytes: (bytes) => (ingestBytes.sent += bytes),
   });
@@ -223,8 +223,11 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     logger: logger.child({ component: 'state' }),
     onChange: summaryPublisher(options, publisher),
   });
-  const coalescing = options.coalesce === undefined ? undefined : startCoalescing(options, options.coalesce, watcher, options.hasher);
+  // A fetch waiting for a download slot of containerd's gets one: a follow with no byte yet is cut (fetch-path.ts).
+  const slots = { yield: (): boolean => false };
+  const coalescing = options.coalesce === undefined ? undefined : startCoalescing(options, options.coalesce, watcher, () => void slots.yield());
   const source = peerSource(options, index, watcher, coalescing);
+  slots.yield = () => source.yieldWaitingFollow(YIELD_MIN_WAIT_MS);
   options.metrics.readFrom({
     peerSource: () => source.stats(),
     peerIndex: () => index.stats(),

@@ -85,7 +85,7 @@ async function ask(s: CoalescerState, digest: string, failed: string | undefined
     return await options.client.ask(coordinator, digest, failed);
   } catch (err) {
     s.stats.unanswered++;
-    options.log.debug({ digest, coordinator: coordinator.name, reason: errorMessage(err) }, 'coordinator did not answer: fetching from the upstream');
+    options.log.info({ digest, coordinator: coordinator.name, reason: errorMessage(err) }, 'coordinator did not answer: fetching from the upstream');
     return undefined;
   }
 }

@@ -10,10 +10,11 @@
 // without one is not served. The peer that streams it checks the digest, as
 // for every peer blob.
 import type { ContentRequest, ContentSource, LocatedContent } from '../content/source.ts';
-import { committedSize } from '../containerd/blobs.ts';
+import { createReadStream } from 'node:fs';
+import { blobPath, committedSize, READ_CHUNK_BYTES } from '../containerd/blobs.ts';
 import { findIngestData, followIngest } from '../containerd/ingest-follow.ts';
 import { isNotFound } from '../fs/not-found.ts';
-import type { ByteRange, ContentStore } from '../oci/store.ts';
+import type { ByteRange } from '../oci/store.ts';
 import type { LocalFetches } from './local-fetches.ts';
 import type { Readable } from 'node:stream';
 
@@ -26,25 +27,34 @@ export interface InProgressSourceOptions {
   contentPath: string;
   /** containerd's namespace of the node's images (the ingests' backing refs start with it). */
   namespace: string;
-  /** containerd's whole content store (not only the images' content): reads a blob committed but not yet in an image. */
-  store: ContentStore;
   /** An ingest that does not grow for this long ends the stream short. */
   stallMs: number;
   /** Bytes sent from ingests, for metrics. */
   onIngestBytes?(bytes: number): void;
 }
 
-/** A fetch that completed: the committed blob's file (its size from the file, no containerd call; the read checks with containerd). */
-async function fromStore(options: InProgressSourceOptions, digest: string): Promise<LocatedContent | undefined> {
+/**
+ * A fetch that completed: the committed blob's file, read directly. Not
+ * through containerd: right after the commit renamed the ingest's data into
+ * blobs/, containerd's metadata may not name the blob yet (measured: three
+ * followers asking in that window got 404 and fetched it again). The digest
+ * came from this node's own pull and the follower checks it.
+ */
+async function fromFile(options: InProgressSourceOptions, digest: string): Promise<LocatedContent | undefined> {
   const size = await committedSize(options.contentPath, digest);
   if (size === undefined) return undefined;
-  return { info: { digest, size }, source: INGEST_SOURCE, read: (range?: ByteRange) => options.store.read(digest, range) };
+  return { info: { digest, size }, source: INGEST_SOURCE, read: (range?: ByteRange) => readFile(options, digest, size, range) };
+}
+
+function readFile(options: InProgressSourceOptions, digest: string, size: number, range?: ByteRange): Promise<Readable> {
+  const end = Math.min(range?.end ?? size - 1, size - 1);
+  return Promise.resolve(createReadStream(blobPath(options.contentPath, digest), { start: range?.start ?? 0, end, highWaterMark: READ_CHUNK_BYTES }));
 }
 
 async function readIngest(options: InProgressSourceOptions, digest: string, located: { ref: string; total: number }, range?: ByteRange): Promise<Readable> {
   const path = await findIngestData(options.contentPath, options.namespace, located.ref);
   // Committed (renamed into blobs/) or dropped since the lookup.
-  if (path === undefined) return options.store.read(digest, range);
+  if (path === undefined) return readFile(options, digest, located.total, range);
   try {
     return await followIngest({
       path,
@@ -57,7 +67,7 @@ async function readIngest(options: InProgressSourceOptions, digest: string, loca
     });
   } catch (err) {
     // Committed or dropped between finding the file and opening it.
-    if (isNotFound(err)) return options.store.read(digest, range);
+    if (isNotFound(err)) return readFile(options, digest, located.total, range);
     throw err;
   }
 }
@@ -69,11 +79,13 @@ export function createInProgressSource(options: InProgressSourceOptions): Conten
       if (request.kind === 'manifest' || !options.fetches.has(digest)) return undefined;
       // containerd unreachable: the ingest cannot be found, only a committed blob can be served.
       const ingest = await options.fetches.ingestOf(digest).catch(() => undefined);
-      if (ingest === undefined) return fromStore(options, digest);
+      if (ingest === undefined) return fromFile(options, digest);
       if (ingest.total <= 0) return undefined;
       return {
         info: { digest, size: ingest.total },
         source: INGEST_SOURCE,
+        // The download may still wait for one of containerd's slots: the follower gets its headers now, the bytes when they come.
+        headersFirst: true,
         read: (range?: ByteRange) => readIngest(options, digest, ingest, range),
       };
     },

@@ -44,6 +44,12 @@ export interface LocalFetchesOptions {
   tickMs?: number;
   /** A committed blob is served and renewed this long, until holders show in the index (default 30000 ms). */
   completeGraceMs?: number;
+  /**
+   * Called at a tick when a fetch's ingest is there but has no byte yet: its
+   * download waits for one of containerd's slots (the agent then frees one,
+   * internal/peer/fetch-path.ts yieldWaitingFollow).
+   */
+  onUnstarted?(): void;
   nowMs?(): number;
 }
 
@@ -71,8 +77,6 @@ interface Fetch {
   offset: number;
   completedMs: number | undefined;
 }
-
-
 
 /** The state of one fetch after a tick: still on (renewed) or over (dropped). */
 type Verdict = 'renew' | 'drop';
@@ -128,8 +132,10 @@ async function tick(s: FetchesState): Promise<void> {
   const { log, reports } = s.options;
   try {
     const statuses = await seeIngests(s);
+    let unstarted = false;
     for (const [digest, fetch] of [...s.fetches]) {
       const status = statuses.find((candidate) => isIngestOf(candidate, digest));
+      if (status?.offset === 0) unstarted = true;
       const verdict = await judge(s, digest, fetch, status);
       if (s.fetches.get(digest) !== fetch) continue;
       if (verdict === 'renew') {
@@ -140,6 +146,7 @@ async function tick(s: FetchesState): Promise<void> {
       log.info({ digest, bytes: fetch.offset, completed: fetch.completedMs !== undefined }, 'fetch from the upstream no longer coordinated from here');
       reports.drop(digest);
     }
+    if (unstarted) s.options.onUnstarted?.();
   } finally {
     s.ticking = false;
     schedule(s);

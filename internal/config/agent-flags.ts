@@ -188,9 +188,9 @@ export const agentFlags = {
   coordinatorTimeoutMs: flag({
     name: 'coordinator-timeout',
     env: 'MIRRA_COORDINATOR_TIMEOUT',
-    description: "how long a miss waits for the blob's coordinator to say who fetches it; no answer: fetch from the upstream (e.g. 50ms)",
-    defaultValue: 50,
-    defaultLabel: '50ms',
+    description: "how long a miss waits for the blob's coordinator to say who fetches it; no answer: fetch from the upstream (e.g. 250ms)",
+    defaultValue: 250,
+    defaultLabel: '250ms',
     parse: (raw) => positiveDuration(raw),
   }),
   fetchStallTimeoutMs: flag({

@@ -51,6 +51,14 @@ export interface LocatedContent {
    */
   wholeOnly?: boolean;
   /**
+   * The first byte may be long in coming (a blob still being fetched from the
+   * upstream, on this node or on the peer it streams from): the status line
+   * and headers are sent at once, so that a failure before the first byte is
+   * a body cut short, which containerd asks the mirror again for, rather than
+   * an error answer, which sends containerd to the upstream.
+   */
+  headersFirst?: boolean;
+  /**
    * Optional fast path: the content as an opened regular file holding exactly
    * `info.size` bytes (the caller closes it), or undefined to use read().
    */

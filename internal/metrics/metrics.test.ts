@@ -20,7 +20,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   }
   // prom-client's own defaults have a gauge named *_total (nodejs_active_resources_total): checked for ours only.
   const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
-  assert.equal(own.length, 25);
+  assert.equal(own.length, 26);
   for (const family of own) {
     assert.ok(
       UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)),
@@ -128,6 +128,7 @@ test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coales
   assert.equal(before.samples.filter((s) => s.name === 'mirra_upstream_fetches').length, 0, 'no gauge while coordination is off');
   const peerStats = createPeerStats();
   peerStats.coalesced = 4;
+  peerStats.yielded = 1;
   metrics.readFrom({
     peerSource: () => ({ ...peerStats }),
     coalesce: () => ({ fetch: 2, follow: 5, unanswered: 1, records: 3, askedFetch: 6, askedFollow: 9, fetches: 2, ingestBytes: 4096 }),
@@ -141,6 +142,7 @@ test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coales
   assert.equal(sumSamples(scrape, 'mirra_upstream_fetches', { state: 'local' }), 2);
   assert.equal(sumSamples(scrape, 'mirra_ingest_bytes_total'), 4096);
   assert.equal(sumSamples(scrape, 'mirra_coalesced_streams_total'), 4);
+  assert.equal(sumSamples(scrape, 'mirra_follows_yielded_total'), 1);
 });
 
 test('summary and publishing', async () => {

@@ -137,6 +137,16 @@ function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void
     },
   });
   new Counter({
+    name: `${METRIC_PREFIX}follows_yielded_total`,
+    help: "Streams from another node's fetch cut before their first byte so that containerd's download slot went to this node's own fetch (containerd asks again).",
+    registers,
+    collect() {
+      const stats = snapshots.peerSource?.();
+      this.reset();
+      if (stats !== undefined) this.inc(stats.yielded);
+    },
+  });
+  new Counter({
     name: `${METRIC_PREFIX}coalesced_streams_total`,
     help: "Blob GETs streamed from another node's fetch in progress instead of the upstream.",
     registers,

@@ -140,6 +140,7 @@ function streamWhole(ctx: PeerContext, blob: FoundBlob, first: RaceWinner<Incomi
     open: (offset, rest, signal) => openRange(ctx, blob, { start: offset, end, candidates: rest, signal }),
     idleTimeoutMs: blob.idleTimeoutMs ?? ctx.idleTimeoutMs,
     log: ctx.log,
+    onFirstBytes: blob.onFirstBytes,
     ...streamEvents(ctx, digest),
   });
   if (holdAll) {

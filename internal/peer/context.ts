@@ -53,6 +53,18 @@ export interface PeerContext {
   manifestFlight: SingleFlight<PeerManifest | undefined>;
   /** Concurrent resolves of one tag share one race. */
   tagFlight: SingleFlight<ResolvedTag | undefined>;
+  /** Streams from a peer's fetch in progress that have had no byte yet (fetch-path.ts), oldest first. */
+  waitingFollows: Set<WaitingFollow>;
+  /** Digests whose waiting follow was cut to free a download slot, and until when not again (ms since the epoch). */
+  yielded: Map<string, number>;
+}
+
+/** A stream to containerd from a peer's fetch that has not sent a byte yet. */
+export interface WaitingFollow {
+  digest: string;
+  sinceMs: number;
+  /** Ends the response to containerd short (no byte sent): containerd frees its download slot and asks again. */
+  cut(): void;
 }
 
 /** One request for content by digest, once the digest is parsed and its candidates are known. */
@@ -63,6 +75,8 @@ export interface DigestRequest {
   candidates: readonly Candidate[];
   /** A peer silent this long mid-stream is given up on; default the context's idleTimeoutMs. */
   idleTimeoutMs?: number;
+  /** Told when the first bytes of the blob came from a peer. */
+  onFirstBytes?(): void;
 }
 
 /** What one race asks: the candidates, one attempt at one of them, and how a hit that lost is let go of. */

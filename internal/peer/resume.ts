@@ -53,6 +53,8 @@ export interface ResumingStreamOptions {
   onWrongBytesDelivered?(): void;
   /** Everything was delivered (and verified, when asked); `peer` sent the last bytes. */
   onComplete?(peer: Candidate): void;
+  /** The first bytes came from a peer (once per stream). */
+  onFirstBytes?(): void;
 }
 
 /**
@@ -237,6 +239,7 @@ function attach(s: ResumeState, res: IncomingMessage): void {
       fail(s, new Error(`peer sent more than the ${end - start + 1} bytes asked for`));
       return;
     }
+    if (s.offset === s.options.start) s.options.onFirstBytes?.();
     s.offset += chunk.length;
     if (push(s, chunk)) armIdle(s);
     else {

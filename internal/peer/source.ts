@@ -29,7 +29,7 @@ import { locateBlob } from './blob-path.ts';
 import { createPeerAgent, type Candidate } from './client.ts';
 import { candidatesFor, type PeerContext } from './context.ts';
 import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
-import { locateInProgress, type FollowFetch } from './fetch-path.ts';
+import { locateInProgress, yieldWaitingFollow, type FollowFetch } from './fetch-path.ts';
 import { locateManifest } from './manifest-path.ts';
 import { createPeerPenalties, type PenaltyOptions } from './penalty.ts';
 import { createPeerStats, type PeerSourceStats } from './stats.ts';
@@ -94,6 +94,8 @@ export interface PeerSource extends ContentSource {
   stats(): PeerSourceStats;
   /** The current hedge delay. */
   hedgeDelayMs(): number;
+  /** Cuts the oldest stream from a peer's fetch that has waited `minWaitMs` without a byte (fetch-path.ts says why); true if one was. */
+  yieldWaitingFollow(minWaitMs: number): boolean;
   /** Closes the idle connections to peers. */
   close(): void;
 }
@@ -126,6 +128,8 @@ function createPeerContext(options: PeerSourceOptions): PeerContext {
     onWrongBytesDelivered: (digest) => options.onWrongBytesDelivered?.(digest),
     manifestFlight: createSingleFlight(),
     tagFlight: createSingleFlight(),
+    waitingFollows: new Set(),
+    yielded: new Map(),
   };
 }
 
@@ -153,6 +157,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
 
     stats: () => ({ ...ctx.counters }),
     hedgeDelayMs: () => ctx.hedge.delayMs(),
+    yieldWaitingFollow: (minWaitMs) => yieldWaitingFollow(ctx, minWaitMs),
     close() {
       ctx.attempts.agent.destroy();
       ctx.attempts.streamAgent.destroy();

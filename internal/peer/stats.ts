@@ -28,6 +28,8 @@ export interface PeerSourceStats {
   streamsLimited: number;
   /** Blob GETs streamed from another node's fetch in progress (a cold rollout, fetch-path.ts). */
   coalesced: number;
+  /** Such streams cut before their first byte to free a download slot of containerd's for this node's own fetch. */
+  yielded: number;
 }
 
 export function createPeerStats(): PeerSourceStats {
@@ -45,5 +47,6 @@ export function createPeerStats(): PeerSourceStats {
     penalties: 0,
     streamsLimited: 0,
     coalesced: 0,
+    yielded: 0,
   };
 }

@@ -134,14 +134,16 @@ async function sendBlob(deps: RouteDeps, request: FastifyRequest, reply: Fastify
   // A peer's blob may be held back until its digest is checked: nothing moves
   // on the client's connection meanwhile, which the idle timeout must not cut
   // (the peer source has its own stall limits). It counts again from the first byte.
-  const idle = located.peer === undefined ? undefined : pauseIdleTimeout(request);
+  // A blob still being fetched may take long to start, likewise.
+  const idle = located.peer === undefined && located.headersFirst !== true ? undefined : pauseIdleTimeout(request);
   const options: StreamOptions = {
     expectedBytes: lengthBytes,
     writeHead: () => {
-      idle?.resume();
       reply.hijack();
       reply.raw.writeHead(status, reply.getHeaders() as OutgoingHttpHeaders);
     },
+    headFirst: located.headersFirst === true && located.openFile === undefined,
+    onFirstChunk: () => idle?.resume(),
     counter: log ?? undefined,
   };
   const file = located.openFile === undefined ? undefined : await located.openFile();

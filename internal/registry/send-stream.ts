@@ -2,7 +2,8 @@
 // hijacked): chunks are written as they come (no buffering, no copies), with
 // backpressure (wait for 'drain'). Headers are written only once the first
 // chunk (or the end) is there, so a source that fails on open still gets a
-// clean error response. After that, any failure closes the connection short
+// clean error response (unless `headFirst`: a blob still being fetched, whose
+// failure should make containerd ask the mirror again). After that, any failure closes the connection short
 // of Content-Length, never a complete-looking short body: a plain close (FIN),
 // which Go's HTTP client (containerd) reports as an unexpected EOF and
 // resumes with a Range; a reset (RST) fails a containerd 2.x pull outright
@@ -36,8 +37,12 @@ function asError(err: unknown): Error {
 export interface StreamOptions {
   /** The body length announced in Content-Length. */
   expectedBytes: number;
-  /** Writes the status line and headers; called once the first chunk is there. */
+  /** Writes the status line and headers; called once the first chunk is there (or at once with headFirst). */
   writeHead: () => void;
+  /** Write the headers before the first chunk is there (LocatedContent.headersFirst); an error then cuts the body short. */
+  headFirst?: boolean;
+  /** Called once the first chunk is there. */
+  onFirstChunk?: () => void;
   /** Kept up to date with the bytes written (for an access log that fires on 'close'). */
   counter?: { bytesSent: number | undefined };
 }
@@ -49,6 +54,12 @@ export interface StreamOptions {
  */
 export async function streamBody(res: ServerResponse, source: Readable, options: StreamOptions): Promise<StreamOutcome> {
   const { expectedBytes, writeHead, counter } = options;
+  if (options.headFirst === true && !res.destroyed) {
+    writeHead();
+    // Node sends the head with the first body chunk otherwise.
+    res.flushHeaders();
+    if (counter !== undefined) counter.bytesSent = 0;
+  }
   const chunks = source[Symbol.asyncIterator]();
   // Whatever way this ends short of complete, the source is released: by the
   // client's 'close' while waiting on it, or in `finally`.
@@ -68,8 +79,11 @@ export async function streamBody(res: ServerResponse, source: Readable, options:
       throw err;
     }
     if (res.destroyed) return { kind: 'client-gone', bytesSent };
-    writeHead();
-    if (counter !== undefined) counter.bytesSent = 0;
+    if (!res.headersSent) {
+      writeHead();
+      if (counter !== undefined) counter.bytesSent = 0;
+    }
+    options.onFirstChunk?.();
     while (next.done !== true) {
       const chunk = next.value;
       if (!(chunk instanceof Uint8Array)) throw new Error('source yielded a non-binary chunk');
