@@ -317,3 +317,53 @@ describe('peer source, blob GETs that no candidate claims (cold rollout)', () =>
     assert.deepEqual(told, [digest]);
   });
 });
+
+describe('freeing a download slot (yieldWaitingFollow)', () => {
+  it('cuts the oldest follow with no byte yet once it has waited minWaitMs, each digest once; never a started one', async (t) => {
+    const bytes = randomBytes(64 * 1024);
+    const digest = digestOf(bytes);
+    // A fetcher whose download has not started: headers now, no body.
+    const fetcher = await startFetcher(t, 'fetcher-slow', (_req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length) });
+      res.flushHeaders();
+    });
+    const { source } = sourceWith(t, [fetcher.candidate, fetcher.candidate], { followIdleTimeoutMs: 10_000, idleTimeoutMs: 5_000 });
+    const located = await source.locate(BLOB, digest);
+    assert.ok(located !== undefined);
+    assert.equal(located.headersFirst, true, 'the head goes to containerd at once: a cut is a short body, not a 404');
+    const stream = await located.read();
+    const ended = new Promise<unknown>((resolve) => {
+      stream.on('error', resolve);
+      stream.on('end', () => resolve(undefined));
+      stream.resume();
+    });
+    assert.equal(source.yieldWaitingFollow(200), false, 'not before it has waited minWaitMs');
+    await sleep(250);
+    assert.equal(source.yieldWaitingFollow(200), true);
+    const err = await ended;
+    assert.ok(err instanceof Error && /download slots/.test(err.message), String(err));
+    assert.equal(source.stats().yielded, 1);
+    // The same digest again (containerd asked again): not cut a second time within a minute.
+    const again = await source.locate(BLOB, digest);
+    assert.ok(again !== undefined);
+    const second = await again.read();
+    second.on('error', () => {});
+    second.resume();
+    await sleep(250);
+    assert.equal(source.yieldWaitingFollow(200), false, 'each digest is cut once');
+    second.destroy();
+  });
+
+  it('a follow that got its first bytes is not cut', async (t) => {
+    const bytes = randomBytes(256 * 1024);
+    const digest = digestOf(bytes);
+    const fetcher = await startFetcher(t, 'fetcher-started', serveBlob(bytes, 4, 400));
+    const { source } = sourceWith(t, [fetcher.candidate], { followIdleTimeoutMs: 10_000, idleTimeoutMs: 5_000, verifyHoldBytes: 0 });
+    const located = await source.locate(BLOB, digest);
+    assert.ok(located !== undefined);
+    const reading = readAll(() => located.read());
+    await sleep(250);
+    assert.equal(source.yieldWaitingFollow(100), false, 'its first bytes came: nothing to cut');
+    assert.ok((await reading).equals(bytes));
+  });
+});

@@ -163,3 +163,32 @@ test('a response already closed before streaming starts releases the source at o
   assert.equal(wroteHead, false);
   assert.ok(source.destroyed);
 });
+
+test('headFirst: the head goes out before the first chunk, and a failure before it is a body cut short', async (t) => {
+  const source = new Readable({ read() {} });
+  const fail = (err: Error): void => void source.destroy(err);
+  let settle: (value: StreamOutcome | Error) => void = () => {};
+  const outcome = new Promise<StreamOutcome | Error>((resolve) => {
+    settle = resolve;
+  });
+  const server = createServer((req, res) => {
+    streamBody(res, source, { expectedBytes: 100, headFirst: true, writeHead: () => res.writeHead(200, { 'content-length': '100' }) }).then(settle, settle);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => close(server));
+  const req = httpRequest(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  req.end();
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  assert.equal(res.statusCode, 200, 'the head came while the source had nothing yet');
+  const bodyError = new Promise<unknown>((resolve) => {
+    res.on('error', resolve);
+    res.on('aborted', () => resolve(new Error('aborted')));
+    res.on('end', () => resolve(undefined));
+    res.resume();
+  });
+  fail(new Error('the fetch ended before its first byte'));
+  assert.ok((await bodyError) !== undefined, 'the client sees the body cut short, not a complete one');
+  const result = await outcome;
+  assert.ok(!(result instanceof Error) && result.kind === 'failed' && result.bytesSent === 0, JSON.stringify(result));
+});
