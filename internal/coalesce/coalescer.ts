@@ -65,7 +65,7 @@ export interface Coalescer {
 interface CoalescerState {
   readonly options: CoalescerOptions;
   readonly stats: CoalesceStats;
-  fetches: LocalFetches | undefined;
+  readonly fetches: LocalFetches;
 }
 
 /** The digest's coordinator now: this agent (`self`), a ready peer, or undefined (no ready agent known). */
@@ -95,14 +95,14 @@ async function follow(s: CoalescerState, digest: string, failed: string | undefi
   const fetcher = await ask(s, digest, failed);
   if (fetcher === undefined || fetcher === options.self) {
     if (fetcher !== undefined) s.stats.fetch++;
-    s.fetches?.start(digest);
+    s.fetches.start(digest);
     return undefined;
   }
   const candidate = options.candidate(fetcher);
   if (candidate === undefined) {
     // A fetcher this agent does not know as ready (yet): ask once more, without it; then fetch it here.
     if (failed === undefined) return follow(s, digest, fetcher);
-    s.fetches?.start(digest);
+    s.fetches.start(digest);
     return undefined;
   }
   s.stats.follow++;
@@ -123,12 +123,16 @@ function report(s: CoalescerState, digest: string, kind: 'renew' | 'drop'): void
 }
 
 export function createCoalescer(options: CoalescerOptions): Coalescer {
-  const s: CoalescerState = { options, stats: { fetch: 0, follow: 0, unanswered: 0 }, fetches: undefined };
-  const fetches = createLocalFetches({
-    ...options.fetches,
-    reports: { renew: (digest) => report(s, digest, 'renew'), drop: (digest) => report(s, digest, 'drop') },
-  });
-  s.fetches = fetches;
+  // The local fetches report through `s`, which holds them: their reports come on later ticks, once `s` is there.
+  const s: CoalescerState = {
+    options,
+    stats: { fetch: 0, follow: 0, unanswered: 0 },
+    fetches: createLocalFetches({
+      ...options.fetches,
+      reports: { renew: (digest) => report(s, digest, 'renew'), drop: (digest) => report(s, digest, 'drop') },
+    }),
+  };
+  const { fetches } = s;
   return {
     follow: (digest, failed) => follow(s, digest, failed),
     fetches,
