@@ -74,45 +74,88 @@ type RequestMetrics = Pick<Metrics, 'httpRequests' | 'httpRequestDuration' | 'ht
 type SummaryMetrics = Pick<Metrics, 'advertisedKeys' | 'annotationBytes' | 'summaryFalsePositiveRatio' | 'summaryDegraded'>;
 type PublishMetrics = Pick<Metrics, 'publishDuration' | 'publishBytes' | 'publishFailures'>;
 
-/** The peer source's stats() counters exposed as counters: name (without the prefix), help, which counter. */
-const PEER_SOURCE_COUNTERS: readonly (readonly [name: string, help: string, read: (stats: PeerSourceStats) => number])[] = [
-  ['peer_hedges_total', 'Second peer attempts started because the first peer was slow to answer.', (s) => s.hedges],
-  ['peer_resumes_total', 'Blob streams continued from another peer after a failure mid-stream.', (s) => s.resumes],
-  ['peer_digest_mismatches_total', 'Content from a peer that did not match its digest.', (s) => s.digestMismatches],
-  ['peer_attempt_failures_total', 'Failed peer attempts: connection errors, timeouts, bad answers.', (s) => s.failures],
-  ['peer_penalties_total', 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.', (s) => s.penalties],
-  ['peer_false_positives_total', '404 answers from peers whose summary claimed the key.', (s) => s.misses],
+/** A counter set from a snapshot at every scrape: one value, or one per value of its label. */
+interface SnapshotCounter<S> {
+  /** Without the prefix. */
+  name: string;
+  help: string;
+  /** The label, when the counter has one value per label value. */
+  label?: string;
+  values(stats: S): number | Readonly<Record<string, number>>;
+}
+
+/** The peer source's stats() counters, read at scrape time. */
+const PEER_SOURCE_COUNTERS: readonly SnapshotCounter<PeerSourceStats>[] = [
+  { name: 'peer_hedges_total', help: 'Second peer attempts started because the first peer was slow to answer.', values: (s) => s.hedges },
+  { name: 'peer_resumes_total', help: 'Blob streams continued from another peer after a failure mid-stream.', values: (s) => s.resumes },
+  { name: 'peer_digest_mismatches_total', help: 'Content from a peer that did not match its digest.', values: (s) => s.digestMismatches },
+  { name: 'peer_attempt_failures_total', help: 'Failed peer attempts: connection errors, timeouts, bad answers.', values: (s) => s.failures },
+  {
+    name: 'peer_penalties_total',
+    help: 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.',
+    values: (s) => s.penalties,
+  },
+  { name: 'peer_false_positives_total', help: '404 answers from peers whose summary claimed the key.', values: (s) => s.misses },
+  {
+    name: 'peer_lookups_total',
+    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
+    label: 'result',
+    values: (s) => ({ hit: s.hits, not_found: s.notFound, no_candidates: s.noCandidates, streams_limited: s.streamsLimited }),
+  },
+  {
+    name: 'coalesced_streams_total',
+    help: "Blob GETs streamed from another node's fetch in progress instead of the upstream.",
+    values: (s) => s.coalesced,
+  },
+  {
+    name: 'follows_yielded_total',
+    help: "Streams from another node's fetch cut before their first byte so that containerd's download slot went to this node's own fetch (containerd asks again).",
+    values: (s) => s.yielded,
+  },
 ];
 
-/** Cold-rollout coordination: asks by outcome, the coordinator's records and answers, bytes streamed from ingests, coalesced streams. */
-function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void {
-  new Counter({
-    name: `${METRIC_PREFIX}coordinator_asks_total`,
+/** Cold-rollout coordination's counters (internal/coalesce), read at scrape time. */
+const COALESCE_COUNTERS: readonly SnapshotCounter<CoalesceMetricsStats>[] = [
+  {
+    name: 'coordinator_asks_total',
     help: "This agent's asks to a blob's coordinator on a miss no holder could serve, by outcome: fetch (this node fetches it from the upstream), follow (streamed from another node's fetch in progress), unanswered (no answer within --coordinator-timeout: upstream).",
-    labelNames: ['outcome'] as const,
-    registers,
-    collect() {
-      const stats = snapshots.coalesce?.();
-      this.reset();
-      if (stats === undefined) return;
-      this.inc({ outcome: 'fetch' }, stats.fetch);
-      this.inc({ outcome: 'follow' }, stats.follow);
-      this.inc({ outcome: 'unanswered' }, stats.unanswered);
-    },
-  });
-  new Counter({
-    name: `${METRIC_PREFIX}coordinator_answers_total`,
+    label: 'outcome',
+    values: (s) => ({ fetch: s.fetch, follow: s.follow, unanswered: s.unanswered }),
+  },
+  {
+    name: 'coordinator_answers_total',
     help: 'Asks this agent answered as the coordinator of a blob, by outcome: fetch (the asker fetches it), follow (the asker streams it from the fetcher).',
-    labelNames: ['outcome'] as const,
+    label: 'outcome',
+    values: (s) => ({ fetch: s.askedFetch, follow: s.askedFollow }),
+  },
+  {
+    name: 'ingest_bytes_total',
+    help: "Bytes sent to peers from containerd's ingests in progress (blobs this node was still fetching from the upstream).",
+    values: (s) => s.ingestBytes,
+  },
+];
+
+function registerSnapshotCounter<S>(registers: Registry[], read: () => S | undefined, spec: SnapshotCounter<S>): void {
+  const { label } = spec;
+  new Counter<string>({
+    name: METRIC_PREFIX + spec.name,
+    help: spec.help,
+    labelNames: label === undefined ? [] : [label],
     registers,
     collect() {
-      const stats = snapshots.coalesce?.();
+      const stats = read();
       this.reset();
       if (stats === undefined) return;
-      this.inc({ outcome: 'fetch' }, stats.askedFetch);
-      this.inc({ outcome: 'follow' }, stats.askedFollow);
+      const values = spec.values(stats);
+      if (typeof values === 'number') this.inc(values);
+      else if (label !== undefined) for (const [value, count] of Object.entries(values)) this.inc({ [label]: value }, count);
     },
   });
+}
+
+/** Cold-rollout coordination: asks by outcome, the coordinator's records and answers, bytes streamed from ingests. */
+function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void {
+  for (const spec of COALESCE_COUNTERS) registerSnapshotCounter(registers, () => snapshots.coalesce?.(), spec);
   new Gauge({
     name: `${METRIC_PREFIX}upstream_fetches`,
     help: 'Fetches from the upstream by state: coordinated (records this agent holds as a coordinator), local (blobs this node fetches for the others).',
@@ -126,36 +169,6 @@ function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void
       this.set({ state: 'local' }, stats.fetches);
     },
   });
-  new Counter({
-    name: `${METRIC_PREFIX}ingest_bytes_total`,
-    help: "Bytes sent to peers from containerd's ingests in progress (blobs this node was still fetching from the upstream).",
-    registers,
-    collect() {
-      const stats = snapshots.coalesce?.();
-      this.reset();
-      if (stats !== undefined) this.inc(stats.ingestBytes);
-    },
-  });
-  new Counter({
-    name: `${METRIC_PREFIX}follows_yielded_total`,
-    help: "Streams from another node's fetch cut before their first byte so that containerd's download slot went to this node's own fetch (containerd asks again).",
-    registers,
-    collect() {
-      const stats = snapshots.peerSource?.();
-      this.reset();
-      if (stats !== undefined) this.inc(stats.yielded);
-    },
-  });
-  new Counter({
-    name: `${METRIC_PREFIX}coalesced_streams_total`,
-    help: "Blob GETs streamed from another node's fetch in progress instead of the upstream.",
-    registers,
-    collect() {
-      const stats = snapshots.peerSource?.();
-      this.reset();
-      if (stats !== undefined) this.inc(stats.coalesced);
-    },
-  });
 }
 
 /** The process and Node.js metrics, with the same prefix. */
@@ -165,36 +178,7 @@ function registerProcessMetrics(registry: Registry): void {
 
 /** Counters whose values are the peer source's stats() counters, read at scrape time. */
 function registerPeerSourceCounters({ registers, snapshots }: MetricsContext): void {
-  for (const [name, help, read] of PEER_SOURCE_COUNTERS) {
-    new Counter({
-      name: METRIC_PREFIX + name,
-      help,
-      registers,
-      collect() {
-        const stats = snapshots.peerSource?.();
-        this.reset();
-        if (stats !== undefined) this.inc(read(stats));
-      },
-    });
-  }
-}
-
-function registerPeerLookups({ registers, snapshots }: MetricsContext): void {
-  new Counter({
-    name: `${METRIC_PREFIX}peer_lookups_total`,
-    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
-    labelNames: ['result'] as const,
-    registers,
-    collect() {
-      const stats = snapshots.peerSource?.();
-      this.reset();
-      if (stats === undefined) return;
-      this.inc({ result: 'hit' }, stats.hits);
-      this.inc({ result: 'not_found' }, stats.notFound);
-      this.inc({ result: 'no_candidates' }, stats.noCandidates);
-      this.inc({ result: 'streams_limited' }, stats.streamsLimited);
-    },
-  });
+  for (const spec of PEER_SOURCE_COUNTERS) registerSnapshotCounter(registers, () => snapshots.peerSource?.(), spec);
 }
 
 function registerPeerStates({ registers, snapshots }: MetricsContext): void {
@@ -308,7 +292,6 @@ export function createMetrics(): Metrics {
   // Registered in this order, which is the order of the scrape output.
   registerProcessMetrics(registry);
   registerPeerSourceCounters(context);
-  registerPeerLookups(context);
   registerPeerStates(context);
   registerCoalesceMetrics(context);
   return {
