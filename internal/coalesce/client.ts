@@ -11,10 +11,10 @@
 // not come back in time means "nobody is fetching" (the caller's containerd
 // goes upstream, as without coordination), so a slow or gone coordinator
 // costs a miss at most that much.
-import type { Agent, IncomingMessage } from 'node:http';
+import type { Agent } from 'node:http';
 import type { PeerSigner } from '../auth/sign.ts';
 import { isRecord } from '../json/narrow.ts';
-import { discard, peerRequest, PeerRequestError, type Candidate } from '../peer/client.ts';
+import { discard, peerRequest, PeerRequestError, readBody, type Candidate } from '../peer/client.ts';
 import { FAILED_PARAM, FETCHES_PATH, FROM_PARAM } from './protocol.ts';
 /** Bytes an answer to an ask may have at most (`{"fetcher":"<253-char name>"}`). */
 const MAX_ANSWER_BYTES = 1024;
@@ -32,24 +32,6 @@ export interface CoordinatorClient {
   ask(coordinator: Candidate, digest: string, failed?: string): Promise<string>;
   renew(coordinator: Candidate, digest: string): Promise<void>;
   drop(coordinator: Candidate, digest: string): Promise<void>;
-}
-
-async function readAnswer(res: IncomingMessage, signal: AbortSignal): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  const stop = (): void => void res.destroy(new PeerRequestError('answer not read in time'));
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    for await (const chunk of res) {
-      const buf = chunk as Buffer;
-      total += buf.length;
-      if (total > MAX_ANSWER_BYTES) throw new PeerRequestError(`answer over ${MAX_ANSWER_BYTES} bytes`);
-      chunks.push(buf);
-    }
-  } finally {
-    signal.removeEventListener('abort', stop);
-  }
-  return JSON.parse(Buffer.concat(chunks, total).toString('utf8')) as unknown;
 }
 
 function fetcherOf(answer: unknown, coordinator: Candidate): string {
@@ -71,7 +53,8 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
       discard(res, 'GET');
       return undefined;
     }
-    return readAnswer(res, signal);
+    const body = await readBody(res, MAX_ANSWER_BYTES, options.timeoutMs, signal);
+    return JSON.parse(body.toString('utf8')) as unknown;
   };
   const pathOf = (digest: string): string => `${FETCHES_PATH}${digest}?${FROM_PARAM}=${encodeURIComponent(options.self)}`;
   return {

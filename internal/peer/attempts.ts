@@ -8,7 +8,7 @@ import type { PeerSigner } from '../auth/sign.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentRequest } from '../content/source.ts';
-import { discard, peerRequest, PeerRequestError, SizeConflictError, type Candidate } from './client.ts';
+import { discard, peerRequest, PeerRequestError, readBody, SizeConflictError, type Candidate } from './client.ts';
 
 export interface AttemptContext {
   /** Connections for short requests: HEADs and manifests. */
@@ -124,30 +124,6 @@ export async function getBlob(
     }
   }
   return res;
-}
-
-/** Reads a whole small body, at most `maxBytes`, within `timeoutMs`. */
-async function readBody(res: IncomingMessage, maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<Buffer> {
-  const stop = (): void => {
-    res.destroy(new PeerRequestError('body not read in time, or aborted'));
-  };
-  const timer = setTimeout(stop, timeoutMs);
-  signal.addEventListener('abort', stop, { once: true });
-  const chunks: Buffer[] = [];
-  let totalBytes = 0;
-  try {
-    for await (const chunk of res) {
-      const buf = chunk as Buffer;
-      totalBytes += buf.length;
-      if (totalBytes > maxBytes) throw new PeerRequestError(`body exceeds ${maxBytes} bytes`);
-      chunks.push(buf);
-    }
-    return Buffer.concat(chunks, totalBytes);
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', stop);
-    res.destroy();
-  }
 }
 
 export interface FetchedManifest {

@@ -131,3 +131,27 @@ export function discard(res: IncomingMessage, method: 'GET' | 'HEAD', drainBytes
   res.once('close', () => clearTimeout(timer));
   res.resume();
 }
+
+/** Reads a whole small body (a manifest, a coordinator's answer), at most `maxBytes`, within `timeoutMs`; the response is destroyed after. */
+export async function readBody(res: IncomingMessage, maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<Buffer> {
+  const stop = (): void => {
+    res.destroy(new PeerRequestError('body not read in time, or aborted'));
+  };
+  const timer = setTimeout(stop, timeoutMs);
+  signal.addEventListener('abort', stop, { once: true });
+  const chunks: Buffer[] = [];
+  let totalBytes = 0;
+  try {
+    for await (const chunk of res) {
+      const buf = chunk as Buffer;
+      totalBytes += buf.length;
+      if (totalBytes > maxBytes) throw new PeerRequestError(`body over ${maxBytes} bytes`);
+      chunks.push(buf);
+    }
+    return Buffer.concat(chunks, totalBytes);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', stop);
+    res.destroy();
+  }
+}
