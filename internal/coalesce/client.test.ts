@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { createPeerSigner } from '../auth/sign.ts';
 import { createPeerVerifier } from '../auth/verify.ts';
 import { createPeerAgent, PeerRequestError, type Candidate } from '../peer/client.ts';
 import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
+import { startFakePeer } from '../../tests/support/peer/testkit.ts';
 import { createCoordinatorClient, type CoordinatorClient } from './client.ts';
 import { FETCHES_PATH } from './protocol.ts';
 import { createFetchRecords, type FetchRecords } from './records.ts';
@@ -32,20 +33,13 @@ async function startCoordinator(t: TestContext, auth: boolean): Promise<{ coordi
   return { coordinator: { name: COORDINATOR, url: await listen(app) }, records };
 }
 
-/** A plain HTTP server answering every request with `handler`; what it was asked is kept. */
-async function startFake(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ candidate: Candidate; urls: string[] }> {
-  const urls: string[] = [];
-  const server: Server = createHttpServer((req, res) => {
-    urls.push(`${req.method} ${req.url}`);
-    handler(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const { port } = server.address() as AddressInfo;
-  return { candidate: { name: 'fake', url: `http://127.0.0.1:${port}` }, urls };
+/** A plain HTTP server answering every request with `handler`; what it was asked is kept ("METHOD url"). */
+async function startFake(
+  t: TestContext,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ candidate: Candidate; urls: () => string[] }> {
+  const { candidate, asked } = await startFakePeer(t, 'fake', handler);
+  return { candidate, urls: () => asked.map((a) => `${a.method} ${a.url}`) };
 }
 
 /** How long `promise` took to reject, and with what. */
@@ -111,7 +105,7 @@ describe('coordinator client against a misbehaving coordinator', () => {
     await client.renew(candidate, DIGEST);
     await client.drop(candidate, DIGEST);
     const path = `${FETCHES_PATH}${DIGEST}?from=node-a`;
-    assert.deepEqual(urls, [`POST ${path}`, `POST ${path}&failed=node-z`, `PUT ${path}`, `DELETE ${path}`]);
+    assert.deepEqual(urls(), [`POST ${path}`, `POST ${path}&failed=node-z`, `PUT ${path}`, `DELETE ${path}`]);
   });
 
   it('a server that accepts the connection but never answers: the ask rejects within about timeoutMs', { timeout: 3000 }, async (t) => {

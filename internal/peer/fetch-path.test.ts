@@ -3,15 +3,14 @@
 // on 127.0.0.1 plays that agent.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, it, type TestContext } from 'node:test';
 import type { ContentRequest } from '../content/source.ts';
 import { createLogger } from '../log/logger.ts';
 import { NotFoundError } from '../oci/store.ts';
-import { PEER_REQUEST_HEADER } from '../auth/peer-request.ts';
 import { captureLog, type CapturedLog } from '../../tests/support/registry/testkit.ts';
 import { freePort } from '../../tests/support/process.ts';
+import { startFakePeer } from '../../tests/support/peer/testkit.ts';
 import type { Candidate } from './client.ts';
 import { PEER_FETCH_SOURCE } from './fetch-path.ts';
 import { DigestMismatchError } from './resume.ts';
@@ -22,34 +21,8 @@ const digestOf = (bytes: Buffer): string => `sha256:${createHash('sha256').updat
 
 const BLOB: ContentRequest = { registry: 'docker.io', name: 'library/app', kind: 'blob', method: 'GET' };
 
-/** What a fake fetcher agent was asked. */
-interface Asked {
-  method: string;
-  url: string;
-  peerMarker: string | undefined;
-}
-
-interface Fetcher {
-  candidate: Candidate;
-  asked: Asked[];
-}
-
 /** A plain HTTP server as the fetcher agent `name`, answering with `handler`. */
-async function startFetcher(t: TestContext, name: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Fetcher> {
-  const asked: Asked[] = [];
-  const server: Server = createServer((req, res) => {
-    const marker = req.headers[PEER_REQUEST_HEADER];
-    asked.push({ method: req.method ?? '', url: req.url ?? '', peerMarker: typeof marker === 'string' ? marker : undefined });
-    handler(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const { port } = server.address() as AddressInfo;
-  return { candidate: { name, url: `http://127.0.0.1:${port}` }, asked };
-}
+const startFetcher = startFakePeer;
 
 /** Serves `bytes` (200, content-length), in `parts` pieces `delayMs` apart. */
 function serveBlob(bytes: Buffer, parts = 1, delayMs = 0): (req: IncomingMessage, res: ServerResponse) => void {

@@ -1,9 +1,12 @@
 // Test support for the peer tests: real registry apps (memory stores) as
 // peers on 127.0.0.2.., each with its access log captured, and stores with a
 // fault (slow to answer, failing or stalling mid-body, wrong bytes) so that
-// the real registry misbehaves the way a sick peer does.
+// the real registry misbehaves the way a sick peer does; and a plain HTTP
+// server that plays an agent answering whatever a test wants (startFakePeer).
 import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../../../internal/log/logger.ts';
@@ -12,6 +15,7 @@ import type { ContentStore } from '../../../internal/oci/store.ts';
 import { createRegistryApp } from '../../../internal/registry/app.ts';
 import { captureLog, type CapturedLog } from '../registry/testkit.ts';
 import type { Candidate } from '../../../internal/peer/client.ts';
+import { PEER_REQUEST_HEADER } from '../../../internal/auth/peer-request.ts';
 
 export interface TestPeer {
   name: string;
@@ -98,4 +102,34 @@ export async function until(check: () => boolean, timeoutMs = 2000): Promise<voi
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(10);
   }
+}
+
+/** What a fake peer was asked. */
+export interface AskedOfFake {
+  method: string;
+  url: string;
+  /** The peer marker header's value, if any. */
+  peerMarker: string | undefined;
+}
+
+export interface FakePeer {
+  candidate: Candidate;
+  asked: AskedOfFake[];
+}
+
+/** A plain HTTP server on 127.0.0.1 playing the agent `name`: every request is answered by `handler` and kept in `asked`; closed after the test. */
+export async function startFakePeer(t: TestContext, name: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<FakePeer> {
+  const asked: AskedOfFake[] = [];
+  const server: Server = createServer((req, res) => {
+    const marker = req.headers[PEER_REQUEST_HEADER];
+    asked.push({ method: req.method ?? '', url: req.url ?? '', peerMarker: typeof marker === 'string' ? marker : undefined });
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const { port } = server.address() as AddressInfo;
+  return { candidate: { name, url: `http://127.0.0.1:${port}` }, asked };
 }
