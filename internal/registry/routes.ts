@@ -4,7 +4,6 @@
 // 405 UNSUPPORTED before any body is read.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isPeerRequest } from '../auth/peer-request.ts';
-import { FETCHES_PATH } from '../coalesce/protocol.ts';
 import type { HandlerKind } from './access-log.ts';
 import { RegistryError } from './errors.ts';
 import { clip, parseRegistryPath, registryOf } from './path.ts';
@@ -54,8 +53,8 @@ async function dispatch(deps: RouteDeps, request: FastifyRequest, reply: Fastify
 export function installRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(API_VERSION_HEADER, API_VERSION);
-    // Fetch coordination between agents has its own methods (routes-fetches.ts).
-    if (request.method === 'GET' || request.method === 'HEAD' || (request.routeOptions.url ?? '').startsWith(FETCHES_PATH)) {
+    // A route that declares the method answers it (the fetch coordination's POST, PUT, DELETE: routes-fetches.ts).
+    if (request.method === 'GET' || request.method === 'HEAD' || request.routeOptions.url !== undefined) {
       done();
       return;
     }
