@@ -9,8 +9,8 @@ const USAGE = `usage: mirra <command> [flags]
 
 commands:
   registry    run the node agent: the OCI mirror served from containerd and peers
-  shards      per agent: keys, shards, bytes, generation, last update of its summary
-  locate      which agents claim a digest or an image reference
+  shards      per agent: endpoint readiness, keys, owned shards, postings, last status update
+  locate      which agents hold a digest or an image reference (asks its shard's owners)
   configure   write containerd's mirror configuration (certs.d/<registry>/hosts.toml)
   cleanup     remove what "mirra configure" wrote
   help        this text

@@ -1,20 +1,10 @@
-// The pure parts of the agent's peer-to-peer wiring: the summary generation,
-// peer URLs and the candidates asked for a key (the rest is covered end to end
-// by tests/e2e/p2p.test.ts).
+// The pure parts of the agent's peer-to-peer wiring: peer URLs and the
+// candidates asked for a key (the rest is covered end to end by
+// tests/e2e/p2p.test.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PeerInfo } from '../kube/peers.ts';
-import { nextGeneration, peerCandidates, peerUrl } from './p2p.ts';
-
-test('the summary generation only grows, even when the clock does not', () => {
-  let generation = 0;
-  const seen: number[] = [];
-  for (const now of [1000, 1000, 1000, 999, 500, 2000, 2000]) {
-    generation = nextGeneration(generation, now);
-    seen.push(generation);
-  }
-  assert.deepEqual(seen, [1000, 1001, 1002, 1003, 1004, 2000, 2001]);
-});
+import { peerCandidates, peerUrl } from './p2p.ts';
 
 test('peer URLs: IPv6 addresses in brackets', () => {
   assert.equal(peerUrl('10.0.0.7', 5000), 'http://10.0.0.7:5000');

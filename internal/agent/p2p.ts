@@ -1,9 +1,9 @@
-// The peer-to-peer half of the agent: the node's keys (a view of the image
-// inventory, internal/state/node-state.ts) are encoded into the summary
-// annotations of the own pod, with a generation that only grows; the peers'
-// pods and EndpointSlices feed the peer index and the directory; misses on
-// the local store go to the ready peers that claim the key, same zone first.
-// The pure parts (generation, peer URL, candidates) are exported for tests.
+// The peer-to-peer half of the agent: the EndpointSlices give the members and
+// the directory; the node's keys (a view of the image inventory,
+// internal/state/node-state.ts) go to the owners of their shards
+// (internal/owners); misses on the local store ask a shard's owner which
+// ready peers hold the key, same zone first. The pure parts (peer URL,
+// candidates) are exported for tests.
 import type { PeerSigner } from '../auth/sign.ts';
 import { createCoordinatorClient } from '../coalesce/client.ts';
 import { createCoalescer, type Coalescer } from '../coalesce/coalescer.ts';
@@ -12,7 +12,7 @@ import { createInProgressSource } from '../coalesce/in-progress-source.ts';
 import { createFetchRecords, type FetchRecords } from '../coalesce/records.ts';
 import { committedSize } from '../containerd/blobs.ts';
 import type { ContentSource } from '../content/source.ts';
-import type { CoalesceMetricsStats } from '../metrics/metrics.ts';
+import type { CoalesceMetricsStats, IndexMetricsStats } from '../metrics/metrics.ts';
 import type { IngestControl } from '../containerd/client.ts';
 import { abortIngestsOf } from '../containerd/ingests.ts';
 import type { ImageInventory } from '../containerd/inventory.ts';
@@ -21,13 +21,13 @@ import { watchPeers, type PeerInfo, type PeerWatcher } from '../kube/peers.ts';
 import { createPublisher, type Publisher } from '../kube/publisher.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { publishHooks, recordSummary } from '../metrics/record.ts';
+import { publishHooks } from '../metrics/record.ts';
+import { createIndexNode, type IndexNode, type IndexTiming } from '../owners/index-node.ts';
+import { statusAnnotations, UPDATED_ANNOTATION } from '../owners/status.ts';
+import type { MemberView } from '../owners/owner.ts';
 import { createPeerAgent, type Candidate } from '../peer/client.ts';
 import { createPeerSource, type PeerSource } from '../peer/source.ts';
-import { UPDATED_ANNOTATION } from '../routing/annotations.ts';
-import { encodeSummary } from '../routing/encode.ts';
 import type { Hasher } from '../routing/hash.ts';
-import { createPeerIndex, type PeerIndex } from '../routing/peer-index.ts';
 import { createNodeState, type NodeState } from '../state/node-state.ts';
 
 export interface PeerToPeerOptions {
@@ -40,12 +40,11 @@ export interface PeerToPeerOptions {
   logger: Logger;
   podName: string;
   namespace: string;
-  peerSelector: string;
   serviceName: string;
   mirroredRegistries: readonly string[];
   resolveTags: boolean;
-  publishDebounceMs: number;
-  summaryShards: number;
+  /** At most one update of the status annotations per this interval. */
+  statusIntervalMs: number;
   /** This node's zone (--zone; '': the own endpoint's zone in the EndpointSlice): same-zone peers first. */
   zone: string;
   metrics: Metrics;
@@ -57,6 +56,8 @@ export interface PeerToPeerOptions {
   maxPeerStreams?: number;
   /** Cold rollouts: one upstream fetch per blob, the other nodes stream it from the fetcher's ingest; undefined: off. */
   coalesce?: CoalesceSettings;
+  /** The peer-to-peer index's clocks (tests shorten them); each one left out is its default. */
+  indexTiming?: Partial<IndexTiming>;
 }
 
 export interface CoalesceSettings {
@@ -72,8 +73,10 @@ export interface CoalesceSettings {
 
 export interface PeerToPeer {
   source: PeerSource;
-  /** The advertised keys (published on every change). */
+  /** The advertised keys (pushed to their owners on every change). */
   state: NodeState;
+  /** This agent's part in the peer-to-peer index (the registry answers its owner routes). */
+  index: IndexNode;
   /** Cold rollouts (with CoalesceSettings): this agent's records as a coordinator, and what peers may stream from its fetches. */
   coalesce: { records: FetchRecords; peerContent: ContentSource } | undefined;
   close(): Promise<void>;
@@ -85,13 +88,11 @@ const YIELD_MIN_WAIT_MS = 500;
 /** A fetch record lives this long after its last renew: the fetcher renews every second, so three renews may be lost. */
 const FETCH_RECORD_TTL_MS = 3000;
 
+/** How often the status annotations are compared with the index (the publisher sends only changes, at most one per --status-interval). */
+const STATUS_TICK_MS = 10_000;
+
 /** Peers asked per key at most. */
 export const CANDIDATE_LIMIT = 5;
-
-/** The next summary generation: a millisecond timestamp, and always above the previous one (a clock step back or two changes in 1 ms). */
-export function nextGeneration(previous: number, nowMs: number): number {
-  return Math.max(previous + 1, nowMs);
-}
 
 /** http://ip:port, the IPv6 address in brackets. */
 export function peerUrl(ip: string, port: number): string {
@@ -106,21 +107,39 @@ export function peerCandidates(names: readonly string[], directory: ReadonlyMap<
   });
 }
 
-/** Encodes the keys into summary annotations and hands them to the publisher, each time with a newer generation. */
-function summaryPublisher(options: PeerToPeerOptions, publisher: Publisher): (keys: ReadonlySet<string>) => void {
-  const summaryLog = options.logger.child({ component: 'summary' });
-  let generation = 0;
-  return (keys) => {
-    generation = nextGeneration(generation, Date.now());
-    const { annotations, stats } = encodeSummary(keys, {
-      hasher: options.hasher,
-      shards: options.summaryShards,
-      generation,
-      onDegrade: (event) => summaryLog.warn({ event }, 'summary over budget: degraded to a higher false-positive rate'),
-    });
-    summaryLog.debug({ keys: stats.keys, bytes: stats.bytes, bytesPerKey: stats.bytesPerKey }, 'summary encoded');
-    recordSummary(options.metrics, stats);
-    publisher.publish({ ...annotations, [UPDATED_ANNOTATION]: new Date(generation).toISOString() });
+/** Publishes the index's status on the own pod: soon after start, then only on change, at most once per --status-interval. */
+function startStatus(options: PeerToPeerOptions, node: IndexNode): { close(): Promise<void> } {
+  const publisher: Publisher = createPublisher({
+    client: options.kube,
+    namespace: options.namespace,
+    podName: options.podName,
+    logger: options.logger.child({ component: 'status' }),
+    debounceMs: options.statusIntervalMs,
+    maxBackoffMs: 30_000,
+    ...publishHooks(options.metrics),
+  });
+  let last = '';
+  const tick = (): void => {
+    const { owner, holder, members } = node.stats();
+    const owned = node.table()?.ownedBy(options.podName) ?? [];
+    const annotations = statusAnnotations({ keys: holder.keys, owned, postings: owner.postings, members });
+    const serialized = JSON.stringify(annotations);
+    if (serialized === last) return;
+    const first = last === '';
+    last = serialized;
+    publisher.publish({ ...annotations, [UPDATED_ANNOTATION]: new Date().toISOString() });
+    if (first) void publisher.flush();
+  };
+  const first = setTimeout(tick, 2_000);
+  const timer = setInterval(tick, STATUS_TICK_MS);
+  first.unref();
+  timer.unref();
+  return {
+    async close() {
+      clearTimeout(first);
+      clearInterval(timer);
+      await publisher.close();
+    },
   };
 }
 
@@ -171,10 +190,30 @@ interface Coalescing {
   ingestBytes: { sent: number };
 }
 
-function peerSource(options: PeerToPeerOptions, index: PeerIndex, watcher: PeerWatcher, coalescing: Coalescing | undefined): PeerSource {
+/** What the index knows of an agent: this one from its own endpoint, the others from the directory. */
+function memberView(watcher: PeerWatcher, self: string, name: string): MemberView | undefined {
+  if (name === self) return { ready: watcher.ownReady(), zone: watcher.ownZone() };
+  return watcher.peers().get(name);
+}
+
+function startIndex(options: PeerToPeerOptions, watcher: PeerWatcher, ownZone: () => string | undefined): IndexNode {
+  const self = options.podName;
+  return createIndexNode({
+    self,
+    hasher: options.hasher,
+    members: () => readyMembers(watcher, self),
+    member: (name) => memberView(watcher, self, name),
+    candidate: (name) => peerCandidates([name], watcher.peers())[0],
+    zone: ownZone,
+    agent: createPeerAgent({ maxSocketsPerPeer: 8 }),
+    sign: options.sign,
+    log: options.logger,
+    timing: options.indexTiming,
+  });
+}
+
+function peerSource(options: PeerToPeerOptions, index: IndexNode, watcher: PeerWatcher, coalescing: Coalescing | undefined): PeerSource {
   const { logger } = options;
-  // --zone wins; else the own endpoint's zone (from the node's topology label, via the EndpointSlice).
-  const ownZone = (): string | undefined => (options.zone === '' ? watcher.ownZone() : options.zone);
   return createPeerSource({
     logger: logger.child({ component: 'peer-source' }),
     resolveTags: options.resolveTags,
@@ -183,8 +222,28 @@ function peerSource(options: PeerToPeerOptions, index: PeerIndex, watcher: PeerW
     maxStreams: options.maxPeerStreams,
     onWrongBytesDelivered: (digest) => void abortIngestsOf(options.ingests, digest, logger.child({ component: 'containerd-ingests' })),
     follow: coalescing?.coalescer.follow,
-    candidates: (key) => peerCandidates(index.lookup(key, { zone: ownZone(), limit: CANDIDATE_LIMIT }), watcher.peers()),
+    candidates: async (key) => peerCandidates(await index.locate(key), watcher.peers()).slice(0, CANDIDATE_LIMIT),
   });
+}
+
+function indexStats(node: IndexNode): IndexMetricsStats {
+  const { owner, holder, locator } = node.stats();
+  return {
+    keys: holder.keys,
+    ownedShards: owner.owned,
+    postings: owner.postings,
+    pushesReceived: owner.pushes,
+    lookupsAnswered: owner.lookups,
+    pushes: holder.pushes,
+    pushFailures: holder.pushFailures,
+    fullShards: holder.fullShards,
+    deltaShards: holder.deltaShards,
+    resends: holder.resends,
+    lookups: locator.lookups,
+    cacheHits: locator.cacheHits,
+    secondAsks: locator.secondAsks,
+    ownerFailures: locator.ownerFailures,
+  };
 }
 
 function coalesceStats(coalescing: Coalescing): CoalesceMetricsStats {
@@ -198,51 +257,54 @@ function coalesceStats(coalescing: Coalescing): CoalesceMetricsStats {
 
 export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
   const { logger } = options;
-  const index = createPeerIndex({ self: options.podName, hasher: options.hasher });
+  const self = options.podName;
+  const index: { node: IndexNode | undefined } = { node: undefined };
   const watcher = watchPeers({
     client: options.kube,
     namespace: options.namespace,
-    labelSelector: options.peerSelector,
     serviceName: options.serviceName,
-    self: options.podName,
-    index,
+    self,
     logger: logger.child({ component: 'peers' }),
+    onChange(name, peer) {
+      if (peer === undefined) index.node?.removeAgent(name);
+      index.node?.membershipChanged();
+    },
+    onOwnReady: () => index.node?.membershipChanged(),
   });
-  const publisher = createPublisher({
-    client: options.kube,
-    namespace: options.namespace,
-    podName: options.podName,
-    logger: logger.child({ component: 'publisher' }),
-    debounceMs: options.publishDebounceMs,
-    maxBackoffMs: 10_000,
-    ...publishHooks(options.metrics),
-  });
+  // --zone wins; else the own endpoint's zone (from the node's topology label, via the EndpointSlice).
+  const ownZone = (): string | undefined => (options.zone === '' ? watcher.ownZone() : options.zone);
+  const node = startIndex(options, watcher, ownZone);
+  index.node = node;
+  node.membershipChanged();
   const state = createNodeState({
     inventory: options.inventory,
     mirroredRegistries: options.mirroredRegistries,
     logger: logger.child({ component: 'state' }),
-    onChange: summaryPublisher(options, publisher),
+    onChange: (keys) => node.setKeys(keys),
   });
   // A fetch waiting for a download slot of containerd's gets one: a follow with no byte yet is cut (fetch-path.ts).
   const slots = { yield: (): boolean => false };
   const coalescing = options.coalesce === undefined ? undefined : startCoalescing(options, options.coalesce, watcher, () => void slots.yield());
-  const source = peerSource(options, index, watcher, coalescing);
+  const source = peerSource(options, node, watcher, coalescing);
+  const status = startStatus(options, node);
   slots.yield = () => source.yieldWaitingFollow(YIELD_MIN_WAIT_MS);
   options.metrics.readFrom({
     peerSource: () => source.stats(),
-    peerIndex: () => index.stats(),
+    index: () => indexStats(node),
     peerDirectory: () => watcher.peers(),
     coalesce: coalescing === undefined ? undefined : () => coalesceStats(coalescing),
   });
   return {
     source,
     state,
+    index: node,
     coalesce: coalescing === undefined ? undefined : { records: coalescing.records, peerContent: coalescing.peerContent },
     async close() {
       state.close();
       source.close();
+      node.close();
       coalescing?.coalescer.close();
-      await Promise.allSettled([publisher.close(), watcher.close()]);
+      await Promise.allSettled([status.close(), watcher.close()]);
     },
   };
 }

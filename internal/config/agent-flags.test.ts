@@ -1,3 +1,5 @@
+// The agent's flags (agent-flags.ts): defaults, flag over env over default,
+// one-line errors naming the flag, the help text, durations.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { agentFlags } from './agent-flags.ts';
@@ -11,6 +13,7 @@ test('defaults apply when neither flag nor env is set', () => {
   assert.deepEqual(values.mirroredRegistries, []);
   assert.equal(values.resolveTags, true);
   assert.equal(values.logLevel, 'info');
+  assert.equal(values.statusIntervalMs, 180_000, '--status-interval 3m');
 });
 
 test('flags win over env, env over defaults', () => {
@@ -18,11 +21,13 @@ test('flags win over env, env over defaults', () => {
     MIRRA_REGISTRY_ADDR: '127.0.0.3:9',
     MIRRA_MIRRORED_REGISTRIES: 'docker.io, https://ghcr.io',
     MIRRA_LOG_LEVEL: 'debug',
+    MIRRA_STATUS_INTERVAL: '30s',
   });
   assert.deepEqual(values.registryAddr, { host: '127.0.0.2', port: 5001 });
   assert.deepEqual(values.mirroredRegistries, ['docker.io', 'ghcr.io']);
   assert.equal(values.resolveTags, false);
   assert.equal(values.logLevel, 'debug');
+  assert.equal(values.statusIntervalMs, 30_000);
 });
 
 test('a bare boolean flag means true', () => {
@@ -38,6 +43,7 @@ test('bad values are one line naming the flag', () => {
     [['--resolve-tags=maybe'], {}, /--resolve-tags/],
     [[], { MIRRA_MIRRORED_REGISTRIES: 'bad host!' }, /MIRRA_MIRRORED_REGISTRIES \(--mirrored-registries\)/],
     [['--containerd-namespace', '../x'], {}, /--containerd-namespace/],
+    [['--status-interval', 'often'], {}, /--status-interval/],
     [['--no-such-flag'], {}, /no-such-flag/],
   ];
   for (const [argv, env, pattern] of cases) {

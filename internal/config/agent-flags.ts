@@ -140,13 +140,6 @@ export const agentFlags = {
     defaultLabel: '(none)',
     parse: (raw) => raw,
   }),
-  peerSelector: flag({
-    name: 'peer-selector',
-    env: 'MIRRA_PEER_SELECTOR',
-    description: 'label selector of the agent pods (the DaemonSet)',
-    defaultValue: 'app.kubernetes.io/name=mirra',
-    parse: parseNonEmpty,
-  }),
   serviceName: flag({
     name: 'service-name',
     env: 'MIRRA_SERVICE_NAME',
@@ -154,20 +147,13 @@ export const agentFlags = {
     defaultValue: 'mirra',
     parse: parseDnsName,
   }),
-  publishDebounceMs: flag({
-    name: 'publish-debounce',
-    env: 'MIRRA_PUBLISH_DEBOUNCE',
-    description: 'at most one annotation update per this interval (e.g. 2s, 500ms)',
-    defaultValue: 2000,
-    defaultLabel: '2s',
+  statusIntervalMs: flag({
+    name: 'status-interval',
+    env: 'MIRRA_STATUS_INTERVAL',
+    description: "at most one update of the agent's status annotations (keys, owned shards) per this interval, and only on change (e.g. 3m, 30s)",
+    defaultValue: 180_000,
+    defaultLabel: '3m',
     parse: parseDurationMs,
-  }),
-  summaryShards: flag({
-    name: 'summary-shards',
-    env: 'MIRRA_SUMMARY_SHARDS',
-    description: 'number of shard annotations the content summary is split into (1-256)',
-    defaultValue: 8,
-    parse: (raw) => parseIntegerIn(raw, 1, 256),
   }),
   peerStallTimeoutMs: flag({
     name: 'peer-stall-timeout',

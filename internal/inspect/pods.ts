@@ -1,42 +1,34 @@
 // The agent pods as inspection sees them: name, node, readiness and the
-// decoded content summary from their annotations.
+// status each agent writes on its own pod (internal/owners/status.ts: keys,
+// owned shards, postings), read from the pods' annotations. Nothing routes by
+// this status: it is what the agent last said about itself.
 import type { KubeClient } from '../kube/client.ts';
 import { parsePod, type PodView } from '../kube/objects.ts';
 import { listResult } from '../kube/watch.ts';
-import { decodeSummary, type PeerSummary } from '../routing/decode.ts';
-import { annotationBytes, UPDATED_ANNOTATION } from '../routing/annotations.ts';
-import { errorMessage } from '../errors/message.ts';
+import { parseStatus, UPDATED_ANNOTATION, type IndexStatus } from '../owners/status.ts';
 
 export interface AgentPod {
   name: string;
   nodeName: string;
   podIP: string;
+  /** The pod's Ready condition (membership goes by the endpoint's readiness instead). */
   ready: boolean;
-  /** Bytes of the summary annotations (names and values). */
-  summaryBytes: number;
-  summary: PeerSummary | undefined;
-  /** Why the summary could not be decoded, when it could not. */
-  summaryError: string | undefined;
+  status: IndexStatus | undefined;
+  /** Why there is no readable status, when there is none. */
+  statusError: string | undefined;
   updated: string | undefined;
 }
 
 function agentPod(pod: PodView): AgentPod {
-  let summary: PeerSummary | undefined;
-  let summaryError: string | undefined;
-  try {
-    summary = decodeSummary(pod.summary);
-  } catch (err) {
-    summaryError = errorMessage(err);
-  }
+  const status = parseStatus(pod.annotations);
   return {
     name: pod.name,
     nodeName: pod.nodeName ?? '',
     podIP: pod.podIP ?? '',
     ready: pod.ready,
-    summaryBytes: annotationBytes(pod.summary),
-    summary,
-    summaryError,
-    updated: pod.summary[UPDATED_ANNOTATION],
+    status: typeof status === 'string' ? undefined : status,
+    statusError: typeof status === 'string' ? status : undefined,
+    updated: pod.annotations[UPDATED_ANNOTATION],
   };
 }
 

@@ -1,10 +1,23 @@
+// The views of pods and EndpointSlices the watchers and the status publisher
+// read (objects.ts): only mirra's annotations of a pod, the registry port and
+// the pod endpoints of a slice, anything malformed dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parsePod, parseSlice } from './objects.ts';
 
-test('a pod view keeps only the summary annotations', () => {
+test("a pod view keeps only mirra's status annotations (with the first version's summary ones, to remove them)", () => {
+  const annotations = {
+    'mirra.dev/index': 'v=2;keys=3;owned=1;postings=4;members=2',
+    'mirra.dev/owned-shards': '7',
+    'mirra.dev/updated': '2026-12-06T08:00:00.000Z',
+    'mirra.dev/summary': 'h',
+    'mirra.dev/shard-0': 's',
+    'mirra.dev/other': 'x',
+    other: 'x',
+    'mirra.dev/shard-1': 5,
+  };
   const pod = parsePod({
-    metadata: { name: 'p', resourceVersion: '7', annotations: { 'mirra.dev/summary': 'h', 'mirra.dev/shard-0': 's', other: 'x', 'mirra.dev/shard-1': 5 } },
+    metadata: { name: 'p', resourceVersion: '7', annotations },
     spec: { nodeName: 'n1' },
     status: { podIP: '10.0.0.1' },
   });
@@ -14,7 +27,13 @@ test('a pod view keeps only the summary annotations', () => {
     nodeName: 'n1',
     podIP: '10.0.0.1',
     ready: false,
-    summary: { 'mirra.dev/summary': 'h', 'mirra.dev/shard-0': 's' },
+    annotations: {
+      'mirra.dev/index': 'v=2;keys=3;owned=1;postings=4;members=2',
+      'mirra.dev/owned-shards': '7',
+      'mirra.dev/updated': '2026-12-06T08:00:00.000Z',
+      'mirra.dev/summary': 'h',
+      'mirra.dev/shard-0': 's',
+    },
   });
   const conditions = (status: string): unknown[] => [
     { type: 'Initialized', status: 'True' },

@@ -1,7 +1,7 @@
 // The parts of pods and EndpointSlices that mirra uses (the peer watcher, the
-// publisher, `mirra shards`), read from the JSON the API returns (objects,
+// status publisher, `mirra shards`), read from the JSON the API returns (objects,
 // lists and watch events), parsed to unknown and validated.
-import { isSummaryAnnotation } from '../routing/annotations.ts';
+import { isStatusAnnotation } from '../owners/status.ts';
 
 export interface PodView {
   readonly name: string;
@@ -10,8 +10,8 @@ export interface PodView {
   readonly podIP: string | undefined;
   /** The pod's Ready condition is True (for inspection; peers go by their endpoint's readiness). */
   readonly ready: boolean;
-  /** Only the summary annotations (header, shards, updated). */
-  readonly summary: Readonly<Record<string, string>>;
+  /** Only mirra's status annotations (internal/owners/status.ts). */
+  readonly annotations: Readonly<Record<string, string>>;
 }
 
 export interface EndpointView {
@@ -58,9 +58,9 @@ function metadataOf(value: unknown): { name: string; resourceVersion: string; an
 export function parsePod(value: unknown): PodView | undefined {
   const metadata = metadataOf(value);
   if (metadata === undefined) return undefined;
-  const summary: Record<string, string> = {};
+  const annotations: Record<string, string> = {};
   for (const [key, annotation] of Object.entries(metadata.annotations ?? {})) {
-    if (isSummaryAnnotation(key) && typeof annotation === 'string') summary[key] = annotation;
+    if (isStatusAnnotation(key) && typeof annotation === 'string') annotations[key] = annotation;
   }
   const status = obj(obj(value)?.['status']);
   return {
@@ -69,7 +69,7 @@ export function parsePod(value: unknown): PodView | undefined {
     nodeName: str(obj(obj(value)?.['spec'])?.['nodeName']),
     podIP: str(status?.['podIP']),
     ready: list(status?.['conditions']).some((c) => obj(c)?.['type'] === 'Ready' && obj(c)?.['status'] === 'True'),
-    summary,
+    annotations,
   };
 }
 

@@ -1,12 +1,13 @@
-// Watches the DaemonSet's pods (summary annotations) and the headless Service's
-// EndpointSlices (address, port, zone, readiness) and keeps the peer index and
-// the peer directory in step. A peer is a candidate only while its pod exists
-// and its endpoint is ready. While the API is unreachable the last known state
-// stays in use.
+// Watches the headless Service's EndpointSlices (address, port, zone,
+// readiness of every agent) and keeps the peer directory: the membership of
+// the peer-to-peer index (internal/owners) and how to reach each peer. This
+// is the watch kube-proxy keeps for every Service; it changes when agents
+// come, go or change readiness, never with pulls. Nothing here watches pods:
+// a pod watch sends every agent every pod update (docs/DESIGN.md, cost model).
+// While the API is unreachable the last known state stays in use.
 import type { KubeClient } from './client.ts';
 import type { Logger } from '../log/logger.ts';
-import type { PeerIndex } from '../routing/peer-index.ts';
-import { parsePod, parseSlice, type EndpointView, type PodView, type SliceView } from './objects.ts';
+import { parseSlice, type EndpointView, type SliceView } from './objects.ts';
 import { startListWatch, type ListWatch, type ListWatchOptions } from './watch.ts';
 
 export interface PeerInfo {
@@ -15,32 +16,31 @@ export interface PeerInfo {
   readonly port: number;
   readonly zone: string | undefined;
   readonly nodeName: string | undefined;
-  /** Pod exists and endpoint ready: the peer is a lookup candidate. */
+  /** The endpoint is ready: the peer is a member (it owns shards and is asked for content). */
   readonly ready: boolean;
 }
 
 export interface WatchPeersOptions {
   client: KubeClient;
   namespace: string;
-  /** Selects the DaemonSet's pods, e.g. app.kubernetes.io/name=mirra. */
-  labelSelector: string;
   /** The headless Service: its EndpointSlices carry kubernetes.io/service-name=<serviceName>. */
   serviceName: string;
-  /** The own pod's name: never in the index or the directory. */
+  /** The own pod's name: never in the directory. */
   self: string;
-  index: PeerIndex;
   logger: Logger;
-  /** After a peer's entry in the index or the directory changed (peer undefined: gone from the directory). */
+  /** After a peer's entry in the directory changed (peer undefined: gone from the directory). */
   onChange?(name: string, peer: PeerInfo | undefined): void;
+  /** After the own endpoint's readiness changed. */
+  onOwnReady?(ready: boolean): void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
   idleTimeoutMs?: number;
 }
 
 export interface PeerWatcher {
-  /** The directory: how to reach each peer whose pod exists and has an endpoint with an address and port. */
+  /** The directory: how to reach each peer that has an endpoint with an address and port. */
   peers(): ReadonlyMap<string, PeerInfo>;
-  /** True once both the pods and the EndpointSlices have been listed. */
+  /** True once the EndpointSlices have been listed. */
   synced(): boolean;
   /**
    * The zone of the own pod's endpoint (the EndpointSlice controller sets it
@@ -51,17 +51,6 @@ export interface PeerWatcher {
   /** Whether the own pod's endpoint is ready in the EndpointSlices (the others count this agent as a member then). */
   ownReady(): boolean;
   close(): Promise<void>;
-}
-
-interface Fed {
-  zone: string | undefined;
-  ready: boolean;
-  summary: Readonly<Record<string, string>>;
-}
-
-function sameRecord(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 function samePeer(a: PeerInfo | undefined, b: PeerInfo | undefined): boolean {
@@ -76,69 +65,43 @@ function bestEndpoint(bySlice: ReadonlyMap<string, EndpointView> | undefined): E
   return best;
 }
 
-/** What the two watches of watchPeers share: the options and everything known of the peers. */
+/** What the watch of watchPeers keeps: the options and everything known of the peers. */
 interface PeersState {
   readonly options: WatchPeersOptions;
   readonly log: Logger;
-  readonly pods: Map<string, PodView>;
   /** Pod name to its endpoints, by EndpointSlice name. */
   readonly endpointsByPod: Map<string, Map<string, EndpointView>>;
-  /** What was last given to the index, by pod name. */
-  readonly fed: Map<string, Fed>;
   readonly directory: Map<string, PeerInfo>;
   ownZone: string | undefined;
   ownReady: boolean;
 }
 
-/** Gives the index what is known of one peer's pod and endpoint; true if that changed anything. */
-function feedIndex(state: PeersState, name: string, pod: PodView, endpoint: EndpointView | undefined): boolean {
-  const { index } = state.options;
-  const ready = endpoint?.ready ?? false;
-  const zone = endpoint?.zone;
-  const previous = state.fed.get(name);
-  if (previous !== undefined && previous.zone === zone && sameRecord(previous.summary, pod.summary)) {
-    if (previous.ready === ready) return false;
-    index.setReady(name, ready);
-  } else {
-    const result = index.upsertPeer(name, { zone, ready, annotations: pod.summary });
-    if (result.status === 'invalid') state.log.warn({ err: result.error, peer: name }, 'ignoring the invalid summary of a peer');
-    else state.log.debug({ peer: name, status: result.status, decodedShards: result.decodedShards }, 'peer summary updated');
-  }
-  state.fed.set(name, { zone, ready, summary: pod.summary });
-  return true;
-}
-
 function refreshOwnEndpoint(state: PeersState): void {
   const own = bestEndpoint(state.endpointsByPod.get(state.options.self));
-  state.ownReady = own?.ready ?? false;
+  const ready = own?.ready ?? false;
+  if (ready !== state.ownReady) {
+    state.ownReady = ready;
+    state.options.onOwnReady?.(ready);
+  }
   const zone = own?.zone;
   if (zone !== state.ownZone) state.log.info({ zone: zone ?? null }, 'own zone from the EndpointSlice: peers in it are asked first');
   state.ownZone = zone;
 }
 
-/** Brings the index and the directory in line with what is known of one pod name. */
+/** Brings the directory in line with the endpoints of one pod name. */
 function refresh(state: PeersState, name: string): void {
   if (name === state.options.self) return refreshOwnEndpoint(state);
-  const pod = state.pods.get(name);
-  let changed: boolean;
+  const endpoint = bestEndpoint(state.endpointsByPod.get(name));
   let next: PeerInfo | undefined;
-  if (pod === undefined) {
-    changed = state.fed.delete(name) && state.options.index.removePeer(name);
-  } else {
-    const endpoint = bestEndpoint(state.endpointsByPod.get(name));
-    changed = feedIndex(state, name, pod, endpoint);
-    if (endpoint?.port !== undefined) {
-      const { ip, port, zone, ready } = endpoint;
-      next = { name, ip, port, zone, nodeName: endpoint.nodeName ?? pod.nodeName, ready };
-    }
+  if (endpoint?.port !== undefined) {
+    const { ip, port, zone, ready } = endpoint;
+    next = { name, ip, port, zone, nodeName: endpoint.nodeName, ready };
   }
   const previous = state.directory.get(name);
-  if (!samePeer(previous, next)) {
-    if (next === undefined) state.directory.delete(name);
-    else state.directory.set(name, next);
-    changed = true;
-  }
-  if (changed) state.options.onChange?.(name, next);
+  if (samePeer(previous, next)) return;
+  if (next === undefined) state.directory.delete(name);
+  else state.directory.set(name, next);
+  state.options.onChange?.(name, next);
 }
 
 /** An EndpointSlice changed: moves its endpoints from `previous` to `next` and refreshes every pod they name. */
@@ -160,25 +123,8 @@ function onSliceChange(state: PeersState, sliceName: string, next: SliceView | u
   for (const name of touched) refresh(state, name);
 }
 
-function timingOf(options: WatchPeersOptions): Pick<ListWatchOptions<PodView>, 'minBackoffMs' | 'maxBackoffMs' | 'idleTimeoutMs'> {
+function timingOf(options: WatchPeersOptions): Pick<ListWatchOptions<SliceView>, 'minBackoffMs' | 'maxBackoffMs' | 'idleTimeoutMs'> {
   return { minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, idleTimeoutMs: options.idleTimeoutMs };
-}
-
-function watchPods(state: PeersState): ListWatch<PodView> {
-  const { options } = state;
-  return startListWatch<PodView>({
-    client: options.client,
-    path: `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/pods`,
-    labelSelector: options.labelSelector,
-    parse: parsePod,
-    onChange(name, next) {
-      if (next === undefined) state.pods.delete(name);
-      else state.pods.set(name, next);
-      refresh(state, name);
-    },
-    logger: state.log.child({ watch: 'pods' }),
-    ...timingOf(options),
-  });
 }
 
 function watchSlices(state: PeersState): ListWatch<SliceView> {
@@ -198,22 +144,19 @@ export function watchPeers(options: WatchPeersOptions): PeerWatcher {
   const state: PeersState = {
     options,
     log: options.logger.child({ component: 'kube-peers' }),
-    pods: new Map(),
     endpointsByPod: new Map(),
-    fed: new Map(),
     directory: new Map(),
     ownZone: undefined,
     ownReady: false,
   };
-  const podWatch = watchPods(state);
   const sliceWatch = watchSlices(state);
   return {
     peers: () => state.directory,
-    synced: () => podWatch.synced() && sliceWatch.synced(),
+    synced: () => sliceWatch.synced(),
     ownZone: () => state.ownZone,
     ownReady: () => state.ownReady,
     async close() {
-      await Promise.all([podWatch.close(), sliceWatch.close()]);
+      await sliceWatch.close();
     },
   };
 }

@@ -1,9 +1,10 @@
-// Publishes the agent's summary as annotations on its own pod: a JSON merge
-// patch with only the changed annotations (null for summary annotations no
-// longer wanted), debounced and coalesced to at most one patch per window,
-// retried with backoff. API errors are logged and never reach the caller.
+// Publishes the agent's status as annotations on its own pod
+// (internal/owners/status.ts): a JSON merge patch with only the changed
+// annotations (null for status annotations no longer wanted), debounced and
+// coalesced to at most one patch per window, retried with backoff. API
+// errors are logged and never reach the caller.
 import type { KubeClient } from './client.ts';
-import { diffAnnotations, isSummaryAnnotation } from '../routing/annotations.ts';
+import { isStatusAnnotation } from '../owners/status.ts';
 import type { Logger } from '../log/logger.ts';
 import { parsePod } from './objects.ts';
 import { backoffMs, callSignal, describeError, isRetryable, retryAfterMs, statusOf, type BackoffOptions } from './retry.ts';
@@ -26,7 +27,7 @@ export interface PublisherOptions {
 }
 
 export interface Publisher {
-  /** The full desired set of mirra's summary annotations (header and shards); returns at once. */
+  /** The full desired set of mirra's status annotations; returns at once. */
   publish(annotations: Readonly<Record<string, string>>): void;
   /** Sends what is pending now (no debounce) and waits for that one attempt. */
   flush(): Promise<void>;
@@ -36,15 +37,31 @@ export interface Publisher {
 
 type Annotations = Record<string, string>;
 
-function summaryOf(annotations: Readonly<Record<string, string>>): Annotations {
+function ownAnnotations(annotations: Readonly<Record<string, string>>): Annotations {
   const out: Annotations = {};
-  for (const [name, value] of Object.entries(annotations)) if (isSummaryAnnotation(name)) out[name] = value;
+  for (const [name, value] of Object.entries(annotations)) if (isStatusAnnotation(name)) out[name] = value;
   return out;
 }
 
-/** The summary annotations of the pod the API returned (parsePod validates the JSON). */
-function podSummary(pod: unknown): Annotations {
-  return { ...parsePod(pod)?.summary };
+/** The status annotations of the pod the API returned (parsePod validates the JSON). */
+function podStatus(pod: unknown): Annotations {
+  return { ...parsePod(pod)?.annotations };
+}
+
+/**
+ * The annotations part of a JSON merge patch that turns the status in `prev`
+ * into `next`: changed or new annotations with their value, status
+ * annotations that are gone as null. Other annotations are never touched.
+ * Empty object: nothing to publish.
+ */
+export function diffAnnotations(
+  prev: Readonly<Record<string, string | undefined>> | undefined,
+  next: Readonly<Record<string, string>>,
+): Record<string, string | null> {
+  const patch: Record<string, string | null> = {};
+  for (const [name, value] of Object.entries(next)) if (prev?.[name] !== value) patch[name] = value;
+  for (const name of Object.keys(prev ?? {})) if (isStatusAnnotation(name) && !Object.hasOwn(next, name)) patch[name] = null;
+  return patch;
 }
 
 function sameAnnotations(a: Readonly<Annotations>, b: Readonly<Annotations>): boolean {
@@ -109,16 +126,16 @@ function clearTimer(state: PublisherState): void {
 async function attemptOnce(state: PublisherState, target: Annotations, since: number): Promise<void> {
   const { client } = state.options;
   if (state.current === undefined) {
-    state.current = podSummary(await client.get(state.podPath, {}, callSignal(state.closing.signal, state.requestTimeoutMs)));
+    state.current = podStatus(await client.get(state.podPath, {}, callSignal(state.closing.signal, state.requestTimeoutMs)));
   }
   const patch = diffAnnotations(state.current, target);
   if (Object.keys(patch).length === 0) return;
   const body = { metadata: { annotations: patch } };
   const bytes = Buffer.byteLength(JSON.stringify(body));
   const signal = callSignal(state.closing.signal, state.requestTimeoutMs);
-  state.current = podSummary(await client.mergePatch(state.podPath, body, signal));
+  state.current = podStatus(await client.mergePatch(state.podPath, body, signal));
   const latencyMs = Date.now() - since;
-  state.log.debug({ changed: Object.keys(patch).length, bytes, latencyMs }, 'summary published');
+  state.log.debug({ changed: Object.keys(patch).length, bytes, latencyMs }, 'status published');
   state.options.onPublished?.(latencyMs, bytes);
 }
 
@@ -130,7 +147,7 @@ function onAttemptFailed(state: PublisherState, err: unknown, since: number): vo
   state.pendingSince = Math.min(since, state.pendingSince ?? since);
   state.options.onFailure?.(err);
   if (!isRetryable(err)) {
-    state.log.error({ err, status: statusOf(err), detail: describeError(err) }, 'the API rejected the summary patch; not retried until the summary changes');
+    state.log.error({ err, status: statusOf(err), detail: describeError(err) }, 'the API rejected the status patch; not retried until the status changes');
     return;
   }
   state.dirty = true;
@@ -138,7 +155,7 @@ function onAttemptFailed(state: PublisherState, err: unknown, since: number): vo
   const delayMs = Math.max(backoffMs(state.attempt, backoff), Math.min(retryAfterMs(err) ?? 0, backoff.maxBackoffMs));
   state.log.warn(
     { err, status: statusOf(err), detail: describeError(err), attempt: state.attempt, retryInMs: delayMs },
-    'publishing the summary failed; retrying',
+    'publishing the status failed; retrying',
   );
   state.running = undefined;
   schedule(state, delayMs);
@@ -164,9 +181,9 @@ function run(state: PublisherState): void {
 
 function publish(state: PublisherState, annotations: Readonly<Record<string, string>>): void {
   if (state.closed) return;
-  const next = summaryOf(annotations);
-  const ignored = Object.keys(annotations).filter((name) => !isSummaryAnnotation(name));
-  if (ignored.length > 0) state.log.warn({ ignored }, 'publish: ignoring annotations that are not part of the summary');
+  const next = ownAnnotations(annotations);
+  const ignored = Object.keys(annotations).filter((name) => !isStatusAnnotation(name));
+  if (ignored.length > 0) state.log.warn({ ignored }, 'publish: ignoring annotations that are not part of the status');
   if (state.desired !== undefined && sameAnnotations(state.desired, next)) return;
   state.desired = next;
   state.dirty = true;

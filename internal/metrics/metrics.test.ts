@@ -1,13 +1,34 @@
+// The agent's metrics: every family on its own registry, named with its unit;
+// the scrape parses; the scrape-time metrics follow the snapshots given to
+// readFrom() (peer source, directory, index, coalescing); the publish hooks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { register as globalRegistry } from 'prom-client';
 import { createPeerStats } from '../peer/stats.ts';
 import { parseExposition, sumSamples } from '../../tests/support/exposition.ts';
-import { createMetrics, METRIC_PREFIX } from './metrics.ts';
-import { publishHooks, recordSummary } from './record.ts';
+import { createMetrics, METRIC_PREFIX, type IndexMetricsStats } from './metrics.ts';
+import { publishHooks } from './record.ts';
 
 /** Units a metric name may end with: a base unit, or a count of a thing. */
-const UNIT_SUFFIXES = ['_total', '_seconds', '_bytes', '_ratio', '_keys', 'peers', '_fetches'];
+const UNIT_SUFFIXES = ['_total', '_seconds', '_bytes', '_ratio', '_keys', 'peers', '_fetches', '_shards', '_postings'];
+
+/** An index's stats: every number distinct, to see each one land where it belongs. */
+const INDEX_STATS: IndexMetricsStats = {
+  keys: 2013,
+  ownedShards: 51,
+  postings: 4120,
+  pushesReceived: 80,
+  lookupsAnswered: 15,
+  pushes: 40,
+  pushFailures: 3,
+  fullShards: 64,
+  deltaShards: 12,
+  resends: 2,
+  lookups: 10,
+  cacheHits: 4,
+  secondAsks: 1,
+  ownerFailures: 1,
+};
 
 test('every metric is on the agent registry, named mirra_* with its unit', async () => {
   const metrics = createMetrics();
@@ -20,7 +41,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   }
   // prom-client's own defaults have a gauge named *_total (nodejs_active_resources_total): checked for ours only.
   const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
-  assert.equal(own.length, 26);
+  assert.equal(own.length, 32);
   for (const family of own) {
     assert.ok(
       UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)),
@@ -40,8 +61,15 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
     'mirra_peer_penalties_total',
     'mirra_peers',
     'mirra_advertised_keys',
-    'mirra_annotation_bytes',
-    'mirra_summary_degraded_total',
+    'mirra_index_owned_shards',
+    'mirra_index_postings',
+    'mirra_index_pushes_total',
+    'mirra_index_pushed_shards_total',
+    'mirra_index_resends_total',
+    'mirra_index_lookups_total',
+    'mirra_index_second_owner_asks_total',
+    'mirra_index_owner_failures_total',
+    'mirra_index_owner_requests_total',
     'mirra_publish_duration_seconds',
     'mirra_publish_failures_total',
     'mirra_nodejs_eventloop_lag_seconds',
@@ -49,15 +77,22 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   ]) {
     assert.ok(names.has(name), `declares ${name}`);
   }
+  for (const gone of ['mirra_annotation_bytes', 'mirra_summary_false_positive_ratio', 'mirra_summary_degraded_total']) {
+    assert.ok(!names.has(gone), `${gone} went with the summary annotations`);
+  }
 });
 
 test('two agents in one process have separate registries', async () => {
   const a = createMetrics();
   const b = createMetrics();
-  a.summaryDegraded.inc();
+  a.publishFailures.inc();
+  a.readFrom({ index: () => ({ ...INDEX_STATS, keys: 5 }) });
   const scrapeB = parseExposition(await b.registry.metrics());
-  assert.equal(sumSamples(scrapeB, 'mirra_summary_degraded_total'), 0);
-  assert.equal(sumSamples(parseExposition(await a.registry.metrics()), 'mirra_summary_degraded_total'), 1);
+  assert.equal(sumSamples(scrapeB, 'mirra_publish_failures_total'), 0);
+  assert.equal(sumSamples(scrapeB, 'mirra_advertised_keys'), 0);
+  const scrapeA = parseExposition(await a.registry.metrics());
+  assert.equal(sumSamples(scrapeA, 'mirra_publish_failures_total'), 1);
+  assert.equal(sumSamples(scrapeA, 'mirra_advertised_keys'), 5);
 });
 
 test('the scrape parses: every sample has a TYPE and HELP, histograms have buckets', async () => {
@@ -85,19 +120,15 @@ test('scrape-time metrics follow the snapshots they read', async () => {
   const metrics = createMetrics();
   const before = parseExposition(await metrics.registry.metrics());
   assert.equal(sumSamples(before, 'mirra_peer_hedges_total'), 0, 'zero while peer-to-peer is off');
-  assert.equal(before.samples.filter((s) => s.name === 'mirra_peers').length, 0, 'no peer gauge without an index');
+  assert.equal(before.samples.filter((s) => s.name === 'mirra_peers').length, 0, 'no peer gauge without a directory');
 
   const peerStats = createPeerStats();
-  let known = 3;
-  metrics.readFrom({
-    peerSource: () => ({ ...peerStats }),
-    peerIndex: () => ({ peers: known, candidates: 2, shardDecodes: 0, filterBytes: 0 }),
-    peerDirectory: () =>
-      new Map([
-        ['a', { ready: true }],
-        ['b', { ready: false }],
-      ]),
-  });
+  const directory = new Map([
+    ['a', { ready: true }],
+    ['b', { ready: false }],
+    ['c', { ready: true }],
+  ]);
+  metrics.readFrom({ peerSource: () => ({ ...peerStats }), peerDirectory: () => directory });
   peerStats.hedges = 4;
   peerStats.resumes = 2;
   peerStats.digestMismatches = 1;
@@ -111,15 +142,16 @@ test('scrape-time metrics follow the snapshots they read', async () => {
   assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'hit' }), 7);
   assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'no_candidates' }), 5);
   assert.equal(sumSamples(scrape, 'mirra_peer_lookups_total', { result: 'streams_limited' }), 3);
-  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 3);
-  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'candidate' }), 2);
-  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'ready' }), 1);
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 3, 'every agent with an endpoint');
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'ready' }), 2);
+  assert.deepEqual([...new Set(scrape.samples.filter((s) => s.name === 'mirra_peers').map((s) => s.labels['state']))].sort(), ['known', 'ready']);
 
   peerStats.hedges = 6;
-  known = 1;
+  directory.delete('a');
   scrape = parseExposition(await metrics.registry.metrics());
   assert.equal(sumSamples(scrape, 'mirra_peer_hedges_total'), 6, 'moves with the snapshot, not added twice');
-  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 1);
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'known' }), 2);
+  assert.equal(sumSamples(scrape, 'mirra_peers', { state: 'ready' }), 1);
 });
 
 test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coalesced streams', async () => {
@@ -145,20 +177,44 @@ test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coales
   assert.equal(sumSamples(scrape, 'mirra_follows_yielded_total'), 1);
 });
 
-test('summary and publishing', async () => {
+test('the index: its gauges and counters follow its stats at every scrape', async () => {
   const metrics = createMetrics();
-  const stats = { keys: 1000, bytes: 1400, bytesPerKey: 1.4, rangePerKey: 128, fingerprintBits: 7, fpRate: 1 / 128, degraded: false, saturated: false };
-  recordSummary(metrics, stats);
-  recordSummary(metrics, { ...stats, keys: 200_000, bytes: 120_000, rangePerKey: 32, fpRate: 1 / 32, degraded: true });
+  const before = parseExposition(await metrics.registry.metrics());
+  for (const name of ['mirra_advertised_keys', 'mirra_index_owned_shards', 'mirra_index_postings', 'mirra_index_pushes_total', 'mirra_index_lookups_total']) {
+    assert.equal(sumSamples(before, name), 0, `${name} is zero while peer-to-peer is off`);
+  }
+
+  let stats: IndexMetricsStats = INDEX_STATS;
+  metrics.readFrom({ index: () => stats });
+  let scrape = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(scrape, 'mirra_advertised_keys'), 2013);
+  assert.equal(sumSamples(scrape, 'mirra_index_owned_shards'), 51);
+  assert.equal(sumSamples(scrape, 'mirra_index_postings'), 4120);
+  assert.equal(sumSamples(scrape, 'mirra_index_pushes_total', { result: 'ok' }), 37, 'pushes less failures');
+  assert.equal(sumSamples(scrape, 'mirra_index_pushes_total', { result: 'failed' }), 3);
+  assert.equal(sumSamples(scrape, 'mirra_index_pushed_shards_total', { op: 'full' }), 64);
+  assert.equal(sumSamples(scrape, 'mirra_index_pushed_shards_total', { op: 'delta' }), 12);
+  assert.equal(sumSamples(scrape, 'mirra_index_resends_total'), 2);
+  assert.equal(sumSamples(scrape, 'mirra_index_lookups_total', { source: 'cache' }), 4);
+  assert.equal(sumSamples(scrape, 'mirra_index_lookups_total', { source: 'owner' }), 6, 'lookups less cache hits');
+  assert.equal(sumSamples(scrape, 'mirra_index_second_owner_asks_total'), 1);
+  assert.equal(sumSamples(scrape, 'mirra_index_owner_failures_total'), 1);
+  assert.equal(sumSamples(scrape, 'mirra_index_owner_requests_total', { kind: 'push' }), 80);
+  assert.equal(sumSamples(scrape, 'mirra_index_owner_requests_total', { kind: 'lookup' }), 15);
+
+  stats = { ...stats, keys: 2014, pushes: 41 };
+  scrape = parseExposition(await metrics.registry.metrics());
+  assert.equal(sumSamples(scrape, 'mirra_advertised_keys'), 2014);
+  assert.equal(sumSamples(scrape, 'mirra_index_pushes_total', { result: 'ok' }), 38, 'moves with the snapshot, not added twice');
+});
+
+test('publishing the status annotations', async () => {
+  const metrics = createMetrics();
   const hooks = publishHooks(metrics);
   hooks.onPublished(2300, 512);
   hooks.onPublished(100, 64);
   hooks.onFailure(new Error('boom'));
   const scrape = parseExposition(await metrics.registry.metrics());
-  assert.equal(sumSamples(scrape, 'mirra_advertised_keys'), 200_000);
-  assert.equal(sumSamples(scrape, 'mirra_annotation_bytes'), 120_000);
-  assert.equal(sumSamples(scrape, 'mirra_summary_false_positive_ratio'), 1 / 32);
-  assert.equal(sumSamples(scrape, 'mirra_summary_degraded_total'), 1);
   assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_count'), 2);
   assert.equal(sumSamples(scrape, 'mirra_publish_duration_seconds_sum'), 2.4);
   assert.equal(sumSamples(scrape, 'mirra_publish_bytes_total'), 576);

@@ -5,25 +5,48 @@
 //
 // Two kinds of metric:
 // - recorded as things happen (record.ts): requests from the access log, tag
-//   resolutions, the summary's size, publishing;
+//   resolutions, publishing the status annotations;
 // - read at scrape time from other components' stats() snapshots, through the
-//   functions given to readFrom(): the peer source's counters and the peers.
+//   functions given to readFrom(): the peer source's counters, the peers, the
+//   peer-to-peer index and the cold-rollout coordination.
 // collectDefaultMetrics adds the process and Node.js metrics with the same
 // prefix, among them the event-loop delay (`mirra_nodejs_eventloop_lag_*`).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PeerSourceStats } from '../peer/stats.ts';
-import type { PeerIndexStats } from '../routing/peer-index.ts';
 
 export const METRIC_PREFIX = 'mirra_';
 
 /** Where the scrape-time metrics come from; each is optional (peer-to-peer may be off). */
 export interface MetricSnapshots {
   peerSource?(): PeerSourceStats;
-  peerIndex?(): PeerIndexStats;
-  /** The peer directory (pods with an endpoint), for the ready count. */
+  /** The peer-to-peer index (internal/owners). */
+  index?(): IndexMetricsStats;
+  /** The peer directory (agents with an endpoint), for the ready count. */
   peerDirectory?(): ReadonlyMap<string, { readonly ready: boolean }>;
   /** Cold-rollout coordination (internal/coalesce), when on. */
   coalesce?(): CoalesceMetricsStats;
+}
+
+/** What the peer-to-peer index counts (internal/owners, read by internal/agent/p2p.ts). */
+export interface IndexMetricsStats {
+  /** Keys this agent holds (and pushes to their owners). */
+  keys: number;
+  /** As an owner: shards owned now, (key, holder) pairs kept, pushes and lookups answered. */
+  ownedShards: number;
+  postings: number;
+  pushesReceived: number;
+  lookupsAnswered: number;
+  /** As a holder: pushes sent by result, shards sent by kind, shards an owner asked for in full. */
+  pushes: number;
+  pushFailures: number;
+  fullShards: number;
+  deltaShards: number;
+  resends: number;
+  /** As an asker: lookups, of which answered from the cache; second owners asked; owners that failed to answer. */
+  lookups: number;
+  cacheHits: number;
+  secondAsks: number;
+  ownerFailures: number;
 }
 
 /** What the cold-rollout coordination counts (internal/coalesce, read by internal/agent/p2p.ts). */
@@ -52,10 +75,6 @@ export interface Metrics {
   readonly httpAborted: Counter<'handler' | 'source'>;
   /** Tag resolutions: `source` local | peer | none, `result` found | not_found | error. */
   readonly resolves: Counter<'source' | 'result'>;
-  readonly advertisedKeys: Gauge;
-  readonly annotationBytes: Gauge;
-  readonly summaryFalsePositiveRatio: Gauge;
-  readonly summaryDegraded: Counter;
   readonly publishDuration: Histogram;
   readonly publishBytes: Counter;
   readonly publishFailures: Counter;
@@ -71,7 +90,6 @@ interface MetricsContext {
 }
 
 type RequestMetrics = Pick<Metrics, 'httpRequests' | 'httpRequestDuration' | 'httpResponseBytes' | 'httpAborted' | 'resolves'>;
-type SummaryMetrics = Pick<Metrics, 'advertisedKeys' | 'annotationBytes' | 'summaryFalsePositiveRatio' | 'summaryDegraded'>;
 type PublishMetrics = Pick<Metrics, 'publishDuration' | 'publishBytes' | 'publishFailures'>;
 
 /** A counter set from a snapshot at every scrape: one value, or one per value of its label. */
@@ -95,7 +113,7 @@ const PEER_SOURCE_COUNTERS: readonly SnapshotCounter<PeerSourceStats>[] = [
     help: 'Peer faults (failed attempts, failures mid-body, wrong bytes) for which the peer was moved last for a while.',
     values: (s) => s.penalties,
   },
-  { name: 'peer_false_positives_total', help: '404 answers from peers whose summary claimed the key.', values: (s) => s.misses },
+  { name: 'peer_false_positives_total', help: '404 answers from peers a shard owner named as holders of the key.', values: (s) => s.misses },
   {
     name: 'peer_lookups_total',
     help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no network I/O), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
@@ -111,6 +129,41 @@ const PEER_SOURCE_COUNTERS: readonly SnapshotCounter<PeerSourceStats>[] = [
     name: 'follows_yielded_total',
     help: "Streams from another node's fetch cut before their first byte so that containerd's download slot went to this node's own fetch (containerd asks again).",
     values: (s) => s.yielded,
+  },
+];
+
+/** The peer-to-peer index's counters (internal/owners), read at scrape time. */
+const INDEX_COUNTERS: readonly SnapshotCounter<IndexMetricsStats>[] = [
+  {
+    name: 'index_pushes_total',
+    help: "Pushes of this agent's keys to shard owners, by result (ok, failed: retried with backoff).",
+    label: 'result',
+    values: (s) => ({ ok: s.pushes - s.pushFailures, failed: s.pushFailures }),
+  },
+  {
+    name: 'index_pushed_shards_total',
+    help: 'Shards pushed to owners, by op: full (an owner new to the shard, restarted or asking), delta (a change).',
+    label: 'op',
+    values: (s) => ({ full: s.fullShards, delta: s.deltaShards }),
+  },
+  { name: 'index_resends_total', help: 'Shards an owner asked for in full (its digest did not match: a lost push).', values: (s) => s.resends },
+  {
+    name: 'index_lookups_total',
+    help: 'Lookups of a missed key, by where the holders came from: cache (a recent answer), owner (asked).',
+    label: 'source',
+    values: (s) => ({ cache: s.cacheHits, owner: s.lookups - s.cacheHits }),
+  },
+  {
+    name: 'index_second_owner_asks_total',
+    help: "Lookups that asked the shard's second owner too (the first failed, was slow, or took the shard over lately).",
+    values: (s) => s.secondAsks,
+  },
+  { name: 'index_owner_failures_total', help: 'Lookups an owner did not answer (error or timeout).', values: (s) => s.ownerFailures },
+  {
+    name: 'index_owner_requests_total',
+    help: 'Requests this agent answered as a shard owner, by kind: push (a holder sent keys), lookup (an asker wanted holders).',
+    label: 'kind',
+    values: (s) => ({ push: s.pushesReceived, lookup: s.lookupsAnswered }),
   },
 ];
 
@@ -184,24 +237,41 @@ function registerPeerSourceCounters({ registers, snapshots }: MetricsContext): v
 function registerPeerStates({ registers, snapshots }: MetricsContext): void {
   new Gauge({
     name: `${METRIC_PREFIX}peers`,
-    help: 'Peers by state: known (in the index), ready (endpoint ready), candidate (ready with a usable summary).',
+    help: 'Peers by state: known (an endpoint in the EndpointSlices), ready (endpoint ready: a member of the index).',
     labelNames: ['state'] as const,
     registers,
     collect() {
-      const index = snapshots.peerIndex?.();
       const directory = snapshots.peerDirectory?.();
       this.reset();
-      if (index !== undefined) {
-        this.set({ state: 'known' }, index.peers);
-        this.set({ state: 'candidate' }, index.candidates);
-      }
-      if (directory !== undefined) {
-        let ready = 0;
-        for (const peer of directory.values()) if (peer.ready) ready++;
-        this.set({ state: 'ready' }, ready);
-      }
+      if (directory === undefined) return;
+      let ready = 0;
+      for (const peer of directory.values()) if (peer.ready) ready++;
+      this.set({ state: 'known' }, directory.size);
+      this.set({ state: 'ready' }, ready);
     },
   });
+}
+
+/** A gauge set from the index's stats at every scrape. */
+function indexGauge(context: MetricsContext, name: string, help: string, value: (s: IndexMetricsStats) => number): void {
+  new Gauge({
+    name: METRIC_PREFIX + name,
+    help,
+    registers: context.registers,
+    collect() {
+      const stats = context.snapshots.index?.();
+      this.reset();
+      if (stats !== undefined) this.set(value(stats));
+    },
+  });
+}
+
+/** The peer-to-peer index: what this agent holds and owns, and its pushes and lookups. */
+function registerIndexMetrics(context: MetricsContext): void {
+  indexGauge(context, 'advertised_keys', 'Keys (digests and image references) this agent holds and pushes to their shard owners.', (s) => s.keys);
+  indexGauge(context, 'index_owned_shards', 'Shards of the key space this agent owns now.', (s) => s.ownedShards);
+  indexGauge(context, 'index_postings', '(key, holder) pairs this agent keeps as a shard owner.', (s) => s.postings);
+  for (const spec of INDEX_COUNTERS) registerSnapshotCounter(context.registers, () => context.snapshots.index?.(), spec);
 }
 
 function createRequestMetrics({ registers }: MetricsContext): RequestMetrics {
@@ -240,36 +310,11 @@ function createRequestMetrics({ registers }: MetricsContext): RequestMetrics {
   };
 }
 
-function createSummaryMetrics({ registers }: MetricsContext): SummaryMetrics {
-  return {
-    advertisedKeys: new Gauge({
-      name: `${METRIC_PREFIX}advertised_keys`,
-      help: 'Keys (digests and image references) in the summary this agent advertises.',
-      registers,
-    }),
-    annotationBytes: new Gauge({
-      name: `${METRIC_PREFIX}annotation_bytes`,
-      help: "Bytes of the summary annotations (names and values) on this agent's pod.",
-      registers,
-    }),
-    summaryFalsePositiveRatio: new Gauge({
-      name: `${METRIC_PREFIX}summary_false_positive_ratio`,
-      help: 'Upper bound of the false-positive rate of the current summary (1 when saturated).',
-      registers,
-    }),
-    summaryDegraded: new Counter({
-      name: `${METRIC_PREFIX}summary_degraded_total`,
-      help: 'Summaries that were over budget and degraded to a higher false-positive rate.',
-      registers,
-    }),
-  };
-}
-
 function createPublishMetrics({ registers }: MetricsContext): PublishMetrics {
   return {
     publishDuration: new Histogram({
       name: `${METRIC_PREFIX}publish_duration_seconds`,
-      help: 'Time from a change of the summary until it was on the pod (debounce included).',
+      help: "Time from a change of the agent's status annotations until they were on the pod (the rate limit included).",
       buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120],
       registers,
     }),
@@ -280,7 +325,7 @@ function createPublishMetrics({ registers }: MetricsContext): PublishMetrics {
     }),
     publishFailures: new Counter({
       name: `${METRIC_PREFIX}publish_failures_total`,
-      help: 'Failed reads or patches of the own pod while publishing the summary.',
+      help: 'Failed reads or patches of the own pod while publishing the status annotations.',
       registers,
     }),
   };
@@ -293,11 +338,11 @@ export function createMetrics(): Metrics {
   registerProcessMetrics(registry);
   registerPeerSourceCounters(context);
   registerPeerStates(context);
+  registerIndexMetrics(context);
   registerCoalesceMetrics(context);
   return {
     registry,
     ...createRequestMetrics(context),
-    ...createSummaryMetrics(context),
     ...createPublishMetrics(context),
     readFrom(more) {
       Object.assign(context.snapshots, more);

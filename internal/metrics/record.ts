@@ -2,7 +2,6 @@
 // per hook, so that the wiring in cmd/ stays one line each.
 import type { ContentSource } from '../content/source.ts';
 import type { AccessLine } from '../registry/access-log.ts';
-import type { EncodeStats } from '../routing/encode.ts';
 import type { Metrics } from './metrics.ts';
 
 /** The `source` label of a request: a 404 for content is a miss (containerd goes upstream). */
@@ -20,14 +19,6 @@ export function recordRequest(metrics: Metrics, line: Readonly<AccessLine>): voi
   metrics.httpRequestDuration.observe({ handler, source }, line.latencyMs / 1000);
   if (line.bytesSent !== undefined && line.bytesSent > 0) metrics.httpResponseBytes.inc({ handler, source, from }, line.bytesSent);
   if (line.aborted === true) metrics.httpAborted.inc({ handler, source });
-}
-
-/** After each encoding of the summary: its size now; a degraded summary counts (encode's onDegrade fires exactly then). */
-export function recordSummary(metrics: Metrics, stats: EncodeStats): void {
-  if (stats.degraded) metrics.summaryDegraded.inc();
-  metrics.advertisedKeys.set(stats.keys);
-  metrics.annotationBytes.set(stats.bytes);
-  metrics.summaryFalsePositiveRatio.set(stats.fpRate);
 }
 
 /** The publisher's onPublished / onFailure hooks. */

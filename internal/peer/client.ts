@@ -23,6 +23,8 @@ export interface PeerRequest {
   /** Path and query, e.g. `/v2/library/nginx/blobs/sha256:...?ns=docker.io`. */
   path: string;
   headers?: Record<string, string>;
+  /** A small body sent whole (the index's pushes, internal/owners); its length goes in content-length. */
+  body?: Buffer;
   /** Reject when no response headers came within this time. */
   headersTimeoutMs: number;
   signal?: AbortSignal;
@@ -110,7 +112,7 @@ export function peerRequest(agent: Agent, candidate: Candidate, request: PeerReq
       done();
       reject(err instanceof PeerRequestError ? err : new PeerRequestError(`${candidate.name}: ${err.message}`));
     });
-    req.end();
+    req.end(request.body);
   });
 }
 

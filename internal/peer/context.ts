@@ -29,7 +29,7 @@ export interface PeerManifest extends FetchedManifest {
 export interface PeerContext {
   log: Logger;
   /** The peers that may have a key, best first, never self (PeerSourceOptions.candidates). */
-  candidates(key: string): readonly Candidate[];
+  candidates(key: string): readonly Candidate[] | Promise<readonly Candidate[]>;
   /** Candidates asked per request at most. */
   maxCandidates: number;
   /** The connections, the headers timeout and the signer of every attempt. */
@@ -98,8 +98,8 @@ export function penalise(ctx: PeerContext, candidate: Candidate, reason: string)
 }
 
 /** The candidates for `key`, penalised ones last, at most maxCandidates; counts the lookup. */
-export function candidatesFor(ctx: PeerContext, key: string): readonly Candidate[] {
-  const all = ctx.penalties.order(ctx.candidates(key), key);
+export async function candidatesFor(ctx: PeerContext, key: string): Promise<readonly Candidate[]> {
+  const all = ctx.penalties.order(await ctx.candidates(key), key);
   if (all.length === 0) ctx.counters.noCandidates++;
   else ctx.counters.lookups++;
   return all.length > ctx.maxCandidates ? all.slice(0, ctx.maxCandidates) : all;

@@ -40,7 +40,7 @@ import { resolveTagOnPeers } from './tag-path.ts';
 
 export interface PeerSourceOptions {
   /** The peers that may have a key (a digest, or a reference `registry/name:tag`), best first, never self. */
-  candidates(key: string): readonly Candidate[];
+  candidates(key: string): readonly Candidate[] | Promise<readonly Candidate[]>;
   logger: Logger;
   /** Resolve tags through peers (else resolveTag always answers undefined). */
   resolveTags: boolean;
@@ -144,7 +144,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     async locate(request, digest) {
       const parsed = parseDigest(digest);
       if (parsed === undefined) return undefined;
-      const candidates = candidatesFor(ctx, digest);
+      const candidates = await candidatesFor(ctx, digest);
       if (candidates.length === 0) {
         // Blob GETs only: manifests and tags stay per node, and containerd never HEADs a blob in a pull.
         const { follow } = options;

@@ -12,7 +12,7 @@ export function resolveTagOnPeers(ctx: PeerContext, request: ContentRequest, tag
   const reference = imageReference(request.registry, request.name, tag);
   // Many HEADs of one tag at once (a rollout) make one race, not one each.
   return ctx.tagFlight.run(reference, async () => {
-    const candidates = candidatesFor(ctx, reference);
+    const candidates = await candidatesFor(ctx, reference);
     if (candidates.length === 0) return undefined;
     const winner = await race(ctx, {
       candidates,

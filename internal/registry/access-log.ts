@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { clip, pathOf } from './path.ts';
 
 /** `fetches`: a peer's fetch coordination (routes-fetches.ts). */
-export type HandlerKind = 'base' | 'manifest' | 'blob' | 'probe' | 'fetches' | 'unknown';
+export type HandlerKind = 'base' | 'manifest' | 'blob' | 'probe' | 'fetches' | 'index' | 'holders' | 'unknown';
 
 export interface AccessLogState {
   startMs: number;

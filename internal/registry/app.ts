@@ -19,6 +19,7 @@ import { answerClientError, answerConnect, answerExpectation, frameworkErrorResp
 import { sendOciError, toOciError } from './errors.ts';
 import { installHealthRoutes } from './health.ts';
 import { installFetchRoutes, type FetchRoutesOptions } from './routes-fetches.ts';
+import { installIndexRoutes, type IndexRoutesOptions } from './routes-index.ts';
 import { createPolicy } from './policy.ts';
 import { installUnderPressure, type UnderPressureOptions } from './pressure.ts';
 import { API_VERSION, API_VERSION_HEADER, installRoutes } from './routes.ts';
@@ -61,6 +62,8 @@ export interface RegistryAppOptions {
   localClients?: AddressAllowList;
   /** This agent's fetch records as the coordinator of cold-rollout fetches (routes-fetches.ts); undefined: no coordination routes. */
   fetchRecords?: FetchRoutesOptions['records'];
+  /** This agent as a shard owner of the peer-to-peer index (routes-index.ts); undefined: no index routes. */
+  indexOwner?: IndexRoutesOptions['owner'];
 }
 
 /**
@@ -116,6 +119,9 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
   // After the routes' method guard (405 first), before any content is looked at.
   installAdmission(app, { peerVerifier: options.peerVerifier, localClients: options.localClients, log });
   if (options.fetchRecords !== undefined) installFetchRoutes(app, { records: options.fetchRecords, peerVerifier: options.peerVerifier, log });
+  if (options.indexOwner !== undefined) {
+    installIndexRoutes(app, { owner: options.indexOwner, peerVerifier: options.peerVerifier, localClients: options.localClients, log });
+  }
 
   app.setNotFoundHandler((request, reply) => {
     sendOciError(reply, toOciError({ statusCode: 404, code: 'FST_ERR_NOT_FOUND' }));

@@ -25,6 +25,8 @@ export const ERROR_TABLE = {
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
   UNKNOWN: { status: 500, message: 'unknown error' },
+  /** mirra's own: a peer's push to the index (routes-index.ts) that cannot be read. */
+  INDEX_INVALID: { status: 400, message: 'index push invalid' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type OciErrorCode = keyof typeof ERROR_TABLE;

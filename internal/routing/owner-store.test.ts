@@ -11,7 +11,8 @@ import { createOwnerStore, keyNumber, type OwnerStore } from './owner-store.ts';
 const SHARDS = 4;
 const HOLDERS = ['agent-a', 'agent-b', 'agent-c', 'agent-d'];
 /** 24 keys; key i lives in shard i % SHARDS (as jump hash puts each key in one shard). */
-const KEYS: KeyHash[] = Array.from({ length: 24 }, (_, i) => keyHashOf(Math.imul(i + 1, 0x9e3779b1) >>> 0, Math.imul(i + 7, 0x85ebca6b) >>> 0));
+const HASHES: KeyHash[] = Array.from({ length: 24 }, (_, i) => keyHashOf(Math.imul(i + 1, 0x9e3779b1) >>> 0, Math.imul(i + 7, 0x85ebca6b) >>> 0));
+const KEYS: number[] = HASHES.map(keyNumber);
 const shardOf = (i: number): number => i % SHARDS;
 
 type Op =
@@ -95,9 +96,9 @@ function check(store: OwnerStore, oracle: Oracle): void {
   let postings = 0;
   for (const shards of oracle.values()) for (const keys of shards.values()) postings += keys.size;
   assert.equal(store.stats().postings, postings);
-  KEYS.forEach((hash, i) => {
+  KEYS.forEach((key, i) => {
     const expected = HOLDERS.filter((holder) => oracle.get(holder)?.get(shardOf(i))?.has(i) === true);
-    assert.deepEqual([...store.holders(hash)].sort(), expected, `holders of key ${i}`);
+    assert.deepEqual([...store.holders(key)].sort(), expected, `holders of key ${i}`);
   });
   for (const holder of HOLDERS) {
     for (let shard = 0; shard < SHARDS; shard++) {

@@ -9,10 +9,10 @@
 // among the ~40,000 of one owner's shards is about one in 10^8 and costs a
 // false positive (a holder asked for a key it lacks answers 404), as the
 // summary's filters do. A key belongs to one shard (jump hash); a holder that
-// names it under two loses it from lookups when either is cleared. Memory: one Map entry per key and one Set entry per
-// (holder, key), about 150 bytes per posting; at 5,000 agents x 2,000 keys,
-// 2 owners per shard, each agent holds 4,000 postings on average.
-import { fmix32, type KeyHash } from './hash.ts';
+// names it under two loses it from lookups when either is cleared. Memory: a
+// Set entry per (holder, key) in each view; bench:scale measures the bytes
+// per posting and one agent's whole routing state at 5,000 agents.
+import { fmix32, jumpHash, type KeyHash } from './hash.ts';
 
 export interface OwnerStoreStats {
   /** Distinct keys held for by at least one holder. */
@@ -24,16 +24,16 @@ export interface OwnerStoreStats {
 }
 
 export interface OwnerStore {
-  /** Everything `holder` has in `shard`, replacing what it had there. */
-  replace(holder: string, shard: number, keys: readonly KeyHash[]): void;
+  /** Everything `holder` has in `shard` (key numbers, keyNumber()), replacing what it had there. */
+  replace(holder: string, shard: number, keys: readonly number[]): void;
   /** `holder` gained `added` and lost `removed` in `shard`. */
-  apply(holder: string, shard: number, added: readonly KeyHash[], removed: readonly KeyHash[]): void;
+  apply(holder: string, shard: number, added: readonly number[], removed: readonly number[]): void;
   /** Forgets a holder everywhere (its agent is gone). */
   removeHolder(holder: string): void;
   /** Forgets a shard (no longer owned here). */
   dropShard(shard: number): void;
-  /** The holders of a key, in the order they first told of it. */
-  holders(hash: KeyHash): string[];
+  /** The holders of a key number, in the order they first told of it (the store's own set: do not change it). */
+  holders(key: number): ReadonlySet<string>;
   /** An order-free digest of what `holder` has in `shard` here: `<count>-<hex>`, `0-0` for nothing. */
   digest(holder: string, shard: number): string;
   stats(): OwnerStoreStats;
@@ -42,6 +42,17 @@ export interface OwnerStore {
 /** 53 bits of a key's 64-bit hash: exact in a double, a Map key without allocation. */
 export function keyNumber(hash: KeyHash): number {
   return (hash.hi >>> 11) * 4294967296 + hash.lo;
+}
+
+/** The high 21 and low 32 bits of a key number. */
+export function keyHalves(key: number): { hi: number; lo: number } {
+  return { hi: Math.floor(key / 4294967296), lo: key % 4294967296 };
+}
+
+/** The shard of a key number among `shards` (jump consistent hash of its bits: a change of S moves ~1/S of the keys). */
+export function shardOfKey(key: number, shards: number): number {
+  const { hi, lo } = keyHalves(key);
+  return jumpHash(hi, lo, shards);
 }
 
 /** The digest's per-key term: two mixed 32-bit words, summed, so that the order of the keys does not matter. */
@@ -53,24 +64,22 @@ function digestTerms(key: number): [number, number] {
 
 /** The store's two views of the same postings: by key (lookups) and by shard and holder (replace, deltas, digests). */
 interface Postings {
-  /** key -> holder names. */
-  readonly byKey: Map<number, string[]>;
+  /** key -> holder names (a Set: a popular key has thousands of holders, each added and removed in O(1)). */
+  readonly byKey: Map<number, Set<string>>;
   /** shard -> holder -> keys. */
   readonly byShard: Map<number, Map<string, Set<number>>>;
 }
 
 function unlink(p: Postings, key: number, holder: string): void {
   const names = p.byKey.get(key);
-  const at = names?.indexOf(holder) ?? -1;
-  if (names === undefined || at < 0) return;
-  names.splice(at, 1);
-  if (names.length === 0) p.byKey.delete(key);
+  if (names === undefined || !names.delete(holder)) return;
+  if (names.size === 0) p.byKey.delete(key);
 }
 
 function link(p: Postings, key: number, holder: string): void {
   const names = p.byKey.get(key);
-  if (names === undefined) p.byKey.set(key, [holder]);
-  else if (!names.includes(holder)) names.push(holder);
+  if (names === undefined) p.byKey.set(key, new Set([holder]));
+  else names.add(holder);
 }
 
 /** The keys `holder` has in `shard`, made empty when `create` and not there. */
@@ -98,8 +107,9 @@ function clear(p: Postings, holder: string, shard: number): void {
   if (holders.size === 0) p.byShard.delete(shard);
 }
 
-function digestOf(keys: ReadonlySet<number> | undefined): string {
-  if (keys === undefined) return '0-0';
+/** The order-free digest of a set of key numbers, as the owner computes it for a holder and shard: `<count>-<hex>`, `0-0` for none. */
+export function digestOf(keys: ReadonlySet<number> | undefined): string {
+  if (keys === undefined || keys.size === 0) return '0-0';
   let a = 0;
   let b = 0;
   for (const key of keys) {
@@ -122,10 +132,12 @@ function statsOf(p: Postings): OwnerStoreStats {
   return { keys: p.byKey.size, postings, holders: holders.size, shards: p.byShard.size };
 }
 
+const NO_HOLDERS: ReadonlySet<string> = new Set();
+
 export function createOwnerStore(): OwnerStore {
   const p: Postings = { byKey: new Map(), byShard: new Map() };
-  const add = (set: Set<number>, holder: string, hash: KeyHash): void => {
-    const key = keyNumber(hash);
+  const add = (set: Set<number>, holder: string, key: number): void => {
+    if (set.has(key)) return;
     set.add(key);
     link(p, key, holder);
   };
@@ -133,16 +145,13 @@ export function createOwnerStore(): OwnerStore {
     replace(holder, shard, keys) {
       clear(p, holder, shard);
       const set = keys.length === 0 ? undefined : keysOf(p, holder, shard, true);
-      for (const hash of keys) if (set !== undefined) add(set, holder, hash);
+      for (const key of keys) if (set !== undefined) add(set, holder, key);
     },
     apply(holder, shard, added, removed) {
       const set = keysOf(p, holder, shard, added.length > 0);
       if (set === undefined) return;
-      for (const hash of removed) {
-        const key = keyNumber(hash);
-        if (set.delete(key)) unlink(p, key, holder);
-      }
-      for (const hash of added) add(set, holder, hash);
+      for (const key of removed) if (set.delete(key)) unlink(p, key, holder);
+      for (const key of added) add(set, holder, key);
       if (set.size === 0) clear(p, holder, shard);
     },
     removeHolder(holder) {
@@ -151,7 +160,7 @@ export function createOwnerStore(): OwnerStore {
     dropShard(shard) {
       for (const holder of [...(p.byShard.get(shard)?.keys() ?? [])]) clear(p, holder, shard);
     },
-    holders: (hash) => [...(p.byKey.get(keyNumber(hash)) ?? [])],
+    holders: (key) => p.byKey.get(key) ?? NO_HOLDERS,
     digest: (holder, shard) => digestOf(keysOf(p, holder, shard, false)),
     stats: () => statsOf(p),
   };

@@ -96,15 +96,7 @@ async function startLoadCluster(): Promise<{ cluster: Cluster; nodeOptions: stri
   const cluster = await startCluster({
     agentEntry,
     nodes: 2,
-    agentArgs: [
-      '--log-level',
-      'warn',
-      '--max-rss',
-      maxRss,
-      '--publish-debounce',
-      '300ms',
-      ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
-    ],
+    agentArgs: ['--log-level', 'warn', '--max-rss', maxRss, ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
     agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },
     metrics: true,
   });

@@ -76,18 +76,13 @@ test('default values: the objects of an install, consistent with each other', as
   assert.equal(objs(field(pod, 'tolerations')).length, 3);
   assert.equal(field(ds, 'spec', 'updateStrategy', 'rollingUpdate', 'maxSurge'), 0);
 
-  // The agent finds its peers with these: the pod labels and the headless Service.
+  // The agent finds its peers in the headless Service's EndpointSlices: the Service selects exactly the agent pods.
   const args = agentArgs(docs);
   const podLabels = stringMap(field(ds, 'spec', 'template', 'metadata', 'labels'));
-  const selector = Object.fromEntries(
-    (flagValue(args, 'peer-selector') ?? '').split(',').map((kv): [string, string | undefined] => {
-      const [key = '', value] = kv.split('=');
-      return [key, value];
-    }),
-  );
-  assert.deepEqual(selector, podLabels);
+  const service = find(docs, 'Service', 'mirra');
+  assert.deepEqual(stringMap(field(service, 'spec', 'selector')), podLabels);
   assert.equal(flagValue(args, 'service-name'), 'mirra');
-  assert.equal(field(find(docs, 'Service', 'mirra'), 'spec', 'clusterIP'), 'None');
+  assert.equal(field(service, 'spec', 'clusterIP'), 'None');
   assert.equal(flagValue(args, 'registry-addr'), ':5000');
   assert.equal(flagValue(args, 'metrics-addr'), ':9090');
   assert.equal(flagValue(args, 'containerd-config-path'), '/etc/containerd/config.toml');
@@ -103,11 +98,11 @@ test('default values: the objects of an install, consistent with each other', as
   assert.equal(field(find(docs, 'DaemonSet', 'mirra-cleanup'), 'metadata', 'annotations', 'helm.sh/hook'), 'post-delete');
 });
 
-test('the agent Role: exactly pods get/list/watch/patch and endpointslices get/list/watch', async () => {
+test('the agent Role: exactly pods get/patch (its own status) and endpointslices get/list/watch (no pod watch)', async () => {
   const { docs } = await renderChart();
   const rules = objs(field(find(docs, 'Role', 'mirra'), 'rules')).map((r) => ({ apiGroups: strs(r['apiGroups']), resources: strs(r['resources']), verbs: strs(r['verbs']).sort() }));
   assert.deepEqual(rules, [
-    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'patch', 'watch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
   ]);
   const binding = find(docs, 'RoleBinding', 'mirra');

@@ -53,7 +53,7 @@ describe('cold rollouts: one upstream fetch per blob', { timeout: 600_000 }, () 
   const pullAt = (node: ClusterNode, name: string, delayMs: number): Promise<string> => sleep(delayMs).then(() => node.pull(ref(name)));
 
   before(async () => {
-    cluster = await startCluster({ nodes: 3, upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC, agentArgs: ['--publish-debounce', '300ms'] });
+    cluster = await startCluster({ nodes: 3, upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC });
     await cluster.waitReady();
   });
 

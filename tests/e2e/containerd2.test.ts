@@ -75,7 +75,7 @@ describe('containerd 2.1 through its CRI (transfer service)', { skip: onTwoX ? f
     cluster = await startCluster({
       nodes: 3,
       faultProxy: true,
-      agentArgs: ['--publish-debounce', '300ms'],
+
       // node-2 fetches layers in chunks, as a node with concurrent_layer_fetch_buffer set does.
       pullSettings: (index) => (index === 2 ? { chunkBytes: CHUNK_BYTES, maxConcurrentDownloads: 3 } : undefined),
     });

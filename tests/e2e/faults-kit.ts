@@ -1,6 +1,6 @@
 // The faults e2e tests' shared setup (peer-faults.test.ts, agent-faults.test.ts):
 // a 3-node harness with a fault proxy in front of every agent, images made
-// per test, and what the tests read back (who claims what, what containerd
+// per test, and what the tests read back (who holds what, what containerd
 // stored, who served whom). Every pull must end with the right content
 // (containerd checks every digest on commit; the blob files are hashed again
 // here), and none may fail that would have succeeded upstream.
@@ -9,9 +9,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
-import { HEADER_ANNOTATION, parseHeader } from '../../internal/routing/annotations.ts';
-import { createPeerIndex } from '../../internal/routing/peer-index.ts';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { holdersOf } from '../cluster/holders.ts';
 import { waitUntilServed } from '../cluster/served.ts';
 import type { FaultProxy } from '../cluster/fault-proxy.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
@@ -21,34 +20,15 @@ export const MiB = 1024 * 1024;
 const STALL_TIMEOUT = '1s';
 export const PENALISED = 'peer penalised: it goes last for a while';
 
-interface PodInfo {
-  name: string;
-  node: string;
-  annotations: Record<string, string>;
+/** The nodes the index names as holders of the key, in the order `self`'s agent asks them (no zones here). */
+export function claimants(cluster: Cluster, hasher: Hasher, key: string, self = '(nobody)'): Promise<string[]> {
+  return holdersOf(cluster, hasher, key, self);
 }
 
-export function pods(cluster: Cluster): PodInfo[] {
-  return cluster.api.list('Pod', cluster.namespace).map((pod) => {
-    const spec = (pod['spec'] ?? {}) as Record<string, unknown>;
-    return {
-      name: String(pod.metadata['name']),
-      node: String(spec['nodeName']),
-      annotations: (pod.metadata['annotations'] ?? {}) as Record<string, string>,
-    };
-  });
-}
-
-/** The nodes whose published summary claims the key, in the order `self`'s agent asks them (no zones here). */
-export function claimants(cluster: Cluster, hasher: Hasher, key: string, self = '(nobody)'): string[] {
-  const index = createPeerIndex({ self, hasher });
-  const all = pods(cluster);
-  for (const pod of all) index.upsertPeer(pod.name, { ready: true, annotations: pod.annotations });
-  return index.lookup(key).map((name) => all.find((pod) => pod.name === name)?.node ?? name);
-}
-
-export function generation(cluster: Cluster, node: ClusterNode): number | undefined {
-  const header = pods(cluster).find((pod) => pod.node === node.name)?.annotations[HEADER_ANNOTATION];
-  return header === undefined ? undefined : parseHeader(header).generation;
+/** Whether the index names `node` as a holder of every key. */
+export async function holdsAll(cluster: Cluster, hasher: Hasher, keys: readonly string[], node: string): Promise<boolean> {
+  for (const key of keys) if (!(await claimants(cluster, hasher, key)).includes(node)) return false;
+  return true;
 }
 
 /** Upstream GETs of these blobs since the last resetCounts(). */
@@ -101,7 +81,7 @@ export interface FaultsHarness {
 }
 
 export async function startFaultsHarness(): Promise<FaultsHarness> {
-  const cluster = await startCluster({ nodes: 3, faultProxy: true, agentArgs: ['--publish-debounce', '300ms', '--peer-stall-timeout', STALL_TIMEOUT] });
+  const cluster = await startCluster({ nodes: 3, faultProxy: true, agentArgs: ['--peer-stall-timeout', STALL_TIMEOUT] });
   await cluster.waitReady();
   const hasher = await createHasher();
   const [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
@@ -112,7 +92,13 @@ export async function startFaultsHarness(): Promise<FaultsHarness> {
       await node.pull(ref(name));
       await waitFor(
         `${node.name} to advertise ${name}`,
-        async () => image.layers.every((l) => claimants(cluster, hasher, l.digest).includes(node.name)),
+        () =>
+          holdsAll(
+            cluster,
+            hasher,
+            image.layers.map((l) => l.digest),
+            node.name,
+          ),
         10_000,
         100,
       );
@@ -134,21 +120,12 @@ export async function startFaultsHarness(): Promise<FaultsHarness> {
     async sickFirst(image, name, alone) {
       const first = image.layers[0]?.digest ?? '';
       await holdOn(image, name, alone ? [n1] : [n1, n2]);
-      const mark = (await n3.agent.logLines()).length;
       await n3.restartAgent();
       await cluster.waitReady();
-      const holders = pods(cluster).filter((pod) => pod.node !== 'node-3' && (alone ? pod.node === 'node-1' : true));
-      await waitFor(
-        'node-3 to know the holders',
-        async () => {
-          const lines = (await n3.agent.logLines()).slice(mark);
-          return holders.every((pod) => lines.some((line) => line.msg === 'peer summary updated' && line.peer === pod.name && line.status === 'ok'));
-        },
-        15_000,
-        100,
-      );
+      const expected = alone ? ['node-1'] : ['node-1', 'node-2'];
+      await waitFor('the index to name the holders', async () => (await claimants(cluster, hasher, first, 'node-3')).length === expected.length, 15_000, 100);
       await waitPeerServes(cluster, n3, name, first);
-      const order = claimants(cluster, hasher, first, n3.podName);
+      const order = await claimants(cluster, hasher, first, 'node-3');
       const sick = cluster.nodes.find((node) => node.name === order[0]);
       assert.ok(sick?.faults !== undefined, `first choice ${order[0]}`);
       const healthy = alone ? undefined : cluster.nodes.find((node) => node.name === order[1]);

@@ -1,6 +1,8 @@
 // The metrics endpoint on the 2-node harness with real containerd: node-2
 // pulls through its peer, and each agent's /metrics shows the peer traffic it
-// caused (node-2: blobs from a peer; node-1: blobs served to a peer).
+// caused (node-2: blobs from a peer; node-1: blobs served to a peer) and its
+// part in the peer-to-peer index (keys held and pushed to their owners,
+// shards owned, lookups).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,6 +17,19 @@ import { waitFor } from '../support/process.ts';
 const run = promisify(execFile);
 const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
 const MiB = 1024 * 1024;
+/** The peer-to-peer index's families (internal/metrics/metrics.ts). */
+const INDEX_FAMILIES = [
+  'mirra_advertised_keys',
+  'mirra_index_owned_shards',
+  'mirra_index_postings',
+  'mirra_index_pushes_total',
+  'mirra_index_pushed_shards_total',
+  'mirra_index_resends_total',
+  'mirra_index_lookups_total',
+  'mirra_index_second_owner_asks_total',
+  'mirra_index_owner_failures_total',
+  'mirra_index_owner_requests_total',
+];
 
 async function scrape(node: ClusterNode): Promise<Exposition> {
   const url = node.agent.metricsUrl;
@@ -42,7 +57,7 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
   let image: GeneratedImage;
 
   before(async () => {
-    cluster = await startCluster({ nodes: 2, metrics: true, agentArgs: ['--publish-debounce', '300ms'] });
+    cluster = await startCluster({ nodes: 2, metrics: true });
     await cluster.waitReady();
     image = await generateImage({ dir: join(cluster.dir, 'img'), layers: [1 * MiB, 512 * 1024], seed: 'metrics-e2e' });
     await cluster.upstream.push(image.layoutDir, 'team/metered', 'v1');
@@ -60,6 +75,13 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
         parsed.samples.some((s) => s.name === 'mirra_nodejs_eventloop_lag_p99_seconds'),
         'event-loop delay',
       );
+      for (const family of INDEX_FAMILIES) assert.ok(parsed.types.has(family), `${node.name} declares ${family}`);
+      for (const gone of ['mirra_annotation_bytes', 'mirra_summary_false_positive_ratio', 'mirra_summary_degraded_total']) {
+        assert.ok(!parsed.types.has(gone), `${gone} went with the summary annotations`);
+      }
+      assert.equal(sumSamples(parsed, 'mirra_peers', { state: 'known' }), 1, 'the other agent');
+      assert.equal(sumSamples(parsed, 'mirra_peers', { state: 'candidate' }), 0, 'known and ready only');
+      await waitFor(`${node.name} to own shards`, async () => sumSamples(await scrape(node), 'mirra_index_owned_shards') > 0, 10_000, 100);
       const onRegistry = await fetch(`${node.url}/metrics`);
       assert.equal(onRegistry.status, 404);
       await onRegistry.body?.cancel();
@@ -72,12 +94,14 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
     const ref = `${cluster.upstream.host}/team/metered:v1`;
     await n1.pull(ref);
     await waitFor('node-1 to advertise the image', async () => (await locate(cluster, image.manifestDigest)).includes('node-1'), 10_000, 200);
-    await waitFor('node-2 to see node-1 as a candidate', async () => sumSamples(await scrape(n2), 'mirra_peers', { state: 'candidate' }) === 1, 10_000, 100);
+    await waitFor('node-2 to see node-1 ready', async () => sumSamples(await scrape(n2), 'mirra_peers', { state: 'ready' }) === 1, 10_000, 100);
 
     const one = await scrape(n1);
     assert.ok(sumSamples(one, 'mirra_advertised_keys') >= image.layers.length + 3, 'layers, config, manifest and the reference');
-    assert.ok(sumSamples(one, 'mirra_annotation_bytes') > 0);
-    assert.ok(sumSamples(one, 'mirra_publish_duration_seconds_count') >= 1);
+    assert.ok(sumSamples(one, 'mirra_index_pushes_total', { result: 'ok' }) > 0, 'node-1 pushed its keys to their owners');
+    // 2 agents, 2 owners a shard: node-1 owns every shard and keeps the postings of its own keys.
+    await waitFor('node-1 to keep its postings', async () => sumSamples(await scrape(n1), 'mirra_index_postings') >= image.layers.length + 3, 10_000, 200);
+    await waitFor('node-1 to publish its status', async () => sumSamples(await scrape(n1), 'mirra_publish_duration_seconds_count') >= 1, 10_000, 200);
     assert.ok(
       sumSamples(one, 'mirra_http_requests_total', { handler: 'blob', source: 'miss', from: 'client' }) >= image.layers.length,
       "node-1's own pull missed",
@@ -99,6 +123,13 @@ describe('metrics on two nodes', { timeout: 180_000 }, () => {
     assert.ok(sumSamples(two, 'mirra_peer_lookups_total', { result: 'hit' }) >= image.layers.length + 2);
     assert.ok(sumSamples(two, 'mirra_resolve_total', { source: 'peer', result: 'found' }) >= 1, 'the tag resolved through the peer');
     assert.equal(sumSamples(two, 'mirra_peer_digest_mismatches_total'), 0);
+    assert.ok(sumSamples(two, 'mirra_index_lookups_total') >= 1, 'node-2 asked the owners who holds the keys');
+
+    // node-2 now holds the image too and pushes its keys to their owners.
+    await waitFor('node-2 to push its keys', async () => sumSamples(await scrape(n2), 'mirra_index_pushes_total', { result: 'ok' }) > 0, 10_000, 200);
+    const pushed = await scrape(n2);
+    assert.ok(sumSamples(pushed, 'mirra_advertised_keys') > 0, 'node-2 holds keys');
+    assert.ok(sumSamples(pushed, 'mirra_advertised_keys') >= image.layers.length + 3);
 
     const served = await scrape(n1);
     assert.ok(

@@ -40,7 +40,7 @@ describe('peer-to-peer on three nodes', { timeout: 300_000 }, () => {
   const ref = (name: string): string => `${cluster.upstream.host}/${name}`;
 
   before(async () => {
-    cluster = await startCluster({ nodes: 3, agentArgs: ['--publish-debounce', '300ms'] });
+    cluster = await startCluster({ nodes: 3 });
     await cluster.waitReady();
     small = await generateImage({ dir: join(cluster.dir, 'img-small'), layers: [1 * MiB, 2 * MiB, 512 * 1024], seed: 'p2p-small' });
     big = await generateImage({ dir: join(cluster.dir, 'img-big'), layers: [100 * MiB, 100 * MiB], seed: 'p2p-big' });

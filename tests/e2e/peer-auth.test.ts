@@ -24,7 +24,7 @@ describe('peer auth on two nodes', { timeout: 120_000 }, () => {
   let image: GeneratedImage;
 
   before(async () => {
-    cluster = await startCluster({ nodes: 2, agentArgs: ['--publish-debounce', '300ms'] });
+    cluster = await startCluster({ nodes: 2 });
     await cluster.waitReady();
     image = await generateImage({ dir: join(cluster.dir, 'img'), layers: [1024 * 1024, 300 * 1024], seed: 'peer-auth' });
     await cluster.upstream.push(image.layoutDir, 'team/auth', 'v1');

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../../internal/log/logger.ts';
 import { discoveryDocument } from './discovery.ts';
 import { createFaults, type FaultControl, type Faults } from './faults.ts';
 import { createResourceHandler, sendJson, type ResourceHandler } from './handlers.ts';
+import { createPodProxy, DEFAULT_PROXY_RESPONSE_TIMEOUT_MS, parsePodProxyPath, type PodProxy } from './proxy.ts';
 import { parsePath, RESOURCES, type ResourceDef } from './resources.ts';
 import { ApiError, failure } from './status.ts';
 import { createStore, type KubeObject, type Store } from './store.ts';
@@ -30,6 +31,8 @@ export interface KubeApiOptions {
   tls?: KubeApiTls;
   /** Check every request but the health checks; without it nothing is checked. */
   auth?: KubeApiAuth;
+  /** How long a pods/proxy request waits for the pod's response headers before its 503 (default 30 s). */
+  proxyResponseTimeoutMs?: number;
 }
 
 /** PEM strings. */
@@ -161,6 +164,7 @@ interface KubeApiState {
   readonly log: Logger;
   readonly faults: FaultControl;
   readonly handleResource: ResourceHandler;
+  readonly proxyToPod: PodProxy;
   readonly server: Server;
   readonly sockets: Set<Socket>;
   readonly records: RequestRecord[];
@@ -171,6 +175,8 @@ async function route(state: KubeApiState, req: IncomingMessage, res: ServerRespo
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
     return;
   }
+  const proxyPath = parsePodProxyPath(url.pathname);
+  if (proxyPath !== undefined) return state.proxyToPod(req, res, proxyPath, url);
   const parsed = parsePath(url.pathname);
   if (parsed.type === 'resource') return state.handleResource(req, res, parsed.path, url);
   const doc = req.method === 'GET' ? discoveryDocument(url.pathname, `${state.host}:${state.port}`) : undefined;
@@ -239,6 +245,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   const watches = createWatchRegistry(store);
   const faults = createFaults();
   const handleResource = createResourceHandler({ store, watches, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
+  const proxyToPod = createPodProxy({ store, responseTimeoutMs: options.proxyResponseTimeoutMs ?? DEFAULT_PROXY_RESPONSE_TIMEOUT_MS });
   const server = createListener(options.tls, (req, res) => void onRequest(state, req, res));
   const state: KubeApiState = {
     options,
@@ -247,6 +254,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     log,
     faults,
     handleResource,
+    proxyToPod,
     server,
     sockets: new Set(),
     records: [],

@@ -44,7 +44,7 @@ app.kubernetes.io/name: {{ include "mirra.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* The agent pods: the DaemonSet's and the Service's selector, and the agent's --peer-selector. */}}
+{{/* The agent pods: the DaemonSet's and the Service's selector (and `mirra shards --selector`). */}}
 {{- define "mirra.agentSelectorLabels" -}}
 {{ include "mirra.selectorLabels" . }}
 app.kubernetes.io/component: agent
