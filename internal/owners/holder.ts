@@ -74,6 +74,8 @@ interface HolderState {
   inFlight: number;
   /** Owners with a push in flight (by name: a sync dropped and made again must not push beside its predecessor). */
   readonly busy: Set<string>;
+  /** Owners that may have something to send (flush looks at these only: at 5,000 agents a holder has 512 owners). */
+  readonly pending: Set<string>;
   timer: NodeJS.Timeout | undefined;
   /** When the pending timer fires. */
   timerAt: number;
@@ -101,7 +103,10 @@ function sameSet(a: ReadonlySet<number> | undefined, b: ReadonlySet<number> | un
 }
 
 function markDirty(state: HolderState, shard: number): void {
-  for (const owner of state.table?.owners(shard) ?? []) syncOf(state, owner).dirty.add(shard);
+  for (const owner of state.table?.owners(shard) ?? []) {
+    syncOf(state, owner).dirty.add(shard);
+    state.pending.add(owner);
+  }
 }
 
 function setKeys(state: HolderState, keys: ReadonlySet<string>): void {
@@ -147,6 +152,7 @@ function setOwnership(state: HolderState, table: OwnershipTable): void {
   }
   for (const [owner, shards] of wanted) {
     const sync = syncOf(state, owner);
+    state.pending.add(owner);
     for (const shard of shards) {
       if (sync.acked.has(shard)) continue;
       sync.acked.set(shard, undefined);
@@ -222,6 +228,7 @@ function onAnswer(state: HolderState, owner: string, push: BuiltPush, answer: Pu
     }
   }
   sync.instance = answer.instance;
+  state.pending.add(owner);
   for (const [shard, keys] of sent) if (sync.acked.has(shard)) sync.acked.set(shard, keys);
   for (const shard of answer.resend) {
     if (!sync.acked.has(shard)) continue;
@@ -241,6 +248,7 @@ function onFailure(state: HolderState, owner: string, push: BuiltPush, err: unkn
     if (!sync.acked.has(entry.shard)) continue;
     (entry.op === 'check' ? sync.checks : sync.dirty).add(entry.shard);
   }
+  state.pending.add(owner);
   sync.failures++;
   const delayMs = Math.min(state.options.maxRetryMs, state.options.minRetryMs * 2 ** Math.min(sync.failures - 1, 16));
   sync.retryAt = Date.now() + delayMs;
@@ -285,8 +293,12 @@ function flush(state: HolderState): void {
   const now = Date.now();
   let waiting = false;
   let nextRetryAt = Infinity;
-  for (const [owner, sync] of state.owners) {
-    if (sync.dirty.size === 0 && sync.checks.size === 0) continue;
+  for (const owner of state.pending) {
+    const sync = state.owners.get(owner);
+    if (sync === undefined || (sync.dirty.size === 0 && sync.checks.size === 0)) {
+      if (!state.busy.has(owner)) state.pending.delete(owner);
+      continue;
+    }
     waiting = true;
     if (sync.retryAt > now) nextRetryAt = Math.min(nextRetryAt, sync.retryAt);
     if (state.busy.has(owner) || sync.retryAt > now || state.inFlight >= state.options.maxInFlight) continue;
@@ -309,8 +321,9 @@ function schedule(state: HolderState, delayMs: number): void {
 }
 
 function repair(state: HolderState): void {
-  for (const sync of state.owners.values()) {
+  for (const [owner, sync] of state.owners) {
     for (const [shard, acked] of sync.acked) if (acked !== undefined && !sync.dirty.has(shard)) sync.checks.add(shard);
+    state.pending.add(owner);
   }
   schedule(state, 0);
 }
@@ -324,6 +337,7 @@ export function createHolder(options: HolderOptions): Holder {
     owners: new Map(),
     inFlight: 0,
     busy: new Set(),
+    pending: new Set(),
     timer: undefined,
     timerAt: 0,
     repairTimer: undefined,

@@ -332,4 +332,31 @@ describe('owner service: ownership, warming and the grace period', () => {
       { pushes: 2, lookups: 1, resends: 1, keys: 1, postings: 1 },
     );
   });
+
+  it('a key with many holders: its ordered answer is reused for a second, dropped at once by a push touching the key, and a full push of its shard', () => {
+    const names = Array.from({ length: 80 }, (_, i) => `holder-${i}`);
+    const { service, clock, members } = setup(hasher, Object.fromEntries(names.map((name) => [name, READY])));
+    const [key, other] = keysInShard(9, 2) as [number, number];
+    service.setOwned([9]);
+    for (const name of names) service.receive(name, [{ shard: 9, op: 'full', keys: [key, other], digest: digestOf(new Set([key, other])) }]);
+    const first = service.holders(key, undefined).holders;
+    assert.equal(first.length, MAX_HOLDERS_ANSWERED);
+    const gone = first[0]!;
+    // Readiness changes show only once the cached answer is a second old.
+    members.set(gone, { ready: false, zone: undefined });
+    assert.deepEqual(service.holders(key, undefined).holders, first, 'the cached order');
+    clock.now += 1_000;
+    assert.ok(!service.holders(key, undefined).holders.includes(gone), 'ordered again after a second');
+    members.set(gone, READY);
+    clock.now += 1_000;
+    const again = service.holders(key, undefined).holders;
+    assert.ok(again.includes(gone));
+    // A delta removing the key from a holder drops the cached answer at once.
+    service.receive(gone, [{ shard: 9, op: 'delta', added: [], removed: [key], digest: digestOf(new Set([other])) }]);
+    assert.ok(!service.holders(key, undefined).holders.includes(gone), 'the delta shows at once');
+    // So does a full set without the key.
+    const next = service.holders(key, undefined).holders[0]!;
+    service.receive(next, [{ shard: 9, op: 'full', keys: [other], digest: digestOf(new Set([other])) }]);
+    assert.ok(!service.holders(key, undefined).holders.includes(next), 'the full set shows at once');
+  });
 });

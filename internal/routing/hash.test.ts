@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { createHasher, jumpHash, reduceRange, keyHashOf } from './hash.ts';
+import { createHasher, jumpHash, keyHashOf } from './hash.ts';
 
 /** The reference algorithm on BigInt, straight from the paper. */
 function jumpReference(key: bigint, buckets: number): number {
@@ -62,17 +62,6 @@ test('jumpHash moves only ~1/(S+1) of the keys when a bucket is added', async ()
     }
   }
   assert.ok(Math.abs(moved / total - 1 / 9) < 0.01, `moved ${moved}`);
-});
-
-test('reduceRange is exact floor(x * range / 2^32)', () => {
-  fc.assert(
-    fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), (x, range) => {
-      const expected = Number((BigInt(x) * BigInt(range)) >> 32n);
-      assert.equal(reduceRange(x, range), expected);
-    }),
-    { seed: 7, numRuns: 5000 },
-  );
-  assert.equal(reduceRange(0xffffffff, 2 ** 32), 0xffffffff);
 });
 
 test('xxh64 agrees with the reference value and splits into halves', async () => {

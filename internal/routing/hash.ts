@@ -1,20 +1,19 @@
-// Hashing for the routing summary: xxh64 of each key (xxhash-wasm), split once
-// into 32-bit halves so that everything after it (jump consistent hash, the
-// filter's range reduction, rendezvous weights) runs on 32-bit integer math.
+// Hashing for routing: xxh64 of each key and agent name (xxhash-wasm), split
+// once into 32-bit halves so that everything after it (the key number and
+// its shard by jump consistent hash, rendezvous weights) runs on 32-bit
+// integer math.
 import xxhash from 'xxhash-wasm';
 
-/** A key's xxh64 as two unsigned 32-bit halves, plus the derived filter hash `x`. */
+/** A key's xxh64 as two unsigned 32-bit halves. */
 export interface KeyHash {
   readonly hi: number;
   readonly lo: number;
-  /** 32-bit value the shard filters are keyed on (a mix of both halves). */
-  readonly x: number;
 }
 
 export interface Hasher {
   /** xxh64 (seed 0) of the key's UTF-8 bytes. */
   hash(key: string): KeyHash;
-  /** xxh64 of any string as 16 hex digits, for change detection of annotation values. */
+  /** xxh64 of any string as 16 hex digits. */
   digest(value: string): string;
 }
 
@@ -33,7 +32,7 @@ export async function createHasher(): Promise<Hasher> {
 }
 
 export function keyHashOf(hi: number, lo: number): KeyHash {
-  return { hi: hi >>> 0, lo: lo >>> 0, x: filterHash(hi, lo) };
+  return { hi: hi >>> 0, lo: lo >>> 0 };
 }
 
 /** MurmurHash3's 32-bit finaliser: a bijection with full avalanche. */
@@ -45,11 +44,6 @@ export function fmix32(value: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** The 32-bit value a key is stored under inside its shard's filter. */
-export function filterHash(hi: number, lo: number): number {
-  return fmix32(lo ^ Math.imul(hi, 0x9e3779b1));
 }
 
 /** Rendezvous (highest random weight) score of (key, peer); the peer's two seeds come from xxh64(name). */
@@ -99,15 +93,4 @@ export function jumpHash(hi: number, lo: number, buckets: number): number {
     j = Math.floor((b + 1) * (2147483648 / ((keyHi >>> 1) + 1)));
   }
   return b;
-}
-
-/**
- * floor(x * range / 2^32) computed exactly for a 32-bit x and range <= 2^32:
- * maps the filter hash uniformly onto [0, range).
- */
-export function reduceRange(x: number, range: number): number {
-  if (range <= 0x200000) return Math.floor((x * range) / 4294967296);
-  const low = (x & 0xffff) * range;
-  const high = (x >>> 16) * range + Math.floor(low / 65536);
-  return Math.floor(high / 65536);
 }

@@ -1,257 +1,163 @@
-// npm run bench:lookup: the peer index at 1,000 peers x 20,000 keys each.
-// Every peer's annotations come from the real encoder and go through the real
-// decoder; lookups include hashing the key. Prints lookup p50/p99, the index's
-// memory, annotation bytes per key and the measured false-positive rate; the
-// last line is the JSON summary.
-//
-// Key model: a popular pool of 10,000 keys (base images; each peer holds a
-// random half of it) and a long tail of 500,000 keys (each peer holds 15,000;
-// ~30 peers per tail key). Lookups: 40% popular (~500 candidates), 40% tail,
-// 20% keys nobody has (only false positives answer). Peers spread over 3 zones.
-// Lookups are timed one by one (process.hrtime.bigint, 20,000 after 3,000 of
-// warm-up), hashing of the key string included; garbage-collector pauses are
-// observed and reported, and lookups that overlapped one are counted (they stay
-// in the headline percentiles). Last, 100 peers are updated twice in the full
-// index: a new summary (every shard changes) and one new image (13 keys).
-import { createHasher, type KeyHash } from '../../internal/routing/hash.ts';
-import { encodeSummaryHashes, encodeSummary } from '../../internal/routing/encode.ts';
-import { createPeerIndex } from '../../internal/routing/peer-index.ts';
-import { PerformanceObserver } from 'node:perf_hooks';
+// npm run bench:lookup: a shard owner's lookup at 5,000 agents. The owner is
+// bench:scale's busiest at N = 5,000 (3 of the 256 shards): every agent has
+// about 8 keys in each shard, 6 of them shared by every node (base images)
+// and 2 of its own, so a popular key has 5,000 holders and the owner keeps
+// ~120,000 postings. It is filled through the real receive path (full
+// pushes), then asked with the real holders() (ready holders, same zone
+// first, then rendezvous order, the best 16): 40% popular keys, 40% a node's
+// own, 20% keys nobody has, timed one by one after a warm-up, hashing the
+// key included. Twice: with the owner's answer cache (a popular key's order
+// reused for a second) and with a clock that moves 2 s per call (every
+// popular key ordered again: its 5,000 holders). The reference measured in
+// the same run is the bare owner store's holders() of the same keys (a Map
+// lookup, no ordering). Also: a delta of a pulled image applied with its
+// digest check, and the heap bytes per posting. The last line is the JSON
+// summary.
+import { createOwnerService } from '../../internal/owners/owner.ts';
+import { OWNER_SHARDS, type IndexEntry } from '../../internal/owners/protocol.ts';
+import { createHasher } from '../../internal/routing/hash.ts';
+import { createOwnerStore, digestOf, keyNumber, shardOfKey } from '../../internal/routing/owner-store.ts';
+import { podName } from './scale-sim.ts';
 import { percentile } from './stats.ts';
 
-const PEERS = 1000;
-const KEYS_PER_PEER = 20000;
-const POPULAR = 10000;
-const POPULAR_PER_PEER = 5000;
-const TAIL = 500000;
-const LOOKUPS = 20000;
-const WARMUP = 3000;
-/** The agent's limit (cmd/p2p.ts). */
-const AGENT_LIMIT = 5;
-const UPDATE_PEERS = 100;
+const HOLDERS = 5000;
+const OWNED = [17, 112, 230];
+const SHARED_PER_SHARD = 6;
+const OWN_PER_SHARD = 2;
+const LOOKUPS = 20_000;
+const WARMUP = 3_000;
+const DELTAS = 500;
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = mulberry32(20240601);
-const randomInt = (n: number): number => Math.floor(random() * n);
-const digest = (): string => {
-  let hex = '';
-  for (let i = 0; i < 8; i++) hex += (Math.floor(random() * 4294967296) >>> 0).toString(16).padStart(8, '0');
-  return `sha256:${hex}`;
-};
-
 const hasher = await createHasher();
-const popularKeys = Array.from({ length: POPULAR }, (_, i) => (i % 10 === 0 ? `docker.io/library/base${i}:1.${i % 7}` : digest()));
-const tailKeys = Array.from({ length: TAIL }, digest);
-const popularHashes = popularKeys.map((k) => hasher.hash(k));
-const tailHashes = tailKeys.map((k) => hasher.hash(k));
-const usedBytes = (): number => {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
 
-// Annotation size of the real encoder at several key counts (one node).
-console.log('keys      bytes    bytes/key  (S=8, m=104, base64 and annotation names included)');
-for (const n of [1000, 2000, 10000, 20000, 50000]) {
-  const { stats } = encodeSummary(tailKeys.slice(0, n), { hasher, generation: 1234 });
-  console.log(`${String(n).padEnd(9)} ${String(stats.bytes).padEnd(8)} ${stats.bytesPerKey.toFixed(3)}`);
-}
-
-/** `count` distinct random indices in [0, n) (partial Fisher-Yates on a scratch array). */
-function sample(n: number, count: number, scratch: Uint32Array): Uint32Array {
-  for (let i = 0; i < count; i++) {
-    const j = i + randomInt(n - i);
-    const t = scratch[i]!;
-    scratch[i] = scratch[j]!;
-    scratch[j] = t;
+/** Keys (strings) whose key number falls in `shard`, by rejection from a counter. */
+function keysIn(shard: number, count: number, seed: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    const key = `sha256:${hasher.digest(`${seed}-${i}`)}${hasher.digest(`${seed}-${i}-b`)}${hasher.digest(`${seed}-${i}-c`)}${hasher.digest(`${seed}-${i}-d`)}`;
+    if (shardOfKey(keyNumber(hasher.hash(key)), OWNER_SHARDS) === shard) out.push(key);
   }
-  return scratch.subarray(0, count);
+  return out;
 }
 
-const before = usedBytes();
-const index = createPeerIndex({ self: 'mirra-self', hasher });
-const popularScratch = Uint32Array.from({ length: POPULAR }, (_, i) => i);
-const tailScratch = Uint32Array.from({ length: TAIL }, (_, i) => i);
-let annotationBytes = 0;
-let encodeMs = 0;
-let upsertMs = 0;
-for (let p = 0; p < PEERS; p++) {
-  const hashes: KeyHash[] = [];
-  for (const i of sample(POPULAR, POPULAR_PER_PEER, popularScratch)) hashes.push(popularHashes[i]!);
-  for (const i of sample(TAIL, KEYS_PER_PEER - POPULAR_PER_PEER, tailScratch)) hashes.push(tailHashes[i]!);
-  let t = performance.now();
-  const { annotations, stats } = encodeSummaryHashes(hashes, { generation: 1 });
-  encodeMs += performance.now() - t;
-  annotationBytes += stats.bytes;
-  t = performance.now();
-  const result = index.upsertPeer(`mirra-${p}`, { zone: `zone-${p % 3}`, ready: true, annotations });
-  upsertMs += performance.now() - t;
-  if (result.status !== 'ok') throw new Error(`peer ${p}: ${result.status} ${result.error?.message ?? ''}`);
-}
-const indexBytes = usedBytes() - before;
-// Keeps the key pools alive up to here (V8 frees dead top-level-await locals early, which would skew the delta).
-const poolKeys = popularHashes.length + tailHashes.length;
-const stats = index.stats();
+const shared = new Map(OWNED.map((shard) => [shard, keysIn(shard, SHARED_PER_SHARD, `shared-${shard}`)]));
+const holders = Array.from({ length: HOLDERS }, (_, i) => podName(i));
+const ownKeys = holders.map((_, h) => OWNED.flatMap((shard) => keysIn(shard, OWN_PER_SHARD, `own-${h}-${shard}`)));
+const pushes: IndexEntry[][] = holders.map((_, h) =>
+  OWNED.map((shard) => {
+    const keys = new Set(
+      [...shared.get(shard)!, ...ownKeys[h]!.filter((k) => shardOfKey(keyNumber(hasher.hash(k)), OWNER_SHARDS) === shard)].map((k) =>
+        keyNumber(hasher.hash(k)),
+      ),
+    );
+    return { shard, op: 'full', keys: [...keys], digest: digestOf(keys) };
+  }),
+);
+const zoneOf = new Map(holders.map((name, i) => [name, `zone-${i % 3}`]));
 
-type Category = 'popular' | 'tail' | 'absent';
-const queries: Array<{ key: string; category: Category }> = [];
-for (let i = 0; i < WARMUP + LOOKUPS; i++) {
+gc();
+const before = process.memoryUsage().heapUsed;
+const owner = createOwnerService({ hasher, warmMs: 0, graceMs: 60_000, member: (name) => ({ ready: true, zone: zoneOf.get(name) }) });
+owner.setOwned(OWNED);
+const fillStarted = performance.now();
+holders.forEach((name, h) => owner.receive(name, pushes[h]!));
+const fillMs = performance.now() - fillStarted;
+gc();
+const ownerBytes = process.memoryUsage().heapUsed - before;
+const postings = owner.stats().postings;
+
+const store = createOwnerStore();
+holders.forEach((name, h) => {
+  for (const entry of pushes[h]!) if (entry.op === 'full') store.replace(name, entry.shard, entry.keys);
+});
+
+type Kind = 'popular' | 'own' | 'absent';
+let state = 20240601;
+const random = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296;
+const allShared = [...shared.values()].flat();
+const queries: { key: string; kind: Kind }[] = Array.from({ length: WARMUP + LOOKUPS }, (_, i) => {
   const r = random();
-  queries.push(
-    r < 0.4
-      ? { key: popularKeys[randomInt(POPULAR)]!, category: 'popular' }
-      : r < 0.8
-        ? { key: tailKeys[randomInt(TAIL)]!, category: 'tail' }
-        : { key: digest(), category: 'absent' },
-  );
-}
+  if (r < 0.4) return { key: allShared[Math.floor(random() * allShared.length)]!, kind: 'popular' };
+  if (r < 0.8) return { key: ownKeys[Math.floor(random() * HOLDERS)]![Math.floor(random() * OWNED.length * OWN_PER_SHARD)]!, kind: 'own' };
+  return { key: `sha256:absent-${i}`, kind: 'absent' };
+});
 
-const gcPauses: Array<{ start: number; end: number }> = [];
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, end: e.startTime + e.duration });
-}).observe({ entryTypes: ['gc'] });
-
-interface Measured {
-  p50: number;
-  p99: number;
-  max: number;
-  gcCount: number;
-  gcMs: number;
-  /** Lookups that overlapped a GC pause, and p99 without them. */
-  gcHit: number;
-  p99NoGc: number;
-  fpClaims: number;
-  absentLookups: number;
-  candidates: number;
-  byCategory: Map<Category, number[]>;
-}
-
-async function measure(limit: number | undefined): Promise<Measured> {
-  const times = new Float64Array(LOOKUPS);
-  const starts = new Float64Array(LOOKUPS);
-  gcPauses.length = 0;
-  const byCategory = new Map<Category, number[]>([
+function time(lookup: (key: string) => number): { all: number[]; byKind: Map<Kind, number[]> } {
+  const all: number[] = [];
+  const byKind = new Map<Kind, number[]>([
     ['popular', []],
-    ['tail', []],
+    ['own', []],
     ['absent', []],
   ]);
-  let fpClaims = 0;
-  let absentLookups = 0;
-  let candidates = 0;
-  for (let i = 0; i < queries.length; i++) {
-    const { key, category } = queries[i]!;
-    const startMs = performance.now();
+  let sink = 0;
+  queries.forEach(({ key, kind }, i) => {
     const t0 = process.hrtime.bigint();
-    const peers = index.lookup(key, { zone: 'zone-0', limit });
-    const elapsed = Number(process.hrtime.bigint() - t0) / 1000;
-    if (i < WARMUP) continue;
-    times[i - WARMUP] = elapsed;
-    starts[i - WARMUP] = startMs;
-    byCategory.get(category)!.push(elapsed);
-    candidates += peers.length;
-    if (category === 'absent') {
-      absentLookups++;
-      fpClaims += peers.length;
-    }
-  }
-  await new Promise((resolve) => setTimeout(resolve, 100)); // lets the GC observer deliver
-  const pauses = gcPauses.filter((g) => g.end >= starts[0]!);
-  const clean: number[] = [];
-  for (let i = 0; i < LOOKUPS; i++) {
-    const end = starts[i]! + times[i]! / 1000 + 0.01;
-    if (!pauses.some((g) => g.start <= end && g.end >= starts[i]!)) clean.push(times[i]!);
-  }
-  clean.sort((x, y) => x - y);
-  times.sort();
-  for (const list of byCategory.values()) list.sort((x, y) => x - y);
-  return {
-    p50: percentile(times, 0.5),
-    p99: percentile(times, 0.99),
-    max: times[LOOKUPS - 1]!,
-    gcCount: pauses.length,
-    gcMs: pauses.reduce((sum, g) => sum + g.end - g.start, 0),
-    gcHit: LOOKUPS - clean.length,
-    p99NoGc: percentile(clean, 0.99),
-    fpClaims,
-    absentLookups,
-    candidates,
-    byCategory,
-  };
+    sink += lookup(key);
+    const us = Number(process.hrtime.bigint() - t0) / 1000;
+    if (i < WARMUP) return;
+    all.push(us);
+    byKind.get(kind)!.push(us);
+  });
+  if (sink < 0) throw new Error('unreachable');
+  all.sort((a, b) => a - b);
+  for (const list of byKind.values()) list.sort((a, b) => a - b);
+  return { all, byKind };
 }
 
-const full = await measure(undefined);
-const limited = await measure(AGENT_LIMIT);
+const ordered = time((key) => owner.holders(keyNumber(hasher.hash(key)), 'zone-0').holders.length);
+let clock = 0;
+const uncachedOwner = createOwnerService({
+  hasher,
+  warmMs: 0,
+  graceMs: 60_000,
+  member: (name) => ({ ready: true, zone: zoneOf.get(name) }),
+  now: () => (clock += 2000),
+});
+uncachedOwner.setOwned(OWNED);
+holders.forEach((name, h) => uncachedOwner.receive(name, pushes[h]!));
+const uncached = time((key) => uncachedOwner.holders(keyNumber(hasher.hash(key)), 'zone-0').holders.length);
+const bare = time((key) => store.holders(keyNumber(hasher.hash(key))).size);
 
-/** Updates of peers already in the full index: a new summary (all shards change), then one new image on top (13 keys). */
-function measureUpdates(): { fullMs: number; imageMs: number } {
-  let fullMs = 0;
-  let imageMs = 0;
-  for (let p = 0; p < UPDATE_PEERS; p++) {
-    const hashes: KeyHash[] = [];
-    for (const i of sample(POPULAR, POPULAR_PER_PEER, popularScratch)) hashes.push(popularHashes[i]!);
-    for (const i of sample(TAIL, KEYS_PER_PEER - POPULAR_PER_PEER, tailScratch)) hashes.push(tailHashes[i]!);
-    const renewed = encodeSummaryHashes(hashes, { generation: 2 }).annotations;
-    for (let k = 0; k < 13; k++) hashes.push(hasher.hash(digest()));
-    const pulled = encodeSummaryHashes(hashes, { generation: 3 }).annotations;
-    let t = performance.now();
-    index.upsertPeer(`mirra-${p * 7}`, { zone: `zone-${(p * 7) % 3}`, ready: true, annotations: renewed });
-    fullMs += performance.now() - t;
-    t = performance.now();
-    index.upsertPeer(`mirra-${p * 7}`, { zone: `zone-${(p * 7) % 3}`, ready: true, annotations: pulled });
-    imageMs += performance.now() - t;
-  }
-  return { fullMs: fullMs / UPDATE_PEERS, imageMs: imageMs / UPDATE_PEERS };
+let deltaMs = 0;
+for (let d = 0; d < DELTAS; d++) {
+  const name = holders[d]!;
+  const added = keysIn(OWNED[d % OWNED.length]!, 4, `pulled-${d}`).map((k) => keyNumber(hasher.hash(k)));
+  const full = pushes[d]![d % OWNED.length]!;
+  if (full.op !== 'full') throw new Error('unreachable');
+  const after = new Set([...full.keys, ...added]);
+  const t0 = performance.now();
+  const resend = owner.receive(name, [{ shard: full.shard, op: 'delta', added, removed: [], digest: digestOf(after) }]);
+  deltaMs += performance.now() - t0;
+  if (resend.length !== 0) throw new Error('a delta did not reach its digest');
 }
-const updates = measureUpdates();
-const fpRate = full.fpClaims / (full.absentLookups * stats.candidates);
-const bytesPerKey = annotationBytes / (PEERS * KEYS_PER_PEER);
-const indexMb = indexBytes / (1024 * 1024);
-const gcLine = (m: Measured): string =>
-  `GC ${m.gcCount} pauses, ${m.gcMs.toFixed(1)} ms; ${m.gcHit} lookups overlapped one (p99 without them ${m.p99NoGc.toFixed(1)} us)`;
 
-console.log('');
+const p99 = (list: number[]): number => percentile(list, 0.99);
 console.log(
-  `peers ${PEERS} x ${KEYS_PER_PEER} keys (pool of ${poolKeys} distinct keys); encode ${(encodeMs / PEERS).toFixed(1)} ms/peer, upsert (decode) ${(upsertMs / PEERS).toFixed(1)} ms/peer`,
+  `owner of ${OWNED.length} shards at ${HOLDERS} holders: ${postings} postings, filled in ${fillMs.toFixed(0)} ms, heap ${(ownerBytes / 1e6).toFixed(1)} MB (${(ownerBytes / postings).toFixed(0)} B per posting)`,
 );
-console.log(`update in the full index: new summary ${updates.fullMs.toFixed(1)} ms/peer, one new image ${updates.imageMs.toFixed(1)} ms/peer`);
-console.log(
-  `lookup (all candidates ordered): p50 ${full.p50.toFixed(1)} us, p99 ${full.p99.toFixed(1)} us, max ${full.max.toFixed(1)} us, mean ${(full.candidates / LOOKUPS).toFixed(0)} peers returned`,
-);
-console.log(`  ${gcLine(full)}`);
-console.log(
-  `lookup (limit ${AGENT_LIMIT}):                p50 ${limited.p50.toFixed(1)} us, p99 ${limited.p99.toFixed(1)} us, max ${limited.max.toFixed(1)} us`,
-);
-console.log(`  ${gcLine(limited)}`);
-for (const [category, list] of full.byCategory) {
-  const top = limited.byCategory.get(category)!;
+console.log(`holders() with ordering: p50 ${percentile(ordered.all, 0.5).toFixed(1)} us, p99 ${p99(ordered.all).toFixed(1)} us`);
+for (const [kind, list] of ordered.byKind) {
+  const again = uncached.byKind.get(kind)!;
   console.log(
-    `  ${category.padEnd(8)} ${String(list.length).padStart(5)} lookups: p50 ${percentile(list, 0.5).toFixed(1)} / p99 ${percentile(list, 0.99).toFixed(1)} us (limit ${AGENT_LIMIT}: ${percentile(top, 0.5).toFixed(1)} / ${percentile(top, 0.99).toFixed(1)} us)`,
+    `  ${kind.padEnd(8)} p50 ${percentile(list, 0.5).toFixed(1)} us, p99 ${p99(list).toFixed(1)} us; without the answer cache p50 ${percentile(again, 0.5).toFixed(1)} us, p99 ${p99(again).toFixed(1)} us (bare store p99 ${p99(bare.byKind.get(kind)!).toFixed(1)} us)`,
   );
 }
 console.log(
-  `index memory ${indexMb.toFixed(1)} MB (filters ${(stats.filterBytes / 1048576).toFixed(1)} MB, ${(indexBytes / (PEERS * KEYS_PER_PEER)).toFixed(2)} bytes/key)`,
+  `bare store holders() (reference): p50 ${percentile(bare.all, 0.5).toFixed(1)} us, p99 ${p99(bare.all).toFixed(1)} us; ratio p99 ${(p99(ordered.all) / p99(bare.all)).toFixed(1)}`,
 );
-console.log(
-  `annotation ${bytesPerKey.toFixed(3)} bytes/key; false positives ${full.fpClaims} of ${full.absentLookups} absent lookups x ${stats.candidates} peers = ${(fpRate * 100).toFixed(3)}%`,
-);
+console.log(`a pulled image's delta (4 keys in one shard, digest checked): ${((deltaMs / DELTAS) * 1000).toFixed(1)} us`);
 console.log(
   JSON.stringify({
     bench: 'lookup',
-    lookup_p99_us: Number(full.p99.toFixed(1)),
-    lookup_limit5_p99_us: Number(limited.p99.toFixed(1)),
-    bytes_per_key: Number(bytesPerKey.toFixed(3)),
-    fp_rate: Number(fpRate.toFixed(5)),
-    index_mb: Number(indexMb.toFixed(1)),
+    owner_lookup_p99_us: Number(p99(ordered.all).toFixed(1)),
+    owner_lookup_popular_p99_us: Number(p99(ordered.byKind.get('popular')!).toFixed(1)),
+    owner_lookup_popular_uncached_p99_us: Number(p99(uncached.byKind.get('popular')!).toFixed(1)),
+    bare_store_p99_us: Number(p99(bare.all).toFixed(1)),
+    ratio_p99: Number((p99(ordered.all) / p99(bare.all)).toFixed(1)),
+    bytes_per_posting: Math.round(ownerBytes / postings),
+    owner_mb: Number((ownerBytes / 1e6).toFixed(1)),
+    delta_us: Number(((deltaMs / DELTAS) * 1000).toFixed(1)),
   }),
 );

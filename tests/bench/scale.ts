@@ -9,11 +9,9 @@
 //   them (its holder pushes the changed shards). Messages and bytes are
 //   counted on the wire, with the HTTP headers of real requests (scale-wire.ts).
 // - API: the only API writes of a wave are the agents' status patches, at
-//   most one per agent per --status-interval (3 min). A pod update goes to
-//   every watcher of that pod: its node's kubelet (field selector) and the
-//   control plane's pod informers (controller manager, scheduler): 3. The
-//   event size is the real pod object with the real status annotations.
-//   The reference is the same event sent to N watchers, as any design in
+//   most one per agent per --status-interval (3 min), each to the pod's 3
+//   watchers, none of them an agent (api-model.ts, real objects). The
+//   reference is the same updates sent to all N agents, as any design in
 //   which the agents watch each other's pods pays (the first version did).
 // - routing memory of one agent: the one with the most postings as an
 //   owner, rebuilt alone from what it received, plus its holder and the
@@ -23,9 +21,8 @@
 import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
 import { computeOwnership } from '../../internal/owners/ownership.ts';
 import { OWNER_REPLICAS, OWNER_SHARDS } from '../../internal/owners/protocol.ts';
-import { statusAnnotations, UPDATED_ANNOTATION } from '../../internal/owners/status.ts';
 import { createRendezvousRanking } from '../../internal/routing/rendezvous.ts';
-import { agentPod } from './pod-fixture.ts';
+import { statusEventBytes, waveEgress } from './api-model.ts';
 import { measureOneAgent } from './scale-memory.ts';
 import { measureOwnerLookups } from './scale-harness.ts';
 import { closeSimulation, createSimulation, type SimAgent, type Simulation } from './scale-sim.ts';
@@ -35,15 +32,21 @@ const SIZES = [100, 1000, 5000];
 const IMAGES = 40;
 const SHARED_IMAGES = 30;
 const KEYS_PER_IMAGE = 50;
-/** Watchers of one agent pod besides the agents: its kubelet, the controller manager's and the scheduler's informers. */
-const POD_WATCHERS = 3;
 
 const exposedGc = (globalThis as { gc?: () => void }).gc;
 if (exposedGc === undefined) throw new Error('run with node --expose-gc');
 const gc: () => void = exposedGc;
 
+/** Keys of the images every node has, made once (as the agents' own strings would be, one copy per agent process). */
+const sharedKeys = new Map<string, string>();
+
 function hexKey(hasher: Hasher, seed: string): string {
-  return `sha256:${hasher.digest(`${seed}a`)}${hasher.digest(`${seed}b`)}${hasher.digest(`${seed}c`)}${hasher.digest(`${seed}d`)}`;
+  let key = sharedKeys.get(seed);
+  if (key === undefined) {
+    key = `sha256:${hasher.digest(`${seed}a`)}${hasher.digest(`${seed}b`)}${hasher.digest(`${seed}c`)}${hasher.digest(`${seed}d`)}`;
+    if (seed.startsWith('img') && Number(seed.slice(3, seed.indexOf('-'))) < SHARED_IMAGES) sharedKeys.set(seed, key);
+  }
+  return key;
 }
 
 function nodeKeys(hasher: Hasher, node: number): Set<string> {
@@ -99,13 +102,10 @@ async function wave(sim: Simulation, hasher: Hasher): Promise<void> {
 function apiEgress(sim: Simulation, n: number): { ownerMode: number; podWatch: number; eventBytes: number } {
   const [agent] = sim.byName.values();
   if (agent === undefined || sim.table === undefined) throw new Error('no agents');
-  const stats = agent.owner.stats();
-  const annotations = {
-    ...statusAnnotations({ keys: agent.holder.stats().keys, owned: sim.table.ownedBy(agent.name), postings: stats.postings, members: n }),
-    [UPDATED_ANNOTATION]: new Date().toISOString(),
-  };
-  const eventBytes = Buffer.byteLength(`${JSON.stringify({ type: 'MODIFIED', object: agentPod(0, annotations) })}\n`);
-  return { ownerMode: n * POD_WATCHERS * eventBytes, podWatch: n * n * eventBytes, eventBytes };
+  const status = { keys: agent.holder.stats().keys, owned: sim.table.ownedBy(agent.name), postings: agent.owner.stats().postings, members: n };
+  const eventBytes = statusEventBytes(status);
+  const { statusBytes, podWatchBytes } = waveEgress(n, eventBytes);
+  return { ownerMode: statusBytes, podWatch: podWatchBytes, eventBytes };
 }
 
 interface SizeResult {
@@ -166,6 +166,11 @@ function printTable(results: readonly SizeResult[]): void {
 }
 
 const hasher = await createHasher();
+// The real harness first, while this process's heap is small (the simulation's is gigabytes).
+const harness = await measureOwnerLookups(hasher);
+console.log(
+  `owner lookups on the 10-node harness: p50 ${harness.p50Ms.toFixed(3)} ms, p99 ${harness.p99Ms.toFixed(3)} ms over ${harness.count}; /readyz on the same agents p99 ${harness.readyzP99Ms.toFixed(3)} ms (ratio ${(harness.p99Ms / harness.readyzP99Ms).toFixed(2)})`,
+);
 const wire = await measureWireOverhead(hasher);
 console.log(`wire: push headers ${wire.pushRequestHeaders} B, lookup headers ${wire.lookupRequestHeaders} B (+ path), answer headers ${wire.answerHeaders} B`);
 const results: SizeResult[] = [];
@@ -175,10 +180,6 @@ for (const n of SIZES) {
   results.push(result);
 }
 printTable(results);
-const harness = await measureOwnerLookups(hasher);
-console.log(
-  `owner lookups on the 10-node harness: p50 ${harness.p50Ms.toFixed(3)} ms, p99 ${harness.p99Ms.toFixed(3)} ms over ${harness.count}; /readyz on the same agents p99 ${harness.readyzP99Ms.toFixed(3)} ms (ratio ${(harness.p99Ms / harness.readyzP99Ms).toFixed(2)})`,
-);
 const at = (n: number): SizeResult => results.find((r) => r.n === n) ?? results[0]!;
 const routingMb = at(5000).routingMb ?? 0;
 console.log(`routing state of the busiest agent at N=5000: ${routingMb.toFixed(2)} MB (${at(5000).maxPostings} postings)`);
