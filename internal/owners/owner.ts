@@ -160,7 +160,7 @@ function orderedHolders(state: OwnerState, key: number, zone: string | undefined
   const holders = orderHolders(state, key, names, zone);
   if (byZone === undefined) {
     if (state.answers.size >= MAX_CACHED_ANSWERS) state.answers.clear();
-    state.answers.set(key, (byZone = new Map()));
+    state.answers.set(key, (byZone = new Map<string, { holders: string[]; at: number }>()));
   }
   byZone.set(zone ?? '', { holders, at: now });
   return holders;
