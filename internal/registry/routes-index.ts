@@ -9,8 +9,8 @@
 //   auth on) like any peer request; an unsigned ask is a person's (`mirra
 //   locate`, through the API server's pods/proxy) and is admitted like
 //   containerd's requests (with --local-only: listed addresses only). It
-//   tells which agents hold a key whose hash the asker already knows, as the
-//   pod annotations did before.
+//   tells which agents hold a key whose hash the asker already knows (the
+//   first version's pod annotations told that to anyone who could read pods).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AddressAllowList } from '../auth/allow.ts';

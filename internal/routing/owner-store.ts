@@ -1,4 +1,4 @@
-// What a shard's owner keeps (issue 14, discovery peer to peer): for each
+// What a shard's owner keeps (discovery peer to peer, internal/owners): for each
 // shard it owns, which agents hold which keys, as the holders told it (a full
 // set per holder and shard, then deltas), and the lookup of a key's holders.
 // Pure and in memory; the transport and the ownership (rendezvous.ts) are
@@ -7,8 +7,7 @@
 //
 // Keys are kept as 53 bits of their xxh64 (hash.ts): a collision of two keys
 // among the ~40,000 of one owner's shards is about one in 10^8 and costs a
-// false positive (a holder asked for a key it lacks answers 404), as the
-// summary's filters do. A key belongs to one shard (jump hash); a holder that
+// false positive (a holder asked for a key it lacks answers 404). A key belongs to one shard (jump hash); a holder that
 // names it under two loses it from lookups when either is cleared. Memory: a
 // Set entry per (holder, key) in each view; bench:scale measures the bytes
 // per posting and one agent's whole routing state at 5,000 agents.

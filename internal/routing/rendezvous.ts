@@ -3,11 +3,11 @@
 // elect or write down, and when an agent joins or leaves only the keys it is
 // or becomes one of the first R of move (about R/N of them). The cold-rollout
 // coordinator of a digest is its first agent (internal/coalesce); the owners
-// of a summary shard are the first R (docs/DESIGN.md, "Discovery at 5,000
-// nodes").
+// of a shard of the key space are the first two (internal/owners,
+// docs/DESIGN.md, "Discovery").
 //
-// The score is the routing index's (hash.ts: xxh64 of the key and of the
-// name, mixed by rendezvousWeight), ties (one in 2^32) to the smaller name.
+// The score is hash.ts's (xxh64 of the key and of the name, mixed by
+// rendezvousWeight), ties (one in 2^32) to the smaller name.
 // Cost: one xxh64 of the key plus one 32-bit mix per agent; the names'
 // hashes are cached, so a ranking over 5,000 agents is one pass of integer
 // arithmetic.

@@ -25,7 +25,9 @@ import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
+import { holdersOf } from '../cluster/holders.ts';
 import { waitUntilServed } from '../cluster/served.ts';
+import { createHasher } from '../../internal/routing/hash.ts';
 import { writeMirrorHosts, writeUpstreamHosts } from '../support/hosts.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
@@ -152,16 +154,24 @@ async function baseline(cluster: Cluster, rest: ClusterNode[], ref: string): Pro
   return { one, many };
 }
 
+/** An image in the upstream: its reference and its layers' digests. */
+interface PulledImage {
+  ref: string;
+  digests: readonly string[];
+}
+
 /** With mirra, each node in turn: node-1 from upstream, the rest from peers; the pull times and the upstream bytes. */
-async function inTurn(cluster: Cluster, first: ClusterNode, rest: ClusterNode[], ref: string): Promise<{ times: number[]; upstreamBytes: number }> {
+async function inTurn(cluster: Cluster, first: ClusterNode, rest: ClusterNode[], image: PulledImage): Promise<{ times: number[]; upstreamBytes: number }> {
   console.error('with mirra: each node in turn ...');
   cluster.upstream.resetCounts();
+  const { ref, digests } = image;
   const times = [await timedPull(() => first.pull(ref))];
+  const hasher = await createHasher();
   await waitFor(
-    'node-1 to advertise the image',
+    'the owners to name node-1 for every layer',
     async () => {
-      const pod = cluster.api.get('Pod', cluster.namespace, first.podName) as { metadata?: { annotations?: Record<string, string> } } | undefined;
-      return /n=[1-9]/.test(pod?.metadata?.annotations?.['mirra.dev/summary'] ?? '');
+      for (const digest of digests) if (!(await holdersOf(cluster, hasher, digest)).includes(first.name)) return false;
+      return true;
     },
     20_000,
     100,
@@ -240,7 +250,7 @@ async function measure(cluster: Cluster): Promise<Measured> {
     throw new Error('want 7 nodes');
   const rest = [n2, n3, n4, n5];
   const base = await baseline(cluster, rest, `${cluster.upstream.host}/bench/p2p:one`);
-  const sequential = await inTurn(cluster, n1, rest, `${cluster.upstream.host}/bench/p2p:one`);
+  const sequential = await inTurn(cluster, n1, rest, { ref: `${cluster.upstream.host}/bench/p2p:one`, digests: first.layers.map((l) => l.digest) });
   const concurrent = await atOnce(cluster, n1, rest, `${cluster.upstream.host}/bench/p2p:two`);
   const missP99 = await missP99Ms(n2.url, cluster.upstream.host);
   const cold = await coldWave(cluster, [n1, ...rest], `${cluster.upstream.host}/bench/p2p:three`);

@@ -1,6 +1,6 @@
 // Waiting until a node's agent serves a blob (a HEAD answered 200): after a
 // pull on another node, the agent finds the blob through its peers only once
-// the holder's summary reached it through the API, so tests and benches wait
+// the holder's keys reached the shard owners, so tests and benches wait
 // for that before they pull or load.
 import type { Cluster, ClusterNode } from './cluster.ts';
 import { waitFor } from '../support/process.ts';
