@@ -6,7 +6,7 @@ import { createPeerSigner } from '../auth/sign.ts';
 import { createPeerVerifier } from '../auth/verify.ts';
 import { createPeerAgent, PeerRequestError, type Candidate } from '../peer/client.ts';
 import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
-import { startFakePeer } from '../../tests/support/peer/testkit.ts';
+import { rejection, startFakePeer } from '../../tests/support/peer/testkit.ts';
 import { createCoordinatorClient, type CoordinatorClient } from './client.ts';
 import { FETCHES_PATH } from './protocol.ts';
 import { createFetchRecords, type FetchRecords } from './records.ts';
@@ -40,17 +40,6 @@ async function startFake(
 ): Promise<{ candidate: Candidate; urls: () => string[] }> {
   const { candidate, asked } = await startFakePeer(t, 'fake', handler);
   return { candidate, urls: () => asked.map((a) => `${a.method} ${a.url}`) };
-}
-
-/** How long `promise` took to reject, and with what. */
-async function rejection(promise: Promise<unknown>): Promise<{ err: unknown; elapsedMs: number }> {
-  const started = performance.now();
-  try {
-    await promise;
-  } catch (err) {
-    return { err, elapsedMs: performance.now() - started };
-  }
-  assert.fail('expected a rejection');
 }
 
 async function roundTrip(t: TestContext, coordinator: Candidate, records: FetchRecords, key?: Buffer): Promise<void> {

@@ -8,6 +8,7 @@ import { createPeerStats } from '../peer/stats.ts';
 import { parseExposition, sumSamples } from '../../tests/support/exposition.ts';
 import { createMetrics, METRIC_PREFIX, type IndexMetricsStats } from './metrics.ts';
 import { publishHooks } from './record.ts';
+import { INDEX_FAMILIES } from '../../tests/support/index-metrics.ts';
 
 /** Units a metric name may end with: a base unit, or a count of a thing. */
 const UNIT_SUFFIXES = ['_total', '_seconds', '_bytes', '_ratio', '_keys', 'peers', '_fetches', '_shards', '_postings'];
@@ -60,16 +61,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
     'mirra_peer_digest_mismatches_total',
     'mirra_peer_penalties_total',
     'mirra_peers',
-    'mirra_advertised_keys',
-    'mirra_index_owned_shards',
-    'mirra_index_postings',
-    'mirra_index_pushes_total',
-    'mirra_index_pushed_shards_total',
-    'mirra_index_resends_total',
-    'mirra_index_lookups_total',
-    'mirra_index_second_owner_asks_total',
-    'mirra_index_owner_failures_total',
-    'mirra_index_owner_requests_total',
+    ...INDEX_FAMILIES,
     'mirra_publish_duration_seconds',
     'mirra_publish_failures_total',
     'mirra_nodejs_eventloop_lag_seconds',

@@ -17,7 +17,7 @@ import { createPeerAgent, PeerRequestError, type Candidate } from '../peer/clien
 import { createHasher, type Hasher } from '../routing/hash.ts';
 import { digestOf, shardOfKey } from '../routing/owner-store.ts';
 import { createTestApp, listen } from '../../tests/support/registry/testkit.ts';
-import { startFakePeer } from '../../tests/support/peer/testkit.ts';
+import { rejection, startFakePeer } from '../../tests/support/peer/testkit.ts';
 import { bodySum, createOwnerClient, type OwnerClient } from './client.ts';
 import { createOwnerService, type OwnerService } from './owner.ts';
 import { decodeEntries, HOLDERS_PATH, INDEX_CONTENT_TYPE, INDEX_PATH, IndexProtocolError, keyHex, OWNER_SHARDS, type IndexEntry } from './protocol.ts';
@@ -57,17 +57,6 @@ async function startOwner(t: TestContext, auth: boolean): Promise<{ candidate: C
   const { app } = createTestApp({ indexOwner: owner, peerVerifier });
   t.after(() => app.close());
   return { candidate: { name: OWNER, url: await listen(app) }, owner };
-}
-
-/** How long `promise` took to reject, and with what. */
-async function rejection(promise: Promise<unknown>): Promise<{ err: unknown; elapsedMs: number }> {
-  const started = performance.now();
-  try {
-    await promise;
-  } catch (err) {
-    return { err, elapsedMs: performance.now() - started };
-  }
-  assert.fail('expected a rejection');
 }
 
 async function roundTrip(t: TestContext, auth: boolean): Promise<void> {

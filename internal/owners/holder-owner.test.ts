@@ -12,7 +12,7 @@
 // Keys are shared by several agents; shards 256, owners per shard 2, as in
 // production; the clocks are real but short (a run takes a few dozen ms).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { createLogger } from '../log/logger.ts';
 import { createHasher, type Hasher } from '../routing/hash.ts';
@@ -289,6 +289,17 @@ before(async () => {
   tableOf = (members) => computeOwnership({ rank, shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
 });
 
+/** Owner mirra-a (owning every shard) and holder mirra-b on one network; the holder is closed after the test. */
+function oneOwnerOneHolder(t: TestContext, overrides: Parameters<typeof holderOptions>[2] = {}): { net: Network; owner: OwnerService; holder: Holder } {
+  const net = new Network();
+  const owner = newOwner({ clock: { now: 0 } });
+  owner.setOwned(tableOf(['mirra-a']).ownedBy('mirra-a'));
+  net.owners.set('mirra-a', owner);
+  const holder = createHolder(holderOptions(net, 'mirra-b', overrides));
+  t.after(() => holder.close());
+  return { net, owner, holder };
+}
+
 describe('holder against real owners over a faulty network', () => {
   const worlds: World[] = [];
   after(() => worlds.forEach(closeAll));
@@ -350,21 +361,15 @@ describe('holder against real owners: cases written out', () => {
     for (const key of UNIVERSE.slice(0, 10)) assert.deepEqual(restarted.holders(keyNumber(hasher.hash(key)), undefined).holders, ['mirra-b'], key);
   });
 
-  // Fails today. buildPush() skips a shard that is to be sent in full (acknowledged set undefined) when this agent
-  // has no keys in it, taking it as a new owner's that cannot hold anything of this agent: it sets the
-  // acknowledged set to EMPTY and sends nothing. But undefined also means "the owner asked for it" (resend) and
-  // "the last full push failed" (it may have been applied). Here the push of {k} is applied and its answer lost,
+  // A bug this found: buildPush() skipped any shard to be sent in full (acknowledged set undefined) when this agent
+  // had no keys in it, as if the owner could hold nothing of this agent's: it set the acknowledged set to EMPTY
+  // and sent nothing. But undefined also means "the owner asked for it" (resend) and "the last full push failed"
+  // (it may have been applied); now only owners known to have nothing (`fresh`) are skipped. Here the push of {k} is applied and its answer lost,
   // then the agent drops k: nothing is sent, the repair's check finds the stale key and asks for the shard, and
   // the same rule swallows the resend again, at every repair. The owner names this agent as a holder of k for good.
   it('a key dropped after a push that was applied but not answered is dropped at the owner by the next repair', async (t) => {
     const [k1] = twoKeysOfOneShard();
-    const net = new Network();
-    const clock = { now: 0 };
-    const owner = newOwner({ clock });
-    owner.setOwned(tableOf(['mirra-a']).ownedBy('mirra-a'));
-    net.owners.set('mirra-a', owner);
-    const holder = createHolder(holderOptions(net, 'mirra-b'));
-    t.after(() => holder.close());
+    const { net, owner, holder } = oneOwnerOneHolder(t);
     holder.setKeys(new Set([k1]));
     holder.setOwnership(tableOf(['mirra-a']));
     await sleep(5);
@@ -378,20 +383,14 @@ describe('holder against real owners: cases written out', () => {
     assert.deepEqual(owner.holders(keyNumber(hasher.hash(k1)), undefined).holders, [], `the owner still names mirra-b for ${k1}`);
   });
 
-  // Fails today. The holder keeps one OwnerSync per owner and deletes it when a table leaves that owner out; a
-  // push built from the old sync may still be in flight when the owner comes back, and a new sync pushes
-  // alongside it. When the old push lands after the new one, its answer sets the NEW sync's acknowledged set
-  // to the old push's keys: that is what the owner now has, so the repair's digest check agrees, yet it is not
+  // A bug this found: the holder keeps one OwnerSync per owner and deletes it when a table leaves that owner out;
+  // a push built from the old sync could still be in flight when the owner came back, and a new sync pushed
+  // alongside it. When the old push landed after the new one, its answer set the NEW sync's acknowledged set
+  // to the old push's keys (now: answers of a replaced sync are ignored, and one push per owner name at a time): that is what the owner now has, so the repair's digest check agrees, yet it is not
   // the holder's set, and the shard is not dirty. The key added in between stays missing at the owner for good.
   it('a push still in flight when its owner leaves the table and comes back cannot leave the owner short for good', async (t) => {
     const [k1, k2] = twoKeysOfOneShard();
-    const net = new Network();
-    const clock = { now: 0 };
-    const owner = newOwner({ clock });
-    owner.setOwned(tableOf(['mirra-a']).ownedBy('mirra-a'));
-    net.owners.set('mirra-a', owner);
-    const holder = createHolder(holderOptions(net, 'mirra-b'));
-    t.after(() => holder.close());
+    const { net, owner, holder } = oneOwnerOneHolder(t);
     holder.setKeys(new Set([k1]));
     holder.setOwnership(tableOf(['mirra-a']));
     await sleep(5);
@@ -409,18 +408,12 @@ describe('holder against real owners: cases written out', () => {
     assert.deepEqual(owner.holders(keyNumber(hasher.hash(k2)), undefined).holders, ['mirra-b'], `the owner lacks ${k2} after repair rounds`);
   });
 
-  // Fails today. A failed push sets retryAt and asks schedule() for a timer at the backoff; schedule() keeps an
-  // earlier timer instead when one is pending (here the flush delay of a change made while the push was in
-  // flight), and flush() skips an owner whose retryAt is ahead without scheduling anything. Nothing retries
-  // until the next repair interval (60 s in production) or the next change: idle() hangs that long.
+  // A bug this found: a failed push set retryAt and asked schedule() for a timer at the backoff; schedule() kept
+  // an earlier timer instead when one was pending (here the flush delay of a change made while the push was in
+  // flight), and flush() skipped an owner whose retryAt was ahead without scheduling anything. Nothing retried
+  // until the next repair interval (60 s in production) or the next change (now flush() times the earliest retry).
   it('a failed push is retried after its backoff even when a change was made while it was in flight', { timeout: 5000 }, async (t) => {
-    const net = new Network();
-    const clock = { now: 0 };
-    const owner = newOwner({ clock });
-    owner.setOwned(tableOf(['mirra-a']).ownedBy('mirra-a'));
-    net.owners.set('mirra-a', owner);
-    const holder = createHolder(holderOptions(net, 'mirra-b', { flushDelayMs: 50, repairIntervalMs: 60_000, minRetryMs: 300, maxRetryMs: 300 }));
-    t.after(() => holder.close());
+    const { net, owner, holder } = oneOwnerOneHolder(t, { flushDelayMs: 50, repairIntervalMs: 60_000, minRetryMs: 300, maxRetryMs: 300 });
     holder.setOwnership(tableOf(['mirra-a']));
     await sleep(5);
     holder.setKeys(new Set([UNIVERSE[0]!]));

@@ -192,8 +192,8 @@ describe('index routes, peer auth off: pushes', () => {
     assert.equal(owner.stats().pushes, 0);
   });
 
-  // Fails today: the route answers a malformed body 405 UNSUPPORTED, the status the app gives a POST to a path
-  // without index routes (see "not installed" below), so a holder, a log or a person cannot tell the two apart.
+  // A bug this found: the route answered a malformed body 405 UNSUPPORTED, the status the app gives a POST to a
+  // path without index routes (see "not installed" below), so a holder, a log or a person could not tell the two apart.
   it('a malformed body is 400, not the 405 of a route that is not there', async (t) => {
     const { app } = setup();
     t.after(() => app.close());
@@ -277,9 +277,9 @@ describe('index routes, peer auth off: lookups', () => {
     assert.equal(ociError(remote.body).code, 'DENIED');
   });
 
-  // Fails today: with peer auth off, admitLookup counts a lookup as a peer's only when it is signed, so with
-  // --local-only every other agent's (marked) lookup is refused 403 and the index finds no holders across nodes;
-  // /v2/ admits marked requests with auth off (admission.ts), and pushes are admitted, so only lookups break.
+  // A bug this found: with peer auth off, admitLookup counted a lookup as a peer's only when it was signed, so
+  // with --local-only every other agent's (marked) lookup was refused 403 and the index found no holders across
+  // nodes, while /v2/ admits marked requests with auth off (admission.ts), and pushes were admitted.
   it('with --local-only and peer auth off, a peer (marked) lookup from another node is answered', async (t) => {
     const { app } = setup({ localClients: createAddressAllowList([THIS_NODE]) });
     t.after(() => app.close());

@@ -13,23 +13,11 @@ import { parseExposition, sumSamples, type Exposition } from '../support/exposit
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
+import { INDEX_FAMILIES } from '../support/index-metrics.ts';
 
 const run = promisify(execFile);
 const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
 const MiB = 1024 * 1024;
-/** The peer-to-peer index's families (internal/metrics/metrics.ts). */
-const INDEX_FAMILIES = [
-  'mirra_advertised_keys',
-  'mirra_index_owned_shards',
-  'mirra_index_postings',
-  'mirra_index_pushes_total',
-  'mirra_index_pushed_shards_total',
-  'mirra_index_resends_total',
-  'mirra_index_lookups_total',
-  'mirra_index_second_owner_asks_total',
-  'mirra_index_owner_failures_total',
-  'mirra_index_owner_requests_total',
-];
 
 async function scrape(node: ClusterNode): Promise<Exposition> {
   const url = node.agent.metricsUrl;

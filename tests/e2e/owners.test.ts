@@ -1,5 +1,6 @@
 // The peer-to-peer index on ten nodes, each a real containerd with its own
-// agent: pulls find their holders through the shard owners; a first owner
+// agent: pulls find their holders through the shard owners; each pod shows
+// the shards it owns; a first owner
 // killed sends lookups to the second owner at once, and once restarted it is
 // filled again within seconds; a pod replaced (one agent leaves, another
 // joins) makes the holders send only the shards whose owners changed; and
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { computeOwnership } from '../../internal/owners/ownership.ts';
 import { OWNER_REPLICAS, OWNER_SHARDS } from '../../internal/owners/protocol.ts';
+import { parseStatus } from '../../internal/owners/status.ts';
 import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
 import { keyNumber, shardOfKey } from '../../internal/routing/owner-store.ts';
 import { createRendezvousRanking } from '../../internal/routing/rendezvous.ts';
@@ -48,7 +50,7 @@ describe('the peer-to-peer index on ten nodes', { timeout: 600_000 }, () => {
 
   before(async () => {
     hasher = await createHasher();
-    cluster = await startCluster({ nodes: NODES, agentArgs: ['--log-level', 'debug'] });
+    cluster = await startCluster({ nodes: NODES, agentArgs: ['--log-level', 'debug', '--status-interval', '1s'] });
     await cluster.waitReady(120_000);
     first = await generateImage({ dir: join(cluster.dir, 'img-first'), layers: [256 * KiB, 128 * KiB, 64 * KiB, 32 * KiB], seed: 'owners-first' });
     second = await generateImage({ dir: join(cluster.dir, 'img-second'), layers: [128 * KiB, 64 * KiB], seed: 'owners-second' });
@@ -84,6 +86,24 @@ describe('the peer-to-peer index on ten nodes', { timeout: 600_000 }, () => {
       0,
       'no layer from the upstream',
     );
+  });
+
+  test('every pod shows its status: the shards it owns by the table the agents compute, and its keys', async () => {
+    const table = computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, readyMembers(cluster));
+    await waitFor(
+      'every agent to publish its status',
+      async () =>
+        cluster.nodes.every((node) => {
+          const pod = cluster.api.get('Pod', cluster.namespace, node.podName);
+          const status = parseStatus((pod?.metadata['annotations'] ?? {}) as Record<string, string>);
+          return typeof status !== 'string' && status.members === NODES && status.owned.join(',') === table.ownedBy(node.podName).join(',');
+        }),
+      15_000,
+      200,
+    );
+    const n1 = cluster.api.get('Pod', cluster.namespace, cluster.nodes[0]!.podName);
+    const status = parseStatus((n1?.metadata['annotations'] ?? {}) as Record<string, string>);
+    assert.ok(typeof status !== 'string' && status.keys > 0, 'node-1 counts the keys of the image it pulled');
   });
 
   test('the first owner killed: lookups go to the second owner at once; restarted, it is filled again within seconds', async () => {

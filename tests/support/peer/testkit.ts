@@ -3,6 +3,7 @@
 // fault (slow to answer, failing or stalling mid-body, wrong bytes) so that
 // the real registry misbehaves the way a sick peer does; and a plain HTTP
 // server that plays an agent answering whatever a test wants (startFakePeer).
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -132,4 +133,15 @@ export async function startFakePeer(t: TestContext, name: string, handler: (req:
   });
   const { port } = server.address() as AddressInfo;
   return { candidate: { name, url: `http://127.0.0.1:${port}` }, asked };
+}
+
+/** How long `promise` took to reject, and with what (fails the test when it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<{ err: unknown; elapsedMs: number }> {
+  const started = performance.now();
+  try {
+    await promise;
+  } catch (err) {
+    return { err, elapsedMs: performance.now() - started };
+  }
+  assert.fail('expected a rejection');
 }
