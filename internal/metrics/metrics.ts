@@ -116,7 +116,7 @@ const PEER_SOURCE_COUNTERS: readonly SnapshotCounter<PeerSourceStats>[] = [
   { name: 'peer_false_positives_total', help: '404 answers from peers a shard owner named as holders of the key.', values: (s) => s.misses },
   {
     name: 'peer_lookups_total',
-    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (the shard's owners named no ready holder), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
+    help: 'Misses on the local store handed to the peers, by result: hit, not_found (candidates, none had it), no_candidates (no ready holder named by the owners), streams_limited (the limit of concurrent peer streams was reached: sent upstream).',
     label: 'result',
     values: (s) => ({ hit: s.hits, not_found: s.notFound, no_candidates: s.noCandidates, streams_limited: s.streamsLimited }),
   },
