@@ -281,6 +281,8 @@ async function main(): Promise<void> {
     agentArgs: ['--log-level', 'info'],
     agentEntry: await buildAgent(),
     agentEnv: { NODE_OPTIONS: await chartNodeOptions() },
+    // MIRRA_KEEP_DIR=1 keeps the agents' logs and containerd roots for a look after the run.
+    keepDir: process.env.MIRRA_KEEP_DIR === '1',
   });
   try {
     await cluster.waitReady();
