@@ -35,7 +35,8 @@ export interface TestPki {
   otherClient: TestCertificate;
 }
 
-async function openssl(args: string[]): Promise<void> {
+/** Runs the openssl CLI; rejects with its first stderr line. Also used by token-service.ts. */
+export async function openssl(args: string[]): Promise<void> {
   try {
     await execFileAsync(OPENSSL, args);
   } catch (err) {

@@ -3,6 +3,9 @@
 // reverse proxy (counting-proxy.ts) that can also limit bandwidth like a remote
 // registry. Clients use `host` (the proxy); images are pushed with skopeo,
 // directly to the registry by default so the counts only show client traffic.
+// With `tokenAuth` the registry is private: distribution's `auth: token`, its
+// realm a token service (token-service.ts); every request, /v2/ included,
+// then needs a Bearer token, and pushes need credentials with push access.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,12 +25,34 @@ export interface UpstreamOptions {
   /** Response bandwidth limit of the proxy, shared by all connections. Default: unlimited. */
   bandwidthBytesPerSec?: number;
   startTimeoutMs?: number;
+  /** Token authentication (private registry); default none: anonymous pull and push. */
+  tokenAuth?: RegistryTokenAuth;
+}
+
+/** docker-registry's `auth: token` settings: where clients get tokens, and what it trusts in them. */
+export interface RegistryTokenAuth {
+  /** URL of the token endpoint, named in the registry's Bearer challenges. */
+  realm: string;
+  /** The `service` of the challenges, and the `aud` a token must carry. */
+  service: string;
+  /** The `iss` a token must carry. */
+  issuer: string;
+  /** PEM certificates the token signing certificate (the JWT's x5c) must chain to. */
+  rootCertBundlePath: string;
+}
+
+/** Registry credentials, as skopeo's --dest-creds and the kubelet's pull secrets carry them. */
+export interface RegistryCredentials {
+  username: string;
+  password: string;
 }
 
 export interface PushOptions {
   /** Push through the counting proxy instead of directly to the registry. Default false. */
   viaProxy?: boolean;
   timeoutMs?: number;
+  /** For a registry with tokenAuth: a user the token service grants push (and pull) to. Default: none sent. */
+  credentials?: RegistryCredentials;
 }
 
 export interface Upstream {
@@ -48,7 +73,19 @@ export interface Upstream {
   stop(): Promise<void>;
 }
 
-function registryConfig(storageDir: string, addr: string): string {
+function authSection(tokenAuth: RegistryTokenAuth | undefined): string[] {
+  if (tokenAuth === undefined) return [];
+  return [
+    'auth:',
+    '  token:',
+    `    realm: ${JSON.stringify(tokenAuth.realm)}`,
+    `    service: ${JSON.stringify(tokenAuth.service)}`,
+    `    issuer: ${JSON.stringify(tokenAuth.issuer)}`,
+    `    rootcertbundle: ${JSON.stringify(tokenAuth.rootCertBundlePath)}`,
+  ];
+}
+
+function registryConfig(storageDir: string, addr: string, tokenAuth: RegistryTokenAuth | undefined): string {
   return [
     'version: 0.1',
     'log:',
@@ -68,28 +105,33 @@ function registryConfig(storageDir: string, addr: string): string {
     'health:',
     '  storagedriver:',
     '    enabled: false',
+    ...authSection(tokenAuth),
     '',
   ].join('\n');
 }
 
-async function registryAnswers(host: string): Promise<boolean> {
+/** Whether /v2/ answers: 200, or 401 with a challenge when it requires tokens. */
+async function registryAnswers(host: string, tokenAuth: RegistryTokenAuth | undefined): Promise<boolean> {
   const res = await fetch(`http://${host}/v2/`);
   await res.body?.cancel();
+  if (tokenAuth !== undefined) return res.status === 401 && (res.headers.get('www-authenticate') ?? '').startsWith('Bearer ');
   return res.ok;
 }
 
-async function startRegistry(dir: string, timeoutMs: number): Promise<{ registry: Managed; directHost: string; logFile: string }> {
+async function startRegistry(dir: string, options: UpstreamOptions): Promise<{ registry: Managed; directHost: string; logFile: string }> {
+  const { tokenAuth } = options;
+  const timeoutMs = options.startTimeoutMs ?? 15_000;
   const logFile = join(dir, 'registry.log');
   const configFile = join(dir, 'config.yml');
   let lastError: unknown;
   // freePort() can race with other processes taking the port: retry a few times.
   for (let attempt = 0; attempt < 3; attempt++) {
     const directHost = `127.0.0.1:${await freePort()}`;
-    await writeFile(configFile, registryConfig(join(dir, 'storage'), directHost));
+    await writeFile(configFile, registryConfig(join(dir, 'storage'), directHost, tokenAuth));
     const registry = startProcess({ name: 'docker-registry', command: REGISTRY_BIN, args: ['serve', configFile], logFile });
     try {
       await Promise.race([
-        waitFor(`docker-registry on ${directHost}`, () => registryAnswers(directHost), timeoutMs),
+        waitFor(`docker-registry on ${directHost}`, () => registryAnswers(directHost, tokenAuth), timeoutMs),
         registry.exited.then((code) => {
           throw new Error(`docker-registry exited (${code}) before answering; see ${logFile}`);
         }),
@@ -105,7 +147,7 @@ async function startRegistry(dir: string, timeoutMs: number): Promise<{ registry
 
 export async function startUpstream(options: UpstreamOptions): Promise<Upstream> {
   await mkdir(join(options.dir, 'storage'), { recursive: true });
-  const { registry, directHost, logFile } = await startRegistry(options.dir, options.startTimeoutMs ?? 15_000);
+  const { registry, directHost, logFile } = await startRegistry(options.dir, options);
   let proxy: CountingProxy;
   try {
     proxy = await startCountingProxy({ target: directHost, bandwidthBytesPerSec: options.bandwidthBytesPerSec });
@@ -134,9 +176,15 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
  * Copies the image (or index, with all its platforms) of an OCI layout to
  * docker://<host>/<name>:<tag> over plain HTTP with skopeo, preserving digests.
  * Independent of /etc/containers: policy, registries.conf and temp dirs are
- * private. Resolves with the digest of what was pushed.
+ * private; no credentials are sent unless given (skopeo then gets a token
+ * from the registry's realm with them). Resolves with the digest of what was
+ * pushed.
  */
-export async function pushImage(layoutDir: string, dest: { host: string; name: string; tag: string }, options: { timeoutMs?: number } = {}): Promise<string> {
+export async function pushImage(
+  layoutDir: string,
+  dest: { host: string; name: string; tag: string },
+  options: { timeoutMs?: number; credentials?: RegistryCredentials } = {},
+): Promise<string> {
   const { host, name, tag } = dest;
   const workDir = await mkdtemp(join(tmpdir(), 'mirra-skopeo-'));
   try {
@@ -159,7 +207,7 @@ export async function pushImage(layoutDir: string, dest: { host: string; name: s
       '--all',
       '--preserve-digests',
       '--dest-tls-verify=false',
-      '--dest-no-creds',
+      ...(options.credentials === undefined ? ['--dest-no-creds'] : ['--dest-creds', `${options.credentials.username}:${options.credentials.password}`]),
       '--digestfile',
       digestFile,
       `oci:${layoutDir}`,
