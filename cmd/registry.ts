@@ -3,8 +3,8 @@
 // startAgent (internal/agent/agent.ts).
 import { startAgent } from '../internal/agent/agent.ts';
 import { loadPeerKeys, PeerSecretError, type PeerKeys } from '../internal/auth/secret.ts';
-import { agentFlags } from '../internal/config/agent-flags.ts';
-import { flagHelp, parseFlags, rejectExtraArguments, usageExit, wantsHelp } from '../internal/config/flags.ts';
+import { agentFlags, pullAccessProblem } from '../internal/config/agent-flags.ts';
+import { flagHelp, parseFlags, rejectExtraArguments, usageExit, UsageError, wantsHelp } from '../internal/config/flags.ts';
 import { checkContainerdConfig } from '../internal/containerd/preflight.ts';
 import { containerdVersion } from '../internal/containerd/version.ts';
 import { loadKubeConfig, type LoadedKubeConfig } from '../internal/kube/config.ts';
@@ -30,6 +30,8 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     const parsed = parseFlags(agentFlags, argv, env);
     rejectExtraArguments(parsed.positionals);
     config = parsed.values;
+    const problem = pullAccessProblem(config);
+    if (problem !== undefined) throw new UsageError(problem);
   } catch (err) {
     return usageExit('registry', err);
   }

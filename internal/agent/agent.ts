@@ -26,6 +26,8 @@ import { startMetricsServer } from '../metrics/server.ts';
 import { createRegistryApp } from '../registry/app.ts';
 import { drainServer, trackConnections } from '../registry/drain.ts';
 import { resolvePressure } from '../registry/pressure.ts';
+import { createPullGate, type PullGate } from '../pullauth/gate.ts';
+import { createUpstreamProbe } from '../pullauth/upstream.ts';
 import { createHasher } from '../routing/hash.ts';
 import { mirroredImages } from '../state/node-state.ts';
 import { startPeerToPeer, type PeerToPeer } from './p2p.ts';
@@ -101,6 +103,16 @@ async function startP2P(config: AgentConfig, node: Node, metrics: Metrics, kube:
   return p2p;
 }
 
+/** How long the agent waits for a private registry's answer to its check of a pull (--verify-pull-access). */
+const PULL_CHECK_TIMEOUT_MS = 5000;
+
+/** --verify-pull-access: the gate of the listed registries (internal/pullauth); undefined when none is listed. */
+function pullGate(flags: AgentFlags): PullGate | undefined {
+  if (flags.verifyPullAccess.length === 0) return undefined;
+  const registries = new Map(flags.verifyPullAccess.map((r) => [r.host, r.server]));
+  return createPullGate({ registries, probe: createUpstreamProbe({ timeoutMs: PULL_CHECK_TIMEOUT_MS }) });
+}
+
 interface AppParts {
   node: Node;
   /** --local-only's allow list (undefined: any client). */
@@ -127,6 +139,7 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
     concurrency: { maxRequests: flags.maxRequests, maxStreams: flags.maxStreams },
     timeouts: { idleTimeoutMs: flags.clientIdleTimeoutMs },
     localSource: forPeers,
+    pullGate: pullGate(flags),
     fetchRecords: coalesce?.records,
     indexOwner: parts.p2p?.index.owner,
     source: countResolves(parts.metrics, parts.p2p === undefined ? local : chainSources([local, parts.p2p.source])),

@@ -6,6 +6,7 @@ import { DEFAULT_CONCURRENCY } from '../registry/concurrency.ts';
 import { DEFAULT_PRESSURE } from '../registry/pressure.ts';
 import { DEFAULT_SERVER_TIMEOUTS } from '../registry/timeouts.ts';
 import { isValidRegistryHost } from '../oci/reference.ts';
+import { parseMirroredRegistry, type MirroredRegistry } from '../hostsconfig/registries.ts';
 import { parseListenAddress, type ListenAddress } from './address.ts';
 import { parseBoolean, parseDurationMs, parseIntegerIn, parseList, parseNonEmpty, type FlagSpec } from './flags.ts';
 
@@ -195,6 +196,15 @@ export const agentFlags = {
     defaultLabel: '(off)',
     parse: (raw) => raw.trim(),
   }),
+  verifyPullAccess: flag<MirroredRegistry[]>({
+    name: 'verify-pull-access',
+    env: 'MIRRA_VERIFY_PULL_ACCESS',
+    description:
+      "comma-separated registries (of --mirrored-registries) whose content is served only to pulls that prove read access at the registry: containerd is answered the registry's own Bearer challenge and must come back with a token it gets with the pod's pull secret (http://host:port for a plain-http registry; needs --peer-secret-file)",
+    defaultValue: [],
+    defaultLabel: '(none)',
+    parse: (raw) => parseList(raw).map(parseMirroredRegistry),
+  }),
   localOnly: flag({
     name: 'local-only',
     env: 'MIRRA_LOCAL_ONLY',
@@ -324,3 +334,18 @@ export const agentFlags = {
     },
   }),
 };
+
+/** A problem between --verify-pull-access and the flags it depends on, as one line naming the fix; undefined when none. */
+export function pullAccessProblem(values: {
+  verifyPullAccess: readonly MirroredRegistry[];
+  peerSecretFile: string;
+  mirroredRegistries: readonly string[];
+}): string | undefined {
+  if (values.verifyPullAccess.length === 0) return undefined;
+  if (values.peerSecretFile === '') {
+    return '--verify-pull-access needs peer auth: set --peer-secret-file (the chart: peerAuth.enabled=true), so that only agents can assert a verified pull to each other';
+  }
+  const unmirrored = values.verifyPullAccess.find((r) => values.mirroredRegistries.length > 0 && !values.mirroredRegistries.includes(r.host));
+  if (unmirrored !== undefined) return `--verify-pull-access lists ${unmirrored.host}, which --mirrored-registries does not: add it there too`;
+  return undefined;
+}

@@ -24,6 +24,8 @@ export interface ContentRequest {
    */
   kind?: 'manifest' | 'blob';
   method?: 'GET' | 'HEAD';
+  /** The pull's access to the repository was verified at its registry (--verify-pull-access): peers are asked with the assertion. */
+  verified?: boolean;
 }
 
 export interface ResolvedTag {

@@ -9,6 +9,7 @@ import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentRequest } from '../content/source.ts';
 import { discard, peerRequest, PeerRequestError, readBody, SizeConflictError, type Candidate } from './client.ts';
+import { VERIFIED_PARAM } from '../pullauth/assertion.ts';
 
 export interface AttemptContext {
   /** Connections for short requests: HEADs and manifests. */
@@ -41,7 +42,8 @@ export interface ManifestCheck {
 const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
 function repositoryPath(request: ContentRequest, kind: 'blobs' | 'manifests', reference: string): string {
-  return `/v2/${request.name}/${kind}/${reference}?ns=${encodeURIComponent(request.registry)}`;
+  const assertion = request.verified === true ? `&${VERIFIED_PARAM}=1` : '';
+  return `/v2/${request.name}/${kind}/${reference}?ns=${encodeURIComponent(request.registry)}${assertion}`;
 }
 
 /** The total size S in a Content-Range header: `bytes a-b/S`, or with `*` for the range (a 416). */

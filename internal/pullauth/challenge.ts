@@ -14,6 +14,8 @@ export interface BearerChallenge {
   readonly realm: string;
   readonly service: string | undefined;
   readonly scope: string | undefined;
+  /** Why a token was refused (`invalid_token`, `insufficient_scope`): containerd gives up on the host, as for the registry itself, only when it is there. */
+  readonly error?: string;
 }
 
 /** One challenge of a header: its scheme (lower case) and parameters (names lower case). */
@@ -122,7 +124,8 @@ export function bearerChallenge(values: string | readonly string[] | undefined):
     for (const challenge of parseChallenges(value)) {
       const realm = challenge.params.get('realm');
       if (challenge.scheme !== 'bearer' || realm === undefined || !isHttpUrl(realm)) continue;
-      return { realm, service: challenge.params.get('service'), scope: challenge.params.get('scope') };
+      const error = challenge.params.get('error');
+      return { realm, service: challenge.params.get('service'), scope: challenge.params.get('scope'), ...(error === undefined ? {} : { error }) };
     }
   }
   return undefined;
@@ -137,6 +140,7 @@ export function formatBearerChallenge(challenge: BearerChallenge): string {
   const parts = [`realm=${quote(challenge.realm)}`];
   if (challenge.service !== undefined) parts.push(`service=${quote(challenge.service)}`);
   if (challenge.scope !== undefined) parts.push(`scope=${quote(challenge.scope)}`);
+  if (challenge.error !== undefined) parts.push(`error=${quote(challenge.error)}`);
   return `Bearer ${parts.join(',')}`;
 }
 

@@ -119,6 +119,9 @@ describe('pull gate against a private docker-registry', { timeout: 120_000 }, ()
     for (const [what, authorization] of cases) {
       const decision = await gate.decide(request({ authorization }));
       assert.equal(decision.kind, 'deny', what);
+      // The registry refused the four tokens: its challenge again (containerd then fails as at the registry); the rest: a 404.
+      const refused = !['basic', 'garbage'].includes(what);
+      assert.equal(decision.kind === 'deny' && decision.challenge !== undefined, refused, `${what}: challenge again`);
     }
   });
 

@@ -11,6 +11,8 @@
 //   and the verdict cached by the token's SHA-256 and the repository: a yes
 //   until the token's `exp` (at most 5 min), a no for 30 s. Concurrent
 //   requests with one token share one check (a pull's blobs).
+// - A token the registry refuses: deny, with the registry's challenge again
+//   (a 401, as the registry answers it, so containerd's error is the same).
 // - Anything else (Basic credentials, a malformed header, the registry
 //   unreachable, an error): deny. The caller answers 404 and serves nothing;
 //   containerd goes to the registry, which decides as it would without mirra.
@@ -38,7 +40,8 @@ export type Decision =
   | { readonly kind: 'allow' }
   /** Answer 401 with this WWW-Authenticate value. */
   | { readonly kind: 'challenge'; readonly header: string }
-  | { readonly kind: 'deny'; readonly reason: string };
+  /** Serve nothing: a 404, or with `challenge` (the registry refused the token) a 401 with it, as the registry itself answers. */
+  | { readonly kind: 'deny'; readonly reason: string; readonly challenge?: string };
 
 export interface PullGate {
   decide(request: PullRequestInfo): Promise<Decision>;
@@ -131,23 +134,39 @@ async function askVerdict(state: GateState, target: ProbeTarget, token: string):
   });
 }
 
-async function withoutToken(state: GateState, target: ProbeTarget, request: PullRequestInfo): Promise<Decision> {
+async function withoutToken(state: GateState, target: ProbeTarget): Promise<Decision> {
   const answer = await askAnonymous(state, target, `${target.server} ${target.repository}`);
   if (answer.kind === 'public') return { kind: 'allow' };
   if (answer.kind === 'unavailable') return { kind: 'deny', reason: `the registry could not be asked: ${answer.reason}` };
-  return { kind: 'challenge', header: formatBearerChallenge({ ...answer.challenge, scope: pullScope(request.repository) }) };
+  return { kind: 'challenge', header: formatBearerChallenge({ ...answer.challenge, scope: pullScope(target.repository) }) };
+}
+
+/**
+ * A token the registry refused: the registry's own challenge for it again,
+ * with its `error` (invalid_token, insufficient_scope), so that containerd
+ * gives up on this host as on the registry ("pull access denied"; a 404
+ * here would rank above that among its hosts' errors and turn it into "not
+ * found", and a challenge without `error` makes it try again).
+ */
+async function refused(state: GateState, target: ProbeTarget, verdict: Extract<Verdict, { kind: 'denied' }>): Promise<Decision> {
+  const reason = `the registry refused the token (${verdict.status})`;
+  const scope = pullScope(target.repository);
+  if (verdict.challenge !== undefined) return { kind: 'deny', reason, challenge: formatBearerChallenge({ ...verdict.challenge, scope }) };
+  const again = await askAnonymous(state, target, `${target.server} ${target.repository}`);
+  if (again.kind !== 'challenge') return { kind: 'deny', reason };
+  return { kind: 'deny', reason, challenge: formatBearerChallenge({ ...again.challenge, scope, error: 'insufficient_scope' }) };
 }
 
 async function decide(state: GateState, request: PullRequestInfo): Promise<Decision> {
   const server = state.options.registries.get(request.registry);
   if (server === undefined) return { kind: 'open' };
   const target: ProbeTarget = { server, repository: request.repository, kind: request.kind, reference: request.reference };
-  if (request.authorization === undefined) return withoutToken(state, target, request);
+  if (request.authorization === undefined) return withoutToken(state, target);
   const match = request.authorization.length <= MAX_TOKEN_CHARS + 7 ? BEARER.exec(request.authorization) : null;
   if (match === null) return { kind: 'deny', reason: 'not a Bearer token' };
   const verdict = await askVerdict(state, target, match[1]!);
   if (verdict.kind === 'allowed') return { kind: 'allow' };
-  if (verdict.kind === 'denied') return { kind: 'deny', reason: `the registry refused the token (${verdict.status})` };
+  if (verdict.kind === 'denied') return refused(state, target, verdict);
   return { kind: 'deny', reason: `the registry could not check the token: ${verdict.reason}` };
 }
 

@@ -29,7 +29,10 @@ export type Anonymous =
   { readonly kind: 'public' } | { readonly kind: 'challenge'; readonly challenge: BearerChallenge } | { readonly kind: 'unavailable'; readonly reason: string };
 
 export type Verdict =
-  { readonly kind: 'allowed' } | { readonly kind: 'denied'; readonly status: number } | { readonly kind: 'unavailable'; readonly reason: string };
+  | { readonly kind: 'allowed' }
+  /** `challenge`: the registry's own 401 challenge for the refused token (with its `error`), when it sent one. */
+  | { readonly kind: 'denied'; readonly status: number; readonly challenge?: BearerChallenge }
+  | { readonly kind: 'unavailable'; readonly reason: string };
 
 export interface UpstreamProbe {
   anonymous(target: ProbeTarget): Promise<Anonymous>;
@@ -102,7 +105,11 @@ export function createUpstreamProbe(options: UpstreamProbeOptions): UpstreamProb
         return { kind: 'unavailable', reason: (err as Error).message };
       }
       if (reached(answer.status)) return { kind: 'allowed' };
-      if (answer.status === 401 || answer.status === 403) return { kind: 'denied', status: answer.status };
+      if (answer.status === 403) return { kind: 'denied', status: answer.status };
+      if (answer.status === 401) {
+        const challenge = bearerChallenge(answer.challenge);
+        return challenge === undefined ? { kind: 'denied', status: 401 } : { kind: 'denied', status: 401, challenge };
+      }
       return { kind: 'unavailable', reason: `the registry answered ${answer.status}` };
     },
   };

@@ -22,6 +22,8 @@ export interface AccessLogState {
   bytesSent: number | undefined;
   /** Registry the request was for (from `ns`), when parsed. */
   registry: string | undefined;
+  /** --verify-pull-access: what the pull gate decided for containerd's request (allow, challenge, deny, open). */
+  pullAccess?: string;
 }
 
 declare module 'fastify' {
@@ -45,6 +47,7 @@ export interface AccessLine {
   registry?: string;
   peer?: string;
   fromPeer?: true;
+  pullAccess?: string;
   /** Closed before the whole response was handed to the OS. */
   aborted?: true;
 }
@@ -99,6 +102,7 @@ export function createAccessLog(log: Logger, onLine?: (line: Readonly<AccessLine
         if (state.registry !== undefined) line.registry = state.registry;
         if (state.peer !== undefined) line.peer = state.peer;
         if (state.fromPeer) line.fromPeer = true;
+        if (state.pullAccess !== undefined) line.pullAccess = state.pullAccess;
         // Closed before the whole response was handed to the OS: client gone or body failed.
         if (!finished) line.aborted = true;
         log.info(line, 'request');

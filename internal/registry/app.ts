@@ -25,6 +25,7 @@ import { installUnderPressure, type UnderPressureOptions } from './pressure.ts';
 import { API_VERSION, API_VERSION_HEADER, installRoutes } from './routes.ts';
 import { FILE_CHUNK_BYTES } from './send-file.ts';
 import { fastifyTimeoutOptions, resolveTimeouts, type ServerTimeouts } from './timeouts.ts';
+import type { PullGate } from '../pullauth/gate.ts';
 
 export interface RegistryAppOptions {
   store: ContentStore;
@@ -62,6 +63,8 @@ export interface RegistryAppOptions {
   localClients?: AddressAllowList;
   /** This agent's fetch records as the coordinator of cold-rollout fetches (routes-fetches.ts); undefined: no coordination routes. */
   fetchRecords?: FetchRoutesOptions['records'];
+  /** --verify-pull-access (pull-access.ts): the registries whose pull access is checked at the registry; undefined: none. */
+  pullGate?: PullGate;
   /** This agent as a shard owner of the peer-to-peer index (routes-index.ts); undefined: no index routes. */
   indexOwner?: IndexRoutesOptions['owner'];
 }
@@ -111,6 +114,7 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
     localSource: options.localSource ?? storeSource(options.store),
     policy: createPolicy(options.mirroredRegistries, options.resolveTags, options.defaultRegistry ?? 'docker.io'),
     log,
+    pullGate: options.pullGate,
     fileBuffers: createBufferPool({
       bufferBytes: FILE_CHUNK_BYTES,
       maxBuffers: Math.max(1, Math.floor((options.fileBufferPoolBytes ?? FILE_BUFFER_POOL_BYTES) / FILE_CHUNK_BYTES)),

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { ContentSource } from '../content/source.ts';
 import type { BufferPool } from './buffer-pool.ts';
+import type { PullGate } from '../pullauth/gate.ts';
 
 export interface RoutePolicy {
   /** Registries whose content is served; empty = all. Lower case. */
@@ -22,12 +23,16 @@ export interface RouteDeps {
   log: Logger;
   /** The buffers of the file fast path, shared by all blob streams (default: a private ring per stream). */
   fileBuffers?: BufferPool;
+  /** --verify-pull-access: pull access of the listed registries checked at the registry (pull-access.ts); undefined: none. */
+  pullGate?: PullGate;
 }
 
 /** Repository a request is for, after validation. */
 export interface RepositoryTarget {
   registry: string;
   name: string;
+  /** The pull's access to the repository was verified at its registry (--verify-pull-access). */
+  verified?: boolean;
 }
 
 export function createPolicy(mirroredRegistries: readonly string[], resolveTags: boolean, defaultRegistry: string): RoutePolicy {

@@ -9,6 +9,7 @@ import { RegistryError } from './errors.ts';
 import { clip, parseRegistryPath, registryOf } from './path.ts';
 import { serveBlob } from './routes-blobs.ts';
 import { serveManifest } from './routes-manifests.ts';
+import { admitPull } from './pull-access.ts';
 import type { RouteDeps, RoutePolicy } from './policy.ts';
 
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
@@ -40,12 +41,15 @@ async function dispatch(deps: RouteDeps, request: FastifyRequest, reply: Fastify
     case 'manifest': {
       setHandler(request, 'manifest');
       const registry = registryFor(request, deps.policy);
-      return serveManifest(deps, request, reply, { target: { registry, name: parsed.name }, reference: parsed.reference, byDigest: parsed.byDigest });
+      const verified = await admitPull(deps.pullGate, request, { registry, name: parsed.name, kind: 'manifests', reference: parsed.reference });
+      const target = { registry, name: parsed.name, verified };
+      return serveManifest(deps, request, reply, { target, reference: parsed.reference, byDigest: parsed.byDigest });
     }
     case 'blob': {
       setHandler(request, 'blob');
       const registry = registryFor(request, deps.policy);
-      return serveBlob(deps, request, reply, { target: { registry, name: parsed.name }, digest: parsed.digest });
+      const verified = await admitPull(deps.pullGate, request, { registry, name: parsed.name, kind: 'blobs', reference: parsed.digest });
+      return serveBlob(deps, request, reply, { target: { registry, name: parsed.name, verified }, digest: parsed.digest });
     }
   }
 }

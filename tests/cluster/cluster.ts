@@ -42,6 +42,8 @@ export interface ClusterOptions {
   namespace?: string;
   /** Extra flags for every agent (`mirra registry ...`). */
   agentArgs?: string[];
+  /** More registries (host:port) the agents mirror beside the cluster's upstream, e.g. a private registry; its hosts.toml is the test's to write. */
+  mirroredRegistries?: string[];
   /** Extra environment of every agent (e.g. NODE_OPTIONS as the chart sets it). */
   agentEnv?: NodeJS.ProcessEnv;
   /** The agents' entry point (default cmd/mirra.ts; see startAgent). */
@@ -234,6 +236,7 @@ async function startNodes(state: ClusterState, ips: string[], ctx: NodesContext)
         faultProxy: options.faultProxy === true,
         zone: zones.length > 0 ? zones[i % zones.length] : undefined,
         upstreamHost: ctx.upstreamHost,
+        moreMirrored: options.mirroredRegistries,
         agentArgs: ctx.agentArgs,
         agentEnv: options.agentEnv,
         agentEntry: options.agentEntry,

@@ -32,6 +32,8 @@ export interface NodeOptions {
   faultProxy: boolean;
   zone: string | undefined;
   upstreamHost: string;
+  /** More registries the agents mirror beside the upstream (e.g. a private one). */
+  moreMirrored?: readonly string[];
   agentArgs: string[];
   /** Extra environment of the agent (e.g. NODE_OPTIONS). */
   agentEnv?: NodeJS.ProcessEnv;
@@ -117,7 +119,7 @@ async function launchAgent(node: NodeState): Promise<void> {
     containerdSock: containerd.socket,
     contentPath: containerd.contentDir,
     containerdConfigPath: containerd.configPath,
-    mirroredRegistries: [options.upstreamHost],
+    mirroredRegistries: [options.upstreamHost, ...(options.moreMirrored ?? [])],
     extraArgs: options.agentArgs,
     entry: options.agentEntry,
     env: {
