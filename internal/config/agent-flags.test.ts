@@ -2,7 +2,7 @@
 // one-line errors naming the flag, the help text, durations.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { agentFlags } from './agent-flags.ts';
+import { agentFlags, pullAccessProblem } from './agent-flags.ts';
 import { flagHelp, parseDurationMs, parseFlags, UsageError } from './flags.ts';
 
 test('defaults apply when neither flag nor env is set', () => {
@@ -69,4 +69,28 @@ test('durations', () => {
   assert.equal(parseDurationMs('2s'), 2000);
   assert.equal(parseDurationMs('1m'), 60_000);
   assert.throws(() => parseDurationMs('soon'));
+});
+
+test('--verify-pull-access: registries as configure takes them, and what it needs named in one line', () => {
+  const { values } = parseFlags(
+    agentFlags,
+    ['--verify-pull-access', 'ghcr.io,http://127.0.0.1:5000', '--peer-secret-file', '/k', '--mirrored-registries', 'ghcr.io,127.0.0.1:5000'],
+    {},
+  );
+  assert.deepEqual(values.verifyPullAccess, [
+    { host: 'ghcr.io', server: 'https://ghcr.io' },
+    { host: '127.0.0.1:5000', server: 'http://127.0.0.1:5000' },
+  ]);
+  assert.equal(pullAccessProblem(values), undefined);
+  assert.deepEqual(parseFlags(agentFlags, [], {}).values.verifyPullAccess, []);
+  assert.throws(
+    () => parseFlags(agentFlags, ['--verify-pull-access', 'not a host/x/y'], {}),
+    (err: Error) => err instanceof UsageError && /--verify-pull-access/.test(err.message),
+  );
+  const noAuth = parseFlags(agentFlags, ['--verify-pull-access', 'ghcr.io'], {}).values;
+  assert.match(pullAccessProblem(noAuth) ?? '', /^--verify-pull-access needs peer auth: set --peer-secret-file/);
+  const unmirrored = parseFlags(agentFlags, ['--verify-pull-access', 'quay.io', '--peer-secret-file', '/k', '--mirrored-registries', 'ghcr.io'], {}).values;
+  assert.equal(pullAccessProblem(unmirrored), '--verify-pull-access lists quay.io, which --mirrored-registries does not: add it there too');
+  const everything = parseFlags(agentFlags, ['--verify-pull-access', 'quay.io', '--peer-secret-file', '/k'], {}).values;
+  assert.equal(pullAccessProblem(everything), undefined, 'an empty --mirrored-registries mirrors every registry');
 });

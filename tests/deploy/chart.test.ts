@@ -241,9 +241,17 @@ test('bad values are a clear helm error', async () => {
     ['mirra.logLevel=verbose', /mirra.logLevel: "verbose" is not one of/],
     ['grafanaDashboard.enabled=true,grafanaDashboard.mode=Operator', /grafanaDashboard.mode: "Operator" is not Sidecar or GrafanaOperator/],
     ['peerAuth.secretKey=a/b', /peerAuth.secretKey: "a\/b" is not a valid Secret key/],
+    ['peerAuth.enabled=false,mirra.verifyPullAccess={ghcr.io}', /mirra.verifyPullAccess needs peerAuth.enabled=true/],
   ] as const) {
     const result = await helm(['template', 'mirra', CHART, '--set', set]);
     assert.notEqual(result.code, 0, set);
     assert.match(result.stderr, message);
   }
+});
+
+test('private registries: mirra.verifyPullAccess becomes --verify-pull-access, which the agent accepts', async () => {
+  const { docs } = await renderChart({ set: ['mirra.mirroredRegistries={docker.io,ghcr.io,quay.io}', 'mirra.verifyPullAccess={ghcr.io,quay.io}'] });
+  assert.equal(flagValue(agentArgs(docs), 'verify-pull-access'), 'ghcr.io,quay.io');
+  const none = await renderChart();
+  assert.equal(flagValue(agentArgs(none.docs), 'verify-pull-access'), undefined, 'not given by default');
 });

@@ -99,7 +99,13 @@ describe('private images through mirra, on three nodes', { timeout: 300_000 }, (
       100,
     );
     registry.resetCounts();
+    tokens.resetRequests();
     assert.equal(await pullAs(n2, ALICE), image.configDigest);
+    const seen = registry.counts().requests.map((r) => `${r.method} ${r.status}`);
+    console.log(`# node-2's pull: ${seen.length} requests at the registry (${seen.join(', ')}), ${tokens.requests().length} at the token service`);
+    // One anonymous HEAD learns the repository's challenge (kept 5 min); one HEAD checks each of the pull's two tokens.
+    assert.deepEqual(seen, ['HEAD 401', 'HEAD 200', 'HEAD 200']);
+    assert.equal(tokens.requests().length, 2, "containerd's two tokens, as without mirra");
     const requests = registry.counts().requests;
     assert.deepEqual(
       requests.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.path} ${r.status}`),

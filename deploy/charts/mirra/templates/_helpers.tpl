@@ -87,6 +87,9 @@ Use: {{- $s := include "mirra.settings" . | fromYaml }}
 {{- fail (printf "mirra.logLevel: %q is not one of trace, debug, info, warn, error, fatal, silent" $settings.logLevel) }}
 {{- end }}
 {{- $_ := set $settings "logLevel" $level }}
+{{- if and $settings.verifyPullAccess (not .Values.peerAuth.enabled) }}
+{{- fail "mirra.verifyPullAccess needs peerAuth.enabled=true: agents assert a verified pull to each other in signed requests" }}
+{{- end }}
 {{- if not $settings.containerdConfigPath }}
 {{- $_ := set $settings "containerdConfigPath" (printf "%s/config.toml" (dir $settings.containerdRegistryConfigPath)) }}
 {{- end }}
