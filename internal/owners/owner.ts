@@ -9,6 +9,7 @@
 // dropped, as are shards it stops owning.
 import { randomBytes } from 'node:crypto';
 import type { Hasher } from '../routing/hash.ts';
+import { offerBest } from '../routing/best-of.ts';
 import { rendezvousWeight32 } from '../routing/hash.ts';
 import { createOwnerStore, keyHalves, shardOfKey, type OwnerStoreStats } from '../routing/owner-store.ts';
 import { MAX_HOLDERS_ANSWERED, OWNER_SHARDS, type HoldersAnswer, type IndexEntry } from './protocol.ts';
@@ -126,8 +127,8 @@ function before(a: Ranked, b: Ranked): boolean {
 
 /**
  * The ready holders of a key, same zone first, then by rendezvous weight; at
- * most MAX_HOLDERS_ANSWERED, kept by insertion into a short sorted list (a
- * popular key has a holder per node: one pass, no sort of thousands).
+ * most MAX_HOLDERS_ANSWERED, kept in one pass (internal/routing/best-of.ts:
+ * a popular key has a holder per node, no sort of thousands).
  */
 function orderHolders(state: OwnerState, key: number, names: Iterable<string>, zone: string | undefined): string[] {
   const { hi, lo } = keyHalves(key);
@@ -137,14 +138,7 @@ function orderHolders(state: OwnerState, key: number, names: Iterable<string>, z
     if (member === undefined || !member.ready) continue;
     const seed = seedOf(state, name);
     const entry = { name, tier: zone === undefined || member.zone === zone ? 0 : 1, weight: rendezvousWeight32(hi, lo, seed.hi, seed.lo) };
-    if (best.length === MAX_HOLDERS_ANSWERED && !before(entry, best[MAX_HOLDERS_ANSWERED - 1]!)) continue;
-    let at = Math.min(best.length, MAX_HOLDERS_ANSWERED - 1);
-    if (best.length < MAX_HOLDERS_ANSWERED) best.push(entry);
-    while (at > 0 && before(entry, best[at - 1]!)) {
-      best[at] = best[at - 1]!;
-      at--;
-    }
-    best[at] = entry;
+    offerBest(best, entry, MAX_HOLDERS_ANSWERED, before);
   }
   return best.map((entry) => entry.name);
 }

@@ -11,6 +11,7 @@
 // Cost: one xxh64 of the key plus one 32-bit mix per agent; the names'
 // hashes are cached, so a ranking over 5,000 agents is one pass of integer
 // arithmetic.
+import { offerBest } from './best-of.ts';
 import { rendezvousWeight, type Hasher, type KeyHash } from './hash.ts';
 
 /** Names whose hashes are cached at most (a DaemonSet's pods over a day of replacements). */
@@ -43,19 +44,10 @@ export function createRendezvousRanking(hasher: Hasher): RendezvousRanking {
   return (key, members, count) => {
     if (count <= 0) return [];
     const hash = hasher.hash(key);
-    // The best `count` so far, best first: an insertion into a short list (count is 1 or a few).
     const best: Ranked[] = [];
     for (const name of members) {
       const seed = seedOf(name);
-      const entry = { name, weight: rendezvousWeight(hash, seed.hi, seed.lo) };
-      if (best.length === count && !before(entry, best[count - 1]!)) continue;
-      let at = Math.min(best.length, count - 1);
-      if (best.length < count) best.push(entry);
-      while (at > 0 && before(entry, best[at - 1]!)) {
-        best[at] = best[at - 1]!;
-        at--;
-      }
-      best[at] = entry;
+      offerBest(best, { name, weight: rendezvousWeight(hash, seed.hi, seed.lo) }, count, before);
     }
     return best.map((entry) => entry.name);
   };
