@@ -146,8 +146,9 @@ describe('the peer-to-peer index on ten nodes', { timeout: 600_000 }, () => {
     );
     const expected = [...afterPairs].filter((pair) => !before.has(pair) && imageShards.has(Number(pair.split('/')[1])));
     for (const pair of expected) for (const holder of ['node-1', 'node-5']) assert.ok(pushed.has(`${holder}>${pair}`), `${holder} pushed ${pair}`);
+    const direct = [...afterPairs].filter((pair) => !before.has(pair)).length;
     console.log(
-      `# pod replaced: ${moved.size} of ${afterPairs.size} (owner, shard) pairs moved; ${pushed.size} pushed in full by the other holders (${expected.length} of them with the image's keys, from both holders)`,
+      `# pod replaced: ${direct} of ${afterPairs.size} (owner, shard) pairs moved (${moved.size} counting the step without the old pod); ${pushed.size} pushed in full by the other holders (${expected.length} of them with the image's keys, from both holders)`,
     );
     // The index still finds node-1 for the image.
     assert.ok((await holdersOf(cluster, hasher, first.manifestDigest)).includes('node-1'));
