@@ -267,7 +267,6 @@ export function startPeerToPeer(options: PeerToPeerOptions): PeerToPeer {
     logger: logger.child({ component: 'peers' }),
     onChange(name, peer) {
       if (peer === undefined) index.node?.removeAgent(name);
-      else if (peer.ready) index.node?.agentReady(name);
       index.node?.membershipChanged();
     },
     onOwnReady: () => index.node?.membershipChanged(),

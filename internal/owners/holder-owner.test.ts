@@ -432,22 +432,4 @@ describe('holder against real owners: cases written out', () => {
     assert.equal(outcome, 'idle', `no retry within ${Math.round(performance.now() - started)} ms (backoff 300 ms)`);
     assert.deepEqual(owner.holders(keyNumber(hasher.hash(UNIVERSE[1]!)), undefined).holders, ['mirra-b']);
   });
-
-  it('an owner restarted under the same name (within the membership grace, no table change) is filled again by recheck()', async (t) => {
-    const keys = UNIVERSE.slice(0, 12);
-    const { net, holder } = oneOwnerOneHolder(t, { repairIntervalMs: 60_000 });
-    net.auto = true;
-    holder.setKeys(new Set(keys));
-    holder.setOwnership(tableOf(['mirra-a']));
-    await holder.idle();
-    const restarted = newOwner({ clock: { now: 0 } });
-    restarted.setOwned(tableOf(['mirra-a']).ownedBy('mirra-a'));
-    net.owners.set('mirra-a', restarted);
-    await holder.idle();
-    assert.deepEqual(restarted.holders(keyNumber(hasher.hash(keys[0]!)), undefined).holders, [], 'nothing tells the new start by itself');
-    holder.recheck('mirra-a');
-    await holder.idle();
-    await holder.idle();
-    for (const key of keys) assert.deepEqual(restarted.holders(keyNumber(hasher.hash(key)), undefined).holders, ['mirra-b'], key);
-  });
 });

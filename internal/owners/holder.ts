@@ -43,8 +43,6 @@ export interface Holder {
   setKeys(keys: ReadonlySet<string>): void;
   /** The ownership table after a membership change. */
   setOwnership(table: OwnershipTable): void;
-  /** Checks by digest, at once, every shard an owner acknowledged (it may have restarted and lost them). */
-  recheck(owner: string): void;
   /** Resolves when nothing is dirty or in flight (tests and benchmarks). */
   idle(): Promise<void>;
   stats(): HolderStats;
@@ -322,13 +320,11 @@ function schedule(state: HolderState, delayMs: number): void {
   state.timer.unref();
 }
 
-function markChecks(state: HolderState, owner: string, sync: OwnerSync): void {
-  for (const [shard, acked] of sync.acked) if (acked !== undefined && !sync.dirty.has(shard)) sync.checks.add(shard);
-  state.pending.add(owner);
-}
-
 function repair(state: HolderState): void {
-  for (const [owner, sync] of state.owners) markChecks(state, owner, sync);
+  for (const [owner, sync] of state.owners) {
+    for (const [shard, acked] of sync.acked) if (acked !== undefined && !sync.dirty.has(shard)) sync.checks.add(shard);
+    state.pending.add(owner);
+  }
   schedule(state, 0);
 }
 
@@ -354,12 +350,6 @@ export function createHolder(options: HolderOptions): Holder {
   return {
     setKeys: (keys) => setKeys(state, keys),
     setOwnership: (table) => setOwnership(state, table),
-    recheck(owner) {
-      const sync = state.owners.get(owner);
-      if (sync === undefined) return;
-      markChecks(state, owner, sync);
-      schedule(state, 0);
-    },
     idle: () =>
       new Promise<void>((resolve) => {
         state.waiters.push(resolve);

@@ -38,15 +38,6 @@ export interface IndexNodeOptions {
 export interface IndexTiming {
   /** A membership change waits this long for more before the table is recomputed. */
   membershipDebounceMs: number;
-  /**
-   * A member whose endpoint turns not ready keeps its shards this long (its
-   * endpoint gone: at once). An agent under pressure answers /readyz 503 for
-   * a moment; without the grace every such blink moved its shards away and
-   * back, and the new owners, still filling, answered lookups without holders
-   * (bench:p2p: a rollout from one node fetched 2 of 5 layers upstream).
-   * Lookups and pushes to it fail fast meanwhile: the second owner answers.
-   */
-  memberGraceMs: number;
   /** A change of keys waits this long for more before it is pushed. */
   pushDelayMs: number;
   /** Every owner checks a holder's digests this often. */
@@ -65,7 +56,6 @@ export interface IndexTiming {
 
 export const DEFAULT_INDEX_TIMING: IndexTiming = {
   membershipDebounceMs: 200,
-  memberGraceMs: 15_000,
   pushDelayMs: 100,
   repairIntervalMs: 60_000,
   warmMs: 5_000,
@@ -92,8 +82,6 @@ export interface IndexNode {
   membershipChanged(): void;
   /** An agent's endpoint is gone: its keys are forgotten here. */
   removeAgent(name: string): void;
-  /** An agent's endpoint turned ready: it may have restarted (within the grace), so its shards are checked by digest at once. */
-  agentReady(name: string): void;
   /** The current table (tests, `mirra shards`). */
   table(): OwnershipTable | undefined;
   /** Resolves once every push is through (tests, benchmarks). */
@@ -153,36 +141,15 @@ export function createIndexNode(options: IndexNodeOptions): IndexNode {
   let table: OwnershipTable | undefined;
   let timer: NodeJS.Timeout | undefined;
   const { owner, holder, locator } = createParts(options, timing, () => table);
-  /** When each agent was last seen ready (the grace of memberGraceMs). */
-  const lastReady = new Map<string, number>();
-  const members = (): string[] => {
-    const now = Date.now();
-    const ready = new Set(options.members());
-    for (const name of ready) lastReady.set(name, now);
-    for (const [name, at] of lastReady) {
-      if (ready.has(name)) continue;
-      // Within the grace while its endpoint exists: still a member (lookups to it fail fast to the second owner).
-      if (now - at < timing.memberGraceMs && options.member(name) !== undefined) ready.add(name);
-      else lastReady.delete(name);
-    }
-    return [...ready].sort();
-  };
   const recompute = (): void => {
     timer = undefined;
-    const current = members();
-    // A member in its grace period drops out when it ends: look again then.
-    if (current.length > options.members().length) schedule(timing.memberGraceMs / 3);
-    if (table !== undefined && sameMembers(table.members, current)) return;
-    table = computeOwnership({ rank, shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, current);
+    const members = [...options.members()].sort();
+    if (table !== undefined && sameMembers(table.members, members)) return;
+    table = computeOwnership({ rank, shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
     const owned = table.ownedBy(options.self);
     owner.setOwned(owned);
     holder.setOwnership(table);
-    log.info({ members: current.length, ownedShards: owned.length }, 'shard ownership recomputed');
-  };
-  const schedule = (delayMs: number): void => {
-    if (timer !== undefined) return;
-    timer = setTimeout(recompute, delayMs);
-    timer.unref();
+    log.info({ members: members.length, ownedShards: owned.length }, 'shard ownership recomputed');
   };
   const sweeper = setInterval(() => owner.sweep(), Math.max(1000, timing.graceMs / 3));
   sweeper.unref();
@@ -190,12 +157,12 @@ export function createIndexNode(options: IndexNodeOptions): IndexNode {
     owner,
     locate: (key) => locator.locate(key),
     setKeys: (keys) => holder.setKeys(keys),
-    membershipChanged: () => schedule(timing.membershipDebounceMs),
-    removeAgent(name) {
-      owner.removeHolder(name);
-      lastReady.delete(name);
+    membershipChanged() {
+      if (timer !== undefined) return;
+      timer = setTimeout(recompute, timing.membershipDebounceMs);
+      timer.unref();
     },
-    agentReady: (name) => holder.recheck(name),
+    removeAgent: (name) => owner.removeHolder(name),
     table: () => table,
     settled: () => holder.idle(),
     stats: () => ({ owner: owner.stats(), holder: holder.stats(), locator: locator.stats(), members: table?.members.length ?? 0 }),
