@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createAddressAllowList, type AddressAllowList } from '../internal/auth/allow.ts';
 import { createOwnerService, type MemberView, type OwnerService } from '../internal/owners/owner.ts';
-import { computeOwnership, type OwnershipTable } from '../internal/owners/ownership.ts';
+import { agentOwnership, type OwnershipTable } from '../internal/owners/ownership.ts';
 import { OWNER_REPLICAS, OWNER_SHARDS } from '../internal/owners/protocol.ts';
 import { statusAnnotations, UPDATED_ANNOTATION } from '../internal/owners/status.ts';
 import { createHasher, type Hasher } from '../internal/routing/hash.ts';
@@ -63,7 +63,7 @@ function mirra(args: string[]): Promise<{ code: number | null; stdout: string; s
 }
 
 function ownershipOf(hasher: Hasher, members: string[]): OwnershipTable {
-  return computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
+  return agentOwnership(createRendezvousRanking(hasher), members);
 }
 
 interface AgentOptions {

@@ -10,6 +10,13 @@ import type { IncomingHttpHeaders } from 'node:http';
 export const PEER_REQUEST_HEADER = 'x-mirra-peer';
 export const PEER_REQUEST_VALUE = '1';
 
+/**
+ * A Kubernetes object name (RFC 1123 subdomain). An agent goes by its pod's
+ * name: as the marker's signed sender, as `from` in peer requests, and in the
+ * index's answers; the agent's flags name pods and Services by it too.
+ */
+export const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
 /** True when the request came from another agent (any value of the marker counts). */
 export function isPeerRequest(headers: IncomingHttpHeaders): boolean {
   return headers[PEER_REQUEST_HEADER] !== undefined;

@@ -1,6 +1,7 @@
 // The flags of `mirra registry`, the agent that runs on every node.
 import { isIP } from 'node:net';
 import { parseAddressEntry } from '../auth/allow.ts';
+import { KUBERNETES_NAME } from '../auth/peer-request.ts';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.ts';
 import { DEFAULT_CONCURRENCY } from '../registry/concurrency.ts';
 import { DEFAULT_PRESSURE } from '../registry/pressure.ts';
@@ -16,7 +17,7 @@ function flag<T>(spec: FlagSpec<T>): FlagSpec<T> {
 
 /** An RFC 1123 DNS label or subdomain, as Kubernetes names are; empty allowed (unset). */
 function parseDnsName(raw: string): string {
-  if (raw !== '' && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(raw)) throw new Error('not a valid Kubernetes name');
+  if (raw !== '' && !KUBERNETES_NAME.test(raw)) throw new Error('not a valid Kubernetes name');
   return raw;
 }
 

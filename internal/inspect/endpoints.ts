@@ -5,22 +5,19 @@
 // so that `mirra shards` and `mirra locate` agree with the agents without
 // asking them who owns what.
 import type { KubeClient } from '../kube/client.ts';
-import { parseSlice, type EndpointView } from '../kube/objects.ts';
+import { betterEndpoint, parseSlice, SERVICE_NAME_LABEL, type EndpointView } from '../kube/objects.ts';
 import { listResult } from '../kube/watch.ts';
-import { computeOwnership, type OwnershipTable } from '../owners/ownership.ts';
-import { OWNER_REPLICAS, OWNER_SHARDS, POD_NAME } from '../owners/protocol.ts';
+import { agentOwnership, type OwnershipTable } from '../owners/ownership.ts';
+import { KUBERNETES_NAME } from '../auth/peer-request.ts';
 import type { Hasher } from '../routing/hash.ts';
 import { createRendezvousRanking } from '../routing/rendezvous.ts';
-
-/** The label the EndpointSlice controller puts on a Service's slices. */
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 /** Each agent's endpoint by pod name: a ready one when the pod has several (dual stack: one per family), as the agents choose. */
 export type Endpoints = ReadonlyMap<string, EndpointView>;
 
 /** A Service name (an RFC 1123 name, as the agents' --service-name); throws a one-line reason. */
 export function parseServiceName(raw: string): string {
-  if (!POD_NAME.test(raw)) throw new Error('not a valid Kubernetes name');
+  if (!KUBERNETES_NAME.test(raw)) throw new Error('not a valid Kubernetes name');
   return raw;
 }
 
@@ -31,8 +28,7 @@ export async function listEndpoints(client: KubeClient, namespace: string, servi
   const byPod = new Map<string, EndpointView>();
   for (const slice of list.items.flatMap((item) => parseSlice(item) ?? [])) {
     for (const endpoint of slice.endpoints) {
-      const known = byPod.get(endpoint.podName);
-      if (known === undefined || (endpoint.ready && !known.ready)) byPod.set(endpoint.podName, endpoint);
+      if (betterEndpoint(byPod.get(endpoint.podName), endpoint)) byPod.set(endpoint.podName, endpoint);
     }
   }
   return byPod;
@@ -48,5 +44,5 @@ export function readyMembers(endpoints: Endpoints): string[] {
 
 /** The ownership table of the ready members, as the agents compute it. */
 export function ownershipOf(hasher: Hasher, endpoints: Endpoints): OwnershipTable {
-  return computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, readyMembers(endpoints));
+  return agentOwnership(createRendezvousRanking(hasher), readyMembers(endpoints));
 }

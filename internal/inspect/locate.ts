@@ -7,6 +7,7 @@
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
 import { callSignal, describeError } from '../kube/retry.ts';
 import { isRecord } from '../json/narrow.ts';
+import { mergeHolders } from '../owners/locator.ts';
 import type { OwnershipTable } from '../owners/ownership.ts';
 import { HOLDERS_PATH, keyHex, OWNER_SHARDS, parseHoldersAnswer } from '../owners/protocol.ts';
 import type { Hasher } from '../routing/hash.ts';
@@ -91,12 +92,6 @@ async function askOwner(options: LocateOptions, owner: string, key: number): Pro
   }
 }
 
-function merge(answers: readonly OwnerAnswer[]): string[] {
-  const out: string[] = [];
-  for (const answer of answers) for (const name of answer.holders ?? []) if (!out.includes(name)) out.push(name);
-  return out;
-}
-
 function noAnswer(shard: number, answers: readonly OwnerAnswer[]): LocateError {
   const reasons = answers.map((a) => `${a.owner}: ${a.error ?? 'no answer'}`).join('; ');
   const denied = answers.some((a) => a.errorCode === 'DENIED');
@@ -116,7 +111,7 @@ export async function locateKey(options: LocateOptions, key: string): Promise<Lo
   const answers = [firstAnswer];
   if (second !== undefined && (firstAnswer.holders === null || firstAnswer.warming === true)) answers.push(await askOwner(options, second, number));
   if (answers.every((a) => a.holders === null)) throw noAnswer(shard, answers);
-  return { key, shard, owners, answers, holders: merge(answers) };
+  return { key, shard, owners, answers, holders: mergeHolders(answers.map((answer) => answer.holders ?? [])) };
 }
 
 /** What the person should know beside the holders: owners that failed, answers that may be incomplete. */

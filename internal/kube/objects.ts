@@ -33,6 +33,13 @@ export interface SliceView {
 }
 
 export const REGISTRY_PORT_NAME = 'registry';
+/** The label the EndpointSlice controller puts on a Service's slices. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+/** Whether `candidate` is a pod's better endpoint than `known` (dual stack: one per family): the first, unless a later one is ready and it is not. */
+export function betterEndpoint(known: EndpointView | undefined, candidate: EndpointView): boolean {
+  return known === undefined || (candidate.ready && !known.ready);
+}
 
 type Obj = Record<string, unknown>;
 

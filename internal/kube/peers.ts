@@ -7,7 +7,7 @@
 // While the API is unreachable the last known state stays in use.
 import type { KubeClient } from './client.ts';
 import type { Logger } from '../log/logger.ts';
-import { parseSlice, type EndpointView, type SliceView } from './objects.ts';
+import { betterEndpoint, parseSlice, SERVICE_NAME_LABEL, type EndpointView, type SliceView } from './objects.ts';
 import { startListWatch, type ListWatch, type ListWatchOptions } from './watch.ts';
 
 export interface PeerInfo {
@@ -61,7 +61,7 @@ function samePeer(a: PeerInfo | undefined, b: PeerInfo | undefined): boolean {
 /** The endpoint of a pod across slices (dual stack: one per family): a ready one first. */
 function bestEndpoint(bySlice: ReadonlyMap<string, EndpointView> | undefined): EndpointView | undefined {
   let best: EndpointView | undefined;
-  for (const endpoint of bySlice?.values() ?? []) if (best === undefined || (endpoint.ready && !best.ready)) best = endpoint;
+  for (const endpoint of bySlice?.values() ?? []) if (betterEndpoint(best, endpoint)) best = endpoint;
   return best;
 }
 
@@ -132,7 +132,7 @@ function watchSlices(state: PeersState): ListWatch<SliceView> {
   return startListWatch<SliceView>({
     client: options.client,
     path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/endpointslices`,
-    labelSelector: `kubernetes.io/service-name=${options.serviceName}`,
+    labelSelector: `${SERVICE_NAME_LABEL}=${options.serviceName}`,
     parse: parseSlice,
     onChange: (sliceName, next, previous) => onSliceChange(state, sliceName, next, previous),
     logger: state.log.child({ watch: 'endpointslices' }),

@@ -20,8 +20,8 @@ import { keyNumber, shardOfKey } from '../routing/owner-store.ts';
 import { createRendezvousRanking } from '../routing/rendezvous.ts';
 import { createHolder, type Holder, type HolderOptions } from './holder.ts';
 import { createOwnerService, type OwnerService } from './owner.ts';
-import { computeOwnership, type OwnershipTable } from './ownership.ts';
-import { OWNER_REPLICAS, OWNER_SHARDS, type IndexEntry, type PushAnswer } from './protocol.ts';
+import { agentOwnership, type OwnershipTable } from './ownership.ts';
+import { OWNER_SHARDS, type IndexEntry, type PushAnswer } from './protocol.ts';
 import { checkProperty } from '../../tests/support/fuzz.ts';
 
 const AGENTS = ['mirra-a', 'mirra-b', 'mirra-c', 'mirra-d', 'mirra-e'];
@@ -286,7 +286,7 @@ function closeAll(world: World): void {
 before(async () => {
   hasher = await createHasher();
   const rank = createRendezvousRanking(hasher);
-  tableOf = (members) => computeOwnership({ rank, shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
+  tableOf = (members) => agentOwnership(rank, members);
 });
 
 /** Owner mirra-a (owning every shard) and holder mirra-b on one network; the holder is closed after the test. */

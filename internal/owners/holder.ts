@@ -128,17 +128,9 @@ function setKeys(state: HolderState, keys: ReadonlySet<string>): void {
 
 function setOwnership(state: HolderState, table: OwnershipTable): void {
   state.table = table;
-  const wanted = new Map<string, Set<number>>();
-  for (let shard = 0; shard < OWNER_SHARDS; shard++) {
-    for (const owner of table.owners(shard)) {
-      let shards = wanted.get(owner);
-      if (shards === undefined) wanted.set(owner, (shards = new Set()));
-      shards.add(shard);
-    }
-  }
   for (const [owner, sync] of state.owners) {
-    const shards = wanted.get(owner);
-    if (shards === undefined) {
+    const shards = new Set(table.ownedBy(owner));
+    if (shards.size === 0) {
       state.owners.delete(owner);
       continue;
     }
@@ -150,7 +142,9 @@ function setOwnership(state: HolderState, table: OwnershipTable): void {
       sync.checks.delete(shard);
     }
   }
-  for (const [owner, shards] of wanted) {
+  for (const owner of table.members) {
+    const shards = table.ownedBy(owner);
+    if (shards.length === 0) continue;
     const sync = syncOf(state, owner);
     state.pending.add(owner);
     for (const shard of shards) {
@@ -176,7 +170,6 @@ function entryFor(state: HolderState, sync: OwnerSync, shard: number): { entry: 
   return { entry: { shard, op: 'delta', added, removed, digest }, sent };
 }
 
-/** The entries of the next push to one owner (dirty shards up to MAX_KEYS_PER_PUSH keys, then checks); takes them off the dirty set. */
 /** One push to an owner: the sync it was built from, its entries, and the set each shard's entry makes the owner have. */
 interface BuiltPush {
   readonly sync: OwnerSync;
@@ -184,6 +177,7 @@ interface BuiltPush {
   readonly sent: Map<number, ReadonlySet<number>>;
 }
 
+/** The entries of the next push to one owner (dirty shards up to MAX_KEYS_PER_PUSH keys, then checks); takes them off the dirty set. */
 function buildPush(state: HolderState, sync: OwnerSync): BuiltPush {
   const entries: IndexEntry[] = [];
   const sent = new Map<number, ReadonlySet<number>>();

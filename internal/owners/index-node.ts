@@ -14,8 +14,7 @@ import { createOwnerClient } from './client.ts';
 import { createHolder, type Holder, type HolderStats } from './holder.ts';
 import { createLocator, type Locator, type LocatorStats } from './locator.ts';
 import { createOwnerService, type MemberView, type OwnerService, type OwnerServiceStats } from './owner.ts';
-import { computeOwnership, sameMembers, type OwnershipTable } from './ownership.ts';
-import { OWNER_REPLICAS, OWNER_SHARDS } from './protocol.ts';
+import { agentOwnership, sameMembers, type OwnershipTable } from './ownership.ts';
 
 export interface IndexNodeOptions {
   self: string;
@@ -84,8 +83,6 @@ export interface IndexNode {
   removeAgent(name: string): void;
   /** The current table (tests, `mirra shards`). */
   table(): OwnershipTable | undefined;
-  /** Resolves once every push is through (tests, benchmarks). */
-  settled(): Promise<void>;
   stats(): IndexNodeStats;
   close(): void;
 }
@@ -145,7 +142,7 @@ export function createIndexNode(options: IndexNodeOptions): IndexNode {
     timer = undefined;
     const members = [...options.members()].sort();
     if (table !== undefined && sameMembers(table.members, members)) return;
-    table = computeOwnership({ rank, shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
+    table = agentOwnership(rank, members);
     const owned = table.ownedBy(options.self);
     owner.setOwned(owned);
     holder.setOwnership(table);
@@ -164,7 +161,6 @@ export function createIndexNode(options: IndexNodeOptions): IndexNode {
     },
     removeAgent: (name) => owner.removeHolder(name),
     table: () => table,
-    settled: () => holder.idle(),
     stats: () => ({ owner: owner.stats(), holder: holder.stats(), locator: locator.stats(), members: table?.members.length ?? 0 }),
     close() {
       clearTimeout(timer);

@@ -71,9 +71,10 @@ function askOwner(state: LocatorState, owner: string, key: number, signal: Abort
   );
 }
 
-function merge(first: readonly string[], second: readonly string[]): string[] {
-  const out = [...first];
-  for (const name of second) if (!out.includes(name)) out.push(name);
+/** Holders named by several owners, the first owner's first, each once (the agent's lookups and `mirra locate`). */
+export function mergeHolders(lists: readonly (readonly string[])[]): string[] {
+  const out: string[] = [];
+  for (const list of lists) for (const name of list) if (!out.includes(name)) out.push(name);
   return out;
 }
 
@@ -102,7 +103,7 @@ async function askOwners(state: LocatorState, owners: readonly string[], key: nu
       if (usable(winner)) return winner.answer.holders;
     }
     const [a, b] = await Promise.all([first, second]);
-    return merge(holdersOf(a), holdersOf(b));
+    return mergeHolders([holdersOf(a), holdersOf(b)]);
   } finally {
     controller.abort();
   }

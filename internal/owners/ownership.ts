@@ -8,6 +8,7 @@
 // 32-bit mixes at 5,000 agents (measured in bench:scale, about 20 ms). The
 // caller debounces membership changes.
 import type { RendezvousRanking } from '../routing/rendezvous.ts';
+import { OWNER_REPLICAS, OWNER_SHARDS } from './protocol.ts';
 
 export interface OwnershipTable {
   /** The members the table was computed from, sorted. */
@@ -47,6 +48,11 @@ export function computeOwnership(options: OwnershipOptions, members: Iterable<st
     owners: (shard) => byShard[shard] ?? [],
     ownedBy: (name) => byOwner.get(name) ?? [],
   };
+}
+
+/** The table every agent computes: OWNER_SHARDS shards, OWNER_REPLICAS owners each (mirra shards and the tests compute it the same way). */
+export function agentOwnership(rank: RendezvousRanking, members: Iterable<string>): OwnershipTable {
+  return computeOwnership({ rank, shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
 }
 
 /** Whether two sorted member lists are the same. */

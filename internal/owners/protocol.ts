@@ -17,6 +17,7 @@
 // whose digest it does not reach, and the holder sends those in full. `sum`
 // binds the body to the request's signature (the signature covers the path
 // and query, so with peer auth on a changed body is refused).
+import { KUBERNETES_NAME } from '../auth/peer-request.ts';
 import { isRecord } from '../json/narrow.ts';
 
 export const INDEX_PATH = '/mirra/v1/index';
@@ -78,8 +79,6 @@ export class IndexProtocolError extends Error {
 
 const DIGEST = /^(0-0|[1-9]\d{0,9}-[0-9a-f]{16})$/;
 const INSTANCE = /^[A-Za-z0-9_-]{1,64}$/;
-/** A Kubernetes pod name. */
-export const POD_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const KEY_HEX = /^[0-9a-f]{14}$/;
 
 /** Key numbers as base64 of 7 big-endian bytes each; `count` is how many `keys` yields. */
@@ -190,7 +189,7 @@ export function parsePushAnswer(value: unknown): PushAnswer {
 export function parseHoldersAnswer(value: unknown): HoldersAnswer {
   if (!isRecord(value)) throw new IndexProtocolError('answer is not an object');
   const { holders, warming } = value;
-  if (!Array.isArray(holders) || holders.length > MAX_HOLDERS_ANSWERED || !holders.every((h) => typeof h === 'string' && POD_NAME.test(h))) {
+  if (!Array.isArray(holders) || holders.length > MAX_HOLDERS_ANSWERED || !holders.every((h) => typeof h === 'string' && KUBERNETES_NAME.test(h))) {
     throw new IndexProtocolError('answer has no valid holders list');
   }
   if (typeof warming !== 'boolean') throw new IndexProtocolError('answer has no warming flag');

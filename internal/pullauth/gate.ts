@@ -20,6 +20,7 @@
 // Tokens live in memory only as a hash; they are never logged or sent
 // anywhere but to the registry they are for.
 import { createHash } from 'node:crypto';
+import { isRecord } from '../json/narrow.ts';
 import { createSingleFlight } from '../sync/single-flight.ts';
 import { formatBearerChallenge, pullScope } from './challenge.ts';
 import type { Anonymous, ProbeTarget, UpstreamProbe, Verdict } from './upstream.ts';
@@ -93,7 +94,7 @@ export function tokenExpiryMs(token: string): number | undefined {
   if (payload === undefined) return undefined;
   try {
     const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
-    const exp = typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>).exp : undefined;
+    const exp = isRecord(claims) ? claims.exp : undefined;
     return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
   } catch {
     return undefined;

@@ -65,17 +65,12 @@ function urlOf(target: ProbeTarget): URL {
 function head(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<Answer> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = send(
-      url,
-      { method: 'HEAD', headers: { accept: ACCEPT, 'user-agent': 'mirra-pull-access', ...headers }, timeout: timeoutMs },
-      (res: IncomingMessage) => {
-        res.resume();
-        resolve({ status: res.statusCode ?? 0, challenge: res.headers['www-authenticate'] });
-      },
-    );
+    const req = send(url, { method: 'HEAD', headers: { accept: ACCEPT, 'user-agent': 'mirra-pull-access', ...headers } }, (res: IncomingMessage) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, challenge: res.headers['www-authenticate'] });
+    });
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     req.on('close', () => clearTimeout(timer));
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
   });

@@ -7,21 +7,19 @@
 // comes here. Answers are small JSON, errors OCI bodies.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { isPeerRequest } from '../auth/peer-request.ts';
+import { isPeerRequest, KUBERNETES_NAME } from '../auth/peer-request.ts';
 import type { PeerVerifier } from '../auth/verify.ts';
 import type { FetchRecords } from '../coalesce/records.ts';
 import { FAILED_PARAM, FETCHES_PATH, FROM_PARAM } from '../coalesce/protocol.ts';
 import { parseDigest } from '../oci/digest.ts';
 import { RegistryError } from './errors.ts';
+import { verifiedSigner } from './peer-signer.ts';
 
 export interface FetchRoutesOptions {
   records: Pick<FetchRecords, 'ask' | 'renew' | 'drop'>;
   peerVerifier?: PeerVerifier;
   log: Logger;
 }
-
-/** A Kubernetes pod name, as `from` and `failed` carry it. */
-const POD_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 interface FetchRequest {
   digest: string;
@@ -33,7 +31,7 @@ function param(request: FastifyRequest, name: string): string | undefined {
   const query = request.query as Record<string, unknown>;
   const value = query[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || !POD_NAME.test(value)) throw new RegistryError('NAME_INVALID', { reason: `invalid ${name} query parameter` });
+  if (typeof value !== 'string' || !KUBERNETES_NAME.test(value)) throw new RegistryError('NAME_INVALID', { reason: `invalid ${name} query parameter` });
   return value;
 }
 
@@ -42,11 +40,7 @@ function admit(options: FetchRoutesOptions, request: FastifyRequest): FetchReque
   if (!isPeerRequest(request.headers)) throw new RegistryError('DENIED', { reason: 'fetch coordination is for peers only' });
   const from = param(request, FROM_PARAM);
   if (from === undefined) throw new RegistryError('NAME_INVALID', { reason: `missing ${FROM_PARAM} query parameter` });
-  if (options.peerVerifier !== undefined) {
-    const verdict = options.peerVerifier.verify({ method: request.method, url: request.raw.url ?? request.url, headers: request.headers });
-    if (!verdict.ok) throw new RegistryError('UNAUTHORIZED', { reason: verdict.reason });
-    if (verdict.peer !== from) throw new RegistryError('UNAUTHORIZED', { reason: `signed by ${verdict.peer}, not by ${from}` });
-  }
+  if (options.peerVerifier !== undefined) verifiedSigner(options.peerVerifier, request, from);
   const digest = (request.params as Record<string, unknown>).digest;
   if (typeof digest !== 'string' || parseDigest(digest) === undefined) throw new RegistryError('DIGEST_INVALID', { reason: 'invalid digest' });
   return { digest, from, failed: param(request, FAILED_PARAM) };

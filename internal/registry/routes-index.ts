@@ -14,7 +14,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AddressAllowList } from '../auth/allow.ts';
-import { isPeerRequest } from '../auth/peer-request.ts';
+import { isPeerRequest, KUBERNETES_NAME } from '../auth/peer-request.ts';
 import { hasPeerHeaders, type PeerVerifier } from '../auth/verify.ts';
 import { bodySum } from '../owners/client.ts';
 import type { OwnerService } from '../owners/owner.ts';
@@ -27,11 +27,11 @@ import {
   IndexProtocolError,
   MAX_PUSH_BYTES,
   parseKeyHex,
-  POD_NAME,
   SUM_PARAM,
   ZONE_PARAM,
 } from '../owners/protocol.ts';
 import { RegistryError } from './errors.ts';
+import { verifiedSigner } from './peer-signer.ts';
 
 export interface IndexRoutesOptions {
   owner: Pick<OwnerService, 'receive' | 'holders' | 'instance'>;
@@ -53,12 +53,9 @@ function query(request: FastifyRequest, name: string): string | undefined {
 /** The verified sender of a signed request (auth on), or the `from` it names (auth off); throws 401 on a bad signature. */
 function sender(options: IndexRoutesOptions, request: FastifyRequest): string | undefined {
   const from = query(request, FROM_PARAM);
-  if (from !== undefined && !POD_NAME.test(from)) throw new RegistryError('NAME_INVALID', { reason: `invalid ${FROM_PARAM} query parameter` });
+  if (from !== undefined && !KUBERNETES_NAME.test(from)) throw new RegistryError('NAME_INVALID', { reason: `invalid ${FROM_PARAM} query parameter` });
   if (options.peerVerifier === undefined || !hasPeerHeaders(request.headers)) return from;
-  const verdict = options.peerVerifier.verify({ method: request.method, url: request.raw.url ?? request.url, headers: request.headers });
-  if (!verdict.ok) throw new RegistryError('UNAUTHORIZED', { reason: verdict.reason });
-  if (from !== undefined && verdict.peer !== from) throw new RegistryError('UNAUTHORIZED', { reason: `signed by ${verdict.peer}, not by ${from}` });
-  return verdict.peer;
+  return verifiedSigner(options.peerVerifier, request, from);
 }
 
 function admitPush(options: IndexRoutesOptions, request: FastifyRequest): string {

@@ -7,8 +7,8 @@
 import { createLogger } from '../../internal/log/logger.ts';
 import { createHolder } from '../../internal/owners/holder.ts';
 import { createOwnerService } from '../../internal/owners/owner.ts';
-import { computeOwnership } from '../../internal/owners/ownership.ts';
-import { OWNER_REPLICAS, OWNER_SHARDS, type IndexEntry } from '../../internal/owners/protocol.ts';
+import { agentOwnership } from '../../internal/owners/ownership.ts';
+import { OWNER_SHARDS, type IndexEntry } from '../../internal/owners/protocol.ts';
 import type { Hasher } from '../../internal/routing/hash.ts';
 import { digestOf, keyNumber, shardOfKey } from '../../internal/routing/owner-store.ts';
 import { createRendezvousRanking } from '../../internal/routing/rendezvous.ts';
@@ -41,12 +41,12 @@ function entriesFor(input: OneAgentInput, node: number, owned: ReadonlySet<numbe
 export async function measureOneAgent(input: OneAgentInput, gc: () => void): Promise<number> {
   // Hash every key first, so that the measured heap holds no hashing garbage.
   const node = input.members.indexOf(input.name);
-  const probeTable = computeOwnership({ rank: createRendezvousRanking(input.hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, input.members);
+  const probeTable = agentOwnership(createRendezvousRanking(input.hasher), input.members);
   const owned = new Set(probeTable.ownedBy(input.name));
   const pushes = input.members.map((_, i) => entriesFor(input, i, owned));
   gc();
   const before = process.memoryUsage().heapUsed;
-  const table = computeOwnership({ rank: createRendezvousRanking(input.hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, input.members);
+  const table = agentOwnership(createRendezvousRanking(input.hasher), input.members);
   const owner = createOwnerService({ hasher: input.hasher, warmMs: 0, graceMs: 60_000, member: () => ({ ready: true, zone: undefined }) });
   owner.setOwned(table.ownedBy(input.name));
   input.members.forEach((holder, i) => owner.receive(holder, pushes[i]!));

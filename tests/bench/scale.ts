@@ -19,8 +19,7 @@
 // - owner_lookup_p99_ms: on the real 10-node harness (scale-harness.ts).
 // MB = 10^6 bytes. The last line is the JSON summary.
 import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
-import { computeOwnership } from '../../internal/owners/ownership.ts';
-import { OWNER_REPLICAS, OWNER_SHARDS } from '../../internal/owners/protocol.ts';
+import { agentOwnership } from '../../internal/owners/ownership.ts';
 import { createRendezvousRanking } from '../../internal/routing/rendezvous.ts';
 import { statusEventBytes, waveEgress } from './api-model.ts';
 import { measureOneAgent } from './scale-memory.ts';
@@ -70,7 +69,7 @@ async function settle(agents: Iterable<SimAgent>): Promise<void> {
 /** The fill before the wave: every agent's 2,000 keys pushed to the owners (not measured). */
 async function fill(sim: Simulation, hasher: Hasher): Promise<{ ownershipMs: number; fillMs: number }> {
   const started = performance.now();
-  const table = computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, sim.byName.keys());
+  const table = agentOwnership(createRendezvousRanking(hasher), sim.byName.keys());
   const ownershipMs = performance.now() - started;
   sim.table = table;
   let node = 0;

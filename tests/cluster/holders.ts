@@ -3,8 +3,8 @@
 // agents use), then a GET of the holders from the key's first owner, straight
 // to its agent (past any fault proxy). Tests wait on it after a pull, instead
 // of guessing how long the pushes take.
-import { computeOwnership } from '../../internal/owners/ownership.ts';
-import { HOLDERS_PATH, keyHex, OWNER_REPLICAS, OWNER_SHARDS, parseHoldersAnswer, type HoldersAnswer } from '../../internal/owners/protocol.ts';
+import { agentOwnership } from '../../internal/owners/ownership.ts';
+import { HOLDERS_PATH, keyHex, OWNER_SHARDS, parseHoldersAnswer, type HoldersAnswer } from '../../internal/owners/protocol.ts';
 import type { Hasher } from '../../internal/routing/hash.ts';
 import { keyNumber, shardOfKey } from '../../internal/routing/owner-store.ts';
 import { createRendezvousRanking } from '../../internal/routing/rendezvous.ts';
@@ -17,7 +17,7 @@ export function readyMembers(cluster: Cluster): string[] {
 
 /** The owners of a key's shard, first owner first, by pod name. */
 export function ownersOf(cluster: Cluster, hasher: Hasher, key: string): readonly string[] {
-  const table = computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, readyMembers(cluster));
+  const table = agentOwnership(createRendezvousRanking(hasher), readyMembers(cluster));
   return table.owners(shardOfKey(keyNumber(hasher.hash(key)), OWNER_SHARDS));
 }
 

@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { computeOwnership } from '../../internal/owners/ownership.ts';
-import { OWNER_REPLICAS, OWNER_SHARDS } from '../../internal/owners/protocol.ts';
+import { agentOwnership } from '../../internal/owners/ownership.ts';
+import { OWNER_SHARDS } from '../../internal/owners/protocol.ts';
 import { parseStatus } from '../../internal/owners/status.ts';
 import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
 import { keyNumber, shardOfKey } from '../../internal/routing/owner-store.ts';
@@ -26,7 +26,7 @@ const KiB = 1024;
 
 /** (owner, shard) pairs of a membership, as `owner/shard`. */
 function ownershipPairs(hasher: Hasher, members: readonly string[]): Set<string> {
-  const table = computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, members);
+  const table = agentOwnership(createRendezvousRanking(hasher), members);
   const pairs = new Set<string>();
   for (let shard = 0; shard < OWNER_SHARDS; shard++) for (const owner of table.owners(shard)) pairs.add(`${owner}/${shard}`);
   return pairs;
@@ -90,7 +90,7 @@ describe('the peer-to-peer index on ten nodes', { timeout: 600_000 }, () => {
   });
 
   test('every pod shows its status: the shards it owns by the table the agents compute, and its keys', async () => {
-    const table = computeOwnership({ rank: createRendezvousRanking(hasher), shards: OWNER_SHARDS, replicas: OWNER_REPLICAS }, readyMembers(cluster));
+    const table = agentOwnership(createRendezvousRanking(hasher), readyMembers(cluster));
     await waitFor(
       'every agent to publish its status',
       async () =>
