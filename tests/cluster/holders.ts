@@ -53,3 +53,15 @@ export async function holdersOf(cluster: Cluster, hasher: Hasher, key: string, s
     return node === undefined || node.name === selfNode ? [] : [node.name];
   });
 }
+
+/** Whether every owner of the key's shard names exactly these nodes as its holders (so that either owner can answer alone). */
+export async function everyOwnerNames(cluster: Cluster, hasher: Hasher, key: string, nodes: readonly string[]): Promise<boolean> {
+  const owners = ownersOf(cluster, hasher, key);
+  if (owners.length === 0) return false;
+  for (const owner of owners) {
+    const answer = await askOwner(cluster, hasher, owner, key);
+    const named = (answer?.holders ?? []).flatMap((pod) => nodeOfPod(cluster, pod)?.name ?? []);
+    if (named.length !== nodes.length || !nodes.every((node) => named.includes(node))) return false;
+  }
+  return true;
+}
