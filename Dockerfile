@@ -1,28 +1,23 @@
 # syntax=docker/dockerfile:1
-# mirra: the node agent image. The final image runs plain JavaScript compiled
-# from the TypeScript sources (`npm run build`, hack/build.sh): Node's type
-# stripping would keep a TypeScript compiler (WebAssembly) in every agent, about
-# 29 MiB of RSS. It has only the production dependencies and dist/ (no tests,
-# no dev dependencies).
+# mirra: the node agent image. The final image runs one JavaScript file,
+# dist/mirra.mjs, bundled and minified by esbuild from the TypeScript sources
+# (`npm run build`, hack/build.ts): no node_modules, no sources, no tests.
+# Bundled, the agent idles at 74 MiB of RSS against 91 MiB for the same code
+# as compiled modules (hack/build.ts has the numbers); Node's type stripping
+# would keep a TypeScript compiler (WebAssembly) in every agent, about 29 MiB.
 
-FROM node:24-bookworm-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-# node@24 (a dev dependency) and the other dev dependencies are not installed; no install scripts are needed.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-
-# The compiler: all dependencies (typescript and @types/node are dev
-# dependencies); no install scripts, so the node@24 package stays inert and
-# the image's own Node 24 runs tsc (hack/build.sh calls typescript's bin with `node`).
+# The bundler: all dependencies (esbuild is a dev dependency); no install
+# scripts, so the node@24 package stays inert and the image's own Node 24 runs
+# the build script (type stripping) and esbuild's binary package.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
-COPY hack/build.sh ./hack/build.sh
+COPY tsconfig.json ./
+COPY hack/build.ts ./hack/build.ts
 COPY cmd ./cmd
 COPY internal ./internal
-RUN bash hack/build.sh dist
+RUN node hack/build.ts dist
 
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
@@ -34,12 +29,10 @@ WORKDIR /app
 # npm and corepack are not needed at run time: a smaller image with less to patch.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json ./
 COPY --from=build /app/dist ./dist
-RUN node /app/dist/cmd/mirra.js help >/dev/null
+RUN node /app/dist/mirra.mjs help >/dev/null
 # The agent reads containerd's socket and content directory (hostPath mounts), which needs root.
-ENTRYPOINT ["node", "/app/dist/cmd/mirra.js"]
+ENTRYPOINT ["node", "/app/dist/mirra.mjs"]
 CMD ["registry"]
 
 # skaffold's sync profile (skaffold.yaml, `skaffold dev -p sync`): `mirra
@@ -48,6 +41,9 @@ CMD ["registry"]
 # init container) run once as usual. Not for production.
 FROM runtime AS dev
 ENV NODE_ENV=development
+# The sources import their dependencies (the bundle of the runtime stage has them inside).
+COPY --from=build /app/node_modules ./node_modules
+COPY package.json ./
 COPY cmd ./cmd
 COPY internal ./internal
 RUN find cmd internal -name '*.test.ts' -delete

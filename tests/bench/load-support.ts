@@ -5,9 +5,9 @@
 // NODE_OPTIONS and memory limit).
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
+import { buildAgent as buildBundle } from '../../hack/build.ts';
 import { parseByteSize } from '../../internal/config/agent-flags.ts';
 import { MEMORY_LIMIT_SHARE } from '../../internal/registry/pressure.ts';
 import type { LoadResult } from './load-client.ts';
@@ -53,22 +53,12 @@ export function runClient(args: string[], timeoutMs: number): Promise<LoadResult
 }
 
 /**
- * Builds the agent as the image runs it (`npm run build`: dist/, no type
- * stripping, which costs about 29 MiB of RSS) and returns its entry point.
+ * Builds the agent as the image runs it (`npm run build`: one bundled file,
+ * dist/mirra.mjs, no type stripping, which costs about 29 MiB of RSS) and
+ * returns its entry point.
  */
 export function buildAgent(): Promise<string> {
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  return new Promise((resolve, reject) => {
-    execFile(
-      'bash',
-      [`${root}hack/build.sh`],
-      { env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` } },
-      (err, _stdout, stderr) => {
-        if (err !== null) reject(new Error(`hack/build.sh failed: ${stderr.trim() || err.message}`));
-        else resolve(`${root}dist/cmd/mirra.js`);
-      },
-    );
-  });
+  return buildBundle(fileURLToPath(new URL('../../dist', import.meta.url)));
 }
 
 const CHART_VALUES = fileURLToPath(new URL('../../deploy/charts/mirra/values.yaml', import.meta.url));

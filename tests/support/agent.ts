@@ -21,8 +21,10 @@ export interface AgentOptions {
   metricsPort?: number;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
-  /** The command's entry point (default cmd/mirra.ts; dist/cmd/mirra.js: the agent as the image runs it, after `npm run build`). */
+  /** The command's entry point (default cmd/mirra.ts; dist/mirra.mjs: the agent as the image runs it, after `npm run build`). */
   entry?: string;
+  /** Node's own flags before the entry point (V8 flags that NODE_OPTIONS does not take, as the image's ENTRYPOINT gives them). */
+  nodeArgs?: string[];
 }
 
 export interface TestAgent {
@@ -43,6 +45,7 @@ export interface TestAgent {
 export async function startAgent(options: AgentOptions): Promise<TestAgent> {
   const logFile = join(options.dir, `${options.name}.log`);
   const args = [
+    ...(options.nodeArgs ?? []),
     options.entry ?? MIRRA,
     'registry',
     '--containerd-sock',
