@@ -8,6 +8,7 @@
 import { localClientAllowList } from '../auth/allow.ts';
 import type { PeerKeys } from '../auth/secret.ts';
 import { createPeerSigner } from '../auth/sign.ts';
+import { createRedirectSigner, createRedirectVerifier } from '../auth/redirect.ts';
 import { createPeerVerifier } from '../auth/verify.ts';
 import { formatListenAddress } from '../config/address.ts';
 import type { agentFlags } from '../config/agent-flags.ts';
@@ -97,6 +98,11 @@ async function startP2P(config: AgentConfig, node: Node, metrics: Metrics, kube:
         }
       : undefined,
     sign: peerKeys === undefined ? undefined : createPeerSigner({ key: peerKeys.signing, self: flags.podName }),
+    // Redirects are signed URLs: with peer auth only (without it, large blobs are streamed through the agent as the rest).
+    redirect:
+      peerKeys === undefined || flags.peerRedirectMinBytes === 'off'
+        ? undefined
+        : { minBytes: flags.peerRedirectMinBytes, sign: createRedirectSigner({ key: peerKeys.signing, self: flags.podName }) },
   });
   if (peerKeys === undefined)
     logger.warn("peer auth is off (no --peer-secret-file): anyone who reaches the registry port can fetch this node's images as a peer");
@@ -145,6 +151,7 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
     source: countResolves(parts.metrics, parts.p2p === undefined ? local : chainSources([local, parts.p2p.source])),
     onRequest: (line) => recordRequest(parts.metrics, line),
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
+    redirectVerifier: peerKeys === undefined ? undefined : createRedirectVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
     localClients: parts.localClients,
   });
   if (peerKeys !== undefined && !flags.localOnly) {

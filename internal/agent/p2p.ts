@@ -27,6 +27,7 @@ import { statusAnnotations, UPDATED_ANNOTATION } from '../owners/status.ts';
 import type { MemberView } from '../owners/owner.ts';
 import { createPeerAgent, type Candidate } from '../peer/client.ts';
 import { createPeerSource, type PeerSource } from '../peer/source.ts';
+import type { RedirectSettings } from '../peer/redirects.ts';
 import type { Hasher } from '../routing/hash.ts';
 import { createNodeState, type NodeState } from '../state/node-state.ts';
 
@@ -52,6 +53,8 @@ export interface PeerToPeerOptions {
   peerStallTimeoutMs?: number;
   /** Signs every request to a peer (peer auth); undefined: unsigned. */
   sign?: PeerSigner;
+  /** Large blobs answered with a redirect to their holder (internal/peer/redirect-path.ts); undefined: streamed. */
+  redirect?: RedirectSettings;
   /** Blob streams pulled from peers at once at most (0: no limit). */
   maxPeerStreams?: number;
   /** Cold rollouts: one upstream fetch per blob, the other nodes stream it from the fetcher's ingest; undefined: off. */
@@ -222,6 +225,7 @@ function peerSource(options: PeerToPeerOptions, index: IndexNode, watcher: PeerW
     maxStreams: options.maxPeerStreams,
     onWrongBytesDelivered: (digest) => void abortIngestsOf(options.ingests, digest, logger.child({ component: 'containerd-ingests' })),
     follow: coalescing?.coalescer.follow,
+    redirect: options.redirect,
     candidates: async (key) => peerCandidates(await index.locate(key), watcher.peers()).slice(0, CANDIDATE_LIMIT),
   });
 }

@@ -267,6 +267,15 @@ export const agentFlags = {
     defaultValue: 32,
     parse: (raw) => parseIntegerIn(raw, 0, 100_000),
   }),
+  peerRedirectMinBytes: flag<number | 'off'>({
+    name: 'peer-redirect-min-size',
+    env: 'MIRRA_PEER_REDIRECT_MIN_SIZE',
+    description:
+      "containerd's GET of a blob at least this large that a peer holds is answered with a 307 to that peer's agent (a signed URL; needs --peer-secret-file): the bytes skip this agent; smaller blobs are streamed through it, verified; off: never",
+    defaultValue: 16 * MiB,
+    defaultLabel: '16Mi',
+    parse: (raw) => (raw.trim() === 'off' ? 'off' : parseByteSize(raw)),
+  }),
   clientIdleTimeoutMs: flag({
     name: 'client-idle-timeout',
     env: 'MIRRA_CLIENT_IDLE_TIMEOUT',

@@ -26,6 +26,8 @@ export interface ContentRequest {
   method?: 'GET' | 'HEAD';
   /** The pull's access to the repository was verified at its registry (--verify-pull-access): peers are asked with the assertion. */
   verified?: boolean;
+  /** The client follows a redirect for this request (containerd's GET of a whole blob): a peer's blob may be answered with one (LocatedContent.redirect). */
+  redirectable?: boolean;
 }
 
 export interface ResolvedTag {
@@ -65,6 +67,11 @@ export interface LocatedContent {
    * `info.size` bytes (the caller closes it), or undefined to use read().
    */
   openFile?(): Promise<FileHandle | undefined>;
+  /**
+   * Answer with a 307 to `location` (a holder's agent, a signed URL) instead
+   * of the bytes; `taken()` is called when the registry does (internal/peer/redirect-path.ts).
+   */
+  redirect?: { location: string; taken(): void };
   /**
    * Frees what locate() holds open (a peer's response) that read() has not
    * taken over. Callers call it when done with the content, whether or not

@@ -41,7 +41,8 @@ export interface ManifestCheck {
 
 const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
-function repositoryPath(request: ContentRequest, kind: 'blobs' | 'manifests', reference: string): string {
+/** The request target of content at a peer: path, registry and, for a verified pull, the assertion. */
+export function repositoryPath(request: ContentRequest, kind: 'blobs' | 'manifests', reference: string): string {
   const assertion = request.verified === true ? `&${VERIFIED_PARAM}=1` : '';
   return `/v2/${request.name}/${kind}/${reference}?ns=${encodeURIComponent(request.registry)}${assertion}`;
 }

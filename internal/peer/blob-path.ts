@@ -16,6 +16,8 @@ import { discard, type Candidate } from './client.ts';
 import { attemptAt, nothingToRelease, PEER_SOURCE, penalise, race, type DigestRequest, type PeerContext } from './context.ts';
 import type { RaceWinner } from './race.ts';
 import { createResumingStream, type ResumingStreamOptions } from './resume.ts';
+import { locateForRedirect } from './redirect-path.ts';
+import { redirectedLately } from './redirects.ts';
 
 /** A blob request whose blob a peer has: its size is known. */
 interface FoundBlob extends DigestRequest {
@@ -46,9 +48,18 @@ function dropResponse(res: IncomingMessage): void {
   discard(res, 'GET');
 }
 
-/** A blob from the candidates: HEAD asks for its size, GET opens its body. */
+/** A blob from the candidates: HEAD asks for its size, GET opens its body, or answers with a redirect (redirect-path.ts). */
 export function locateBlob(ctx: PeerContext, query: DigestRequest): Promise<LocatedContent | undefined> {
-  return query.request.method === 'HEAD' ? locateByHead(ctx, query) : locateByGet(ctx, query);
+  if (query.request.method === 'HEAD') return locateByHead(ctx, query);
+  const { redirects } = ctx;
+  if (redirects === undefined || query.request.redirectable !== true) return locateByGet(ctx, query);
+  const lately = redirectedLately(redirects, query.digest);
+  if (lately === undefined) return locateForRedirect(ctx, redirects, query, () => locateByGet(ctx, query));
+  // Asked again soon after its redirect: the pull failed, was cut or is retried. Streamed (verified), that holder last.
+  ctx.counters.redirectsAskedAgain++;
+  ctx.penalties.penalise(lately.peer);
+  const candidates = [...query.candidates.filter((c) => c.name !== lately.peer), ...query.candidates.filter((c) => c.name === lately.peer)];
+  return locateByGet(ctx, { ...query, candidates });
 }
 
 async function locateByHead(ctx: PeerContext, query: DigestRequest): Promise<LocatedContent | undefined> {

@@ -14,6 +14,7 @@ import type { HedgeDelay } from './hedge.ts';
 import type { PeerPenalties } from './penalty.ts';
 import { raceCandidates, type RaceOptions, type RaceWinner } from './race.ts';
 import type { PeerSourceStats } from './stats.ts';
+import type { Redirects } from './redirects.ts';
 import type { StreamLimit } from './stream-limit.ts';
 import { errorMessage } from '../errors/message.ts';
 
@@ -57,6 +58,8 @@ export interface PeerContext {
   waitingFollows: Set<WaitingFollow>;
   /** Digests whose waiting follow was cut to free a download slot, and until when not again (ms since the epoch). */
   yielded: Map<string, number>;
+  /** Large blobs answered with a redirect to their holder (redirect-path.ts); undefined: always streamed. */
+  redirects: Redirects | undefined;
 }
 
 /** A stream to containerd from a peer's fetch that has not sent a byte yet. */

@@ -35,6 +35,7 @@ import { createPeerPenalties, type PenaltyOptions } from './penalty.ts';
 import { createPeerStats, type PeerSourceStats } from './stats.ts';
 import { createStreamLimit } from './stream-limit.ts';
 import { resolveTagOnPeers } from './tag-path.ts';
+import { createRedirects, type RedirectSettings } from './redirects.ts';
 
 // Defined with the context the paths share (they cannot import this module, which imports them).
 
@@ -87,6 +88,8 @@ export interface PeerSourceOptions {
    * function: not found here, containerd goes upstream.
    */
   follow?: FollowFetch;
+  /** Large blobs answered with a redirect to their holder (redirect-path.ts); undefined: every blob streamed through this agent. */
+  redirect?: RedirectSettings;
 }
 
 export interface PeerSource extends ContentSource {
@@ -130,6 +133,7 @@ function createPeerContext(options: PeerSourceOptions): PeerContext {
     tagFlight: createSingleFlight(),
     waitingFollows: new Set(),
     yielded: new Map(),
+    redirects: options.redirect === undefined ? undefined : createRedirects(options.redirect),
   };
 }
 

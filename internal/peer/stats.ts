@@ -30,6 +30,10 @@ export interface PeerSourceStats {
   coalesced: number;
   /** Such streams cut before their first byte to free a download slot of containerd's for this node's own fetch. */
   yielded: number;
+  /** Blob GETs answered with a redirect to the holder (redirect-path.ts). */
+  redirects: number;
+  /** Blob GETs streamed because the blob was asked for again soon after its redirect (a retry or a resume). */
+  redirectsAskedAgain: number;
 }
 
 export function createPeerStats(): PeerSourceStats {
@@ -48,5 +52,7 @@ export function createPeerStats(): PeerSourceStats {
     streamsLimited: 0,
     coalesced: 0,
     yielded: 0,
+    redirects: 0,
+    redirectsAskedAgain: 0,
   };
 }

@@ -9,17 +9,24 @@
 //   allow list (--local-only) it is served only to the listed addresses
 //   (loopback, the node IP), else 403 DENIED: no open proxy for other pods.
 //
+// - A request whose URL carries a redirect signature (containerd sent here by
+//   another agent with a 307, internal/auth/redirect.ts) must verify, else 401;
+//   verified, it is a peer request from the signer.
+//
 // /healthz, /readyz and unknown paths are not affected.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AddressAllowList } from '../auth/allow.ts';
-import { isPeerRequest } from '../auth/peer-request.ts';
+import { isPeerRequest, PEER_REQUEST_HEADER } from '../auth/peer-request.ts';
+import { hasRedirectSignature, type RedirectVerifier } from '../auth/redirect.ts';
 import { hasPeerHeaders, type PeerVerifier } from '../auth/verify.ts';
 import { RegistryError } from './errors.ts';
 
 export interface AdmissionOptions {
   /** Verifies signed peer requests; undefined: peer auth off. */
   peerVerifier?: PeerVerifier;
+  /** Verifies signed redirects (containerd sent here by another agent, internal/auth/redirect.ts); undefined: none accepted. */
+  redirectVerifier?: RedirectVerifier;
   /** Addresses allowed to make unsigned (containerd) requests; undefined: anyone. */
   localClients?: AddressAllowList;
   log: Logger;
@@ -29,13 +36,32 @@ const API_ROUTES = new Set(['/v2', '/v2/*']);
 /** Addresses whose first refusal is a warning (a CNI showing the node from another address is worth one line each). */
 const MAX_WARNED_ADDRESSES = 64;
 
+/**
+ * A redirect signed by another agent: containerd's request, on that agent's
+ * behalf. Verified, it is a peer request from then on (the marker is set to
+ * the signer), answered from this node's own content only; else 401.
+ */
+function admitRedirect(request: FastifyRequest, verifier: RedirectVerifier, done: (err?: Error) => void): void {
+  const verdict = verifier.verify(request.raw.url ?? request.url);
+  if (!verdict.ok) {
+    done(new RegistryError('UNAUTHORIZED', { reason: `redirect: ${verdict.reason}` }));
+    return;
+  }
+  request.raw.headers[PEER_REQUEST_HEADER] = verdict.peer;
+  done();
+}
+
 export function installAdmission(app: FastifyInstance, options: AdmissionOptions): void {
-  const { peerVerifier, localClients, log } = options;
-  if (peerVerifier === undefined && localClients === undefined) return;
+  const { peerVerifier, redirectVerifier, localClients, log } = options;
+  if (peerVerifier === undefined && localClients === undefined && redirectVerifier === undefined) return;
   const warned = new Set<string>();
   app.addHook('onRequest', (request, reply, done) => {
     if (!API_ROUTES.has(request.routeOptions.url ?? '')) {
       done();
+      return;
+    }
+    if (redirectVerifier !== undefined && hasRedirectSignature(request.url)) {
+      admitRedirect(request, redirectVerifier, done);
       return;
     }
     if (peerVerifier === undefined && isPeerRequest(request.headers)) {

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AddressAllowList } from '../auth/allow.ts';
 import type { PeerVerifier } from '../auth/verify.ts';
+import type { RedirectVerifier } from '../auth/redirect.ts';
 import { storeSource, type ContentSource } from '../content/source.ts';
 import type { ContentStore } from '../oci/store.ts';
 import { createAccessLog, installAccessLog, type AccessLine } from './access-log.ts';
@@ -59,6 +60,8 @@ export interface RegistryAppOptions {
   concurrency?: ConcurrencyLimits;
   /** Peer auth (internal/auth): requests with the peer marker or a signature header must verify, else 401. Default off. */
   peerVerifier?: PeerVerifier;
+  /** Redirects signed by other agents (internal/auth/redirect.ts) are served as their peer requests; undefined: a signed redirect is an ordinary request. */
+  redirectVerifier?: RedirectVerifier;
   /** --local-only: unsigned (containerd) requests only from these addresses, else 403. Default: anyone. */
   localClients?: AddressAllowList;
   /** This agent's fetch records as the coordinator of cold-rollout fetches (routes-fetches.ts); undefined: no coordination routes. */
@@ -121,7 +124,7 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
     }),
   });
   // After the routes' method guard (405 first), before any content is looked at.
-  installAdmission(app, { peerVerifier: options.peerVerifier, localClients: options.localClients, log });
+  installAdmission(app, { peerVerifier: options.peerVerifier, redirectVerifier: options.redirectVerifier, localClients: options.localClients, log });
   if (options.fetchRecords !== undefined) installFetchRoutes(app, { records: options.fetchRecords, peerVerifier: options.peerVerifier, log });
   if (options.indexOwner !== undefined) {
     installIndexRoutes(app, { owner: options.indexOwner, peerVerifier: options.peerVerifier, localClients: options.localClients, log });

@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LocatedContent } from '../content/source.ts';
 import { NotFoundError, type ByteRange } from '../oci/store.ts';
+import { isPeerRequest } from '../auth/peer-request.ts';
 import { RegistryError } from './errors.ts';
 import { clip } from './path.ts';
 import { isMirrored, type RepositoryTarget, type RouteDeps } from './policy.ts';
@@ -64,7 +65,9 @@ export async function serveBlob(deps: RouteDeps, request: FastifyRequest, reply:
     throw new RegistryError('BLOB_UNKNOWN', { reason: 'registry not mirrored', registry: target.registry });
   }
   const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
-  const located = await deps.source.locate({ ...target, kind: 'blob', method }, digest);
+  // containerd follows redirects; a whole-blob GET of its may be sent to the holder's agent (LocatedContent.redirect).
+  const redirectable = method === 'GET' && request.headers.range === undefined && !isPeerRequest(request.headers);
+  const located = await deps.source.locate({ ...target, kind: 'blob', method, redirectable }, digest);
   if (located === undefined) throw new RegistryError('BLOB_UNKNOWN', { digest });
   try {
     await sendBlob(deps, request, reply, { located, digest });
@@ -120,8 +123,17 @@ function requestedRange(request: FastifyRequest, blob: FoundBlob): ByteRange | u
   return decision.kind === 'partial' ? decision.range : undefined;
 }
 
+/** A 307 to the holder's agent (a signed URL): containerd fetches the bytes from there, this agent moves none of them. */
+function redirected(request: FastifyRequest, reply: FastifyReply, blob: FoundBlob): boolean {
+  const { redirect } = blob.located;
+  if (redirect === undefined || request.method !== 'GET') return false;
+  redirect.taken();
+  reply.code(307).header('location', redirect.location).header('docker-content-digest', blob.digest).header('content-length', '0').send();
+  return true;
+}
+
 async function sendBlob(deps: RouteDeps, request: FastifyRequest, reply: FastifyReply, blob: FoundBlob): Promise<void> {
-  if (answeredWithoutBody(request, reply, blob)) return;
+  if (answeredWithoutBody(request, reply, blob) || redirected(request, reply, blob)) return;
   const { located, digest } = blob;
   const log = request.accessLog;
   const sizeBytes = located.info.size;

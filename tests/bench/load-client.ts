@@ -26,6 +26,8 @@ export interface LoadResult {
   errors: Record<string, number>;
   /** Requests not started because too many were outstanding (rate mode). */
   skipped: number;
+  /** Redirects followed (as containerd follows them). */
+  redirects: number;
   bodyBytes: number;
   seconds: number;
   /** Latency of complete requests (whole body), ms, sorted. */
@@ -48,6 +50,8 @@ interface Tally {
   headers: number[];
   bodyBytes: number;
   skipped: number;
+  /** Redirects followed. */
+  redirects: number;
 }
 
 /** Where and how the requests of one loop go, and what counts them. */
@@ -62,9 +66,18 @@ function bump<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-/** One request; resolves with its status (0 on failure) once it is over, counting into `target.tally`. */
-function once({ agent, url, method, tally }: Target, startedAt = performance.now()): Promise<number> {
-  tally.requests++;
+/** A redirect, as containerd (Go's client) follows one: the same method to the Location. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Redirects followed per request at most (Go's client: 10). */
+const MAX_REDIRECTS = 10;
+
+/** One request; resolves with its status (0 on failure) once it is over, counting into `target.tally`; redirects are followed. */
+function once(target: Target, startedAt = performance.now()): Promise<number> {
+  target.tally.requests++;
+  return exchange(target, startedAt, 0);
+}
+
+function exchange({ agent, url, method, tally }: Target, startedAt: number, hops: number): Promise<number> {
   return new Promise((resolve) => {
     let settled = false;
     const fail = (reason: string): void => {
@@ -83,8 +96,17 @@ function once({ agent, url, method, tally }: Target, startedAt = performance.now
     req.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? 'request-error'));
     req.on('response', (res: IncomingMessage) => {
       clearTimeout(headersTimer);
-      tally.headers.push(performance.now() - startedAt);
       const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if (REDIRECTS.has(status) && location !== undefined && hops < MAX_REDIRECTS) {
+        settled = true;
+        tally.redirects++;
+        res.resume();
+        res.on('end', () => resolve(exchange({ agent, url: new URL(location, url), method, tally }, startedAt, hops + 1)));
+        res.on('error', () => resolve(exchange({ agent, url: new URL(location, url), method, tally }, startedAt, hops + 1)));
+        return;
+      }
+      tally.headers.push(performance.now() - startedAt);
       const expected = Number(res.headers['content-length']);
       let bytes = 0;
       const bodyTimer = setTimeout(() => {
@@ -162,7 +184,7 @@ async function main(argv: string[]): Promise<void> {
   const n = Number(rawN);
   const seconds = Number(rawSeconds);
   if (!(n > 0) || !(seconds > 0)) throw new Error('connections/rate and seconds must be positive numbers');
-  const tally: Tally = { requests: 0, statuses: new Map(), errors: new Map(), latencies: [], headers: [], bodyBytes: 0, skipped: 0 };
+  const tally: Tally = { requests: 0, statuses: new Map(), errors: new Map(), latencies: [], headers: [], bodyBytes: 0, skipped: 0, redirects: 0 };
   const begin = performance.now();
   if (mode === 'streams') await streams(url, n, seconds, tally);
   else await rate({ url, method: rawMethod === 'GET' ? 'GET' : 'HEAD', tally }, n, seconds);
@@ -175,6 +197,7 @@ async function main(argv: string[]): Promise<void> {
     statuses: Object.fromEntries([...tally.statuses].map(([status, count]) => [String(status), count])),
     errors: Object.fromEntries(tally.errors),
     skipped: tally.skipped,
+    redirects: tally.redirects,
     bodyBytes: tally.bodyBytes,
     seconds: round((performance.now() - begin) / 1000),
     latencyMs: {

@@ -9,12 +9,18 @@
 // MIRRA_LOAD_AGENT_ENV environment variables to them (for diagnosis, e.g.
 // "--max-peer-streams 16", "MALLOC_ARENA_MAX=2").
 //
+// The load client follows redirects as containerd does. The layer (32 MiB)
+// is above --peer-redirect-min-size, but one digest asked for again within
+// 60 s of its redirect is streamed through the agent (a retry, for it:
+// internal/peer/redirect-path.ts), so after the first GET the load is on the
+// streamed path, the one that costs node-2 memory.
+//
 // What it shows: node-2's memory stays bounded whatever the number of streams
 // (at most --max-peer-streams from peers at once, the hold-back budget, the
 // buffers per stream); beyond the limit a blob GET is a 404 at once (not here:
 // containerd goes upstream), overload is a 503; nothing else.
 // Last line:
-//   {"bench":"load-peer","other_errors":N,"share_404":F,"share_503":F,"peak_rss_mb":M,"serving_peak_rss_mb":M,"recovered":B,"recovered_after_s":S}
+//   {"bench":"load-peer","other_errors":N,"share_404":F,"share_503":F,"redirects":N,"idle_rss_mb":M,"peak_rss_mb":M,"serving_peak_rss_mb":M,"recovered":B,"recovered_after_s":S}
 // where other_errors counts answers other than 200, 404 and 503 (and resets,
 // timeouts, short bodies), peak_rss_mb is node-2's agent and
 // serving_peak_rss_mb node-1's; recovered: within 60 s after the load a GET
@@ -183,6 +189,8 @@ async function main(): Promise<void> {
         other_errors: otherErrors(blobs) + otherErrors(heads),
         share_404: Number((total === 0 ? 0 : count('404') / total).toFixed(4)),
         share_503: Number((total === 0 ? 0 : count('503') / total).toFixed(4)),
+        redirects: blobs.redirects,
+        idle_rss_mb: Number((idleRss / MiB).toFixed(1)),
         peak_rss_mb: Number((peak / MiB).toFixed(1)),
         serving_peak_rss_mb: Number((servingPeak / MiB).toFixed(1)),
         recovered,

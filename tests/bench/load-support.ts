@@ -26,6 +26,7 @@ function isLoadResult(value: unknown): value is LoadResult {
   return (
     typeof r.requests === 'number' &&
     typeof r.skipped === 'number' &&
+    typeof r.redirects === 'number' &&
     typeof r.bodyBytes === 'number' &&
     typeof r.seconds === 'number' &&
     typeof r.statuses === 'object' &&

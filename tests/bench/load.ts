@@ -8,7 +8,7 @@
 //
 // Target: no error but 503 while overloaded, peak RSS under 256 MiB.
 // Prints a table, then the last line:
-//   {"bench":"load","non_503_errors":N,"share_503":F,"p99_ms":T,"peak_rss_mb":M}
+//   {"bench":"load","non_503_errors":N,"share_503":F,"p99_ms":T,"idle_rss_mb":M,"peak_rss_mb":M}
 // where p99_ms is the p99 latency of the manifest HEADs answered 200, and
 // non_503_errors counts every request that got neither 200 nor 503 (other
 // statuses, resets, timeouts, short bodies, requests the rate generator could
@@ -143,6 +143,7 @@ async function main(): Promise<void> {
         non_503_errors: errors,
         share_503: Number((total === 0 ? 0 : n503 / total).toFixed(4)),
         p99_ms: heads.latencyMs.p99,
+        idle_rss_mb: Number((idleRssBytes / MiB).toFixed(1)),
         peak_rss_mb: Number((peakRssBytes / MiB).toFixed(1)),
       }),
     );

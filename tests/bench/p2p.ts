@@ -18,7 +18,11 @@
 // (chunked) and node-7 (not chunked), in turn, 5 rounds: the bytes node-1 sent
 // node-6 per layer byte (chunked_peer_bytes_ratio) and node-6's pull time over
 // node-7's (chunked_time_ratio, medians).
-// The agents run as the image runs them (compiled, the chart's NODE_OPTIONS).
+// Last, one blob stream from a peer against one from the node's own files,
+// same 128 MiB blob, 3 blobs only node-1 has, node-7's agent finding them on
+// node-1 (peer_stream_vs_local: the ratio of the medians; blobs of 16 MiB and
+// more are redirected to the holder, internal/peer/redirect-path.ts).
+// The agents run as the image runs them (bundled, the chart's NODE_OPTIONS).
 // Prints the time of every pull and the upstream bytes, then one JSON line.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -26,7 +30,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
 import { holdersOf } from '../cluster/holders.ts';
-import { waitUntilServed } from '../cluster/served.ts';
+import { blobUrlOn, waitUntilServed } from '../cluster/served.ts';
 import { createHasher } from '../../internal/routing/hash.ts';
 import { writeMirrorHosts, writeUpstreamHosts } from '../support/hosts.ts';
 import { generateImage } from '../support/image.ts';
@@ -40,6 +44,7 @@ const LAYERS = [100, 100, 100, 100, 100].map((n) => n * MiB);
 const CHUNK_BYTES = 16 * MiB;
 const CHUNKED_LAYER_BYTES = 256 * MiB;
 const CHUNK_ROUNDS = 5;
+const STREAM_LAYERS = [128, 128, 128].map((n) => n * MiB);
 
 /**
  * Times one pull (or several at once). The nodes share this machine's disk:
@@ -128,6 +133,39 @@ async function chunkedFetch(cluster: Cluster, holder: ClusterNode, nodes: { chun
   return result;
 }
 
+/** MB/s of one download of `url` (following a redirect, as containerd does). */
+function curlMBps(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '-f', '-L', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url], (err, stdout) => {
+      if (err !== null) return reject(new Error(`curl ${url}: ${err.message}`, { cause: err }));
+      const [bytes, seconds] = stdout.trim().split(' ').map(Number);
+      resolve((bytes ?? 0) / 1e6 / (seconds ?? 1));
+    });
+  });
+}
+
+/**
+ * One blob stream from a peer against one from the node's own files, same
+ * blob: each of STREAM_LAYERS only `holder` has is downloaded (curl, following
+ * redirects) from the holder's agent, then from `puller`'s agent, which finds
+ * it on the holder. A different blob each round: a blob asked for again soon
+ * after its redirect is streamed through the agent (internal/peer/redirect-path.ts).
+ */
+async function peerStreamVsLocal(cluster: Cluster, holder: ClusterNode, puller: ClusterNode): Promise<{ local: number[]; peer: number[] }> {
+  const image = await generateImage({ dir: join(cluster.dir, 'img-stream'), layers: STREAM_LAYERS, seed: 'bench-p2p-stream' });
+  await cluster.upstream.push(image.layoutDir, 'bench/p2p', 'stream');
+  await holder.pull(`${cluster.upstream.host}/bench/p2p:stream`);
+  const result = { local: [] as number[], peer: [] as number[] };
+  for (const layer of image.layers) {
+    const blob = { repository: 'bench/p2p', digest: layer.digest };
+    await waitUntilServed(cluster, [puller], blob);
+    await flushDisk();
+    result.local.push(await curlMBps(blobUrlOn(cluster, holder, blob)));
+    result.peer.push(await curlMBps(blobUrlOn(cluster, puller, blob)));
+  }
+  return result;
+}
+
 interface Measured {
   imageBytes: number;
   baselineOne: number;
@@ -139,6 +177,7 @@ interface Measured {
   missP99: number;
   cold: { times: number[]; upstreamBytes: number };
   chunked: ChunkedResult;
+  stream: { local: number[]; peer: number[] };
   series: string;
 }
 
@@ -220,6 +259,10 @@ function report(m: Measured): void {
     `chunked fetch of a 256 MiB layer from a peer (containerd ${m.series}, 16 MiB chunks, 3 downloads): ` +
       `${list(m.chunked.chunked)} s, not chunked ${list(m.chunked.plain)} s; peer bytes ${m.chunked.peerBytesRatio.toFixed(3)} x the layer`,
   );
+  const mbps = (values: number[]): string => values.map((v) => v.toFixed(0)).join(', ');
+  console.log(
+    `one blob stream (128 MiB): from the node's own files ${mbps(m.stream.local)} MB/s; from a peer through another agent ${mbps(m.stream.peer)} MB/s`,
+  );
   const result = {
     bench: 'p2p',
     upstream_bytes_ratio: Number((m.sequentialUpstreamBytes / m.imageBytes).toFixed(3)),
@@ -232,6 +275,7 @@ function report(m: Measured): void {
     cold_slowest_vs_single: Number((Math.max(...m.cold.times) / m.baselineOne).toFixed(2)),
     chunked_peer_bytes_ratio: Number(m.chunked.peerBytesRatio.toFixed(3)),
     chunked_time_ratio: Number((median(m.chunked.chunked) / median(m.chunked.plain)).toFixed(2)),
+    peer_stream_vs_local: Number((median(m.stream.peer) / median(m.stream.local)).toFixed(2)),
   };
   console.log(JSON.stringify(result));
 }
@@ -256,6 +300,8 @@ async function measure(cluster: Cluster): Promise<Measured> {
   const cold = await coldWave(cluster, [n1, ...rest], `${cluster.upstream.host}/bench/p2p:three`);
   console.error('chunked fetch: a 256 MiB layer only node-1 has, node-6 (16 MiB chunks) and node-7 (not chunked) in turn ...');
   const chunked = await chunkedFetch(cluster, n1, { chunked: n6, plain: n7 });
+  console.error('one peer stream against one local stream, same blob: 3 layers of 128 MiB only node-1 has, through node-7 ...');
+  const stream = await peerStreamVsLocal(cluster, n1, n7);
   return {
     imageBytes: first.totalBytes,
     baselineOne: base.one,
@@ -267,6 +313,7 @@ async function measure(cluster: Cluster): Promise<Measured> {
     missP99,
     cold,
     chunked,
+    stream,
     series: n6.containerd.release.series,
   };
 }
