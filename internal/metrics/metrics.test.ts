@@ -42,7 +42,7 @@ test('every metric is on the agent registry, named mirra_* with its unit', async
   }
   // prom-client's own defaults have a gauge named *_total (nodejs_active_resources_total): checked for ours only.
   const own = families.filter((f) => !/^mirra_(process_|nodejs_)/.test(f.name));
-  assert.equal(own.length, 32);
+  assert.equal(own.length, 33);
   for (const family of own) {
     assert.ok(
       UNIT_SUFFIXES.some((unit) => family.name.endsWith(unit)),
@@ -153,6 +153,8 @@ test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coales
   const peerStats = createPeerStats();
   peerStats.coalesced = 4;
   peerStats.yielded = 1;
+  peerStats.redirects = 7;
+  peerStats.redirectsAskedAgain = 2;
   metrics.readFrom({
     peerSource: () => ({ ...peerStats }),
     coalesce: () => ({ fetch: 2, follow: 5, unanswered: 1, records: 3, askedFetch: 6, askedFollow: 9, fetches: 2, ingestBytes: 4096 }),
@@ -167,6 +169,8 @@ test('cold-rollout coordination: asks, answers, fetches, ingest bytes and coales
   assert.equal(sumSamples(scrape, 'mirra_ingest_bytes_total'), 4096);
   assert.equal(sumSamples(scrape, 'mirra_coalesced_streams_total'), 4);
   assert.equal(sumSamples(scrape, 'mirra_follows_yielded_total'), 1);
+  assert.equal(sumSamples(scrape, 'mirra_peer_redirects_total', { outcome: 'redirected' }), 7);
+  assert.equal(sumSamples(scrape, 'mirra_peer_redirects_total', { outcome: 'asked_again' }), 2);
 });
 
 test('the index: its gauges and counters follow its stats at every scrape', async () => {

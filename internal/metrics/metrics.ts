@@ -130,6 +130,12 @@ const PEER_SOURCE_COUNTERS: readonly SnapshotCounter<PeerSourceStats>[] = [
     help: "Streams from another node's fetch cut before their first byte so that containerd's download slot went to this node's own fetch (containerd asks again).",
     values: (s) => s.yielded,
   },
+  {
+    name: 'peer_redirects_total',
+    help: "containerd's blob GETs answered with a redirect to the holder's agent (redirected), or streamed because the blob was asked for again soon after its redirect (asked_again: a failed, cut or retried pull).",
+    label: 'outcome',
+    values: (s) => ({ redirected: s.redirects, asked_again: s.redirectsAskedAgain }),
+  },
 ];
 
 /** The peer-to-peer index's counters (internal/owners), read at scrape time. */
