@@ -19,7 +19,7 @@
 //
 // Type checking is tsc's (`npm run typecheck`); esbuild only strips types.
 import { builtinModules } from 'node:module';
-import { cp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -63,8 +63,6 @@ export async function buildAgent(outDir: string): Promise<string> {
     plugins: [builtinsViaRequire()],
     logLevel: 'warning',
   });
-  // The containerd client reads its .proto files at start, beside the bundle.
-  await cp(join(ROOT, 'internal/containerd/proto'), join(outDir, 'proto'), { recursive: true });
   return outfile;
 }
 

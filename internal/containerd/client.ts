@@ -1,10 +1,14 @@
-// gRPC client for the containerd 1.6 images, content and events services over
-// its unix socket. Every call carries the `containerd-namespace` header; unary
-// calls have a deadline; responses are validated (messages.ts).
-import { Client, connectivityState, credentials, Metadata, status, type ServiceError, type ClientReadableStream } from '@grpc/grpc-js';
+// The containerd 1.6 images, content and events services over its unix
+// socket, behind the narrow interfaces the rest of the agent uses. Every call
+// carries the `containerd-namespace` header; unary calls have a deadline;
+// responses are validated (messages.ts). The gRPC client is mirra's own
+// (grpc-channel.ts), with codecs generated from ./proto (proto-codecs.ts).
 import { Readable } from 'node:stream';
 import { parseDigest } from '../oci/digest.ts';
-import { loadContainerdProtos, type Method } from './protos.ts';
+import type { GrpcCall } from './grpc-call.ts';
+import { createGrpcChannel } from './grpc-channel.ts';
+import { GrpcStatus, type GrpcStatusCode } from './grpc-status.ts';
+import { PAYLOAD_DECODERS } from './event-payloads.ts';
 import {
   arrayOf,
   field,
@@ -18,6 +22,7 @@ import {
   type ImageRecord,
   type IngestStatus,
 } from './messages.ts';
+import { CONTENT_ABORT, CONTENT_INFO, CONTENT_LIST, CONTENT_LIST_STATUSES, CONTENT_READ, EVENTS_SUBSCRIBE, IMAGES_GET, IMAGES_LIST } from './proto-codecs.ts';
 
 export interface ContainerdClientOptions {
   /** Path of containerd's gRPC socket, e.g. /run/containerd/containerd.sock */
@@ -88,53 +93,8 @@ export interface ContainerdClient extends ImageLister, ContentInfoSource, Conten
   close(): void;
 }
 
-export function isGrpcStatus(err: unknown, code: status): boolean {
-  return typeof err === 'object' && err !== null && (err as Partial<ServiceError>).code === code;
-}
-
-/** The gRPC channel to containerd, and unary and server-stream calls carrying the namespace header. */
-interface Channel {
-  grpc: Client;
-  unary(m: Method, request: object): Promise<unknown>;
-  stream(m: Method, request: object, deadlineMs?: number): ClientReadableStream<unknown>;
-}
-
-function openChannel(options: ContainerdClientOptions, unaryTimeoutMs: number): Channel {
-  const grpc = new Client(`unix://${options.socket}`, credentials.createInsecure(), {
-    // Reconnect soon after containerd restarts (the defaults back off to 2 minutes).
-    'grpc.initial_reconnect_backoff_ms': 100,
-    'grpc.max_reconnect_backoff_ms': 2000,
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  });
-  const metadata = (): Metadata => {
-    const md = new Metadata();
-    md.set('containerd-namespace', options.namespace);
-    return md;
-  };
-  return {
-    grpc,
-    unary: (m, request) =>
-      new Promise((resolve, reject) => {
-        grpc.makeUnaryRequest(
-          m.path,
-          m.requestSerialize,
-          m.responseDeserialize,
-          request,
-          metadata(),
-          { deadline: Date.now() + unaryTimeoutMs },
-          (err, response) => (err ? reject(err) : resolve(response)),
-        );
-      }),
-    stream: (m, request, deadlineMs) =>
-      grpc.makeServerStreamRequest(
-        m.path,
-        m.requestSerialize,
-        m.responseDeserialize,
-        request,
-        metadata(),
-        deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
-      ),
-  };
+export function isGrpcStatus(err: unknown, code: GrpcStatusCode): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
 
 function checkDigest(digest: string): void {
@@ -142,70 +102,76 @@ function checkDigest(digest: string): void {
 }
 
 export function createContainerdClient(options: ContainerdClientOptions): ContainerdClient {
-  const protos = loadContainerdProtos();
   const unaryTimeoutMs = options.unaryTimeoutMs ?? 10_000;
-  const { grpc, unary, stream } = openChannel(options, unaryTimeoutMs);
+  const channel = createGrpcChannel({ socket: options.socket, metadata: { 'containerd-namespace': options.namespace } });
 
   return {
     namespace: options.namespace,
     async listImages() {
-      const response = await unary(protos.images.list, { filters: [] });
+      const response = await channel.unary(IMAGES_LIST, { filters: [] }, unaryTimeoutMs);
       return validOnly(arrayOf(field(response, 'images'), 'images'), parseImage);
     },
     async getImage(name) {
       try {
-        return parseImage(field(await unary(protos.images.get, { name }), 'image'));
+        return parseImage(field(await channel.unary(IMAGES_GET, { name }, unaryTimeoutMs), 'image'));
       } catch (err) {
         // containerd answers InvalidArgument for names it could never store.
-        if (isGrpcStatus(err, status.NOT_FOUND) || isGrpcStatus(err, status.INVALID_ARGUMENT)) return undefined;
+        if (isGrpcStatus(err, GrpcStatus.NOT_FOUND) || isGrpcStatus(err, GrpcStatus.INVALID_ARGUMENT)) return undefined;
         throw err;
       }
     },
     async contentInfo(digest) {
       checkDigest(digest);
       try {
-        return parseContentInfo(field(await unary(protos.content.info, { digest }), 'info'));
+        return parseContentInfo(field(await channel.unary(CONTENT_INFO, { digest }, unaryTimeoutMs), 'info'));
       } catch (err) {
-        if (isGrpcStatus(err, status.NOT_FOUND)) return undefined;
+        if (isGrpcStatus(err, GrpcStatus.NOT_FOUND)) return undefined;
         throw err;
       }
     },
     async listIngests() {
-      const response = await unary(protos.content.listStatuses, { filters: [] });
+      const response = await channel.unary(CONTENT_LIST_STATUSES, { filters: [] }, unaryTimeoutMs);
       return validOnly(arrayOf(field(response, 'statuses'), 'statuses'), parseIngestStatus);
     },
     async abortIngest(ref) {
       try {
-        await unary(protos.content.abort, { ref });
+        await channel.unary(CONTENT_ABORT, { ref }, unaryTimeoutMs);
       } catch (err) {
-        if (!isGrpcStatus(err, status.NOT_FOUND)) throw err;
+        if (!isGrpcStatus(err, GrpcStatus.NOT_FOUND)) throw err;
       }
     },
-    async listContentInfo() {
-      const call = stream(protos.content.list, { filters: [] }, unaryTimeoutMs * 6);
-      const infos: ContentInfo[] = [];
-      for await (const message of call) infos.push(...validOnly(arrayOf(field(message, 'info'), 'info'), parseContentInfo));
-      return infos;
-    },
+    listContentInfo: () =>
+      new Promise((resolve, reject) => {
+        const infos: ContentInfo[] = [];
+        const handlers = {
+          onMessage(message: unknown) {
+            try {
+              infos.push(...validOnly(arrayOf(field(message, 'info'), 'info'), parseContentInfo));
+            } catch (err) {
+              call.cancel();
+              reject(err instanceof Error ? err : new Error(String(err)));
+            }
+          },
+          onEnd: (err: Error | undefined) => (err === undefined ? resolve(infos) : reject(err)),
+        };
+        const call = channel.serverStream(CONTENT_LIST, { filters: [] }, handlers, unaryTimeoutMs * 6);
+      }),
     readContent(digest, offset = 0, sizeBytes = 0) {
       checkDigest(digest);
-      return grpcBytes(stream(protos.content.read, { digest, offset, size: sizeBytes }));
+      return grpcBytes((handlers) => channel.serverStream(CONTENT_READ, { digest, offset, size: sizeBytes }, handlers));
     },
     subscribe(filters, handlers) {
-      const call = stream(protos.events.subscribe, { filters });
-      return subscribeCall(call, handlers);
+      return subscribeCall((callHandlers) => channel.serverStream(EVENTS_SUBSCRIBE, { filters }, callHandlers), handlers);
     },
     decodeEvent(event) {
       // type_url is the message name, possibly behind a URL prefix (types.example.com/pkg.Msg).
       const type = event.typeUrl.slice(event.typeUrl.lastIndexOf('/') + 1);
-      const decode = protos.payloads.get(type);
+      const decode = PAYLOAD_DECODERS.get(type);
       return decode === undefined ? undefined : { type, message: decode(event.value) };
     },
-    isReady() {
-      return grpc.getChannel().getConnectivityState(false) === connectivityState.READY;
-    },
+    isReady: () => channel.isReady(),
     close() {
-      grpc.close();
+      channel.close();
     },
   };
 }
@@ -223,8 +189,11 @@ function validOnly<T>(items: unknown[], parse: (item: unknown) => T): T[] {
   return out;
 }
 
+/** Opens a server stream with the given handlers. */
+type StreamOpener = (handlers: { onMessage(message: unknown): void; onEnd(err: Error | undefined): void }) => GrpcCall;
+
 /** The `data` of a stream of ReadContentResponse as a byte stream, with backpressure. */
-function grpcBytes(call: ClientReadableStream<unknown>): Readable {
+function grpcBytes(open: StreamOpener): Readable {
   let done = false;
   const out = new Readable({
     highWaterMark: 1024 * 1024,
@@ -239,47 +208,47 @@ function grpcBytes(call: ClientReadableStream<unknown>): Readable {
       callback(err);
     },
   });
-  call.on('data', (message: unknown) => {
-    const data = field(message, 'data');
-    if (!Buffer.isBuffer(data)) {
-      out.destroy(new Error('containerd Read: message without data'));
-      return;
-    }
-    if (data.length > 0 && !out.push(data)) call.pause();
-  });
-  call.on('end', () => {
-    done = true;
-    out.push(null);
-  });
-  call.on('error', (err) => {
-    if (done) return;
-    done = true;
-    out.destroy(err);
+  const call = open({
+    onMessage(message) {
+      const data = field(message, 'data');
+      if (!Buffer.isBuffer(data)) {
+        out.destroy(new Error('containerd Read: message without data'));
+        return;
+      }
+      if (data.length > 0 && !out.push(data)) call.pause();
+    },
+    onEnd(err) {
+      if (done) return;
+      done = true;
+      if (err === undefined) out.push(null);
+      else out.destroy(err);
+    },
   });
   return out;
 }
 
-function subscribeCall(call: ClientReadableStream<unknown>, handlers: SubscriptionHandlers): Subscription {
+function subscribeCall(open: StreamOpener, handlers: SubscriptionHandlers): Subscription {
   let active = true;
   const finish = (err: Error): void => {
     if (!active) return;
     active = false;
     handlers.onEnd(err);
   };
-  call.on('data', (message: unknown) => {
-    if (!active) return;
-    let envelope: Envelope;
-    try {
-      envelope = parseEnvelope(message);
-    } catch (err) {
-      finish(err instanceof Error ? err : new Error(String(err)));
-      call.cancel();
-      return;
-    }
-    handlers.onEnvelope(envelope);
+  const call = open({
+    onMessage(message) {
+      if (!active) return;
+      let envelope: Envelope;
+      try {
+        envelope = parseEnvelope(message);
+      } catch (err) {
+        finish(err instanceof Error ? err : new Error(String(err)));
+        call.cancel();
+        return;
+      }
+      handlers.onEnvelope(envelope);
+    },
+    onEnd: (err) => finish(err ?? new Error('containerd closed the event stream')),
   });
-  call.on('error', (err) => finish(err));
-  call.on('end', () => finish(new Error('containerd closed the event stream')));
   return {
     cancel() {
       active = false;

@@ -16,7 +16,7 @@ import type { EventSubscriber, Subscription } from './client.ts';
 /** What watching needs of the client: the events service and the namespace. */
 export type EventClient = EventSubscriber & { readonly namespace: string };
 import { field, type Envelope } from './messages.ts';
-import { EVENT_PAYLOADS } from './protos.ts';
+import { EVENT_PAYLOADS } from './event-payloads.ts';
 
 export type ContainerdChange =
   { kind: 'image-created' | 'image-updated' | 'image-deleted'; name: string } | { kind: 'content-deleted'; digest: string } | { kind: 'resync' };

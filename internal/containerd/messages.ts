@@ -121,7 +121,7 @@ export function parseEnvelope(value: unknown): Envelope {
   const ts = timestampMs(r.timestamp);
   if (ts !== undefined) envelope.timestampMs = ts;
   if (typeof r.event === 'object' && r.event !== null) {
-    // protobufjs keeps google.protobuf.Any's field names as declared (type_url).
+    // google.protobuf.Any keeps its field names as declared (type_url), as protobufjs did (proto-codecs.ts).
     const any = r.event as Record<string, unknown>;
     const typeUrl = any.type_url ?? any.typeUrl;
     if (typeof typeUrl === 'string' && Buffer.isBuffer(any.value)) envelope.event = { typeUrl, value: any.value };

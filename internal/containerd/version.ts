@@ -3,14 +3,9 @@
 // and later pull through the transfer service, which takes it as one
 // directory). One unary Version call over the socket, with a deadline; it
 // never rejects: a containerd that does not answer is an unknown version.
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
-import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../errors/message.ts';
-
-const PROTO = join(dirname(fileURLToPath(import.meta.url)), 'proto', 'version.proto');
-const SERVICE = 'containerd.services.version.v1.Version';
+import { createGrpcChannel } from './grpc-channel.ts';
+import { VERSION_VERSION } from './proto-codecs.ts';
 
 /**
  * A known version has its major and minor numbers and `text` as printed in
@@ -30,35 +25,18 @@ export function parseContainerdVersion(raw: string): ContainerdVersion {
   return { known: true, text, major: Number(match[1]), minor: Number(match[2]) };
 }
 
-function versionMethod(): MethodDefinition<object, unknown> {
-  const def = loadSync(PROTO, { keepCase: false, defaults: true, includeDirs: [dirname(PROTO)] });
-  const service = def[SERVICE];
-  const method = service === undefined || 'format' in service ? undefined : service.Version;
-  if (method === undefined) throw new Error(`proto: no method ${SERVICE}/Version`);
-  return method as MethodDefinition<object, unknown>;
-}
-
 /** containerd's {version, revision}; rejects when containerd does not answer within `timeoutMs` or answers something else. */
-export function requestContainerdVersion(socket: string, timeoutMs = 5_000): Promise<{ version: string; revision: string }> {
-  const method = versionMethod();
-  // Fails fast when nothing listens on the socket (no waitForReady): the agent waits for containerd later, not here.
-  const grpc = new Client(`unix://${socket}`, credentials.createInsecure());
-  return new Promise<{ version: string; revision: string }>((resolve, reject) => {
-    grpc.makeUnaryRequest(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      {},
-      new Metadata(),
-      { deadline: Date.now() + timeoutMs },
-      (err, response: unknown) => {
-        if (err) return reject(err);
-        const { version, revision } = typeof response === 'object' && response !== null ? (response as Record<string, unknown>) : {};
-        if (typeof version !== 'string' || typeof revision !== 'string') return reject(new Error('containerd Version: malformed response'));
-        resolve({ version, revision });
-      },
-    );
-  }).finally(() => grpc.close());
+export async function requestContainerdVersion(socket: string, timeoutMs = 5_000): Promise<{ version: string; revision: string }> {
+  // Fails fast when nothing listens on the socket: the agent waits for containerd later, not here.
+  const channel = createGrpcChannel({ socket });
+  try {
+    const response = await channel.unary(VERSION_VERSION, {}, timeoutMs);
+    const { version, revision } = typeof response === 'object' && response !== null ? (response as Record<string, unknown>) : {};
+    if (typeof version !== 'string' || typeof revision !== 'string') throw new Error('containerd Version: malformed response');
+    return { version, revision };
+  } finally {
+    channel.close();
+  }
 }
 
 /** The version of the containerd at `socket`, or unknown (with the reason, one line) when it cannot be asked. */
@@ -66,8 +44,6 @@ export async function containerdVersion(socket: string, timeoutMs = 5_000): Prom
   try {
     return parseContainerdVersion((await requestContainerdVersion(socket, timeoutMs)).version);
   } catch (err) {
-    // grpc-js ends an UNAVAILABLE with an empty "Resolution note:".
-    const message = (errorMessage(err).split('\n')[0] ?? '').replace(/\.?\s*Resolution note:\s*$/, '').trim();
-    return { known: false, reason: `cannot ask containerd at ${socket} its version: ${message}` };
+    return { known: false, reason: `cannot ask containerd at ${socket} its version: ${(errorMessage(err).split('\n')[0] ?? '').trim()}` };
   }
 }
