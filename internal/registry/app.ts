@@ -73,18 +73,27 @@ export interface RegistryAppOptions {
 }
 
 /**
- * 32 buffers of 1 MiB, shared: each stream borrows at most two at a time (one
+ * 16 buffers of 1 MiB, shared: each stream borrows at most two at a time (one
  * under contention), one per chunk, and the kernel's socket buffers hold the
  * backlog. A private 2 x 1 MiB ring per stream would take 400 MiB at 200
- * streams. Measured with bench:load (200 streams, 2 cores): 1.2-1.3 GB/s and
- * a peak RSS of 228-232 MiB with 32 buffers; 64 gave no more bytes for
- * 272 MiB; 16 saved 22 MiB but moved a third fewer bytes (streams waited for
- * buffers held by clients slow to read). bench:serve's 8 streams use 16.
+ * streams. Measured with bench:load (200 streams, 2 cores): with 32 buffers,
+ * 1.2-1.3 GB/s at a peak RSS of 228-232 MiB (2026-11); 64 gave no more bytes
+ * for 272 MiB; 16 then moved a third fewer bytes, the manifest HEADs' gRPC
+ * calls taking the CPU. Once manifests were answered from memory (issue 16,
+ * 2026-12-06, bundled agent): 32 buffers 1287 MB/s at peak 139 MiB, 16
+ * buffers 1254 MB/s at peak 123 MiB, so 16.
  */
-export const FILE_BUFFER_POOL_BYTES = 32 * 1024 * 1024;
+export const FILE_BUFFER_POOL_BYTES = 16 * 1024 * 1024;
 
 /** Headers the error handler drops so an error answer does not look like content. */
 const CONTENT_HEADERS = ['etag', 'docker-content-digest', 'content-range', 'accept-ranges'];
+
+/** The compilers of routes with schemas: mirra's routes have none, so these are never asked for a schema's validator. */
+function noSchemaCompiler(): () => never {
+  return () => {
+    throw new Error('mirra routes declare no schemas');
+  };
+}
 
 export function createRegistryApp(options: RegistryAppOptions): FastifyInstance {
   const log = options.logger.child({ component: 'registry' });
@@ -94,6 +103,9 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
     exposeHeadRoutes: false,
     // Requests during close: installClosingAnswer's OCI 503 instead of Fastify's plain JSON.
     return503OnClosing: false,
+    // No route declares a schema: Fastify's default compilers would load ajv and
+    // fast-json-stringify into every agent for nothing (issue 16: idle RSS).
+    schemaController: { compilersFactory: { buildValidator: noSchemaCompiler, buildSerializer: noSchemaCompiler } },
     ...fastifyTimeoutOptions(resolveTimeouts(options.timeouts)),
     // Malformed URLs (bad percent-encoding) never reach a route: answer with an OCI error too.
     frameworkErrors: (err, request, reply) => {

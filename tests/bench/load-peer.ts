@@ -35,7 +35,7 @@ import { max, startSampling } from './agent-sampling.ts';
 import {
   buildAgent,
   chartMaxRss,
-  chartNodeOptions,
+  chartAgentEnv,
   LOAD_HEADS_PER_SECOND,
   LOAD_LAYER_BYTES,
   LOAD_STREAMS,
@@ -57,17 +57,6 @@ async function memoryOf(metricsUrl: string | undefined): Promise<{ heapUsed: num
     heapTotal: value('mirra_nodejs_heap_size_total_bytes'),
     external: value('mirra_nodejs_external_memory_bytes'),
   };
-}
-
-/** `NAME=value NAME2=value2` (MIRRA_LOAD_AGENT_ENV, for diagnosis, e.g. MALLOC_ARENA_MAX=2) as an environment. */
-function extraEnv(text: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const pair of (text ?? '').split(' ').filter((p) => p !== '')) {
-    const at = pair.indexOf('=');
-    if (at <= 0) throw new Error(`MIRRA_LOAD_AGENT_ENV: ${JSON.stringify(pair)} is not NAME=value`);
-    env[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return env;
 }
 
 const sum = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
@@ -96,14 +85,15 @@ async function awaitRecovery(blobUrl: string): Promise<{ after: { status: number
 
 /** Two nodes whose agents run as the image runs them, with the chart's NODE_OPTIONS and --max-rss. */
 async function startLoadCluster(): Promise<{ cluster: Cluster; nodeOptions: string }> {
-  const nodeOptions = await chartNodeOptions();
+  const agentEnv = await chartAgentEnv();
+  const nodeOptions = agentEnv.NODE_OPTIONS ?? '';
   const agentEntry = await buildAgent();
   const maxRss = await chartMaxRss();
   const cluster = await startCluster({
     agentEntry,
     nodes: 2,
     agentArgs: ['--log-level', 'warn', '--max-rss', maxRss, ...(process.env.MIRRA_LOAD_AGENT_ARGS ?? '').split(' ').filter((arg) => arg !== '')],
-    agentEnv: { NODE_OPTIONS: nodeOptions, ...extraEnv(process.env.MIRRA_LOAD_AGENT_ENV) },
+    agentEnv,
     metrics: true,
   });
   return { cluster, nodeOptions };

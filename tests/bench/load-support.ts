@@ -77,6 +77,25 @@ export async function chartMaxRss(): Promise<string> {
   return `${Math.floor((parseByteSize(memory) * MEMORY_LIMIT_SHARE) / 1024)}Ki`;
 }
 
+/**
+ * The agent's environment as the chart deploys it: NODE_OPTIONS (values.yaml
+ * `nodeOptions`, or MIRRA_LOAD_AGENT_NODE_OPTIONS) and MALLOC_TRIM_THRESHOLD_
+ * (`mallocTrimThreshold`), plus MIRRA_LOAD_AGENT_ENV (`NAME=value ...`, for
+ * diagnosis).
+ */
+export async function chartAgentEnv(): Promise<NodeJS.ProcessEnv> {
+  const values = await readFile(CHART_VALUES, 'utf8');
+  const trim = /^mallocTrimThreshold: "([^"]*)"$/m.exec(values)?.[1] ?? '';
+  const env: NodeJS.ProcessEnv = { NODE_OPTIONS: process.env.MIRRA_LOAD_AGENT_NODE_OPTIONS ?? (await chartNodeOptions()) };
+  if (trim !== '') env.MALLOC_TRIM_THRESHOLD_ = trim;
+  for (const pair of (process.env.MIRRA_LOAD_AGENT_ENV ?? '').split(' ').filter((p) => p !== '')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`MIRRA_LOAD_AGENT_ENV: ${JSON.stringify(pair)} is not NAME=value`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
 /** The agent's NODE_OPTIONS as the chart deploys it (values.yaml `nodeOptions`). */
 export async function chartNodeOptions(): Promise<string> {
   const values = await readFile(CHART_VALUES, 'utf8');

@@ -30,7 +30,7 @@ import { max, startSampling } from './agent-sampling.ts';
 import {
   buildAgent,
   chartMaxRss,
-  chartNodeOptions,
+  chartAgentEnv,
   LOAD_HEADS_PER_SECOND,
   LOAD_LAYER_BYTES,
   LOAD_STREAMS,
@@ -80,8 +80,8 @@ async function main(): Promise<void> {
 
     const entry = await buildAgent();
     const maxRss = await chartMaxRss();
-    const nodeOptions = process.env.MIRRA_LOAD_AGENT_NODE_OPTIONS ?? (await chartNodeOptions());
-    console.error(`agent NODE_OPTIONS: ${JSON.stringify(nodeOptions)}`);
+    const agentEnv = await chartAgentEnv();
+    console.error(`agent environment: ${JSON.stringify(agentEnv)}`);
     const agent = await startAgent({
       dir,
       name: 'agent',
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       contentPath: containerd.contentDir,
       // --max-rss: what 'auto' gives in the chart's container (94% of its 256Mi limit); there is no cgroup limit here.
       extraArgs: ['--log-level', 'info', '--max-rss', maxRss, ...agentArgs],
-      env: { NODE_OPTIONS: nodeOptions },
+      env: agentEnv,
       entry,
     });
     stops.push(() => agent.stop());

@@ -35,7 +35,7 @@ import { createHasher } from '../../internal/routing/hash.ts';
 import { writeMirrorHosts, writeUpstreamHosts } from '../support/hosts.ts';
 import { generateImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
-import { buildAgent, chartNodeOptions } from './load-support.ts';
+import { buildAgent, chartAgentEnv } from './load-support.ts';
 import { mean, median, percentile } from './stats.ts';
 
 const MiB = 1024 * 1024;
@@ -327,7 +327,7 @@ async function main(): Promise<void> {
     upstreamBandwidthBytesPerSec: UPSTREAM_BYTES_PER_SEC,
     agentArgs: ['--log-level', 'info'],
     agentEntry: await buildAgent(),
-    agentEnv: { NODE_OPTIONS: await chartNodeOptions() },
+    agentEnv: await chartAgentEnv(),
     // MIRRA_KEEP_DIR=1 keeps the agents' logs and containerd roots for a look after the run.
     keepDir: process.env.MIRRA_KEEP_DIR === '1',
   });

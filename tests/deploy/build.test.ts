@@ -90,6 +90,8 @@ test('Dockerfile: multi-stage on Node 24, the bundled agent alone in the final s
   const chartNodeOptions = /^nodeOptions: "(.*)"$/m.exec(readFileSync(join(ROOT, 'deploy/charts/mirra/values.yaml'), 'utf8'))?.[1];
   assert.ok(chartNodeOptions !== undefined && chartNodeOptions !== '');
   assert.ok(runtime.lines.includes(`ENV NODE_OPTIONS="${chartNodeOptions}"`), 'the image bounds the heap as the chart does');
+  const chartTrim = /^mallocTrimThreshold: "(.*)"$/m.exec(readFileSync(join(ROOT, 'deploy/charts/mirra/values.yaml'), 'utf8'))?.[1];
+  assert.ok(runtime.lines.includes(`ENV MALLOC_TRIM_THRESHOLD_=${chartTrim ?? ''}`), 'the image tunes malloc as the chart does');
   for (const line of stages.flatMap((s) => s.lines).filter((l) => l.startsWith('COPY ') && !l.includes('--from'))) {
     for (const src of line.split(/\s+/).slice(1, -1)) assert.ok(existsSync(join(ROOT, src)), `COPY ${src} exists`);
   }
