@@ -46,6 +46,14 @@ export async function committedSize(contentPath: string, digest: string): Promis
   }
 }
 
+/** Throws RangeError for a range that is not two safe integers, start <= end, from 0 (undefined: the whole blob). */
+export function assertByteRange(range: ByteRange | undefined): void {
+  if (range === undefined) return;
+  if (!(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
+    throw new RangeError(`invalid byte range ${range.start}-${range.end}`);
+  }
+}
+
 /** The range clamped to a blob of `sizeBytes`; undefined when it selects nothing. */
 export function clampRange(range: ByteRange | undefined, sizeBytes: number): ByteRange | undefined {
   const start = range?.start ?? 0;

@@ -1,7 +1,8 @@
 // The containerd store on the in-memory containerd twin (no containerd
 // needed): the ContentStore conformance suite, and imagedOnly()'s misses from
-// memory, known tags and shared resolves. store.containerd.test.ts runs the same against
-// the real containerd (the conformance check of the twin).
+// memory, tags and manifests from memory (imaged-view.test.ts has the rest).
+// store.containerd.test.ts runs the same against the real containerd (the
+// conformance check of the twin).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,7 +63,10 @@ describe('containerd store on the in-memory twin: imagedOnly()', () => {
     twin.resetCalls();
     const together = await Promise.all(Array.from({ length: 10 }, () => view.resolve(mine.reference)));
     assert.deepEqual(new Set(together), new Set([mine.manifest.digest]));
-    assert.equal(twin.calls.getImage, 1, 'concurrent resolves share one images Get');
+    assert.equal(twin.calls.getImage, 0, 'tags resolve from the inventory, without an images Get');
+    const manifest = await view.stat(mine.manifest.digest);
+    assert.deepEqual(manifest, { digest: mine.manifest.digest, size: mine.manifest.bytes.length, mediaType: mine.manifest.mediaType });
+    assert.equal(twin.calls.contentInfo, 0, 'manifests from the inventory and their file, without a content Info');
 
     // Deleted content (with its event) is a miss from memory at once.
     await twin.deleteContent(layer.digest);

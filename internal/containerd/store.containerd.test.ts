@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../log/logger.ts';
 import { MediaType } from '../oci/mediatype.ts';
-import { imageBlobs, makeTestImage, runStoreConformance, testBlob } from '../oci/storetest/conformance.ts';
+import { imageBlobs, makeTestImage, readAll, runStoreConformance, testBlob } from '../oci/storetest/conformance.ts';
 import { waitFor } from '../../tests/support/process.ts';
 import { importImage, startContainerd, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';
@@ -87,7 +87,7 @@ describe('containerd store media types follow containerd', () => {
     assert.equal((await store.stat(arm64.manifest.digest))?.mediaType, MediaType.ociManifest);
   });
 
-  it('imagedOnly(): only content of the accepted images; other digests are absent without a gRPC call', async () => {
+  it('imagedOnly(): only content of the accepted images; other digests, tags and manifests without a gRPC call', async () => {
     let infoCalls = 0;
     let imageCalls = 0;
     const counting: ContainerdClient = {
@@ -135,11 +135,18 @@ describe('containerd store media types follow containerd', () => {
     const file = await view.openFile(layer.digest);
     assert.ok(file !== undefined);
     await file.close();
-    assert.equal(await view.resolve(first.reference), first.manifest.digest);
+    // Tags and manifests: from the inventory and the manifest's file, without a gRPC call.
+    infoCalls = 0;
     imageCalls = 0;
     const together = await Promise.all(Array.from({ length: 10 }, () => view.resolve(first.reference)));
     assert.deepEqual(new Set(together), new Set([first.manifest.digest]));
-    assert.equal(imageCalls, 1, 'concurrent resolves of one reference share one images Get');
+    assert.deepEqual(await view.stat(first.manifest.digest), {
+      digest: first.manifest.digest,
+      size: first.manifest.bytes.length,
+      mediaType: first.manifest.mediaType,
+    });
+    assert.ok((await readAll(await view.read(first.manifest.digest))).equals(first.manifest.bytes));
+    assert.equal(infoCalls + imageCalls, 0, 'a tag and its manifest cost no call to containerd');
 
     // Content that arrived since the last walk: present for the store, not for the view, until the next walk.
     await importImage(ctd, { reference: second.reference, root: second.manifest, blobs: imageBlobs(second).slice(1) });
@@ -152,13 +159,29 @@ describe('containerd store media types follow containerd', () => {
     assert.equal((await view.stat(fresh.digest))?.size, fresh.bytes.length);
     assert.equal(await view.resolve(second.reference), second.manifest.digest);
 
-    // A known tag is asked again: containerd says where it points now.
-    imageCalls = 0;
+    // With containerd's events followed, a deleted tag and deleted content are misses once their event arrived.
+    watcher?.close();
+    const connected = new Promise<void>((resolve) => {
+      watcher = watchChanges({
+        client,
+        logger: createLogger('silent'),
+        onChange: (c) => {
+          store.observe(c);
+          if (c.kind === 'resync') resolve();
+        },
+        settleMs: 20,
+      });
+    });
+    await connected;
+    await store.refresh();
     await ctd.ctr(['images', 'rm', second.reference]);
-    assert.equal(await view.resolve(second.reference), undefined);
-    assert.equal(imageCalls, 1);
+    await waitFor('the deleted tag to miss', async () => (await view.resolve(second.reference)) === undefined, 5000, 10);
+    assert.equal(await view.stat(second.manifest.digest), undefined, 'its manifest is no longer served');
+    await ctd.ctr(['content', 'rm', first.manifest.digest]);
+    await waitFor('the deleted manifest to miss', async () => (await view.stat(first.manifest.digest)) === undefined, 5000, 10);
+    await assert.rejects(view.read(first.manifest.digest), { name: 'NotFoundError' });
 
-    // Removed content is gone for both at once (containerd is asked for listed digests).
+    // Removed blobs are gone for both at once, event or not (containerd is asked for listed layers).
     await ctd.ctr(['content', 'rm', layer.digest]);
     assert.equal(await view.stat(layer.digest), undefined);
     assert.equal(await store.stat(layer.digest), undefined);

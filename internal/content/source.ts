@@ -68,6 +68,12 @@ export interface LocatedContent {
    */
   openFile?(): Promise<FileHandle | undefined>;
   /**
+   * Optional fast path for content read whole anyway (a manifest): all of it
+   * as one buffer the store keeps in memory, or undefined to use read().
+   * Rejects with NotFoundError when gone meanwhile.
+   */
+  readWhole?(): Promise<Buffer | undefined>;
+  /**
    * Answer with a 307 to `location` (a holder's agent, a signed URL) instead
    * of the bytes; `taken()` is called when the registry does (internal/peer/redirect-path.ts).
    */
@@ -94,6 +100,22 @@ function isFileBacked(store: ContentStore): store is FileBackedStore {
   return typeof (store as Partial<FileBackedStore>).openFile === 'function';
 }
 
+/**
+ * A ContentStore that keeps some content whole in memory (containerd's served
+ * view keeps verified manifests: internal/containerd/manifest-files.ts) can
+ * hand it over without a stream: a Readable with its events and ticks, for a
+ * body already in memory, doubled a manifest GET's p99 under bench:serve's
+ * load (64 clients, alternated runs: 6.1-7.2 ms with readWhole, 12.9-13.1 ms
+ * through read()). Undefined when not kept whole.
+ */
+export interface WholeReadableStore extends ContentStore {
+  readWhole(digest: string): Promise<Buffer | undefined>;
+}
+
+function isWholeReadable(store: ContentStore): store is WholeReadableStore {
+  return typeof (store as Partial<WholeReadableStore>).readWhole === 'function';
+}
+
 export interface ContentSource {
   resolveTag(request: ContentRequest, tag: string): Promise<ResolvedTag | undefined>;
   locate(request: ContentRequest, digest: string): Promise<LocatedContent | undefined>;
@@ -102,6 +124,7 @@ export interface ContentSource {
 /** The node's own content store as a source; tags resolve via the image reference `registry/name:tag`. */
 export function storeSource(store: ContentStore, sourceName = 'local'): ContentSource {
   const fileBacked = isFileBacked(store) ? store : undefined;
+  const wholeReadable = isWholeReadable(store) ? store : undefined;
   return {
     async resolveTag(request, tag) {
       const digest = await store.resolve(imageReference(request.registry, request.name, tag));
@@ -112,6 +135,7 @@ export function storeSource(store: ContentStore, sourceName = 'local'): ContentS
       if (info === undefined) return undefined;
       const located: LocatedContent = { info, source: sourceName, read: (range) => store.read(digest, range) };
       if (fileBacked !== undefined) located.openFile = () => fileBacked.openFile(digest);
+      if (wholeReadable !== undefined) located.readWhole = () => wholeReadable.readWhole(digest);
       return located;
     },
   };

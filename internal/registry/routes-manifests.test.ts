@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { MediaType } from '../oci/mediatype.ts';
+import type { WholeReadableStore } from '../content/source.ts';
 import type { ContentStore } from '../oci/store.ts';
 import { createTestApp, sampleManifest } from '../../tests/support/registry/testkit.ts';
 
@@ -135,7 +136,7 @@ test('If-None-Match with the ETag is 304', async (t) => {
   assert.equal(other.statusCode, 200);
 });
 
-test('content that does not match its digest is a 500, not served', async (t) => {
+test('content that does not match its digest is a 404 (a miss), not served', async (t) => {
   const real = createTestApp().store;
   const digest = real.put(sampleManifest(), MediaType.ociManifest);
   const liar: ContentStore = {
@@ -147,7 +148,34 @@ test('content that does not match its digest is a 500, not served', async (t) =>
   const { app, log } = createTestApp({ store: liar });
   t.after(() => app.close());
   const res = await app.inject({ url: `/v2/a/manifests/${digest}` });
-  assert.equal(res.statusCode, 500);
-  assert.equal(errorCode(res.body), 'UNKNOWN');
-  assert.ok(log.lines.some((line) => line.msg === 'request failed' && line.level === 40));
+  assert.equal(res.statusCode, 404);
+  assert.equal(errorCode(res.body), 'MANIFEST_UNKNOWN');
+  assert.equal(res.headers['docker-content-digest'], undefined);
+  assert.ok(log.lines.some((line) => line.level === 40 && typeof line.msg === 'string' && line.msg.includes('does not match')));
+});
+
+test('a body handed over whole (readWhole) is served without a stream, and checked like any other', async (t) => {
+  const real = createTestApp().store;
+  const manifest = sampleManifest();
+  const digest = real.put(manifest, MediaType.ociManifest);
+  let streams = 0;
+  const keeping = (bytes: Buffer): WholeReadableStore => ({
+    resolve: (ref) => real.resolve(ref),
+    stat: (d) => real.stat(d),
+    read: async (d) => {
+      streams++;
+      return real.read(d);
+    },
+    readWhole: async () => bytes,
+  });
+  const good = createTestApp({ store: keeping(Buffer.from(manifest)) });
+  const bad = createTestApp({ store: keeping(Buffer.from(sampleManifest(2).slice(0, manifest.length))) });
+  t.after(() => Promise.all([good.app.close(), bad.app.close()]));
+  const res = await good.app.inject({ url: `/v2/a/manifests/${digest}` });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.body, manifest);
+  const wrong = await bad.app.inject({ url: `/v2/a/manifests/${digest}` });
+  assert.equal(wrong.statusCode, 404);
+  assert.equal(errorCode(wrong.body), 'MANIFEST_UNKNOWN');
+  assert.equal(streams, 0, 'read() was not used');
 });
