@@ -22,7 +22,7 @@ RUN node hack/build.ts dist
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # The heap bounds the chart sets too (values.yaml nodeOptions; the chart's env
-# overrides this): the agent stays well under the chart's 384Mi memory limit
+# overrides this): the agent stays well under the chart's 256Mi memory limit
 # wherever the image runs.
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
 # glibc gives freed C heap back at once (values.yaml mallocTrimThreshold says why).

@@ -30,6 +30,11 @@ test('RegistryError maps to its table entry with detail and headers', () => {
   assert.equal(toOciError(new RegistryError('BLOB_UNKNOWN')).body.errors[0]?.detail, null);
 });
 
+test('load shed on purpose (503 UNAVAILABLE) is not a failure worth a warn line; other 5xx are', () => {
+  assert.equal(toOciError(new RegistryError('UNAVAILABLE', { reason: 'too many requests in progress' })).internal, false);
+  assert.equal(toOciError(new RegistryError('UNKNOWN')).internal, true);
+});
+
 test('framework errors map by status and code', () => {
   assert.equal(toOciError({ statusCode: 404, code: 'FST_ERR_NOT_FOUND' }).body.errors[0]?.code, 'NAME_UNKNOWN');
   assert.equal(toOciError({ statusCode: 400, code: 'FST_ERR_BAD_URL' }).body.errors[0]?.code, 'NAME_INVALID');
