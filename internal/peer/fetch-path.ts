@@ -84,7 +84,9 @@ export async function locateInProgress(ctx: PeerContext, follow: FollowFetch, qu
     }
     const waiting: WaitingFollow = { digest: query.digest, sinceMs: Date.now(), cut: () => {} };
     const started = (): void => void ctx.waitingFollows.delete(waiting);
-    const located = await locateBlob(ctx, { ...query, candidates: [fetcher], idleTimeoutMs: ctx.followIdleTimeoutMs, onFirstBytes: started });
+    // Never redirected (redirect-path.ts): a stream of a fetch in progress needs this agent (head first, cut to free a download slot).
+    const request = { ...query.request, redirectable: false };
+    const located = await locateBlob(ctx, { ...query, request, candidates: [fetcher], idleTimeoutMs: ctx.followIdleTimeoutMs, onFirstBytes: started });
     if (located !== undefined) {
       ctx.counters.coalesced++;
       // headersFirst: cut before its first byte, containerd asks this agent again instead of going to the upstream.
