@@ -81,7 +81,9 @@ export interface FaultsHarness {
 }
 
 export async function startFaultsHarness(): Promise<FaultsHarness> {
-  const cluster = await startCluster({ nodes: 3, faultProxy: true, agentArgs: ['--peer-stall-timeout', STALL_TIMEOUT] });
+  // The faults hit the agent's streamed path (stall timeout, resume, digest check, drain): no redirects, which hand
+  // the bytes, and these faults, to containerd itself (docs/ARCHITECTURE.md, Redirects).
+  const cluster = await startCluster({ nodes: 3, faultProxy: true, agentArgs: ['--peer-stall-timeout', STALL_TIMEOUT, '--peer-redirect-min-size', 'off'] });
   await cluster.waitReady();
   const hasher = await createHasher();
   const [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];

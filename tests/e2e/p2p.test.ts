@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { waitUntilServed } from '../cluster/served.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
 
@@ -74,6 +75,30 @@ describe('peer-to-peer on three nodes', { timeout: 300_000 }, () => {
           `node-${index + 1} got ${layer.digest} from a peer`,
         );
       }
+    }
+  });
+
+  test('layers of 16 MiB or more are redirected: node 2 answers its containerd 307, node 1 sends the bytes, nothing from the upstream', async () => {
+    const [n1, n2] = cluster.nodes;
+    assert.ok(n1 && n2);
+    await n1.pull(ref('team/big:v1'));
+    for (const layer of big.layers) await waitUntilServed(cluster, [n2], { repository: 'team/big', digest: layer.digest });
+    cluster.upstream.resetCounts();
+    await n2.pull(ref('team/big:v1'));
+    assert.equal(cluster.upstream.counts().blobGets, 0, JSON.stringify(cluster.upstream.counts().requests));
+    const asked = await n2.agent.accessLines();
+    const served = await n1.agent.accessLines();
+    for (const layer of big.layers) {
+      const mine = asked.filter((line) => line.handler === 'blob' && String(line.url).includes(layer.digest));
+      assert.ok(
+        mine.some((line) => line.status === 307),
+        `node-2 redirected ${layer.digest}: ${JSON.stringify(mine)}`,
+      );
+      assert.ok(!mine.some((line) => Number(line.bytesSent ?? 0) > 0), 'node-2 moved none of its bytes');
+      assert.ok(
+        served.some((line) => line.fromPeer === true && String(line.url).includes(layer.digest) && line.status === 200 && line.bytesSent === layer.size),
+        `node-1 sent ${layer.digest} whole to node-2's containerd`,
+      );
     }
   });
 
