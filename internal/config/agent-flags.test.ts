@@ -44,6 +44,7 @@ test('bad values are one line naming the flag', () => {
     [[], { MIRRA_MIRRORED_REGISTRIES: 'bad host!' }, /MIRRA_MIRRORED_REGISTRIES \(--mirrored-registries\)/],
     [['--containerd-namespace', '../x'], {}, /--containerd-namespace/],
     [['--status-interval', 'often'], {}, /--status-interval/],
+    [['--peer-redirect-min-size', '16MB'], {}, /--peer-redirect-min-size: want a size such as 16Mi or a number of bytes, or off/],
     [['--no-such-flag'], {}, /no-such-flag/],
   ];
   for (const [argv, env, pattern] of cases) {
@@ -62,6 +63,12 @@ test('help lists every flag with its env and default', () => {
     assert.match(help, new RegExp(spec.env));
   }
   assert.match(help, /default :5000/);
+});
+
+test('--peer-redirect-min-size: a size, or off', () => {
+  assert.equal(parseFlags(agentFlags, [], {}).values.peerRedirectMinBytes, 16 * 1024 * 1024);
+  assert.equal(parseFlags(agentFlags, ['--peer-redirect-min-size', '1Gi'], {}).values.peerRedirectMinBytes, 1024 * 1024 * 1024);
+  assert.equal(parseFlags(agentFlags, [], { MIRRA_PEER_REDIRECT_MIN_SIZE: 'off' }).values.peerRedirectMinBytes, 'off');
 });
 
 test('durations', () => {

@@ -274,7 +274,11 @@ export const agentFlags = {
       "containerd's GET of a blob at least this large that a peer holds is answered with a 307 to that peer's agent (a signed URL; needs --peer-secret-file): the bytes skip this agent; smaller blobs are streamed through it, verified; off: never",
     defaultValue: 16 * MiB,
     defaultLabel: '16Mi',
-    parse: (raw) => (raw.trim() === 'off' ? 'off' : parseByteSize(raw)),
+    parse: (raw) => {
+      if (raw.trim() === 'off') return 'off';
+      if (!/^\s*\d+(Ki|Mi|Gi)?\s*$/.test(raw)) throw new Error('want a size such as 16Mi or a number of bytes, or off');
+      return parseByteSize(raw);
+    },
   }),
   clientIdleTimeoutMs: flag({
     name: 'client-idle-timeout',
