@@ -11,7 +11,7 @@ import { waitFor } from '../../tests/support/process.ts';
 import { importImage, startContainerd, startTempContainerd } from '../../tests/support/containerd.ts';
 import { createContainerdClient, type ContainerdClient } from './client.ts';
 import { watchChanges, type ChangeWatcher } from './events.ts';
-import { createContainerdStore } from './store.ts';
+import { createContainerdStore, type ContainerdStore } from './store.ts';
 
 runStoreConformance('containerd store', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mirra-ctd-'));
@@ -33,6 +33,21 @@ runStoreConformance('containerd store', async () => {
     },
   };
 });
+
+/** containerd's events fed to the store; resolves with the watcher once the first resync arrived. */
+function followEvents(client: ContainerdClient, store: { observe: ContainerdStore['observe'] }): Promise<ChangeWatcher> {
+  return new Promise((resolve) => {
+    const watcher: ChangeWatcher = watchChanges({
+      client,
+      logger: createLogger('silent'),
+      onChange: (c) => {
+        store.observe(c);
+        if (c.kind === 'resync') resolve(watcher);
+      },
+      settleMs: 20,
+    });
+  });
+}
 
 describe('containerd store media types follow containerd', () => {
   let ctd: Awaited<ReturnType<typeof startTempContainerd>>;
@@ -64,18 +79,7 @@ describe('containerd store media types follow containerd', () => {
     await ctd.ctr(['content', 'rm', arm64.manifest.digest]);
 
     const store = createContainerdStore({ client, contentPath: ctd.contentDir, logger: createLogger('silent'), fullWalkIntervalMs: 3_600_000 });
-    const connected = new Promise<void>((resolve) => {
-      watcher = watchChanges({
-        client,
-        logger: createLogger('silent'),
-        onChange: (c) => {
-          store.observe(c);
-          if (c.kind === 'resync') resolve();
-        },
-        settleMs: 20,
-      });
-    });
-    await connected;
+    watcher = await followEvents(client, store);
     assert.equal(await store.resolve(reference), index.digest);
     assert.deepEqual(await store.stat(index.digest), { digest: index.digest, size: index.bytes.length, mediaType: MediaType.dockerManifestList });
     assert.equal((await store.stat(amd64.config.digest))?.mediaType, MediaType.ociConfig);
@@ -161,18 +165,7 @@ describe('containerd store media types follow containerd', () => {
 
     // With containerd's events followed, a deleted tag and deleted content are misses once their event arrived.
     watcher?.close();
-    const connected = new Promise<void>((resolve) => {
-      watcher = watchChanges({
-        client,
-        logger: createLogger('silent'),
-        onChange: (c) => {
-          store.observe(c);
-          if (c.kind === 'resync') resolve();
-        },
-        settleMs: 20,
-      });
-    });
-    await connected;
+    watcher = await followEvents(client, store);
     await store.refresh();
     await ctd.ctr(['images', 'rm', second.reference]);
     await waitFor('the deleted tag to miss', async () => (await view.resolve(second.reference)) === undefined, 5000, 10);
