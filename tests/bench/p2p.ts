@@ -19,7 +19,7 @@
 // node-6 per layer byte (chunked_peer_bytes_ratio) and node-6's pull time over
 // node-7's (chunked_time_ratio, medians).
 // Last, one blob stream from a peer against one from the node's own files,
-// same 128 MiB blob, 3 blobs only node-1 has, node-7's agent finding them on
+// same 256 MiB blob (a redirect costs a lookup, a HEAD and a second connection: a few ms, a tenth of a 128 MiB stream at 2.5 GB/s), 3 blobs only node-1 has, node-7's agent finding them on
 // node-1 (peer_stream_vs_local: the ratio of the medians; blobs of 16 MiB and
 // more are redirected to the holder, internal/peer/redirect-path.ts).
 // The agents run as the image runs them (bundled, the chart's NODE_OPTIONS).
@@ -44,7 +44,7 @@ const LAYERS = [100, 100, 100, 100, 100].map((n) => n * MiB);
 const CHUNK_BYTES = 16 * MiB;
 const CHUNKED_LAYER_BYTES = 256 * MiB;
 const CHUNK_ROUNDS = 5;
-const STREAM_LAYERS = [128, 128, 128].map((n) => n * MiB);
+const STREAM_LAYERS = [256, 256, 256].map((n) => n * MiB);
 
 /**
  * Times one pull (or several at once). The nodes share this machine's disk:
@@ -261,7 +261,7 @@ function report(m: Measured): void {
   );
   const mbps = (values: number[]): string => values.map((v) => v.toFixed(0)).join(', ');
   console.log(
-    `one blob stream (128 MiB): from the node's own files ${mbps(m.stream.local)} MB/s; from a peer through another agent ${mbps(m.stream.peer)} MB/s`,
+    `one blob stream (256 MiB): from the node's own files ${mbps(m.stream.local)} MB/s; from a peer through another agent ${mbps(m.stream.peer)} MB/s`,
   );
   const result = {
     bench: 'p2p',
@@ -300,7 +300,7 @@ async function measure(cluster: Cluster): Promise<Measured> {
   const cold = await coldWave(cluster, [n1, ...rest], `${cluster.upstream.host}/bench/p2p:three`);
   console.error('chunked fetch: a 256 MiB layer only node-1 has, node-6 (16 MiB chunks) and node-7 (not chunked) in turn ...');
   const chunked = await chunkedFetch(cluster, n1, { chunked: n6, plain: n7 });
-  console.error('one peer stream against one local stream, same blob: 3 layers of 128 MiB only node-1 has, through node-7 ...');
+  console.error('one peer stream against one local stream, same blob: 3 layers of 256 MiB only node-1 has, through node-7 ...');
   const stream = await peerStreamVsLocal(cluster, n1, n7);
   return {
     imageBytes: first.totalBytes,
