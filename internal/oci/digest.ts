@@ -1,5 +1,6 @@
 // Digest validation. A digest is checked here before it is ever used as part
 // of a path, a map key or an upstream URL (as containerd's content store does).
+import { createHash } from 'node:crypto';
 
 const ALGORITHMS: Record<string, number> = {
   sha256: 64,
@@ -25,4 +26,10 @@ export function parseDigest(value: string): ParsedDigest | undefined {
 
 export function isDigest(value: string): boolean {
   return parseDigest(value) !== undefined;
+}
+
+/** True when `body` hashes to `digest` (false for a digest that does not parse). */
+export function bodyMatchesDigest(body: Uint8Array, digest: string): boolean {
+  const parsed = parseDigest(digest);
+  return parsed !== undefined && createHash(parsed.algorithm).update(body).digest('hex') === parsed.hex;
 }

@@ -5,11 +5,10 @@
 // MANIFEST_UNKNOWN, so containerd falls back to the next host; so is content
 // whose bytes do not match its digest or size (a corrupted file, logged as a
 // warning): never wrong bytes, and a miss like any other rather than a 500.
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LocatedContent } from '../content/source.ts';
-import { parseDigest } from '../oci/digest.ts';
+import { bodyMatchesDigest } from '../oci/digest.ts';
 import { MAX_MANIFEST_BYTES } from '../oci/limits.ts';
 import { isAnyManifestMediaType, sniffManifestMediaType } from '../oci/mediatype.ts';
 import type { Logger } from '../log/logger.ts';
@@ -50,12 +49,6 @@ export function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
   });
 }
 
-function matchesDigest(body: Buffer, digest: string): boolean {
-  const parsed = parseDigest(digest);
-  if (parsed === undefined) return false;
-  return createHash(parsed.algorithm).update(body).digest('hex') === parsed.hex;
-}
-
 async function readManifest(located: LocatedContent, digest: string, log: Logger): Promise<Buffer> {
   let body: Buffer;
   try {
@@ -65,7 +58,7 @@ async function readManifest(located: LocatedContent, digest: string, log: Logger
     if (err instanceof NotFoundError) throw new RegistryError('MANIFEST_UNKNOWN', { digest });
     throw err;
   }
-  if (body.length !== located.info.size || !matchesDigest(body, digest)) {
+  if (body.length !== located.info.size || !bodyMatchesDigest(body, digest)) {
     log.warn({ digest, source: located.source, peer: located.peer }, 'manifest content does not match its digest or size: not served');
     throw new RegistryError('MANIFEST_UNKNOWN', { reason: 'content does not match its digest', digest });
   }
