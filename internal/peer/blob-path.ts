@@ -55,11 +55,12 @@ export function locateBlob(ctx: PeerContext, query: DigestRequest): Promise<Loca
   if (redirects === undefined || query.request.redirectable !== true) return locateByGet(ctx, query);
   const lately = redirectedLately(redirects, query.digest);
   if (lately === undefined) return locateForRedirect(ctx, redirects, query, () => locateByGet(ctx, query));
-  // Asked again soon after its redirect: the pull failed, was cut or is retried. Streamed (verified), that holder last.
+  // Asked again soon after its redirect: the pull failed, was cut or is retried. Streamed (verified), that holder
+  // penalised like any failing peer (counted, logged), so the penalties' own order puts it last.
   ctx.counters.redirectsAskedAgain++;
-  ctx.penalties.penalise(lately.peer);
-  const candidates = [...query.candidates.filter((c) => c.name !== lately.peer), ...query.candidates.filter((c) => c.name === lately.peer)];
-  return locateByGet(ctx, { ...query, candidates });
+  const holder = query.candidates.find((c) => c.name === lately.peer);
+  if (holder !== undefined) penalise(ctx, holder, 'its blob was asked for again soon after a redirect to it');
+  return locateByGet(ctx, { ...query, candidates: ctx.penalties.order(query.candidates, query.digest) });
 }
 
 async function locateByHead(ctx: PeerContext, query: DigestRequest): Promise<LocatedContent | undefined> {
