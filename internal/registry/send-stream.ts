@@ -14,26 +14,6 @@ import type { Readable } from 'node:stream';
 export type StreamOutcome =
   { kind: 'complete'; bytesSent: number } | { kind: 'client-gone'; bytesSent: number } | { kind: 'failed'; bytesSent: number; error: Error };
 
-/** Resolves true on 'drain', false when the response closed first. */
-function drained(res: ServerResponse): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onDrain = (): void => {
-      res.off('close', onClose);
-      resolve(true);
-    };
-    const onClose = (): void => {
-      res.off('drain', onDrain);
-      resolve(false);
-    };
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
-}
-
 export interface StreamOptions {
   /** The body length announced in Content-Length. */
   expectedBytes: number;
@@ -47,66 +27,128 @@ export interface StreamOptions {
   counter?: { bytesSent: number | undefined };
 }
 
+/** Where one streamBody call is: changed only by the functions below. */
+interface BodyState {
+  readonly res: ServerResponse;
+  readonly source: Readable;
+  readonly options: StreamOptions;
+  bytesSent: number;
+  started: boolean;
+  settled: boolean;
+  onData(chunk: unknown): void;
+  resolve(outcome: StreamOutcome): void;
+  reject(err: Error): void;
+}
+
+/** Ends the call: before any header went out an error rejects (the caller answers it); after, the response is cut short. */
+function settle(s: BodyState, outcome: StreamOutcome | Error): void {
+  if (s.settled) return;
+  s.settled = true;
+  s.source.off('data', s.onData);
+  const { res, bytesSent } = s;
+  if (!(outcome instanceof Error)) {
+    if (outcome.kind !== 'complete') s.source.destroy();
+    s.resolve(outcome);
+    return;
+  }
+  s.source.destroy();
+  if (!res.headersSent) return s.reject(outcome);
+  if (res.destroyed && !res.writableFinished) return s.resolve({ kind: 'client-gone', bytesSent });
+  // No error argument: the socket is closed (FIN, nothing unread on it) short
+  // of Content-Length, which every client reports as an error; an 'error'
+  // event here would go unheard.
+  res.destroy();
+  s.resolve({ kind: 'failed', bytesSent, error: outcome });
+}
+
+/** The first chunk (or the end) is there: the head goes out. */
+function start(s: BodyState): void {
+  s.started = true;
+  if (!s.res.headersSent) {
+    s.options.writeHead();
+    if (s.options.counter !== undefined) s.options.counter.bytesSent = 0;
+  }
+  s.options.onFirstChunk?.();
+}
+
+function onChunk(s: BodyState, chunk: unknown): void {
+  if (s.settled) return;
+  if (s.res.destroyed) return settle(s, { kind: 'client-gone', bytesSent: s.bytesSent });
+  if (!s.started) start(s);
+  if (!(chunk instanceof Uint8Array)) return settle(s, new Error('source yielded a non-binary chunk'));
+  const { expectedBytes, counter } = s.options;
+  if (s.bytesSent + chunk.byteLength > expectedBytes) return settle(s, new Error(`source has more than the announced ${expectedBytes} bytes`));
+  s.bytesSent += chunk.byteLength;
+  if (counter !== undefined) counter.bytesSent = s.bytesSent;
+  if (!s.res.write(chunk)) s.source.pause();
+}
+
+function onEnd(s: BodyState): void {
+  if (s.settled) return;
+  if (s.res.destroyed) return settle(s, { kind: 'client-gone', bytesSent: s.bytesSent });
+  if (!s.started) start(s);
+  const { expectedBytes } = s.options;
+  if (s.bytesSent !== expectedBytes) return settle(s, new Error(`source ended after ${s.bytesSent} of ${expectedBytes} bytes`));
+  s.res.end();
+  settle(s, { kind: 'complete', bytesSent: s.bytesSent });
+}
+
 /**
  * Writes `expectedBytes` bytes from `source` to `res`. An error before the
  * first chunk rejects (nothing has been sent; the caller answers with an
  * error response); later errors destroy the response.
+ *
+ * Chunks are written as the source pushed them, from its 'data' events, with
+ * pause() on backpressure and resume() on 'drain'. Not through the stream's
+ * async iterator: that calls read() without a size, which joins every chunk
+ * buffered at that moment into one new Buffer, a copy of every byte of a
+ * peer stream and as much fresh memory again (up to the source's
+ * highWaterMark, 1 MiB, per read).
  */
 export async function streamBody(res: ServerResponse, source: Readable, options: StreamOptions): Promise<StreamOutcome> {
-  const { expectedBytes, writeHead, counter } = options;
+  const { counter } = options;
   if (options.headFirst === true && !res.destroyed) {
-    writeHead();
+    options.writeHead();
     // Node sends the head with the first body chunk otherwise.
     res.flushHeaders();
     if (counter !== undefined) counter.bytesSent = 0;
   }
-  const chunks = source[Symbol.asyncIterator]();
-  // Whatever way this ends short of complete, the source is released: by the
-  // client's 'close' while waiting on it, or in `finally`.
-  const onClose = (): void => {
-    if (!res.writableFinished) source.destroy();
-  };
-  res.once('close', onClose);
-  let bytesSent = 0;
-  let complete = false;
-  try {
-    if (res.destroyed) return { kind: 'client-gone', bytesSent };
-    let next: IteratorResult<unknown>;
-    try {
-      next = await chunks.next();
-    } catch (err) {
-      if (res.destroyed) return { kind: 'client-gone', bytesSent };
-      throw err;
-    }
-    if (res.destroyed) return { kind: 'client-gone', bytesSent };
-    if (!res.headersSent) {
-      writeHead();
-      if (counter !== undefined) counter.bytesSent = 0;
-    }
-    options.onFirstChunk?.();
-    while (next.done !== true) {
-      const chunk = next.value;
-      if (!(chunk instanceof Uint8Array)) throw new Error('source yielded a non-binary chunk');
-      if (bytesSent + chunk.byteLength > expectedBytes) throw new Error(`source has more than the announced ${expectedBytes} bytes`);
-      bytesSent += chunk.byteLength;
-      if (counter !== undefined) counter.bytesSent = bytesSent;
-      if (!res.write(chunk) && !(await drained(res))) return { kind: 'client-gone', bytesSent };
-      next = await chunks.next();
-    }
-    if (bytesSent !== expectedBytes) throw new Error(`source ended after ${bytesSent} of ${expectedBytes} bytes`);
-    res.end();
-    complete = true;
-    return { kind: 'complete', bytesSent };
-  } catch (err) {
-    if (!res.headersSent) throw err;
-    if (res.destroyed && !res.writableFinished) return { kind: 'client-gone', bytesSent };
-    // No error argument: the socket is closed (FIN, nothing unread on it) short
-    // of Content-Length, which every client reports as an error; an 'error'
-    // event here would go unheard.
-    res.destroy();
-    return { kind: 'failed', bytesSent, error: asError(err) };
-  } finally {
-    res.off('close', onClose);
-    if (!complete) source.destroy();
+  if (res.destroyed) {
+    source.destroy();
+    return { kind: 'client-gone', bytesSent: 0 };
   }
+  return new Promise<StreamOutcome>((resolve, reject) => {
+    const s: BodyState = { res, source, options, bytesSent: 0, started: false, settled: false, resolve, reject, onData: () => {} };
+    s.onData = (chunk: unknown) => onChunk(s, chunk);
+    const onDrain = (): void => {
+      if (!s.settled) source.resume();
+    };
+    // Whatever way this ends short of complete, the source is released.
+    const onClose = (): void => {
+      if (!res.writableFinished) settle(s, { kind: 'client-gone', bytesSent: s.bytesSent });
+    };
+    const onError = (err: unknown): void => settle(s, err instanceof Error ? err : new Error(String(err)));
+    const onSourceEnd = (): void => onEnd(s);
+    res.on('drain', onDrain);
+    res.once('close', onClose);
+    source.once('end', onSourceEnd);
+    source.once('error', onError);
+    const done = (): void => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      source.off('end', onSourceEnd);
+      source.off('error', onError);
+      // A late error of a source already let go of must not go unheard.
+      source.on('error', () => {});
+    };
+    s.resolve = (outcome) => {
+      done();
+      resolve(outcome);
+    };
+    s.reject = (err) => {
+      done();
+      reject(err);
+    };
+    source.on('data', s.onData);
+  });
 }
