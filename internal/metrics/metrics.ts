@@ -1,7 +1,8 @@
 // Every Prometheus metric of the agent, declared in this one file on a registry
-// of its own (never prom-client's global default registry): createMetrics()
-// per agent, no module-level state. Names carry the `mirra_` prefix and their
-// unit (`_seconds`, `_bytes`, `_total` for counters).
+// of its own (registry.ts, the agent's own metrics core, has no default
+// registry): createMetrics() per agent, no module-level state. Names carry
+// the `mirra_` prefix and their unit (`_seconds`, `_bytes`, `_total` for
+// counters).
 //
 // Two kinds of metric:
 // - recorded as things happen (record.ts): requests from the access log, tag
@@ -9,9 +10,12 @@
 // - read at scrape time from other components' stats() snapshots, through the
 //   functions given to readFrom(): the peer source's counters, the peers, the
 //   peer-to-peer index and the cold-rollout coordination.
-// collectDefaultMetrics adds the process and Node.js metrics with the same
+// process-metrics.ts adds the process and Node.js metrics with the same
 // prefix, among them the event-loop delay (`mirra_nodejs_eventloop_lag_*`).
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge } from './family.ts';
+import { Histogram } from './histogram.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
+import { Registry } from './registry.ts';
 import type { PeerSourceStats } from '../peer/stats.ts';
 
 export const METRIC_PREFIX = 'mirra_';
@@ -84,7 +88,7 @@ export interface Metrics {
 
 /** What the functions registering one area of metrics need. */
 interface MetricsContext {
-  readonly registers: Registry[];
+  readonly registry: Registry;
   /** Filled by readFrom(); read by the scrape-time metrics at every scrape. */
   readonly snapshots: MetricSnapshots;
 }
@@ -194,13 +198,13 @@ const COALESCE_COUNTERS: readonly SnapshotCounter<CoalesceMetricsStats>[] = [
   },
 ];
 
-function registerSnapshotCounter<S>(registers: Registry[], read: () => S | undefined, spec: SnapshotCounter<S>): void {
+function registerSnapshotCounter<S>(registry: Registry, read: () => S | undefined, spec: SnapshotCounter<S>): void {
   const { label } = spec;
   new Counter<string>({
     name: METRIC_PREFIX + spec.name,
     help: spec.help,
     labelNames: label === undefined ? [] : [label],
-    registers,
+    registry,
     collect() {
       const stats = read();
       this.reset();
@@ -213,13 +217,13 @@ function registerSnapshotCounter<S>(registers: Registry[], read: () => S | undef
 }
 
 /** Cold-rollout coordination: asks by outcome, the coordinator's records and answers, bytes streamed from ingests. */
-function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void {
-  for (const spec of COALESCE_COUNTERS) registerSnapshotCounter(registers, () => snapshots.coalesce?.(), spec);
+function registerCoalesceMetrics({ registry, snapshots }: MetricsContext): void {
+  for (const spec of COALESCE_COUNTERS) registerSnapshotCounter(registry, () => snapshots.coalesce?.(), spec);
   new Gauge({
     name: `${METRIC_PREFIX}upstream_fetches`,
     help: 'Fetches from the upstream by state: coordinated (records this agent holds as a coordinator), local (blobs this node fetches for the others).',
     labelNames: ['state'] as const,
-    registers,
+    registry,
     collect() {
       const stats = snapshots.coalesce?.();
       this.reset();
@@ -230,22 +234,17 @@ function registerCoalesceMetrics({ registers, snapshots }: MetricsContext): void
   });
 }
 
-/** The process and Node.js metrics, with the same prefix. */
-function registerProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
-}
-
 /** Counters whose values are the peer source's stats() counters, read at scrape time. */
-function registerPeerSourceCounters({ registers, snapshots }: MetricsContext): void {
-  for (const spec of PEER_SOURCE_COUNTERS) registerSnapshotCounter(registers, () => snapshots.peerSource?.(), spec);
+function registerPeerSourceCounters({ registry, snapshots }: MetricsContext): void {
+  for (const spec of PEER_SOURCE_COUNTERS) registerSnapshotCounter(registry, () => snapshots.peerSource?.(), spec);
 }
 
-function registerPeerStates({ registers, snapshots }: MetricsContext): void {
+function registerPeerStates({ registry, snapshots }: MetricsContext): void {
   new Gauge({
     name: `${METRIC_PREFIX}peers`,
     help: 'Peers by state: known (an endpoint in the EndpointSlices), ready (endpoint ready: a member of the index).',
     labelNames: ['state'] as const,
-    registers,
+    registry,
     collect() {
       const directory = snapshots.peerDirectory?.();
       this.reset();
@@ -263,7 +262,7 @@ function indexGauge(context: MetricsContext, name: string, help: string, value: 
   new Gauge({
     name: METRIC_PREFIX + name,
     help,
-    registers: context.registers,
+    registry: context.registry,
     collect() {
       const stats = context.snapshots.index?.();
       this.reset();
@@ -277,71 +276,71 @@ function registerIndexMetrics(context: MetricsContext): void {
   indexGauge(context, 'advertised_keys', 'Keys (digests and image references) this agent holds and pushes to their shard owners.', (s) => s.keys);
   indexGauge(context, 'index_owned_shards', 'Shards of the key space this agent owns now.', (s) => s.ownedShards);
   indexGauge(context, 'index_postings', '(key, holder) pairs this agent keeps as a shard owner.', (s) => s.postings);
-  for (const spec of INDEX_COUNTERS) registerSnapshotCounter(context.registers, () => context.snapshots.index?.(), spec);
+  for (const spec of INDEX_COUNTERS) registerSnapshotCounter(context.registry, () => context.snapshots.index?.(), spec);
 }
 
-function createRequestMetrics({ registers }: MetricsContext): RequestMetrics {
+function createRequestMetrics({ registry }: MetricsContext): RequestMetrics {
   return {
     httpRequests: new Counter({
       name: `${METRIC_PREFIX}http_requests_total`,
       help: 'Registry requests by handler, method, status, source (local, peer, miss) and from (client, peer).',
       labelNames: ['handler', 'method', 'status', 'source', 'from'] as const,
-      registers,
+      registry,
     }),
     httpRequestDuration: new Histogram({
       name: `${METRIC_PREFIX}http_request_duration_seconds`,
       help: 'Registry request duration until the response was closed, by handler and source.',
       labelNames: ['handler', 'source'] as const,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-      registers,
+      registry,
     }),
     httpResponseBytes: new Counter({
       name: `${METRIC_PREFIX}http_response_bytes_total`,
       help: 'Response body bytes sent by the registry, by handler, source and from (client, peer).',
       labelNames: ['handler', 'source', 'from'] as const,
-      registers,
+      registry,
     }),
     httpAborted: new Counter({
       name: `${METRIC_PREFIX}http_aborted_total`,
       help: 'Registry responses closed before they were complete (client gone or body failed).',
       labelNames: ['handler', 'source'] as const,
-      registers,
+      registry,
     }),
     resolves: new Counter({
       name: `${METRIC_PREFIX}resolve_total`,
       help: 'Tag resolutions by source (local, peer, none) and result (found, not_found, error).',
       labelNames: ['source', 'result'] as const,
-      registers,
+      registry,
     }),
   };
 }
 
-function createPublishMetrics({ registers }: MetricsContext): PublishMetrics {
+function createPublishMetrics({ registry }: MetricsContext): PublishMetrics {
   return {
     publishDuration: new Histogram({
       name: `${METRIC_PREFIX}publish_duration_seconds`,
       help: "Time from a change of the agent's status annotations until they were on the pod (the rate limit included).",
       buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120],
-      registers,
+      registry,
     }),
     publishBytes: new Counter({
       name: `${METRIC_PREFIX}publish_bytes_total`,
       help: 'Bytes of the merge patches sent to the Kubernetes API.',
-      registers,
+      registry,
     }),
     publishFailures: new Counter({
       name: `${METRIC_PREFIX}publish_failures_total`,
       help: 'Failed reads or patches of the own pod while publishing the status annotations.',
-      registers,
+      registry,
     }),
   };
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  const context: MetricsContext = { registers: [registry], snapshots: {} };
+  const context: MetricsContext = { registry, snapshots: {} };
   // Registered in this order, which is the order of the scrape output.
-  registerProcessMetrics(registry);
+  registerProcessMetrics(registry, METRIC_PREFIX);
   registerPeerSourceCounters(context);
   registerPeerStates(context);
   registerIndexMetrics(context);

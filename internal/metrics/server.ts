@@ -3,7 +3,7 @@
 // never serves /metrics to containerd). GET /metrics only; 404 otherwise.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { Registry } from './registry.ts';
 import type { ListenAddress } from '../config/address.ts';
 import type { Logger } from '../log/logger.ts';
 

@@ -1,5 +1,5 @@
-// Counters of the peer source, for metrics (the lead maps them to prom-client
-// counters with a collect callback) and for tests.
+// Counters of the peer source, for metrics (internal/metrics/metrics.ts reads
+// them into counters with a collect hook at every scrape) and for tests.
 
 export interface PeerSourceStats {
   /** Requests for which the routing index named at least one candidate. */

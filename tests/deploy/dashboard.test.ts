@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createMetrics } from '../../internal/metrics/metrics.ts';
+import { parseExposition } from '../support/exposition.ts';
 import { CHART, field, objs } from './helm.ts';
 
 test('every metric in the dashboard is one the agent registers', async () => {
@@ -12,7 +13,7 @@ test('every metric in the dashboard is one the agent registers', async () => {
   exprs.push(String(field(objs(field(dashboard, 'templating', 'list'))[1], 'query')));
   assert.ok(exprs.length > 10);
   const metrics = createMetrics();
-  const exported = new Map((await metrics.registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
+  const exported = parseExposition(await metrics.registry.metrics()).types;
   const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\bmirra_[a-z0-9_]+/g)].map((m) => m[0])));
   for (const name of used) {
     const base = name.replace(/_(bucket|sum|count)$/, '');

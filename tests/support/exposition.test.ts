@@ -23,6 +23,14 @@ test('parses families, labels with escapes, special values', () => {
   assert.equal(sumSamples(parsed, 'c_bucket', { le: '+Inf' }), 4);
 });
 
+test('HELP text is unescaped: \\\\ and \\n only; a carriage return stays', () => {
+  const parsed = parseExposition('# HELP a_total back\\\\slash, new\\nline, cr\r.\n');
+  assert.equal(parsed.help.get('a_total'), 'back\\slash, new\nline, cr\r.');
+  for (const bad of ['# HELP a x\\t', '# HELP a x\\"', '# HELP a x\\']) {
+    assert.throws(() => parseExposition(bad), ExpositionError, bad);
+  }
+});
+
 test('malformed input is an ExpositionError, never a guess', () => {
   for (const bad of [
     'a_total',

@@ -1,6 +1,9 @@
 // A strict reader of the Prometheus text exposition format (version 0.0.4), as
-// /metrics serves it: for tests and tools that check what an agent reports.
-// Throws ExpositionError on anything malformed instead of guessing.
+// /metrics serves it: for tests and tools that check what an agent reports,
+// and the independent oracle of the agent's own writer (internal/metrics,
+// whose fuzz test reads back what it wrote with this). Throws
+// ExpositionError on anything malformed instead of guessing; escapes are
+// Prometheus' own parser's (HELP: \\ and \n; label values: \\, \" and \n).
 
 export interface Sample {
   name: string;
@@ -11,7 +14,7 @@ export interface Sample {
 export interface Exposition {
   /** `# TYPE` of each metric family. */
   types: ReadonlyMap<string, string>;
-  /** `# HELP` of each metric family. */
+  /** `# HELP` of each metric family, unescaped. */
   help: ReadonlyMap<string, string>;
   samples: readonly Sample[];
 }
@@ -23,7 +26,7 @@ export class ExpositionError extends Error {
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
-/** Go's ParseFloat, which Prometheus uses, takes Inf and NaN in any case (prom-client writes `Nan`). */
+/** Go's ParseFloat, which Prometheus uses, takes Inf and NaN in any case. */
 function parseValue(raw: string, lineNo: number): number {
   const lower = raw.toLowerCase();
   if (lower === '+inf' || lower === 'inf') return Infinity;
@@ -32,6 +35,15 @@ function parseValue(raw: string, lineNo: number): number {
   const value = Number(raw);
   if (raw === '' || !Number.isFinite(value)) throw new ExpositionError(`line ${lineNo}: bad value ${JSON.stringify(raw)}`);
   return value;
+}
+
+/** HELP text: `\\` and `\n` are the only escapes. */
+function unescapeHelp(raw: string, lineNo: number): string {
+  return raw.replace(/\\(.?)/gs, (_, next: string) => {
+    if (next === '\\') return '\\';
+    if (next === 'n') return '\n';
+    throw new ExpositionError(`line ${lineNo}: bad escape in HELP`);
+  });
 }
 
 /** Parses `{a="x",b="y"}` starting at text[start] === '{'; returns the labels and the index after '}'. */
@@ -77,7 +89,8 @@ export function parseExposition(text: string): Exposition {
     const lineNo = index + 1;
     if (line.trim() === '') return;
     if (line.startsWith('#')) {
-      const match = /^# (HELP|TYPE) (\S+) ?(.*)$/.exec(line);
+      // `s`: HELP text may hold a carriage return or a line separator (only \n is escaped).
+      const match = /^# (HELP|TYPE) (\S+) ?(.*)$/s.exec(line);
       if (match === null) return; // a plain comment
       const [, kind, name = '', rest = ''] = match;
       if (!NAME.test(name)) throw new ExpositionError(`line ${lineNo}: bad metric name ${JSON.stringify(name)}`);
@@ -85,7 +98,7 @@ export function parseExposition(text: string): Exposition {
         if (!TYPES.has(rest)) throw new ExpositionError(`line ${lineNo}: unknown type ${JSON.stringify(rest)}`);
         if (types.has(name)) throw new ExpositionError(`line ${lineNo}: second TYPE for ${name}`);
         types.set(name, rest);
-      } else help.set(name, rest);
+      } else help.set(name, unescapeHelp(rest, lineNo));
       return;
     }
     const nameEnd = line.search(/[{ ]/);
