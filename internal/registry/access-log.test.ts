@@ -83,3 +83,27 @@ test('a download the client abandons is logged once, as aborted', async (t) => {
   // Bytes handed to the socket (one 64 MiB chunk from the memory store), not bytes received.
   assert.equal(typeof log.lines[0]?.bytesSent, 'number');
 });
+
+test('bodies Fastify sends (manifests, /v2/, errors) count their bytes on a real socket, not only under inject()', async (t) => {
+  const { app, store, log } = createTestApp();
+  t.after(() => app.close());
+  const manifest = sampleManifest();
+  const manifestDigest = store.put(manifest, MediaType.ociManifest);
+  const base = await listen(app);
+  const bodies: number[] = [];
+  for (const path of [
+    '/v2/',
+    `/v2/library/nginx/manifests/${manifestDigest}?ns=docker.io`,
+    `/v2/library/nginx/manifests/sha256:${'5'.repeat(64)}?ns=docker.io`,
+  ]) {
+    const res = await fetch(`${base}${path}`);
+    bodies.push((await res.arrayBuffer()).byteLength);
+  }
+  for (let i = 0; i < 100 && log.lines.length < bodies.length; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const lines = log.lines.filter((line) => line.msg === 'request');
+  assert.deepEqual(
+    lines.map((line) => line.bytesSent),
+    bodies,
+  );
+  assert.equal(lines[1]?.bytesSent, manifest.length);
+});

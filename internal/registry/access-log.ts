@@ -62,7 +62,9 @@ function bodyBytes(reply: FastifyReply, method: string, state: AccessLogState, f
   const status = reply.raw.statusCode;
   if (method === 'HEAD' || status === 304 || status === 204) return 0;
   if (!finished) return undefined;
-  const header = reply.raw.getHeader('content-length');
+  // Fastify's own headers first: it hands them to writeHead() as an object, which the raw response's getHeader() never
+  // sees on a real socket (light-my-request's inject() does see them), so manifests, errors and /v2/ logged no bytes.
+  const header = reply.getHeader('content-length');
   const value = typeof header === 'string' ? Number(header) : header;
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
