@@ -21,6 +21,7 @@ import { chainSources, storeSource } from '../content/source.ts';
 import type { LoadedKubeConfig } from '../kube/config.ts';
 import { createKubeClient, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log/logger.ts';
+import { exposedGc, startIdleCollector, type IdleCollector } from '../memory/idle-collect.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import { countResolves, recordRequest } from '../metrics/record.ts';
 import { startMetricsServer } from '../metrics/server.ts';
@@ -125,6 +126,8 @@ interface AppParts {
   localClients: ReturnType<typeof localClientAllowList> | undefined;
   metrics: Metrics;
   p2p: PeerToPeer | undefined;
+  /** Told of every request but the kubelet's probes. */
+  idle: IdleCollector | undefined;
   notReady(): string | undefined;
 }
 
@@ -149,7 +152,10 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
     fetchRecords: coalesce?.records,
     indexOwner: parts.p2p?.index.owner,
     source: countResolves(parts.metrics, parts.p2p === undefined ? local : chainSources([local, parts.p2p.source])),
-    onRequest: (line) => recordRequest(parts.metrics, line),
+    onRequest: (line) => {
+      recordRequest(parts.metrics, line);
+      if (line.handler !== 'probe') parts.idle?.activity();
+    },
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
     redirectVerifier: peerKeys === undefined ? undefined : createRedirectVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
     localClients: parts.localClients,
@@ -180,6 +186,29 @@ function logListening(config: AgentConfig, localClients: AppParts['localClients'
   );
 }
 
+/** How long the registry must be quiet before the heap is collected down (internal/memory/idle-collect.ts). */
+const IDLE_COLLECT_QUIET_MS = 10_000;
+
+/** The idle collection, when V8's gc extension is there (--expose-gc, as the chart and the image set). */
+function startIdleCollection(logger: Logger): IdleCollector | undefined {
+  const log = logger.child({ component: 'memory' });
+  const collect = exposedGc();
+  if (collect === undefined) {
+    log.info('no --expose-gc in NODE_OPTIONS: the heap is not collected down when the agent is idle (the chart sets it)');
+    return undefined;
+  }
+  const MiB = 1024 * 1024;
+  return startIdleCollector({
+    quietMs: IDLE_COLLECT_QUIET_MS,
+    collect,
+    onCollected: ({ ms, heapBefore, heapAfter }) =>
+      log.debug(
+        { ms: Math.round(ms), heapBeforeMiB: +(heapBefore / MiB).toFixed(1), heapAfterMiB: +(heapAfter / MiB).toFixed(1) },
+        'idle: heap collected down',
+      ),
+  });
+}
+
 /** Starts the agent: containerd, the inventory's first walk, peer-to-peer (with a kube config), the registry listening. */
 export async function startAgent(config: AgentConfig): Promise<Agent> {
   const { flags, logger } = config;
@@ -199,12 +228,14 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     .refresh(true)
     .catch((err: unknown) => logger.warn({ err }, 'initial scan of containerd failed; serving anyway; retrying in the background'));
   let draining = false;
+  const idle = startIdleCollection(logger);
   const localClients = flags.localOnly ? localClientAllowList(flags.nodeIp, flags.localClients) : undefined;
   const app = createApp(config, {
     node,
     localClients,
     metrics,
     p2p,
+    idle,
     notReady: () => (draining ? 'draining' : changes.connected ? undefined : 'containerd unreachable'),
   });
   const connections = trackConnections(app.server);
@@ -217,6 +248,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       draining = true;
       await drainServer(app, { graceMs: flags.shutdownGraceMs, log: logger, hurry: options.hurry, connections });
       options.onDrained?.();
+      idle?.stop();
       changes.close();
       node.inventory.close();
       await metricsServer?.close();

@@ -36,6 +36,7 @@ import {
   buildAgent,
   chartMaxRss,
   chartAgentEnv,
+  idleRssBytes,
   LOAD_HEADS_PER_SECOND,
   LOAD_LAYER_BYTES,
   LOAD_STREAMS,
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
     const [holder, target] = cluster.nodes;
     if (holder === undefined || target === undefined) throw new Error('want 2 nodes');
     const { layer, blobUrl, manifestUrl } = await layerOnHolder(cluster, holder, target);
-    const idleRss = await procStatusBytes(target.agent.process.pid, 'VmRSS');
+    const idleRss = await idleRssBytes(target.agent.process.pid);
 
     console.error(
       `load on node-2's agent (every byte from node-1): ${LOAD_STREAMS} blob streams + ${LOAD_HEADS_PER_SECOND} manifest HEAD/s for ${seconds} s, NODE_OPTIONS ${JSON.stringify(nodeOptions)} ...`,

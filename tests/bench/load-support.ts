@@ -105,6 +105,19 @@ export async function chartNodeOptions(): Promise<string> {
 }
 
 /** A /proc/<pid>/status field in bytes (VmRSS, VmHWM), or 0. */
+/**
+ * How long an agent must sit quiet before its idle RSS is read: its idle
+ * collection (internal/memory/idle-collect.ts) comes after 10 s without a
+ * request, checked every 2.5 s.
+ */
+const IDLE_SETTLE_MS = 13_000;
+
+/** The agent's RSS once it has been idle (no request) long enough for its idle collection. */
+export async function idleRssBytes(pid: number): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_MS));
+  return procStatusBytes(pid, 'VmRSS');
+}
+
 export async function procStatusBytes(pid: number, field: string): Promise<number> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);

@@ -31,11 +31,11 @@ import {
   buildAgent,
   chartMaxRss,
   chartAgentEnv,
+  idleRssBytes,
   LOAD_HEADS_PER_SECOND,
   LOAD_LAYER_BYTES,
   LOAD_STREAMS,
   non503Errors,
-  procStatusBytes,
   runClient,
 } from './load-support.ts';
 import { median } from './stats.ts';
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     const blobUrl = `${agent.url}/v2/bench/load/blobs/${layer.digest}${ns}`;
     const manifestUrl = `${agent.url}/v2/bench/load/manifests/v1${ns}`;
     await (await fetch(blobUrl)).arrayBuffer(); // warm the page cache
-    const idleRssBytes = await procStatusBytes(agent.process.pid, 'VmRSS');
+    const idleRss = await idleRssBytes(agent.process.pid);
 
     console.error(`load: ${streams} blob streams + ${headsPerSecond} manifest HEAD/s for ${seconds} s ...`);
     const sampling = startSampling(agent.process.pid, agent.metricsUrl);
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     console.log(row('blob GET streams', blobs, `${(blobs.bodyBytes / 1e6 / blobs.seconds).toFixed(0)} MB/s`));
     console.log(row('manifest HEAD', heads, `${((heads.statuses['200'] ?? 0) / heads.seconds).toFixed(0)} ok/s`));
     console.log(
-      `agent: RSS idle ${(idleRssBytes / MiB).toFixed(0)} MiB, peak ${(peakRssBytes / MiB).toFixed(1)} MiB (VmHWM ${(hwmBytes / MiB).toFixed(1)} MiB); ` +
+      `agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peakRssBytes / MiB).toFixed(1)} MiB (VmHWM ${(hwmBytes / MiB).toFixed(1)} MiB); ` +
         `event-loop delay mean per second: median ${median(series.lagMeanMs).toFixed(1)} ms, max ${max(series.lagMeanMs).toFixed(1)} ms; ` +
         `p99 max ${max(series.lagP99Ms).toFixed(1)} ms; heap used max ${(max(series.heapUsedBytes) / MiB).toFixed(1)} MiB, total max ${(max(series.heapTotalBytes) / MiB).toFixed(1)} MiB; ` +
         `external max ${(max(series.externalBytes) / MiB).toFixed(1)} MiB; ` +
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
         non_503_errors: errors,
         share_503: Number((total === 0 ? 0 : n503 / total).toFixed(4)),
         p99_ms: heads.latencyMs.p99,
-        idle_rss_mb: Number((idleRssBytes / MiB).toFixed(1)),
+        idle_rss_mb: Number((idleRss / MiB).toFixed(1)),
         peak_rss_mb: Number((peakRssBytes / MiB).toFixed(1)),
       }),
     );

@@ -61,7 +61,7 @@ test('default values: the objects of an install, consistent with each other', as
   const env = Object.fromEntries(fromFields.map((e) => [String(e['name']), field(e, 'valueFrom', 'fieldRef', 'fieldPath')]));
   assert.deepEqual(env, { POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', NODE_NAME: 'spec.nodeName', POD_IP: 'status.podIP', NODE_IP: 'status.hostIP' });
   // V8 sized for the memory limit (npm run bench:load), and a grace period above the agent's own (--shutdown-grace).
-  assert.equal(objs(agent['env']).find((e) => e['name'] === 'NODE_OPTIONS')?.['value'], '--max-semi-space-size=4 --max-old-space-size=128');
+  assert.equal(objs(agent['env']).find((e) => e['name'] === 'NODE_OPTIONS')?.['value'], '--max-semi-space-size=4 --max-old-space-size=128 --expose-gc');
   assert.equal(field(pod, 'terminationGracePeriodSeconds'), 30);
   const mounts = Object.fromEntries(objs(agent['volumeMounts']).map((m) => [String(m['mountPath']), m['readOnly'] === true]));
   assert.deepEqual(mounts, {
