@@ -91,8 +91,13 @@ const YIELD_MIN_WAIT_MS = 500;
 /** A fetch record lives this long after its last renew: the fetcher renews every second, so three renews may be lost. */
 const FETCH_RECORD_TTL_MS = 3000;
 
-/** How often the status annotations are compared with the index (the publisher sends only changes, at most one per --status-interval). */
+/**
+ * How often the status annotations are compared with the index (the publisher sends only changes, at most one per
+ * --status-interval): every 10 s, or every interval when that is shorter (down to 1 s), so that a short interval
+ * (tests, the demo) shows a change within about one interval rather than within 10 s.
+ */
 const STATUS_TICK_MS = 10_000;
+const MIN_STATUS_TICK_MS = 1000;
 
 /** Peers asked per key at most. */
 export const CANDIDATE_LIMIT = 5;
@@ -134,7 +139,7 @@ function startStatus(options: PeerToPeerOptions, node: IndexNode): { close(): Pr
     if (first) void publisher.flush();
   };
   const first = setTimeout(tick, 2_000);
-  const timer = setInterval(tick, STATUS_TICK_MS);
+  const timer = setInterval(tick, Math.min(STATUS_TICK_MS, Math.max(MIN_STATUS_TICK_MS, options.statusIntervalMs)));
   first.unref();
   timer.unref();
   return {

@@ -91,13 +91,15 @@ describe('the peer-to-peer index on ten nodes', { timeout: 600_000 }, () => {
 
   test('every pod shows its status: the shards it owns by the table the agents compute, and its keys', async () => {
     const table = agentOwnership(createRendezvousRanking(hasher), readyMembers(cluster));
+    // Published at most once per --status-interval (1 s here), so a status written before node-1's pull may still show 0 keys.
     await waitFor(
-      'every agent to publish its status',
+      'every agent to publish its status, node-1 with the keys of the image it pulled',
       async () =>
-        cluster.nodes.every((node) => {
+        cluster.nodes.every((node, i) => {
           const pod = cluster.api.get('Pod', cluster.namespace, node.podName);
           const status = parseStatus((pod?.metadata['annotations'] ?? {}) as Record<string, string>);
-          return typeof status !== 'string' && status.members === NODES && status.owned.join(',') === table.ownedBy(node.podName).join(',');
+          if (typeof status === 'string' || (i === 0 && status.keys === 0)) return false;
+          return status.members === NODES && status.owned.join(',') === table.ownedBy(node.podName).join(',');
         }),
       15_000,
       200,
