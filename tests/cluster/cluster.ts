@@ -40,6 +40,18 @@ export interface ClusterOptions {
   upstreamBandwidthBytesPerSec?: number;
   /** Default 'mirra'. */
   namespace?: string;
+  /**
+   * The agents' registry port on every node IP, as the chart's hostPort
+   * (default: one free on all of them). Taken on a node IP: startCluster
+   * rejects with a PortTakenError naming the port and the address.
+   */
+  port?: number;
+  /**
+   * Write each node's hosts.toml by running `mirra configure` (the real CLI,
+   * as the chart's init container does) instead of the harness's own writer
+   * of the same file (default false: one process per node less).
+   */
+  runConfigure?: boolean;
   /** Extra flags for every agent (`mirra registry ...`). */
   agentArgs?: string[];
   /** More registries (host:port) the agents mirror beside the cluster's upstream, e.g. a private registry; its hosts.toml is the test's to write. */
@@ -124,6 +136,25 @@ function canBind(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** A port the cluster was told to use is taken on one of the node IPs. */
+export class PortTakenError extends Error {
+  override readonly name = 'PortTakenError';
+  readonly port: number;
+  readonly host: string;
+  constructor(port: number, host: string) {
+    super(`port ${port} is taken on ${host}`);
+    this.port = port;
+    this.host = host;
+  }
+}
+
+/** Rejects with PortTakenError when the port is taken on one of the hosts. */
+async function checkPortFree(hosts: string[], port: number): Promise<void> {
+  const free = await Promise.all(hosts.map((host) => canBind(host, port)));
+  const taken = hosts.find((_, i) => free[i] !== true);
+  if (taken !== undefined) throw new PortTakenError(port, taken);
+}
+
 /** A port that is free on every one of the hosts (like a hostPort on every node). */
 async function sharedFreePort(hosts: string[]): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -194,7 +225,7 @@ function stopCluster(state: ClusterState): Promise<void> {
 
 /** The agents' registry port, metrics port (if asked for) and listening port (another one behind fault proxies), free on every node IP. */
 async function clusterPorts(ips: string[], options: ClusterOptions): Promise<{ port: number; metricsPort: number | undefined; agentPort: number }> {
-  const port = await sharedFreePort(ips);
+  const port = options.port ?? (await sharedFreePort(ips));
   let metricsPort: number | undefined;
   while (options.metrics === true && (metricsPort === undefined || metricsPort === port)) metricsPort = await sharedFreePort(ips);
   let agentPort = port;
@@ -236,6 +267,7 @@ async function startNodes(state: ClusterState, ips: string[], ctx: NodesContext)
         faultProxy: options.faultProxy === true,
         zone: zones.length > 0 ? zones[i % zones.length] : undefined,
         upstreamHost: ctx.upstreamHost,
+        runConfigure: options.runConfigure === true,
         moreMirrored: options.mirroredRegistries,
         agentArgs: ctx.agentArgs,
         agentEnv: options.agentEnv,
@@ -257,6 +289,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const count = options.nodes;
   if (!Number.isInteger(count) || count < 1 || count > MAX_NODES) throw new Error(`nodes must be an integer from 1 to ${MAX_NODES}, got ${count}`);
   const namespace = options.namespace ?? 'mirra';
+  const ips = Array.from({ length: count }, (_, i) => `127.0.0.${i + 2}`);
+  // Before anything starts: a taken port is the caller's to fix, and nothing is left to stop.
+  if (options.port !== undefined) await checkPortFree(ips, options.port);
   const dir = await mkdtemp(join(options.dir ?? tmpdir(), 'mirra-cluster-'));
   const state: ClusterState = {
     options,
@@ -278,7 +313,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const up = await startUpstream({ dir: join(dir, 'upstream'), bandwidthBytesPerSec: options.upstreamBandwidthBytesPerSec });
     state.upstream = up;
     pids.add(up.pid);
-    const ips = Array.from({ length: count }, (_, i) => `127.0.0.${i + 2}`);
     const ports = await clusterPorts(ips, options);
     const { port, metricsPort, agentPort } = ports;
     const { peerSecretFile, agentArgs } = await peerAuthArgs(dir, options);

@@ -1,14 +1,17 @@
 // One node of the local cluster: its own containerd (root, state, socket), a
 // certs.d directory whose hosts.toml for the upstream lists the node's own
-// agent first, the agent bound to the node's loopback address with the env a
+// agent first (written by `mirra configure`, as the chart's init container
+// does, when asked; by the harness otherwise), the agent bound to the node's loopback address with the env a
 // DaemonSet pod has, the kubelet's view of its pod, and the readiness prober.
 
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeApi } from '../kube/server.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
 import { writeMirrorHosts } from '../support/hosts.ts';
 import { startContainerd, type CriOptions, type TestContainerd } from '../support/containerd.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
+import { runConfigure } from './init-container.ts';
 import { createKubelet, type Kubelet } from './kubelet.ts';
 import { READINESS_PATH, type DaemonSetRef } from './objects.ts';
 import { startProber, type Prober } from './prober.ts';
@@ -32,6 +35,8 @@ export interface NodeOptions {
   faultProxy: boolean;
   zone: string | undefined;
   upstreamHost: string;
+  /** Write hosts.toml with `mirra configure` (the chart's init container) instead of the harness's own writer. */
+  runConfigure: boolean;
   /** More registries the agents mirror beside the upstream (e.g. a private one). */
   moreMirrored?: readonly string[];
   agentArgs: string[];
@@ -225,7 +230,12 @@ export async function startClusterNode(options: NodeOptions): Promise<ClusterNod
   const ip = `127.0.0.${index + 1}`;
   const url = `http://${ip}:${port}`;
   const hostsDir = join(dir, 'certs.d');
-  await writeMirrorHosts(hostsDir, upstreamHost, `http://${ip}:${agentPort}`);
+  if (options.runConfigure) {
+    await mkdir(dir, { recursive: true });
+    await runConfigure({ dir, name, hostsDir, upstreamHost, nodeIp: ip, agentPort, entry: options.agentEntry, onPid: options.onPid });
+  } else {
+    await writeMirrorHosts(hostsDir, upstreamHost, `http://${ip}:${agentPort}`);
+  }
 
   const containerd = await startContainerd({ dir: join(dir, 'containerd'), name: `containerd-${name}`, cri: { ...options.pullSettings, hostsDir } });
   options.onPid(containerd.pid);
