@@ -9,6 +9,7 @@ import { TLSSocket } from 'node:tls';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../internal/log/logger.ts';
+import { forbidden, requestAttributes, type RequestAttributes } from './authz.ts';
 import { discoveryDocument } from './discovery.ts';
 import { createFaults, type FaultControl, type Faults } from './faults.ts';
 import { createResourceHandler, sendJson, type ResourceHandler } from './handlers.ts';
@@ -48,6 +49,8 @@ export interface KubeApiTls {
 export interface KubeApiAuth {
   /** The bearer tokens accepted; asked on every request, so a test can rotate them. */
   tokens(): readonly string[];
+  /** RBAC: whether the authenticated user may do this (resource requests only); false answers the real 403 Forbidden. Default: anything. */
+  authorize?(attributes: RequestAttributes): boolean;
 }
 
 /** The kubeconfig user: a token, a token file, or a client certificate as file paths or PEM. */
@@ -62,6 +65,8 @@ export interface RequestRecord {
   status: number;
   /** Who authenticated it when auth is on: `token:<first 8 chars>` or `cert:<CN>`; undefined if nobody (or auth is off). */
   user?: string;
+  /** The Impersonate-User and Impersonate-Group headers it carried, if any (recorded only: nothing is impersonated). */
+  impersonate?: { user: string; groups: string[] };
 }
 
 export interface KubeApi {
@@ -190,12 +195,17 @@ async function onRequest(state: KubeApiState, req: IncomingMessage, res: ServerR
   records.push(record);
   if (records.length > MAX_REQUEST_RECORDS) records.shift();
   res.once('finish', () => (record.status = res.statusCode));
+  const impersonated = req.headers['impersonate-user'];
+  if (typeof impersonated === 'string') record.impersonate = { user: impersonated, groups: req.headersDistinct['impersonate-group'] ?? [] };
   try {
     const url = new URL(req.url ?? '/', 'http://stand-in');
     if (options.auth !== undefined) {
       record.user = identify(req, options.auth);
       // Authentication comes before everything else on the real server, injected faults (429, 500) included.
       if (record.user === undefined && !HEALTH_PATHS.includes(url.pathname)) throw new ApiError(failure(401, 'Unauthorized', 'Unauthorized'));
+      // Authorization comes next, before the max-in-flight filter (the injected 429s).
+      const attributes = record.user === undefined ? undefined : requestAttributes(req, url, record.user);
+      if (attributes !== undefined && options.auth.authorize?.(attributes) === false) throw forbidden(attributes);
     }
     if (await state.faults.apply(res)) return;
     await route(state, req, res, url);

@@ -1,5 +1,6 @@
 // The stand-in over https: server verification, bearer tokens (rotated),
-// client certificates, and the kubeconfig it writes for a TLS cluster.
+// client certificates, RBAC decisions (auth.authorize), and the kubeconfig it
+// writes for a TLS cluster.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
@@ -117,4 +118,53 @@ test('writeKubeconfig with tls: the CA as data, no skip-verify, and each kind of
   assert.deepEqual(files.user, { 'client-certificate': pki.client.certPath, 'client-key': pki.client.keyPath });
   const data = await kubeconfig(guarded, { clientCertificateData: pki.client.cert, clientKeyData: pki.client.key });
   assert.deepEqual(data.user, { 'client-certificate-data': base64(pki.client.cert), 'client-key-data': base64(pki.client.key) });
+});
+
+test('authorize: a denied request is the real 403 Forbidden, with its attributes as RBAC names them; discovery stays open', async () => {
+  const seen: string[] = [];
+  const rbac = await startKubeApi({
+    tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+    auth: {
+      tokens: () => ['reader-token'],
+      authorize: (a) => {
+        seen.push(`${a.user} ${a.verb} ${a.group}/${a.resource}/${a.subresource} ${a.namespace}/${a.name}`);
+        return a.verb === 'get' && a.subresource === '';
+      },
+    },
+  });
+  try {
+    const call = { ca: pki.ca.cert, token: 'reader-token' };
+    rbac.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' } });
+    assert.equal((await get(rbac.url, `${PODS}/p`, call)).status, 200);
+    assert.deepEqual((await get(rbac.url, PODS, call)).body, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'pods is forbidden: User "token:reader-t" cannot list resource "pods" in API group "" in the namespace "default"',
+      reason: 'Forbidden',
+      details: { kind: 'pods' },
+      code: 403,
+    });
+    const slices = await get(rbac.url, '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?watch=true', call);
+    assert.match(
+      JSON.stringify(slices.body),
+      /endpointslices.discovery.k8s.io is forbidden: User \\"token:reader-t\\" cannot watch resource \\"endpointslices\\" in API group \\"discovery.k8s.io\\"/,
+    );
+    const proxy = await get(rbac.url, `${PODS}/p:8080/proxy/metrics`, call);
+    assert.equal(proxy.status, 403);
+    assert.match(
+      JSON.stringify(proxy.body),
+      /pods \\"p\\" is forbidden: User \\"token:reader-t\\" cannot get resource \\"pods\/proxy\\" in API group \\"\\" in the namespace \\"default\\"/,
+    );
+    assert.equal((await get(rbac.url, '/api/v1', call)).status, 200);
+    assert.deepEqual(seen, [
+      'token:reader-t get /pods/ default/p',
+      'token:reader-t list /pods/ default/',
+      'token:reader-t watch discovery.k8s.io/endpointslices/ default/',
+      'token:reader-t get /pods/proxy default/p',
+    ]);
+  } finally {
+    await rbac.stop();
+  }
 });
