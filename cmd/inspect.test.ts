@@ -5,13 +5,11 @@
 // annotations the agents write, and `mirra locate` reaches the owners through
 // the stand-in's pods/proxy, as it reaches them through a real API server.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createAddressAllowList, type AddressAllowList } from '../internal/auth/allow.ts';
 import { createOwnerService, type MemberView, type OwnerService } from '../internal/owners/owner.ts';
@@ -22,9 +20,9 @@ import { createHasher, type Hasher } from '../internal/routing/hash.ts';
 import { digestOf, keyNumber, shardOfKey } from '../internal/routing/owner-store.ts';
 import { createRendezvousRanking } from '../internal/routing/rendezvous.ts';
 import { startKubeApi, type KubeApi } from '../tests/kube/server.ts';
+import { runMirra } from '../tests/support/cli.ts';
 import { createTestApp } from '../tests/support/registry/testkit.ts';
 
-const MIRRA = fileURLToPath(new URL('./mirra.ts', import.meta.url));
 const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 const NGINX = 'docker.io/library/nginx:1.27';
 const UPDATED = '2026-12-06T08:00:00.000Z';
@@ -51,16 +49,7 @@ const SPECS: AgentSpec[] = [
   { name: 'mirra-c', node: 'node-3', ip: '127.0.0.4', keys: [digest(4)] },
 ];
 
-function mirra(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MIRRA, ...args], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const mirra = (args: string[]): ReturnType<typeof runMirra> => runMirra(args);
 
 function ownershipOf(hasher: Hasher, members: string[]): OwnershipTable {
   return agentOwnership(createRendezvousRanking(hasher), members);
@@ -245,6 +234,10 @@ test('mirra shards shows per agent its readiness, keys, computed owned shards, p
   }
   assert.deepEqual(cells(stdout, 'mirra-d'), ['node-4', 'mirra-d', 'false', '-', '0', '-', 'in the EndpointSlices, but no pod matches --selector']);
   assert.deepEqual(cells(stdout, 'mirra-e'), ['node-5', 'mirra-e', 'false', '-', '0', '-', 'first-version summary (agent not upgraded)']);
+  assert.match(
+    stderr,
+    /^mirra shards: pod mirra-e on node-5: cannot decode its status: first-version summary \(agent not upgraded\); the agent runs the first version of mirra: upgrade the release[^\n]*\n$/,
+  );
   assert.doesNotMatch(stdout, /\bother\b/);
   assert.equal(lines.at(-1), '3 ready of 4 endpoints of service mirra; 256 shards, 2 owners each');
 });
@@ -342,7 +335,7 @@ test('a bad kubeconfig or an unreachable API is one line and exit 1', async () =
   for (const args of [['shards'], ['locate', digest(2)]]) {
     const down = await mirra([...args, '--kubeconfig', goneConfig]);
     assert.equal(down.code, 1, down.stderr);
-    assert.match(down.stderr, new RegExp(`^mirra ${args[0]}: listing [^\\n]* at ${gone.url}: [^\\n]*\\n$`));
+    assert.match(down.stderr, new RegExp(`^mirra ${args[0]}: cannot reach the Kubernetes API at ${gone.url}: connect ECONNREFUSED [^\\n]*\\n$`));
   }
 });
 

@@ -35,6 +35,16 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
  * tests/deploy/build.test.ts runs the bundle without node_modules.
  */
 const NEVER_LOADED = ['light-my-request', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
+/**
+ * Loaded with import() by `mirra shards` and `mirra locate` when they read a
+ * kubeconfig (internal/inspect/client-node.ts), never by the agent: left out
+ * of the bundle, which esbuild would otherwise grow by client-node and its
+ * dependencies (a literal import() is followed). The bundle run from a
+ * checkout finds it in node_modules; the image has none, and there the
+ * commands say so in one line, and work without a kubeconfig (the pod's
+ * service account, the agent's own client).
+ */
+const CLI_ONLY = ['@kubernetes/client-node'];
 const BUILTIN = 'builtin';
 
 /** `import { x } from 'node:http'` becomes a CommonJS module that is `require('node:http')`: no namespace, no lazy getter run. */
@@ -71,7 +81,7 @@ export async function buildAgent(outDir: string): Promise<string> {
     // CommonJS dependencies call require(); an ES module has none of its own.
     banner: { js: "import { createRequire as __mirraRequire } from 'node:module'; const require = __mirraRequire(import.meta.url);" },
     plugins: [builtinsViaRequire()],
-    external: [...NEVER_LOADED],
+    external: [...NEVER_LOADED, ...CLI_ONLY],
     logLevel: 'warning',
   });
   return outfile;

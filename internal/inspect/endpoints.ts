@@ -4,7 +4,7 @@
 // ready ones exactly as every agent computes it (internal/owners/index-node.ts),
 // so that `mirra shards` and `mirra locate` agree with the agents without
 // asking them who owns what.
-import type { KubeClient } from '../kube/client.ts';
+import type { KubeReader } from '../kube/client.ts';
 import { betterEndpoint, parseSlice, SERVICE_NAME_LABEL, type EndpointView } from '../kube/objects.ts';
 import { listResult } from '../kube/watch.ts';
 import { agentOwnership, type OwnershipTable } from '../owners/ownership.ts';
@@ -22,7 +22,7 @@ export function parseServiceName(raw: string): string {
 }
 
 /** The endpoints of the Service's EndpointSlices, by pod name (endpoints without a Pod target or address are left out). */
-export async function listEndpoints(client: KubeClient, namespace: string, serviceName: string, signal: AbortSignal): Promise<Endpoints> {
+export async function listEndpoints(client: KubeReader, namespace: string, serviceName: string, signal: AbortSignal): Promise<Endpoints> {
   const path = `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`;
   const list = listResult(await client.get(path, { labelSelector: `${SERVICE_NAME_LABEL}=${serviceName}` }, signal));
   const byPod = new Map<string, EndpointView>();

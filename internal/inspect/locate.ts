@@ -3,15 +3,19 @@
 // cluster: through the API server's pods/proxy subresource, unsigned, to the
 // owner's registry port. The first owner is asked; the second too when the
 // first fails or answers `warming` (it took the shard over lately), and their
-// holders are merged, first owner's first.
-import { KubeApiError, type KubeClient } from '../kube/client.ts';
-import { callSignal, describeError } from '../kube/retry.ts';
+// holders are merged, first owner's first. A failure of the caller's own
+// access (RBAC, credentials, the API server out of reach) stops at once: the
+// second owner would fail alike.
+import { KubeApiError, type KubeReader } from '../kube/client.ts';
+import { callSignal } from '../kube/retry.ts';
 import { isRecord } from '../json/narrow.ts';
 import { mergeHolders } from '../owners/locator.ts';
 import type { OwnershipTable } from '../owners/ownership.ts';
 import { HOLDERS_PATH, keyHex, OWNER_SHARDS, parseHoldersAnswer } from '../owners/protocol.ts';
 import type { Hasher } from '../routing/hash.ts';
 import { keyNumber, shardOfKey } from '../routing/owner-store.ts';
+import { errorMessage } from '../errors/message.ts';
+import { describeApiFailure, isAccessFailure, isTimeout, type ApiAction } from './api-failure.ts';
 import type { Endpoints } from './endpoints.ts';
 
 /** How long one owner may take to answer through the API server. */
@@ -43,7 +47,9 @@ export class LocateError extends Error {
 }
 
 export interface LocateOptions {
-  client: KubeClient;
+  /** The API server URL, for messages. */
+  server: string;
+  client: KubeReader;
   namespace: string;
   serviceName: string;
   hasher: Hasher;
@@ -72,13 +78,17 @@ function ociError(body: unknown): { code: string; reason: string } | undefined {
   return { code: first.code, reason };
 }
 
-function failed(owner: string, err: unknown): OwnerAnswer {
+function failed(options: LocateOptions, owner: string, err: unknown): OwnerAnswer {
   const oci = err instanceof KubeApiError ? ociError(err.body) : undefined;
   if (err instanceof KubeApiError && oci !== undefined) {
     const error = `HTTP ${err.status} ${oci.code}${oci.reason === '' ? '' : `: ${oci.reason}`}`;
     return { owner, holders: null, warming: null, error, errorCode: oci.code };
   }
-  return { owner, holders: null, warming: null, error: describeError(err), errorCode: null };
+  const action: ApiAction = { verb: 'get', resource: 'pods/proxy', group: '', namespace: options.namespace };
+  if (isAccessFailure(err)) throw new LocateError(describeApiFailure(action, err, options.server));
+  const timeoutMs = options.askTimeoutMs ?? ASK_TIMEOUT_MS;
+  const error = isTimeout(err) ? `no answer within ${timeoutMs / 1000} s` : (errorMessage(err).split('\n')[0] ?? '');
+  return { owner, holders: null, warming: null, error, errorCode: null };
 }
 
 async function askOwner(options: LocateOptions, owner: string, key: number): Promise<OwnerAnswer> {
@@ -88,7 +98,7 @@ async function askOwner(options: LocateOptions, owner: string, key: number): Pro
     const answer = parseHoldersAnswer(body);
     return { owner, holders: [...answer.holders], warming: answer.warming, error: null, errorCode: null };
   } catch (err) {
-    return failed(owner, err);
+    return failed(options, owner, err);
   }
 }
 
@@ -105,7 +115,9 @@ export async function locateKey(options: LocateOptions, key: string): Promise<Lo
   const owners = [...options.table.owners(shard)];
   const [first, second] = owners;
   if (first === undefined) {
-    throw new LocateError(`no agent has a ready endpoint in the EndpointSlices of service ${options.serviceName}: shard ${shard} has no owner to ask`);
+    throw new LocateError(
+      `no agent has a ready endpoint in the EndpointSlices of service ${options.serviceName} in namespace ${options.namespace}: shard ${shard} has no owner to ask (kubectl get pods -n ${options.namespace} shows why the agents are not ready)`,
+    );
   }
   const firstAnswer = await askOwner(options, first, number);
   const answers = [firstAnswer];

@@ -2,10 +2,10 @@
 // status each agent writes on its own pod (internal/owners/status.ts: keys,
 // owned shards, postings), read from the pods' annotations. Nothing routes by
 // this status: it is what the agent last said about itself.
-import type { KubeClient } from '../kube/client.ts';
+import type { KubeReader } from '../kube/client.ts';
 import { parsePod, type PodView } from '../kube/objects.ts';
 import { listResult } from '../kube/watch.ts';
-import { parseStatus, UPDATED_ANNOTATION, type IndexStatus } from '../owners/status.ts';
+import { FIRST_VERSION_STATUS, NO_STATUS_YET, parseStatus, STATUS_ANNOTATION, UPDATED_ANNOTATION, type IndexStatus } from '../owners/status.ts';
 
 export interface AgentPod {
   name: string;
@@ -33,10 +33,26 @@ function agentPod(pod: PodView): AgentPod {
 }
 
 /** The agents' pods (objects without a name are left out), by node and name. */
-export async function listAgentPods(client: KubeClient, namespace: string, labelSelector: string, signal: AbortSignal): Promise<AgentPod[]> {
+export async function listAgentPods(client: KubeReader, namespace: string, labelSelector: string, signal: AbortSignal): Promise<AgentPod[]> {
   const list = listResult(await client.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector }, signal));
   return list.items
     .flatMap((item) => parsePod(item) ?? [])
     .map(agentPod)
     .sort((a, b) => a.nodeName.localeCompare(b.nodeName) || a.name.localeCompare(b.name));
+}
+
+/** The fix for a status that cannot be decoded. */
+function statusFix(pod: AgentPod, namespace: string): string {
+  if (pod.statusError === FIRST_VERSION_STATUS) return 'the agent runs the first version of mirra: upgrade the release, and the new agent writes its status';
+  return `written by another version of mirra, or edited by hand: run the agents' version of mirra, or remove it (kubectl annotate pod ${pod.name} -n ${namespace} ${STATUS_ANNOTATION}-) and the agent writes it again at its next change`;
+}
+
+/** One line per agent whose status annotations cannot be decoded: which pod, why, and the fix (a pod without a status yet is new, not a fault). */
+export function statusNotes(pods: readonly AgentPod[], namespace: string): string[] {
+  return pods
+    .filter((pod) => pod.statusError !== undefined && pod.statusError !== NO_STATUS_YET)
+    .map(
+      (pod) =>
+        `pod ${pod.name}${pod.nodeName === '' ? '' : ` on ${pod.nodeName}`}: cannot decode its status: ${pod.statusError ?? ''}; ${statusFix(pod, namespace)}`,
+    );
 }

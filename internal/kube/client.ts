@@ -3,9 +3,14 @@
 // keep-alive agent. @kubernetes/client-node did the same at about 70 MiB of
 // resident memory per agent, over a quarter of the agent's memory limit.
 // Every response body is consumed or destroyed; every call takes an AbortSignal.
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+// How a request is authenticated is a transport's business: the agent's own
+// (an ApiTarget: token, token file, exec plugin, client certificate), or
+// another one's (`mirra shards` hands it @kubernetes/client-node's, for the
+// kubeconfigs people have on their laptops: internal/inspect/client-node.ts).
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Credentials } from './credentials.ts';
+import { errorMessage } from '../errors/message.ts';
 
 export interface ApiTarget {
   /** The API server URL; a path prefix (behind a proxy) is kept. */
@@ -26,10 +31,16 @@ export interface WatchEvent {
   readonly object: unknown;
 }
 
-export interface KubeClient {
+/** What reading needs (`mirra shards` and `mirra locate` only read). */
+export interface KubeReader {
   readonly server: string;
-  /** GET; resolves the JSON body, rejects with KubeApiError for an HTTP error. */
+  /** GET; resolves the JSON body, rejects with KubeApiError for an HTTP error, KubeCredentialsError when it could not be authenticated. */
   get(path: string, query: Query, signal: AbortSignal): Promise<unknown>;
+  /** Closes idle keep-alive connections. */
+  close(): void;
+}
+
+export interface KubeClient extends KubeReader {
   /** PATCH with application/merge-patch+json; resolves the object as the API stored it. */
   mergePatch(path: string, body: unknown, signal: AbortSignal): Promise<unknown>;
   /**
@@ -39,6 +50,22 @@ export interface KubeClient {
    * the stream's error (reset, abort).
    */
   watch(path: string, query: Query, onEvent: (event: WatchEvent) => void, options: { signal: AbortSignal; idleTimeoutMs: number }): Promise<void>;
+}
+
+/** The agent and the authentication headers of one request. */
+export interface RequestAccess {
+  readonly agent: HttpAgent;
+  readonly headers: OutgoingHttpHeaders;
+}
+
+/** How the requests of one client reach its API server and prove who sends them. */
+export interface ApiTransport {
+  /** The API server URL; a path prefix (behind a proxy) is kept. */
+  readonly server: string;
+  /** Before each request: the agent to send it with (TLS, keep-alive, a proxy) and its headers (a renewed token once one expired). */
+  access(): Promise<RequestAccess>;
+  /** The API answered 401: a cached token is dropped. */
+  unauthorized(): void;
   /** Closes idle keep-alive connections. */
   close(): void;
 }
@@ -57,6 +84,11 @@ export class KubeApiError extends Error {
     this.headers = headers;
     this.body = body;
   }
+}
+
+/** The request was not sent: its credentials could not be had (a token file, an exec plugin, an OIDC refresh); the message says why. */
+export class KubeCredentialsError extends Error {
+  override name = 'KubeCredentialsError';
 }
 
 const USER_AGENT = 'mirra';
@@ -100,13 +132,12 @@ function timeoutError(what: 'answered' | 'sent', ms: number): Error {
   return err;
 }
 
-/** What every request of one client shares: the target, its URL parts and its keep-alive agent. */
+/** What every request of one client shares: the transport and the server URL's parts. */
 interface Connection {
-  readonly target: ApiTarget;
+  readonly transport: ApiTransport;
   readonly base: URL;
   /** The server URL's path, without a trailing slash: prepended to every API path. */
   readonly prefix: string;
-  readonly agent: HttpAgent | HttpsAgent;
   readonly send: typeof httpsRequest | typeof httpRequest;
 }
 
@@ -124,21 +155,34 @@ interface RequestSpec {
   readonly headersTimeoutMs?: number;
 }
 
-function connect(target: ApiTarget): Connection {
-  const base = new URL(target.server);
+/** The agent's own transport: one keep-alive agent with the target's TLS settings, its credentials' Authorization header. */
+function targetTransport(target: ApiTarget): ApiTransport {
+  const agent =
+    new URL(target.server).protocol === 'https:'
+      ? new HttpsAgent({
+          keepAlive: true,
+          ca: target.ca,
+          cert: target.cert,
+          key: target.key,
+          rejectUnauthorized: !target.insecureSkipTlsVerify,
+          servername: target.tlsServerName,
+        })
+      : new HttpAgent({ keepAlive: true });
+  return {
+    server: target.server,
+    async access() {
+      const authorization = await target.credentials.authorization();
+      return { agent, headers: authorization === undefined ? {} : { Authorization: authorization } };
+    },
+    unauthorized: () => target.credentials.invalidate(),
+    close: () => agent.destroy(),
+  };
+}
+
+function connect(transport: ApiTransport): Connection {
+  const base = new URL(transport.server);
   const prefix = base.pathname.replace(/\/+$/, '');
-  const tls = base.protocol === 'https:';
-  const agent = tls
-    ? new HttpsAgent({
-        keepAlive: true,
-        ca: target.ca,
-        cert: target.cert,
-        key: target.key,
-        rejectUnauthorized: !target.insecureSkipTlsVerify,
-        servername: target.tlsServerName,
-      })
-    : new HttpAgent({ keepAlive: true });
-  return { target, base, prefix, agent, send: tls ? httpsRequest : httpRequest };
+  return { transport, base, prefix, send: base.protocol === 'https:' ? httpsRequest : httpRequest };
 }
 
 function urlOf(conn: Connection, path: string, query: Query): URL {
@@ -148,19 +192,25 @@ function urlOf(conn: Connection, path: string, query: Query): URL {
   return url;
 }
 
-async function requestHeaders(conn: Connection, body: RequestBody | undefined): Promise<Record<string, string | number>> {
-  const authorization = await conn.target.credentials.authorization();
-  const headers: Record<string, string | number> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
-  if (authorization !== undefined) headers['Authorization'] = authorization;
+/** The transport's agent and the request's headers; rejects with KubeCredentialsError when the transport cannot authenticate it. */
+async function requestAccess(conn: Connection, body: RequestBody | undefined): Promise<RequestAccess> {
+  let access: RequestAccess;
+  try {
+    access = await conn.transport.access();
+  } catch (err) {
+    // The same message and cause as the error itself: describeError() logs them as before.
+    throw new KubeCredentialsError(errorMessage(err), { cause: err instanceof Error ? err.cause : undefined });
+  }
+  const headers: OutgoingHttpHeaders = { Accept: 'application/json', 'User-Agent': USER_AGENT, ...access.headers };
   if (body !== undefined) Object.assign(headers, { 'Content-Type': body.type, 'Content-Length': body.data.length });
-  return headers;
+  return { agent: access.agent, headers };
 }
 
 /** Sends the request and resolves the response as soon as its status line came, whatever the status. */
-function exchange(conn: Connection, spec: RequestSpec, headers: Record<string, string | number>): Promise<IncomingMessage> {
+function exchange(conn: Connection, spec: RequestSpec, access: RequestAccess): Promise<IncomingMessage> {
   const { method, url, signal, body, headersTimeoutMs } = spec;
   return new Promise<IncomingMessage>((resolve, reject) => {
-    const req = conn.send(url, { method, agent: conn.agent, headers, signal }, (answer) => {
+    const req = conn.send(url, { method, agent: access.agent, headers: access.headers, signal }, (answer) => {
       clearTimeout(timer);
       resolve(answer);
     });
@@ -179,11 +229,10 @@ function exchange(conn: Connection, spec: RequestSpec, headers: Record<string, s
  * KubeApiError otherwise (body consumed).
  */
 async function call(conn: Connection, spec: RequestSpec): Promise<IncomingMessage> {
-  const headers = await requestHeaders(conn, spec.body);
-  const res = await exchange(conn, spec, headers);
+  const res = await exchange(conn, spec, await requestAccess(conn, spec.body));
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return res;
-  if (status === 401) conn.target.credentials.invalidate();
+  if (status === 401) conn.transport.unauthorized();
   throw await failure(res);
 }
 
@@ -277,9 +326,14 @@ function readWatch(res: IncomingMessage, onEvent: (event: WatchEvent) => void, o
 }
 
 export function createKubeClient(target: ApiTarget): KubeClient {
-  const conn = connect(target);
+  return createKubeClientOver(targetTransport(target));
+}
+
+/** A client whose requests go through `transport` (createKubeClient's for an ApiTarget, or the CLI's over client-node). */
+export function createKubeClientOver(transport: ApiTransport): KubeClient {
+  const conn = connect(transport);
   return {
-    server: target.server,
+    server: transport.server,
     get: (path, query, signal) => json(conn, { method: 'GET', url: urlOf(conn, path, query), signal }),
     mergePatch: (path, body, signal) =>
       json(conn, {
@@ -293,6 +347,6 @@ export function createKubeClient(target: ApiTarget): KubeClient {
       const res = await call(conn, { method: 'GET', url, signal: options.signal, headersTimeoutMs: options.idleTimeoutMs });
       await readWatch(res, onEvent, options);
     },
-    close: () => conn.agent.destroy(),
+    close: () => transport.close(),
   };
 }

@@ -61,7 +61,8 @@ function fromFiles(paths: readonly string[], source: 'flag' | 'env', what: strin
   }
 }
 
-function inCluster(env: KubeConfigSource['env'], dir: string): LoadedKubeConfig {
+/** The pod's service account (`mirra shards` run in a pod uses it too, without @kubernetes/client-node); throws KubeConfigError. */
+export function loadInCluster(env: KubeConfigSource['env'], dir: string = SERVICE_ACCOUNT_DIR): LoadedKubeConfig {
   const host = env['KUBERNETES_SERVICE_HOST'];
   const port = env['KUBERNETES_SERVICE_PORT'];
   const tokenPath = join(dir, 'token');
@@ -97,5 +98,5 @@ export function loadKubeConfig(source: KubeConfigSource): LoadedKubeConfig {
   }
   const fromEnv = pathList(source.env['KUBECONFIG'] ?? '');
   if (fromEnv.length > 0) return fromFiles(fromEnv, 'env', 'kubeconfig from KUBECONFIG');
-  return inCluster(source.env, source.serviceAccountDir ?? SERVICE_ACCOUNT_DIR);
+  return loadInCluster(source.env, source.serviceAccountDir ?? SERVICE_ACCOUNT_DIR);
 }

@@ -2,8 +2,11 @@
 // the current context's cluster (server, CA, TLS options), user (token,
 // tokenFile, client certificate, exec plugin) and namespace. Several files
 // merge as with KUBECONFIG: the first file to name an entry wins, and relative
-// paths are resolved against the file that holds them. Anything mirra cannot
-// do (auth-provider, basic auth, proxy-url) is an error naming the field.
+// paths are resolved against the file that holds them. Anything the agent
+// cannot do (auth-provider, basic auth, proxy-url) is an error naming the
+// field. `mirra shards` and `mirra locate` take the merged entries of the
+// current context (currentEntries) and hand them to @kubernetes/client-node,
+// which does those (internal/inspect/client-node-config.ts).
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { load } from 'js-yaml';
@@ -49,11 +52,26 @@ export class KubeConfigError extends Error {
 
 type Obj = Record<string, unknown>;
 
-interface Entry {
-  readonly body: Obj;
-  /** The directory of the file that defined the entry. */
+/** One named cluster, user or context, as the first file to name it wrote it. */
+export interface KubeconfigEntry {
+  readonly name: string;
+  /** The entry's `cluster`, `user` or `context` mapping, unchecked. */
+  readonly body: Readonly<Record<string, unknown>>;
+  /** The directory of the file that defined the entry: its relative paths are relative to it. */
   readonly dir: string;
   readonly file: string;
+}
+
+type Entry = KubeconfigEntry;
+
+/** The current context's entries after merging, before any field but the context's is read. */
+export interface CurrentEntries {
+  readonly context: string;
+  readonly cluster: KubeconfigEntry;
+  /** The context's user; undefined when it names none, or one no file defines (kubectl then sends no credentials). */
+  readonly user: KubeconfigEntry | undefined;
+  readonly userName: string;
+  readonly namespace: string | undefined;
 }
 
 interface Merged {
@@ -69,7 +87,8 @@ function isObj(value: unknown): value is Obj {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function optionalString(entry: Entry, field: string): string | undefined {
+/** A string field of the entry; undefined when absent or empty; throws KubeConfigError when it is not a string. */
+export function optionalString(entry: Entry, field: string): string | undefined {
   const value = entry.body[field];
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw new KubeConfigError(`${entry.file}: ${field} must be a string`);
@@ -77,7 +96,7 @@ function optionalString(entry: Entry, field: string): string | undefined {
 }
 
 /** `<field>-data` (base64) or `<field>` (a path, relative to the kubeconfig), as bytes. */
-function fileOrData(entry: Entry, field: string): Buffer | undefined {
+export function fileOrData(entry: Entry, field: string): Buffer | undefined {
   const data = optionalString(entry, `${field}-data`);
   if (data !== undefined) return Buffer.from(data, 'base64');
   const path = optionalString(entry, field);
@@ -97,7 +116,7 @@ function mergeList(into: Map<string, Entry>, list: unknown, inner: string, file:
     if (!isObj(item) || typeof item['name'] !== 'string') throw new KubeConfigError(`${file}: every entry of ${inner}s needs a name`);
     const body = item[inner] ?? {};
     if (!isObj(body)) throw new KubeConfigError(`${file}: ${inner} ${item['name']} must be a mapping`);
-    if (!into.has(item['name'])) into.set(item['name'], { body, dir: dirname(file), file });
+    if (!into.has(item['name'])) into.set(item['name'], { name: item['name'], body, dir: dirname(file), file });
   }
 }
 
@@ -162,11 +181,15 @@ function userOf(entry: Entry | undefined, name: string): KubeUser {
   return { token: optionalString(entry, 'token'), tokenFile: tokenPath && resolve(entry.dir, tokenPath), cert, key, exec: execOf(entry, name) };
 }
 
-/** Reads and merges the files, then resolves the current context (or `context`). */
-export function readKubeconfig(paths: readonly string[], context?: string): ResolvedKubeconfig {
+/**
+ * Reads and merges the files as kubectl does (the first file to name a
+ * cluster, user or context wins; the first current-context wins), then picks
+ * the entries of the current context (or `context`).
+ */
+export function currentEntries(paths: readonly string[], context?: string): CurrentEntries {
   const merged: Merged = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: '' };
   for (const path of paths) readFile(path, merged);
-  const contextName = context ?? merged.currentContext;
+  const contextName = context === undefined || context === '' ? merged.currentContext : context;
   const where = paths.join(', ');
   if (contextName === '') throw new KubeConfigError(`${where}: no current cluster (current-context is not set)`);
   const ctx = merged.contexts.get(contextName);
@@ -176,10 +199,16 @@ export function readKubeconfig(paths: readonly string[], context?: string): Reso
   if (cluster === undefined)
     throw new KubeConfigError(`${ctx.file}: no current cluster (context ${contextName} names cluster "${clusterName}", which is not defined)`);
   const userName = optionalString(ctx, 'user') ?? '';
+  return { context: contextName, cluster, user: merged.users.get(userName), userName, namespace: optionalString(ctx, 'namespace') };
+}
+
+/** Reads and merges the files, then resolves the current context (or `context`) for the agent's own client. */
+export function readKubeconfig(paths: readonly string[], context?: string): ResolvedKubeconfig {
+  const entries = currentEntries(paths, context);
   return {
-    context: contextName,
-    cluster: clusterOf(cluster, clusterName),
-    user: userOf(merged.users.get(userName), userName),
-    namespace: optionalString(ctx, 'namespace'),
+    context: entries.context,
+    cluster: clusterOf(entries.cluster, entries.cluster.name),
+    user: userOf(entries.user, entries.userName),
+    namespace: entries.namespace,
   };
 }

@@ -47,17 +47,22 @@ export function statusAnnotations(status: IndexStatus): Record<string, string> {
   };
 }
 
+/** parseStatus's reason for a pod without any status annotation: a new agent (not a fault). */
+export const NO_STATUS_YET = 'no status yet';
+/** parseStatus's reason for a pod with the first version's summary only. */
+export const FIRST_VERSION_STATUS = 'first-version summary (agent not upgraded)';
+
 const STATUS_V2 = /^v=2;keys=(\d{1,10});owned=(\d{1,4});postings=(\d{1,12});members=(\d{1,6})$/;
 const OWNED = /^(\d{1,4}(,\d{1,4}){0,4095})?$/;
 
 /** The status of a pod's annotations, or a one-line reason it has none that can be read. */
 export function parseStatus(annotations: Readonly<Record<string, string | undefined>>): IndexStatus | string {
   const header = annotations[STATUS_ANNOTATION];
-  if (header === undefined) return annotations[LEGACY_HEADER] === undefined ? 'no status yet' : 'first-version summary (agent not upgraded)';
+  if (header === undefined) return annotations[LEGACY_HEADER] === undefined ? NO_STATUS_YET : FIRST_VERSION_STATUS;
   const match = STATUS_V2.exec(header);
-  if (match === null) return `unreadable status ${JSON.stringify(header.slice(0, 80))}`;
+  if (match === null) return `unreadable status ${JSON.stringify(header.slice(0, 80))} (not the v=${STATUS_VERSION} format)`;
   const owned = annotations[OWNED_ANNOTATION] ?? '';
-  if (!OWNED.test(owned)) return 'unreadable owned-shards annotation';
+  if (!OWNED.test(owned)) return `unreadable ${OWNED_ANNOTATION} ${JSON.stringify(owned.slice(0, 40))} (not a comma-separated list of shard numbers)`;
   const [keys, , postings, members] = match.slice(1).map(Number) as [number, number, number, number];
   return { keys, owned: owned === '' ? [] : owned.split(',').map(Number), postings, members };
 }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { load } from 'js-yaml';
@@ -120,6 +120,14 @@ test('npm run build: dist/mirra.mjs runs the agent as the image does, against a 
     );
     assert.ok(!/fast-check|node:test|tests\/support/.test(bundle), 'no test code in the bundle');
     assert.match(await run(process.execPath, [join(out, 'mirra.mjs'), 'help']), /^usage: mirra <command>/);
+    assert.ok(bundle.includes('import("@kubernetes/client-node")') && !bundle.includes('kubernetes-client-javascript'), 'client-node left out, loaded by import()');
+    const kubeconfig = join(dir, 'kubeconfig');
+    const config = { clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], contexts: [{ name: 'x', context: { cluster: 'c' } }], 'current-context': 'x' };
+    await writeFile(kubeconfig, JSON.stringify(config));
+    await assert.rejects(run(process.execPath, [join(out, 'mirra.mjs'), 'shards', '--kubeconfig', kubeconfig]), (err: Error) => {
+      assert.match(err.message, /: mirra shards: reading a kubeconfig needs the @kubernetes\/client-node package, which is not installed here [^\n]*\n$/);
+      return true;
+    });
     containerd = await startContainerd({ dir: join(dir, 'containerd') });
     const port = await freePort();
     agent = await startAgent({ dir, name: 'agent-dist', host: '127.0.0.1', port, containerdSock: containerd.socket, contentPath: containerd.contentDir, entry: join(out, 'mirra.mjs') });
