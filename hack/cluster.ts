@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { startCluster, type Cluster } from '../tests/cluster/cluster.ts';
 import { parseSliceEndpoints } from '../tests/cluster/objects.ts';
 import { generateImage } from '../tests/support/image.ts';
+import { commandsToTry, describeCluster } from './cluster-guide.ts';
+import { checkEnvironment } from './preflight.ts';
 
 const HELP = `usage: node hack/cluster.ts [--nodes N] [--bandwidth RATE] [--zones a,b,...] [--namespace NS]
 
@@ -54,32 +56,22 @@ async function main(): Promise<number> {
   const bandwidth = values.bandwidth === undefined ? undefined : parseBandwidth(values.bandwidth);
   const zones = values.zones === undefined ? undefined : values.zones.split(',').filter((zone) => zone !== '');
 
+  await checkEnvironment();
   console.log(`starting ${nodes} node(s)...`);
   const cluster = await startCluster({ nodes, upstreamBandwidthBytesPerSec: bandwidth, zones, namespace: values.namespace });
   await cluster.waitReady(60_000);
   const image = await generateImage({ dir: join(cluster.dir, 'image'), layers: [1 << 20, 4 << 20], seed: 'cluster' });
   await cluster.upstream.push(image.layoutDir, 'demo/app', 'v1');
   const ref = `${cluster.upstream.host}/demo/app:v1`;
-  const first = cluster.nodes[0];
   const limit = bandwidth === undefined ? 'unlimited' : `limited to ${(bandwidth / 1e6).toFixed(1)} MB/s`;
 
   const lines = [
     '',
     `mirra cluster: ${nodes} node(s), namespace ${cluster.namespace}`,
-    `  dir         ${cluster.dir}`,
-    `  kubeconfig  ${cluster.kubeconfig}`,
-    `  upstream    ${cluster.upstream.host} (docker-registry, ${limit}); pushed ${ref}`,
-    ...cluster.nodes.map(
-      (node) =>
-        `  ${node.name}  agent ${node.url}  pod ${node.podName}${node.zone === undefined ? '' : `  zone ${node.zone}`}  containerd ${node.containerd.socket}`,
-    ),
+    ...describeCluster(cluster, `docker-registry, ${limit}; pushed ${ref}`),
     '',
-    'try:',
-    `  export KUBECONFIG=${cluster.kubeconfig}`,
-    `  kubectl get pods -n ${cluster.namespace} -l ${cluster.labelSelector} -o wide`,
-    `  kubectl get endpointslices -n ${cluster.namespace} -o yaml`,
-    `  ctr --address ${first?.containerd.socket ?? ''} -n k8s.io images pull --plain-http --hosts-dir ${first?.hostsDir ?? ''} ${ref}`,
-    `  curl -s ${first?.url ?? ''}/readyz`,
+    'try (from the repository):',
+    ...commandsToTry(cluster, ref),
     '',
     `pids: ${cluster.pids().join(' ')}`,
     'Ctrl-C stops everything.',

@@ -16,8 +16,10 @@ import { freePort, startProcess, waitFor, type Managed } from './process.ts';
 
 export type { CountedRequest, Counts, RequestKind } from './counting-proxy.ts';
 
-const REGISTRY_BIN = '/usr/bin/docker-registry';
-const SKOPEO_BIN = '/usr/bin/skopeo';
+/** Debian's docker-registry (distribution 2.8), the upstream. */
+export const REGISTRY_BIN = '/usr/bin/docker-registry';
+/** Debian's skopeo, which pushes images to it. */
+export const SKOPEO_BIN = '/usr/bin/skopeo';
 
 export interface UpstreamOptions {
   /** Working directory: config.yml, registry.log and the registry's storage/ go here (created if missing). */
