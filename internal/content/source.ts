@@ -55,6 +55,12 @@ export interface LocatedContent {
    */
   wholeOnly?: boolean;
   /**
+   * The chunks of read()'s stream are lent (views of buffers read into
+   * again): call this with each chunk once the client's socket took it.
+   * A chunk never given back is only not reused.
+   */
+  giveBack?(chunk: Uint8Array): void;
+  /**
    * The first byte may be long in coming (a blob still being fetched from the
    * upstream, on this node or on the peer it streams from): the status line
    * and headers are sent at once, so that a failure before the first byte is

@@ -3,12 +3,13 @@
 // it, a false positive of its filter), a rejection on anything else. Every
 // response body is consumed or destroyed here unless it is handed over.
 import { createHash } from 'node:crypto';
-import type { Agent, IncomingMessage } from 'node:http';
+import type { Agent } from 'node:http';
 import type { PeerSigner } from '../auth/sign.ts';
 import { parseDigest, type ParsedDigest } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentRequest } from '../content/source.ts';
-import { discard, peerRequest, PeerRequestError, readBody, SizeConflictError, type Candidate } from './client.ts';
+import { discard, peerRequest, PeerRequestError, readBody, SizeConflictError, type Candidate, type PeerResponse } from './client.ts';
+import type { StreamClient } from './stream-client.ts';
 import { VERIFIED_PARAM } from '../pullauth/assertion.ts';
 
 export interface AttemptContext {
@@ -17,9 +18,10 @@ export interface AttemptContext {
   /**
    * Connections for blob GETs, apart: a blob stream holds its connection for
    * as long as it runs, and short requests must not queue behind streams for
-   * a free one (bench:load-peer: with one pool of 32, tag HEADs waited seconds).
+   * a free one (bench:load-peer: with one pool of 32, tag HEADs waited
+   * seconds). Their bodies are read into reused buffers (stream-client.ts).
    */
-  streamAgent: Agent;
+  streams: StreamClient;
   headersTimeoutMs: number;
   /** Signs every peer request (peer auth); undefined: unsigned. */
   sign?: PeerSigner;
@@ -53,7 +55,7 @@ function rangeTotal(value: string | undefined): number | undefined {
   return match === null ? undefined : Number(match[1]);
 }
 
-function contentLength(res: IncomingMessage): number | undefined {
+function contentLength(res: PeerResponse): number | undefined {
   const value = res.headers['content-length'];
   if (value === undefined || !/^[0-9]{1,16}$/.test(value)) return undefined;
   const n = Number(value);
@@ -61,21 +63,21 @@ function contentLength(res: IncomingMessage): number | undefined {
 }
 
 /** One request to the attempt's candidate, with the context's timeout and signature. */
-function ask(attempt: Attempt, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+function ask(attempt: Attempt, method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}): Promise<PeerResponse> {
   const { ctx, candidate, signal } = attempt;
-  const agent = method === 'GET' && path.includes('/blobs/') ? ctx.streamAgent : ctx.agent;
-  return peerRequest(agent, candidate, { method, path, headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal });
+  const request = { method, path, headers, headersTimeoutMs: ctx.headersTimeoutMs, sign: ctx.sign, signal };
+  return method === 'GET' && path.includes('/blobs/') ? ctx.streams.request(candidate, request) : peerRequest(ctx.agent, candidate, request);
 }
 
 /** 404: a miss (undefined); any other status than `accepted`: a failure. */
-function checkStatus(res: IncomingMessage, method: 'GET' | 'HEAD', candidate: Candidate, accepted: readonly number[]): boolean {
+function checkStatus(res: PeerResponse, method: 'GET' | 'HEAD', candidate: Candidate, accepted: readonly number[]): boolean {
   if (res.statusCode !== undefined && accepted.includes(res.statusCode)) return true;
   discard(res, method);
   if (res.statusCode === 404) return false;
   throw new PeerRequestError(`${candidate.name} answered ${res.statusCode}`);
 }
 
-function badAnswer(res: IncomingMessage, method: 'GET' | 'HEAD', message: string): never {
+function badAnswer(res: PeerResponse, method: 'GET' | 'HEAD', message: string): never {
   discard(res, method);
   throw new PeerRequestError(message);
 }
@@ -100,7 +102,7 @@ export async function getBlob(
   attempt: Attempt,
   digest: string,
   range: { start: number; end: number; sizeBytes: number } | undefined,
-): Promise<IncomingMessage | undefined> {
+): Promise<PeerResponse | undefined> {
   const { candidate } = attempt;
   const whole = range === undefined || (range.start === 0 && range.end === range.sizeBytes - 1);
   const headers: Record<string, string> = whole || range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };

@@ -7,12 +7,11 @@
 // could not be checked. HEAD asks peers with HEAD. Blob GETs hold a slot of
 // the stream limit (stream-limit.ts) from locate() until their stream closes;
 // none free: not found here at once, and containerd goes upstream.
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { NotFoundError, type BlobInfo } from '../oci/store.ts';
 import type { LocatedContent } from '../content/source.ts';
 import { getBlob, headBlob } from './attempts.ts';
-import { discard, type Candidate } from './client.ts';
+import { discard, type Candidate, type PeerResponse } from './client.ts';
 import { attemptAt, nothingToRelease, PEER_SOURCE, penalise, race, type DigestRequest, type PeerContext } from './context.ts';
 import type { RaceWinner } from './race.ts';
 import { createResumingStream, type ResumingStreamOptions } from './resume.ts';
@@ -29,7 +28,7 @@ interface LocatedBlob extends FoundBlob {
   /** The race that found it. */
   winner: RaceWinner<unknown>;
   /** The response of the GET that found it (none after a HEAD). */
-  open: IncomingMessage | undefined;
+  open: PeerResponse | undefined;
   /** The stream-limit slot of a blob GET, freed when its stream closes, or on release() when never read; none after a HEAD. */
   slot?: () => void;
 }
@@ -44,7 +43,7 @@ interface RangeAsk {
 
 type StreamEvents = Pick<ResumingStreamOptions, 'onResume' | 'onPeerFailure' | 'onMismatch' | 'onWrongBytesDelivered' | 'onComplete'>;
 
-function dropResponse(res: IncomingMessage): void {
+function dropResponse(res: PeerResponse): void {
   discard(res, 'GET');
 }
 
@@ -100,7 +99,7 @@ async function locateByGet(ctx: PeerContext, query: DigestRequest): Promise<Loca
 }
 
 /** The bytes `start`..`end` of a blob, from the first candidate that has them. */
-function openRange(ctx: PeerContext, blob: FoundBlob, range: RangeAsk): Promise<RaceWinner<IncomingMessage> | undefined> {
+function openRange(ctx: PeerContext, blob: FoundBlob, range: RangeAsk): Promise<RaceWinner<PeerResponse> | undefined> {
   const { request, digest, info } = blob;
   const { start, end } = range;
   return race(ctx, {
@@ -138,7 +137,7 @@ function streamEvents(ctx: PeerContext, digest: string): StreamEvents {
 }
 
 /** The whole blob from `first` on, verified against its digest. */
-function streamWhole(ctx: PeerContext, blob: FoundBlob, first: RaceWinner<IncomingMessage>): Readable {
+function streamWhole(ctx: PeerContext, blob: FoundBlob, first: RaceWinner<PeerResponse>): Readable {
   const { digest, info } = blob;
   const end = info.size - 1;
   const holdAll = info.size <= ctx.verifyHoldBytes && ctx.heldBytes + info.size <= ctx.verifyHoldBudgetBytes;
@@ -188,8 +187,10 @@ function located(ctx: PeerContext, blob: LocatedBlob): LocatedContent {
     peer: winner.candidate.name,
     // Always the whole blob, verified: a client's Range is answered with all of it (LocatedContent.wholeOnly).
     wholeOnly: true,
+    // Its chunks are views of the connection's read buffers (stream-client.ts).
+    giveBack: (chunk) => ctx.attempts.streams.giveBack(chunk),
     async read() {
-      let first: RaceWinner<IncomingMessage> | undefined;
+      let first: RaceWinner<PeerResponse> | undefined;
       if (held !== undefined) {
         first = { value: held, candidate: winner.candidate, rest: winner.rest };
         held = undefined;

@@ -6,7 +6,8 @@
 // error, on the headers timeout or when the caller aborts; the caller owns
 // the response body from then on and must consume or destroy it. With a
 // signer (peer auth on) every request is signed just before it is sent.
-import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { PeerSigner } from '../auth/sign.ts';
 import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../auth/peer-request.ts';
 
@@ -16,6 +17,9 @@ export interface Candidate {
   /** Base URL of its registry, `http://ip:port`. */
   url: string;
 }
+
+/** A peer's answer as the peer paths read it: node:http's, or a blob stream's (stream-client.ts). */
+export type PeerResponse = Readable & { statusCode?: number | undefined; headers: IncomingHttpHeaders; complete: boolean };
 
 export interface PeerRequest {
   /** GET and HEAD for content; POST, PUT and DELETE for the fetch coordination of cold rollouts (internal/coalesce). */
@@ -124,7 +128,7 @@ export const DRAIN_TIMEOUT_MS = 2000;
  * the connection is reused, unless the drain takes longer than drainTimeoutMs
  * (a stalling peer must not pin its sockets); others destroyed.
  */
-export function discard(res: IncomingMessage, method: 'GET' | 'HEAD', drainBytes = 64 * 1024, drainTimeoutMs = DRAIN_TIMEOUT_MS): void {
+export function discard(res: PeerResponse, method: 'GET' | 'HEAD', drainBytes = 64 * 1024, drainTimeoutMs = DRAIN_TIMEOUT_MS): void {
   const length = Number(res.headers['content-length']);
   if (res.complete) return void res.resume();
   if (method !== 'HEAD' && !(Number.isFinite(length) && length <= drainBytes)) return void res.destroy();
@@ -135,7 +139,7 @@ export function discard(res: IncomingMessage, method: 'GET' | 'HEAD', drainBytes
 }
 
 /** Reads a whole small body (a manifest, a coordinator's answer), at most `maxBytes`, within `timeoutMs`; the response is destroyed after. */
-export async function readBody(res: IncomingMessage, maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<Buffer> {
+export async function readBody(res: PeerResponse, maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<Buffer> {
   const stop = (): void => {
     res.destroy(new PeerRequestError('body not read in time, or aborted'));
   };

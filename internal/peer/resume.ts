@@ -14,21 +14,20 @@
 // NotFoundError: the registry can still answer 404, and containerd goes
 // upstream.
 import { createHash, type Hash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.ts';
 import type { ParsedDigest } from '../oci/digest.ts';
 import { NotFoundError } from '../oci/store.ts';
-import type { Candidate } from './client.ts';
+import type { Candidate, PeerResponse } from './client.ts';
 import type { RaceWinner } from './race.ts';
 
 /** Opens the bytes from `offset` to the stream's end on one of `candidates`. */
-export type RangeOpener = (offset: number, candidates: readonly Candidate[], signal: AbortSignal) => Promise<RaceWinner<IncomingMessage> | undefined>;
+export type RangeOpener = (offset: number, candidates: readonly Candidate[], signal: AbortSignal) => Promise<RaceWinner<PeerResponse> | undefined>;
 
 export interface ResumingStreamOptions {
   digest: string;
   /** The first peer's response, delivering from `start`. */
-  first: RaceWinner<IncomingMessage>;
+  first: RaceWinner<PeerResponse>;
   /** First and last byte (inclusive) of what the stream delivers. */
   start: number;
   end: number;
@@ -92,7 +91,7 @@ interface ResumeState {
   /** The next byte to receive. */
   offset: number;
   /** The response being read, undefined between peers. */
-  current: IncomingMessage | undefined;
+  current: PeerResponse | undefined;
   peer: Candidate;
   rest: readonly Candidate[];
   /** Last chunk, held back until the digest is checked (verifying streams only). */
@@ -230,7 +229,7 @@ function mismatched(s: ResumeState, verify: ParsedDigest): void {
   abandon(s, mismatch);
 }
 
-function attach(s: ResumeState, res: IncomingMessage): void {
+function attach(s: ResumeState, res: PeerResponse): void {
   const { start, end } = s.options;
   s.current = res;
   res.on('data', (chunk: Buffer) => {
@@ -284,7 +283,7 @@ function next(s: ResumeState, err: Error): void {
 }
 
 /** What next() asked for came: `winner` goes on where `from` stopped (with `err`), or nobody has the bytes. */
-function resumeWith(s: ResumeState, resume: { from: Candidate; err: Error; winner: RaceWinner<IncomingMessage> | undefined }): void {
+function resumeWith(s: ResumeState, resume: { from: Candidate; err: Error; winner: RaceWinner<PeerResponse> | undefined }): void {
   const { from, err, winner } = resume;
   if (s.closed) {
     if (winner !== undefined) winner.value.destroy();

@@ -27,6 +27,7 @@ import type { ContentSource } from '../content/source.ts';
 import { createSingleFlight } from '../sync/single-flight.ts';
 import { locateBlob } from './blob-path.ts';
 import { createPeerAgent, type Candidate } from './client.ts';
+import { createStreamClient } from './stream-client.ts';
 import { candidatesFor, type PeerContext } from './context.ts';
 import { createHedgeDelay, type HedgeOptions } from './hedge.ts';
 import { locateInProgress, yieldWaitingFollow, type FollowFetch } from './fetch-path.ts';
@@ -114,7 +115,7 @@ function createPeerContext(options: PeerSourceOptions): PeerContext {
     attempts: {
       agent: createPeerAgent({ maxSocketsPerPeer: options.maxSocketsPerPeer }),
       // The stream limit bounds the blob connections; a hedged or retried stream may briefly need one more per peer.
-      streamAgent: createPeerAgent({ maxSocketsPerPeer: streams.max + maxCandidates }),
+      streams: createStreamClient({ maxSocketsPerPeer: streams.max + maxCandidates }),
       headersTimeoutMs: options.requestTimeoutMs ?? 3000,
       sign: options.sign,
     },
@@ -164,7 +165,7 @@ export function createPeerSource(options: PeerSourceOptions): PeerSource {
     yieldWaitingFollow: (minWaitMs) => yieldWaitingFollow(ctx, minWaitMs),
     close() {
       ctx.attempts.agent.destroy();
-      ctx.attempts.streamAgent.destroy();
+      ctx.attempts.streams.close();
     },
   };
 }

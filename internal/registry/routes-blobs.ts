@@ -157,6 +157,7 @@ async function sendBlob(deps: RouteDeps, request: FastifyRequest, reply: Fastify
     headFirst: located.headersFirst === true && located.openFile === undefined,
     onFirstChunk: () => idle?.resume(),
     counter: log ?? undefined,
+    written: located.giveBack === undefined ? undefined : (chunk) => located.giveBack?.(chunk),
   };
   const file = located.openFile === undefined ? undefined : await located.openFile();
   let outcome: StreamOutcome;

@@ -25,6 +25,8 @@ export interface StreamOptions {
   onFirstChunk?: () => void;
   /** Kept up to date with the bytes written (for an access log that fires on 'close'). */
   counter?: { bytesSent: number | undefined };
+  /** Called with each chunk once the socket took it (LocatedContent.giveBack: the chunk's buffer may be reused). */
+  written?(chunk: Uint8Array): void;
 }
 
 /** Where one streamBody call is: changed only by the functions below. */
@@ -80,7 +82,8 @@ function onChunk(s: BodyState, chunk: unknown): void {
   if (s.bytesSent + chunk.byteLength > expectedBytes) return settle(s, new Error(`source has more than the announced ${expectedBytes} bytes`));
   s.bytesSent += chunk.byteLength;
   if (counter !== undefined) counter.bytesSent = s.bytesSent;
-  if (!s.res.write(chunk)) s.source.pause();
+  const { written } = s.options;
+  if (!s.res.write(chunk, written === undefined ? undefined : () => written(chunk))) s.source.pause();
 }
 
 function onEnd(s: BodyState): void {
