@@ -22,7 +22,7 @@ RUN node hack/build.ts dist
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # The heap bounds the chart sets too (values.yaml nodeOptions; the chart's env
-# overrides this): the agent stays well under the chart's 256Mi memory limit
+# overrides this): the agent stays well under the chart's 192Mi memory limit
 # wherever the image runs; --expose-gc lets it collect its heap down when idle
 # (internal/memory/idle-collect.ts).
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128 --expose-gc"

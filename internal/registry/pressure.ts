@@ -57,7 +57,7 @@ export const DEFAULT_PRESSURE: Readonly<UnderPressureOptions> = {
 
 /** Share of V8's heap limit above which heap use sheds load. */
 const HEAP_LIMIT_SHARE = 0.9;
-/** Share of the container's memory limit above which RSS sheds load (240 MiB of the chart's 256 MiB). */
+/** Share of the container's memory limit above which RSS sheds load (180 MiB of the chart's 192 MiB). */
 export const MEMORY_LIMIT_SHARE = 0.94;
 
 /**

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       metricsPort: await freePort(),
       containerdSock: containerd.socket,
       contentPath: containerd.contentDir,
-      // --max-rss: what 'auto' gives in the chart's container (94% of its 256Mi limit); there is no cgroup limit here.
+      // --max-rss: what 'auto' gives in the chart's container (94% of its 192Mi limit); there is no cgroup limit here.
       extraArgs: ['--log-level', 'info', '--max-rss', maxRss, ...agentArgs],
       env: agentEnv,
       entry,

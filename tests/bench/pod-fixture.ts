@@ -43,7 +43,7 @@ function agentContainer(): Record<string, unknown> {
       { name: 'POD_IP', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } } },
       { name: 'MIRRA_LOG_LEVEL', value: 'info' },
     ],
-    resources: { limits: { memory: '256Mi' }, requests: { cpu: '50m', memory: '128Mi' } },
+    resources: { limits: { memory: '192Mi' }, requests: { cpu: '50m', memory: '128Mi' } },
     volumeMounts: [
       { name: 'containerd-socket', mountPath: '/run/containerd/containerd.sock' },
       { name: 'containerd-content', readOnly: true, mountPath: '/var/lib/containerd/io.containerd.content.v1.content' },
