@@ -61,52 +61,57 @@ export function createPeerAgent(options: PeerAgentOptions = {}): Agent {
   return new Agent({ keepAlive: true, maxSockets: options.maxSocketsPerPeer ?? 32, scheduling: 'lifo' });
 }
 
+/** Where a request to `candidate` goes: its address and the Host header. Throws PeerRequestError for a URL that is not http. */
+export function peerAddress(candidate: Candidate): { host: string; port: number; hostHeader: string } {
+  try {
+    const base = new URL(candidate.url);
+    if (base.protocol !== 'http:') throw new Error(`unsupported scheme ${base.protocol}`);
+    return { host: base.hostname.replace(/^\[|\]$/g, ''), port: base.port === '' ? 80 : Number(base.port), hostHeader: base.host };
+  } catch (err) {
+    throw new PeerRequestError(`bad peer URL ${JSON.stringify(candidate.url)}: ${(err as Error).message}`);
+  }
+}
+
+/** The headers of a request to a peer: its own, the peer marker, no encoding, and the signature. Throws PeerRequestError when signing fails. */
+export function peerHeaders(candidate: Candidate, request: PeerRequest): Record<string, string> {
+  let signed: Record<string, string>;
+  try {
+    signed = request.sign?.({ method: request.method, path: request.path, audience: candidate.name }) ?? {};
+  } catch (err) {
+    throw new PeerRequestError(`cannot sign the request to ${candidate.name}: ${(err as Error).message}`);
+  }
+  return { ...request.headers, [PEER_REQUEST_HEADER]: PEER_REQUEST_VALUE, 'accept-encoding': 'identity', 'user-agent': 'mirra-peer', ...signed };
+}
+
+/** Calls `fail` when no response headers came within the request's timeout or it is aborted; returns what stops both. */
+export function headersDeadline(request: PeerRequest, fail: (message: string) => void): () => void {
+  const timer = setTimeout(() => fail(`no response headers within ${request.headersTimeoutMs} ms`), request.headersTimeoutMs);
+  const onAbort = (): void => fail('aborted');
+  request.signal?.addEventListener('abort', onAbort, { once: true });
+  return () => {
+    clearTimeout(timer);
+    request.signal?.removeEventListener('abort', onAbort);
+  };
+}
+
 /** Sends a request to a peer; resolves with the response once its headers are there. */
 export function peerRequest(agent: Agent, candidate: Candidate, request: PeerRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    let base: URL;
-    try {
-      base = new URL(candidate.url);
-      if (base.protocol !== 'http:') throw new Error(`unsupported scheme ${base.protocol}`);
-    } catch (err) {
-      reject(new PeerRequestError(`bad peer URL ${JSON.stringify(candidate.url)}: ${(err as Error).message}`));
-      return;
-    }
     if (request.signal?.aborted === true) {
       reject(new PeerRequestError('aborted'));
       return;
     }
-    let signed: Record<string, string>;
+    let address: ReturnType<typeof peerAddress>;
+    let headers: Record<string, string>;
     try {
-      signed = request.sign?.({ method: request.method, path: request.path, audience: candidate.name }) ?? {};
+      address = peerAddress(candidate);
+      headers = peerHeaders(candidate, request);
     } catch (err) {
-      reject(new PeerRequestError(`cannot sign the request to ${candidate.name}: ${(err as Error).message}`));
+      reject(err instanceof Error ? err : new PeerRequestError(String(err)));
       return;
     }
-    const req = httpRequest({
-      agent,
-      host: base.hostname.replace(/^\[|\]$/g, ''),
-      port: base.port === '' ? 80 : Number(base.port),
-      method: request.method,
-      path: request.path,
-      headers: {
-        ...request.headers,
-        [PEER_REQUEST_HEADER]: PEER_REQUEST_VALUE,
-        'accept-encoding': 'identity',
-        'user-agent': 'mirra-peer',
-        ...signed,
-      },
-    });
-    const fail = (message: string): void => {
-      req.destroy(new PeerRequestError(message));
-    };
-    const timer = setTimeout(() => fail(`no response headers within ${request.headersTimeoutMs} ms`), request.headersTimeoutMs);
-    const onAbort = (): void => fail('aborted');
-    request.signal?.addEventListener('abort', onAbort, { once: true });
-    const done = (): void => {
-      clearTimeout(timer);
-      request.signal?.removeEventListener('abort', onAbort);
-    };
+    const req = httpRequest({ agent, host: address.host, port: address.port, method: request.method, path: request.path, headers });
+    const done = headersDeadline(request, (message) => req.destroy(new PeerRequestError(message)));
     req.once('response', (res) => {
       done();
       resolve(res);

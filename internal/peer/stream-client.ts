@@ -16,8 +16,7 @@
 import { connect, type Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import { PEER_REQUEST_HEADER, PEER_REQUEST_VALUE } from '../auth/peer-request.ts';
-import { PeerRequestError, type Candidate, type PeerRequest } from './client.ts';
+import { headersDeadline, peerAddress, peerHeaders, PeerRequestError, type Candidate, type PeerRequest } from './client.ts';
 import { createLentBuffers, createReadRing, giveBack, type LentBuffers, type ReadRing } from './read-ring.ts';
 
 /** Header bytes of an answer at most. */
@@ -289,17 +288,9 @@ async function acquire(client: ClientState, address: { host: string; port: numbe
   }
 }
 
-/** The request's head: a GET (or HEAD) with the peer marker, no encoding, and the signature. */
-function requestHead(host: string, request: PeerRequest, signed: Record<string, string>): string {
-  const headers: Record<string, string> = {
-    host,
-    ...request.headers,
-    [PEER_REQUEST_HEADER]: PEER_REQUEST_VALUE,
-    'accept-encoding': 'identity',
-    'user-agent': 'mirra-peer',
-    ...signed,
-  };
-  const lines = Object.entries(headers).map(([name, value]) => {
+/** The request's head: the request line and its headers (peerHeaders). */
+function requestHead(hostHeader: string, request: PeerRequest, headers: Record<string, string>): string {
+  const lines = Object.entries({ host: hostHeader, ...headers }).map(([name, value]) => {
     if (/[\r\n]/.test(name + value)) throw new PeerRequestError(`header ${name} holds a line break`);
     return `${name}: ${value}`;
   });
@@ -309,14 +300,7 @@ function requestHead(host: string, request: PeerRequest, signed: Record<string, 
 /** Sends the request on `conn`; settles with the answer once its head is there. */
 function exchange(conn: Conn, head: string, request: PeerRequest): Promise<BlobResponse | 'stale'> {
   return new Promise((resolve, reject) => {
-    const fail = (message: string): void => kill(conn, new PeerRequestError(message));
-    const timer = setTimeout(() => fail(`no response headers within ${request.headersTimeoutMs} ms`), request.headersTimeoutMs);
-    const onAbort = (): void => fail('aborted');
-    request.signal?.addEventListener('abort', onAbort, { once: true });
-    const done = (): void => {
-      clearTimeout(timer);
-      request.signal?.removeEventListener('abort', onAbort);
-    };
+    const done = headersDeadline(request, (message) => kill(conn, new PeerRequestError(message)));
     conn.phase = 'head';
     conn.head = '';
     conn.waiting = {
@@ -345,21 +329,9 @@ export function createStreamClient(options: StreamClientOptions): StreamClient {
   };
   return {
     async request(candidate, request) {
-      let base: URL;
-      try {
-        base = new URL(candidate.url);
-        if (base.protocol !== 'http:') throw new Error(`unsupported scheme ${base.protocol}`);
-      } catch (err) {
-        throw new PeerRequestError(`bad peer URL ${JSON.stringify(candidate.url)}: ${(err as Error).message}`);
-      }
-      let signed: Record<string, string>;
-      try {
-        signed = request.sign?.({ method: request.method, path: request.path, audience: candidate.name }) ?? {};
-      } catch (err) {
-        throw new PeerRequestError(`cannot sign the request to ${candidate.name}: ${(err as Error).message}`);
-      }
-      const address = { host: base.hostname.replace(/^\[|\]$/g, ''), port: base.port === '' ? 80 : Number(base.port) };
-      const head = requestHead(base.host, request, signed);
+      const { host, port, hostHeader } = peerAddress(candidate);
+      const address = { host, port };
+      const head = requestHead(hostHeader, request, peerHeaders(candidate, request));
       for (const fresh of [false, true]) {
         const conn = await acquire(client, address, fresh, request.signal);
         const answer = await exchange(conn, head, request).catch((err: unknown) => {
