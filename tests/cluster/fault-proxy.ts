@@ -2,7 +2,11 @@
 // of the local cluster (like toxiproxy on the path between nodes). It listens
 // where peers reach the node (the advertised pod IP and port) and forwards to
 // the agent; requests that are not from a peer (no `x-mirra-peer` header) pass
-// through untouched. Faults, one at a time, switchable while it runs:
+// through untouched, unless `faultRedirects(true)`: then the GETs another
+// node's containerd sends here after its agent's 307 (a signed redirect URL,
+// `mirra-sig=`) are faulted as peer requests are, since on a real network
+// they take the same path between nodes. Faults, one at a time, switchable
+// while it runs:
 //
 // - refuse: nothing listens on the port any more (connections are refused);
 // - status: every peer request is answered 500 or 503 by the proxy;
@@ -19,6 +23,7 @@
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { PEER_REQUEST_HEADER } from '../../internal/auth/peer-request.ts';
+import { REDIRECT_SIGNATURE_PARAM } from '../../internal/auth/redirect.ts';
 import { classifyPath, type RequestKind } from '../support/counting-proxy.ts';
 
 export type PeerFault =
@@ -42,6 +47,8 @@ export interface ProxiedRequest {
   bytes: number;
   /** The fault applied to this request ('none' when it passed untouched). */
   fault: PeerFault['kind'];
+  /** A containerd GET that followed a redirect (faulted with faultRedirects(true)), not an agent's request. */
+  redirected: boolean;
 }
 
 export interface FaultProxy {
@@ -53,6 +60,8 @@ export interface FaultProxy {
   /** Switches the fault; resolves once it is in effect (refuse: the port is closed; others: it listens again). */
   set(fault: PeerFault): Promise<void>;
   fault(): PeerFault;
+  /** Whether containerd's GETs that followed a redirect here (signed URL, no peer marker) are faulted too (default false). */
+  faultRedirects(on: boolean): void;
   /** Peer requests seen since the start or the last resetRequests(). */
   requests(): ProxiedRequest[];
   resetRequests(): void;
@@ -83,6 +92,7 @@ interface ProxyState {
   readonly server: Server;
   readonly sockets: Set<Socket>;
   current: PeerFault;
+  redirects: boolean;
   listening: boolean;
   stopped: boolean;
   log: ProxiedRequest[];
@@ -203,11 +213,12 @@ function forward(state: ProxyState, ex: Exchange): void {
 function handleRequest(state: ProxyState, req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/';
   const kind = classifyPath(url.split('?')[0] ?? url);
-  if (req.headers[PEER_REQUEST_HEADER] === undefined) {
+  const redirected = req.headers[PEER_REQUEST_HEADER] === undefined && url.includes(`&${REDIRECT_SIGNATURE_PARAM}=`);
+  if (req.headers[PEER_REQUEST_HEADER] === undefined && !(redirected && state.redirects)) {
     forward(state, { req, res, record: undefined, kind, cut: false });
     return;
   }
-  const record: ProxiedRequest = { method: req.method ?? '', url, kind, status: 0, bytes: 0, fault: 'none' };
+  const record: ProxiedRequest = { method: req.method ?? '', url, kind, status: 0, bytes: 0, fault: 'none', redirected };
   state.log.push(record);
   const current = state.current;
   if (current.kind === 'hang') {
@@ -262,6 +273,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     server,
     sockets: new Set(),
     current: { kind: 'none' },
+    redirects: false,
     listening: false,
     stopped: false,
     log: [],
@@ -284,6 +296,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       else if (!state.listening) await listen(state);
     },
     fault: () => state.current,
+    faultRedirects(on) {
+      state.redirects = on;
+    },
     requests: () => state.log.map((record) => ({ ...record })),
     resetRequests() {
       state.log = [];

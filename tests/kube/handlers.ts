@@ -45,7 +45,8 @@ function parseJson(text: string): unknown {
   }
 }
 
-function isTrue(value: string | null): boolean {
+/** A boolean query parameter as the real server reads it (strconv.ParseBool). */
+export function isTrue(value: string | null): boolean {
   return value !== null && ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value);
 }
 

@@ -246,6 +246,31 @@ test('faults: delay, 500 and 429 for a while, then normal again', async () => {
   assert.equal((await call('GET', PODS)).status, 200);
 });
 
+test('faults: watches failing with 410 Expired or 500 for a while, lists still answered', async () => {
+  api.faults.failWatches(410, 10_000);
+  const expired = await openWatch(`${api.url}${PODS}?watch=true`);
+  assert.equal(expired.status, 200);
+  const error = await expired.next();
+  assert.equal(error.type, 'ERROR');
+  assert.equal((error.object as Record<string, unknown>)['code'], 410);
+  assert.equal((error.object as Record<string, unknown>)['reason'], 'Expired');
+  assert.equal(await expired.ended, 'end');
+  assert.equal((await call('GET', PODS)).status, 200, 'lists are not faulted');
+  api.faults.failWatches(500, 10_000);
+  const failed = await fetch(`${api.url}${PODS}?watch=1`);
+  assert.equal(failed.status, 500);
+  assert.equal(((await failed.json()) as Record<string, unknown>)['reason'], 'InternalError');
+  api.faults.failWatches(500, 0);
+  const healthy = await openWatch(`${api.url}${PODS}?watch=true&sendInitialEvents=false`);
+  assert.equal(healthy.status, 200);
+  healthy.close();
+  api.faults.failWatches(410, 10_000);
+  api.faults.clear();
+  const cleared = await openWatch(`${api.url}${PODS}?watch=true&sendInitialEvents=false`);
+  assert.equal(cleared.status, 200);
+  cleared.close();
+});
+
 test('dropWatches cuts streams; stop and restart keep data and port; clearHistory expires old versions', async () => {
   const rv = String(api.store.currentResourceVersion());
   const watch = await openWatch(`${api.url}${PODS}?watch=1&resourceVersion=${rv}`);

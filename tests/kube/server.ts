@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../../internal/log/logger.ts';
 import { forbidden, requestAttributes, type RequestAttributes } from './authz.ts';
 import { discoveryDocument } from './discovery.ts';
 import { createFaults, type FaultControl, type Faults } from './faults.ts';
-import { createResourceHandler, sendJson, type ResourceHandler } from './handlers.ts';
+import { createResourceHandler, isTrue, sendJson, type ResourceHandler } from './handlers.ts';
 import { createPodProxy, DEFAULT_PROXY_RESPONSE_TIMEOUT_MS, parsePodProxyPath, type PodProxy } from './proxy.ts';
 import { parsePath, RESOURCES, type ResourceDef } from './resources.ts';
 import { ApiError, failure } from './status.ts';
@@ -208,6 +208,7 @@ async function onRequest(state: KubeApiState, req: IncomingMessage, res: ServerR
       if (attributes !== undefined && options.auth.authorize?.(attributes) === false) throw forbidden(attributes);
     }
     if (await state.faults.apply(res)) return;
+    if (req.method === 'GET' && isTrue(url.searchParams.get('watch')) && state.faults.applyToWatch(res)) return;
     await route(state, req, res, url);
   } catch (err) {
     if (res.headersSent) {
