@@ -1,12 +1,16 @@
 // What each agent holds over the soak, from /proc: open file descriptors and
 // how many of them are sockets (/proc/<pid>/fd), and its resident memory
 // (VmRSS, and VmHWM, the kernel's own peak, so a peak between samples is not
-// missed). Sampled every second per agent process; an agent started again
+// missed). At a new peak above 150 MiB the agent's /metrics say what the
+// memory is (V8 heap used, external memory: buffers). Sampled every second
+// per agent process; an agent started again
 // during the run is a new incarnation, whose baseline is its first sample
 // once its pod is ready (the first agents' baselines: before the workload
 // starts).
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { request } from 'node:http';
 import type { Cluster, ClusterNode } from '../cluster/cluster.ts';
+import { metricValues } from '../bench/load-support.ts';
 
 export interface Handles {
   fds: number;
@@ -22,6 +26,15 @@ export interface Incarnation {
   last: Handles | undefined;
   /** The highest of its VmRSS samples and VmHWM, in bytes. */
   peakRssBytes: number;
+  /** When the highest VmRSS sample was taken, and what /metrics said then (above 150 MiB only). */
+  peak: PeakSample | undefined;
+}
+
+export interface PeakSample {
+  at: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
 }
 
 export interface ResourceTracker {
@@ -34,6 +47,35 @@ export interface ResourceTracker {
 }
 
 const SAMPLE_MS = 1000;
+const BREAKDOWN_ABOVE_BYTES = 150 * 1024 * 1024;
+
+/** GET of /metrics on a fresh connection that is closed after (no keep-alive socket left in the agent). */
+function metricsText(url: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request(url, { agent: false, timeout: 900 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve(text));
+      res.on('error', () => resolve(''));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+    req.end();
+  });
+}
+
+/** A new highest VmRSS sample: when, and (above 150 MiB) what the agent's metrics say its memory is. */
+async function notePeak(inc: Incarnation, node: ClusterNode, rssBytes: number): Promise<void> {
+  if (rssBytes <= (inc.peak?.rssBytes ?? 0)) return;
+  const sample: PeakSample = { at: Date.now(), rssBytes, heapUsedBytes: NaN, externalBytes: NaN };
+  inc.peak = sample;
+  const url = node.agent.metricsUrl;
+  if (rssBytes < BREAKDOWN_ABOVE_BYTES || url === undefined) return;
+  const values = metricValues(await metricsText(url), ['mirra_nodejs_heap_size_used_bytes', 'mirra_nodejs_external_memory_bytes']);
+  sample.heapUsedBytes = values.get('mirra_nodejs_heap_size_used_bytes') ?? NaN;
+  sample.externalBytes = values.get('mirra_nodejs_external_memory_bytes') ?? NaN;
+}
 
 async function statusBytes(pid: number, field: string): Promise<number> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -63,13 +105,14 @@ async function sampleNode(incarnations: Incarnation[], node: ClusterNode): Promi
   if (pid === undefined) return;
   let inc = incarnations.find((i) => i.pid === pid);
   if (inc === undefined) {
-    inc = { node: node.name, pid, seenAt: Date.now(), baseline: undefined, last: undefined, peakRssBytes: 0 };
+    inc = { node: node.name, pid, seenAt: Date.now(), baseline: undefined, last: undefined, peakRssBytes: 0, peak: undefined };
     incarnations.push(inc);
   }
   const [handles, rss, hwm] = await Promise.all([handlesOf(pid), statusBytes(pid, 'VmRSS'), statusBytes(pid, 'VmHWM')]);
   if (handles === undefined) return;
   inc.last = handles;
   inc.peakRssBytes = Math.max(inc.peakRssBytes, rss, hwm);
+  await notePeak(inc, node, rss);
   if (inc.baseline === undefined && node.ready()) inc.baseline = handles;
 }
 

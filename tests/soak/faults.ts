@@ -60,6 +60,9 @@ const GAP_MS: [number, number] = [3000, 10_000];
 const TRICKLE_BYTES_PER_SEC = 256 * 1024;
 /** The agent's --shutdown-grace is 20 s: a drain longer than this is a finding. */
 const DRAIN_LIMIT_MS = 25_000;
+/** SIGTERM waits this long for its node to start a pull, and then this long into it. */
+const MID_PULL_WAIT_MS = 5000;
+const MID_PULL_DELAY_MS = 150;
 /** At most this many nodes with an agent or containerd down at once: the rest keep serving. */
 const MAX_NODES_DOWN = 2;
 
@@ -114,8 +117,10 @@ function plan(ctx: FaultContext, taken: Taken): Plan | undefined {
   return node === undefined ? undefined : { kind, node, holdMs, atByte };
 }
 
-/** SIGTERM: the agent drains and exits 0 within its grace; then it is started again. */
+/** SIGTERM, while the node pulls when it starts one within 5 s: the agent drains and exits 0 within its grace; then it is started again. */
 async function sigtermAgent(ctx: FaultContext, node: ClusterNode, event: FaultEvent): Promise<void> {
+  for (const until = Date.now() + MID_PULL_WAIT_MS; !ctx.pulling.has(node.name) && Date.now() < until;) await sleep(20);
+  if (ctx.pulling.has(node.name)) await sleep(MID_PULL_DELAY_MS); // into the pull's blob requests
   const agent = node.agent;
   const sent = Date.now();
   const midPull = ctx.pulling.has(node.name);

@@ -27,6 +27,8 @@ export interface SoakSummary {
   fd_growth: number;
   socket_growth: number;
   peak_rss_mb: number;
+  /** 503s answered before any route (the agent shedding load: memory or event-loop pressure), over all agents. */
+  shed_503: number;
   problems: number;
 }
 
@@ -40,7 +42,15 @@ export interface SoakOutcome {
   incarnations: readonly Incarnation[];
   /** Per node, the final descriptors against the current agent's baseline. */
   growth: ReadonlyArray<{ node: string; fds: number; sockets: number }>;
+  /** Per node, the agents' 503s before any route and their longest stretch (answers less than 2 s apart). */
+  shedding: ReadonlyArray<Shedding>;
   problems: readonly string[];
+}
+
+export interface Shedding {
+  node: string;
+  count: number;
+  longest: { from: number; to: number; count: number } | undefined;
 }
 
 export const FD_GROWTH_LIMIT = 5;
@@ -64,6 +74,7 @@ export function summarize(outcome: SoakOutcome): SoakSummary {
     fd_growth: outcome.growth.reduce((max, g) => Math.max(max, g.fds), 0),
     socket_growth: outcome.growth.reduce((max, g) => Math.max(max, g.sockets), 0),
     peak_rss_mb: Math.round((outcome.incarnations.reduce((max, i) => Math.max(max, i.peakRssBytes), 0) / MiB) * 10) / 10,
+    shed_503: outcome.shedding.reduce((sum, s) => sum + s.count, 0),
     problems: outcome.problems.length,
   };
 }
@@ -100,6 +111,8 @@ export function summaryLines(outcome: SoakOutcome): string[] {
     for (const a of r.attempts) if (a.error !== undefined) causes.set(causeKey(a.error), (causes.get(causeKey(a.error)) ?? 0) + 1);
   lines.push(`retried pull errors by cause (${[...causes.values()].reduce((a, b) => a + b, 0)}):`);
   for (const [cause, n] of [...causes].sort((a, b) => b[1] - a[1])) lines.push(`  ${String(n).padStart(4)}  ${cause}`);
+  const shed = sheddingLines(outcome);
+  lines.push(`agents shedding load (503 before routing: memory or event-loop pressure): ${shed.length === 0 ? 'none' : ''}`, ...shed);
   lines.push('agents (descriptors and sockets: baseline -> end of run, per process; RSS peak):');
   for (const inc of outcome.incarnations) {
     const h = (x: { fds: number; sockets: number } | undefined): string => (x === undefined ? '?' : `${x.fds} fds/${x.sockets} sockets`);
@@ -110,14 +123,41 @@ export function summaryLines(outcome: SoakOutcome): string[] {
   return lines;
 }
 
+/** The 503s the node's agents answered before routing (shedding), from its access log, and their longest stretch. */
+export async function sheddingOf(logFile: string, node: string): Promise<Shedding> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const times = text
+    .split('\n')
+    .filter((line) => line.includes('"status":503') && line.includes('"handler":"unknown"'))
+    .map(lineTime)
+    .filter((t) => Number.isFinite(t));
+  let longest: Shedding['longest'];
+  let current: Shedding['longest'];
+  for (const t of times) {
+    current = current !== undefined && t - current.to < 2000 ? { ...current, to: t, count: current.count + 1 } : { from: t, to: t, count: 1 };
+    if (longest === undefined || current.to - current.from > longest.to - longest.from) longest = current;
+  }
+  return { node, count: times.length, longest };
+}
+
+function sheddingLines(outcome: SoakOutcome): string[] {
+  const at = (ms: number): string => `${((ms - outcome.startedAt) / 1000).toFixed(1)} s`;
+  return outcome.shedding
+    .filter((s) => s.count > 0)
+    .map((s) => {
+      const l = s.longest;
+      return `  ${s.node}: ${s.count} answered 503 before routing${l === undefined ? '' : `; longest stretch ${((l.to - l.from) / 1000).toFixed(1)} s (${l.count} answers, ${at(l.from)} to ${at(l.to)})`}`;
+    });
+}
+
 function timeline(outcome: SoakOutcome): string[] {
   const at = (ms: number | undefined): string => (ms === undefined ? '…' : ((ms - outcome.startedAt) / 1000).toFixed(1));
   return outcome.events.map((e) => `  #${e.id} ${at(e.startedAt)}-${at(e.endedAt)} s ${e.kind} ${e.target}: ${e.detail}`);
 }
 
-/** A JSON log line's time, ms since the epoch (pino: `time`), or NaN. */
+/** A log line's time, ms since the epoch (the agent's JSON `time`, a number or ISO; containerd's `time="..."`), or NaN. */
 function lineTime(line: string): number {
-  const match = /"time":(\d+)/.exec(line) ?? /time="([^"]+)"/.exec(line);
+  const match = /"time":(\d+)/.exec(line) ?? /"time":"([^"]+)"/.exec(line) ?? /time="([^"]+)"/.exec(line);
   if (match === null) return NaN;
   const value = match[1] ?? '';
   return /^\d+$/.test(value) ? Number(value) : Date.parse(value);

@@ -21,7 +21,7 @@
 //
 // Last line: {"bench":"soak","seed":...,"seconds":...,"pulls":...,"failed_pulls":...,
 //   "corrupt":...,"retries":...,"faults":...,"max_pull_s":...,"bound_s":120,
-//   "fd_growth":...,"socket_growth":...,"peak_rss_mb":...,"problems":...}
+//   "fd_growth":...,"socket_growth":...,"peak_rss_mb":...,"shed_503":...,"problems":...}
 // Exit code 1 when it failed, with the failure report (seed, replay command,
 // fault timeline, the failing pulls' attempts and log lines) before it.
 // MIRRA_SOAK_KEEP=1 keeps the cluster's directory (every agent's and
@@ -40,7 +40,7 @@ import { runFaults, type FaultEvent } from './faults.ts';
 import { preparePool, type SoakImage } from './images.ts';
 import { createRandom, newSeed } from './prng.ts';
 import type { PullRecord } from './pull.ts';
-import { failureReport, failures, summarize, summaryLines, type SoakOutcome } from './report.ts';
+import { failureReport, failures, sheddingOf, summarize, summaryLines, type SoakOutcome } from './report.ts';
 import { runWorkload } from './workload.ts';
 
 const NODES = 5;
@@ -67,6 +67,7 @@ async function startSoakCluster(buildDir: string): Promise<Cluster> {
     agentEntry,
     agentEnv: await chartAgentEnv(),
     agentArgs: ['--max-rss', await chartMaxRss()],
+    metrics: true,
     keepDir: process.env.MIRRA_SOAK_KEEP === '1',
   });
 }
@@ -79,14 +80,15 @@ async function run(cluster: Cluster, tracker: ResourceTracker, setup: { seed: st
   const problems: string[] = [];
   const held = new Map<string, Set<string>>();
   const busy = new Set<string>();
+  const pulling = new Set<string>();
   const startedAt = Date.now();
   const stop = new AbortController();
   const workload = runWorkload(
-    { cluster, pool, random: createRandom(seed, 'workload'), startedAt, boundMs: BOUND_MS, records, held, busy, problems, log },
+    { cluster, pool, random: createRandom(seed, 'workload'), startedAt, boundMs: BOUND_MS, records, held, busy, pulling, problems, log },
     stop.signal,
   );
   const faults = runFaults(
-    { cluster, random: createRandom(seed, 'faults'), events, problems, pulling: busy, upstreamBytesPerSec: UPSTREAM_BYTES_PER_SEC, log },
+    { cluster, random: createRandom(seed, 'faults'), events, problems, pulling, upstreamBytesPerSec: UPSTREAM_BYTES_PER_SEC, log },
     stop.signal,
     startedAt,
   );
@@ -100,7 +102,8 @@ async function run(cluster: Cluster, tracker: ResourceTracker, setup: { seed: st
   log('soak: every pull is over; checking that every agent is ready and serves, and its descriptors');
   await checkServing(end);
   const growth = await settleHandles(end);
-  return { seed, seconds, boundMs: BOUND_MS, startedAt, records, events, incarnations: tracker.incarnations, growth, problems };
+  const shedding = await Promise.all(cluster.nodes.map((node) => sheddingOf(node.agent.logFile, node.name)));
+  return { seed, seconds, boundMs: BOUND_MS, startedAt, records, events, incarnations: tracker.incarnations, growth, shedding, problems };
 }
 
 async function main(): Promise<number> {

@@ -25,6 +25,8 @@ export interface WorkloadContext {
   readonly held: Map<string, Set<string>>;
   /** Nodes with an operation (removal, pull) in progress. */
   readonly busy: Set<string>;
+  /** Nodes whose containerd is pulling now (the CRI call in progress). */
+  readonly pulling: Set<string>;
   /** Problems of the workload itself (a removal that kept failing). */
   readonly problems: string[];
   log(line: string): void;
@@ -75,7 +77,8 @@ async function operate(ctx: WorkloadContext, launch: Launch, record: PullRecord)
       return;
     }
     record.startedAt = Date.now();
-    await pullWithRetries({ node, boundMs: ctx.boundMs }, record);
+    ctx.pulling.add(node.name);
+    await pullWithRetries({ node, boundMs: ctx.boundMs }, record).finally(() => ctx.pulling.delete(node.name));
     if (record.outcome === 'completed' || record.outcome === 'corrupt') ctx.held.get(node.name)?.add(image.name);
   } finally {
     record.endedAt = Date.now();
