@@ -26,6 +26,8 @@ export interface Incarnation {
   last: Handles | undefined;
   /** The highest of its VmRSS samples and VmHWM, in bytes. */
   peakRssBytes: number;
+  /** The highest RssAnon sample: the anonymous part of RSS (a cgroup can reclaim file pages, the binary's, not these). */
+  peakAnonBytes: number;
   /** When the highest VmRSS sample was taken, and what /metrics said then (above 150 MiB only). */
   peak: PeakSample | undefined;
 }
@@ -33,8 +35,18 @@ export interface Incarnation {
 export interface PeakSample {
   at: number;
   rssBytes: number;
+  anonBytes: number;
+  fileBytes: number;
   heapUsedBytes: number;
   externalBytes: number;
+}
+
+/** The memory fields of /proc/<pid>/status, in bytes (0 when missing). */
+interface Memory {
+  rss: number;
+  hwm: number;
+  anon: number;
+  file: number;
 }
 
 export interface ResourceTracker {
@@ -66,21 +78,24 @@ function metricsText(url: string): Promise<string> {
 }
 
 /** A new highest VmRSS sample: when, and (above 150 MiB) what the agent's metrics say its memory is. */
-async function notePeak(inc: Incarnation, node: ClusterNode, rssBytes: number): Promise<void> {
-  if (rssBytes <= (inc.peak?.rssBytes ?? 0)) return;
-  const sample: PeakSample = { at: Date.now(), rssBytes, heapUsedBytes: NaN, externalBytes: NaN };
+async function notePeak(inc: Incarnation, node: ClusterNode, memory: Memory): Promise<void> {
+  if (memory.rss <= (inc.peak?.rssBytes ?? 0)) return;
+  const sample: PeakSample = { at: Date.now(), rssBytes: memory.rss, anonBytes: memory.anon, fileBytes: memory.file, heapUsedBytes: NaN, externalBytes: NaN };
   inc.peak = sample;
   const url = node.agent.metricsUrl;
-  if (rssBytes < BREAKDOWN_ABOVE_BYTES || url === undefined) return;
+  if (memory.rss < BREAKDOWN_ABOVE_BYTES || url === undefined) return;
   const values = metricValues(await metricsText(url), ['mirra_nodejs_heap_size_used_bytes', 'mirra_nodejs_external_memory_bytes']);
   sample.heapUsedBytes = values.get('mirra_nodejs_heap_size_used_bytes') ?? NaN;
   sample.externalBytes = values.get('mirra_nodejs_external_memory_bytes') ?? NaN;
 }
 
-async function statusBytes(pid: number, field: string): Promise<number> {
+async function memoryOf(pid: number): Promise<Memory> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  return match === null ? 0 : Number(match[1]) * 1024;
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
+    return match === null ? 0 : Number(match[1]) * 1024;
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM'), anon: field('RssAnon'), file: field('RssFile') };
 }
 
 /** The process's open descriptors and sockets; undefined when it is gone. */
@@ -105,14 +120,15 @@ async function sampleNode(incarnations: Incarnation[], node: ClusterNode): Promi
   if (pid === undefined) return;
   let inc = incarnations.find((i) => i.pid === pid);
   if (inc === undefined) {
-    inc = { node: node.name, pid, seenAt: Date.now(), baseline: undefined, last: undefined, peakRssBytes: 0, peak: undefined };
+    inc = { node: node.name, pid, seenAt: Date.now(), baseline: undefined, last: undefined, peakRssBytes: 0, peakAnonBytes: 0, peak: undefined };
     incarnations.push(inc);
   }
-  const [handles, rss, hwm] = await Promise.all([handlesOf(pid), statusBytes(pid, 'VmRSS'), statusBytes(pid, 'VmHWM')]);
+  const [handles, memory] = await Promise.all([handlesOf(pid), memoryOf(pid)]);
   if (handles === undefined) return;
   inc.last = handles;
-  inc.peakRssBytes = Math.max(inc.peakRssBytes, rss, hwm);
-  await notePeak(inc, node, rss);
+  inc.peakRssBytes = Math.max(inc.peakRssBytes, memory.rss, memory.hwm);
+  inc.peakAnonBytes = Math.max(inc.peakAnonBytes, memory.anon);
+  await notePeak(inc, node, memory);
   if (inc.baseline === undefined && node.ready()) inc.baseline = handles;
 }
 

@@ -27,6 +27,8 @@ export interface SoakSummary {
   fd_growth: number;
   socket_growth: number;
   peak_rss_mb: number;
+  /** The highest RssAnon sample of any agent (RSS less the file pages: the binary's, which a cgroup can reclaim). */
+  peak_anon_mb: number;
   /** 503s answered before any route (the agent shedding load: memory or event-loop pressure), over all agents. */
   shed_503: number;
   problems: number;
@@ -74,6 +76,7 @@ export function summarize(outcome: SoakOutcome): SoakSummary {
     fd_growth: outcome.growth.reduce((max, g) => Math.max(max, g.fds), 0),
     socket_growth: outcome.growth.reduce((max, g) => Math.max(max, g.sockets), 0),
     peak_rss_mb: Math.round((outcome.incarnations.reduce((max, i) => Math.max(max, i.peakRssBytes), 0) / MiB) * 10) / 10,
+    peak_anon_mb: Math.round((outcome.incarnations.reduce((max, i) => Math.max(max, i.peakAnonBytes), 0) / MiB) * 10) / 10,
     shed_503: outcome.shedding.reduce((sum, s) => sum + s.count, 0),
     problems: outcome.problems.length,
   };
@@ -101,6 +104,18 @@ function causeKey(error: string): string {
     .slice(0, 220);
 }
 
+/** An agent's memory peak: VmHWM, the highest RssAnon, and at the highest VmRSS sample its parts and (above 150 MiB) the heap and external memory. */
+function peakText(inc: Incarnation, at: (ms: number) => string): string {
+  const mib = (bytes: number): string => (bytes / MiB).toFixed(1);
+  const peak = inc.peak;
+  const metrics = peak === undefined || Number.isNaN(peak.heapUsedBytes) ? '' : `, heap used ${mib(peak.heapUsedBytes)}, external ${mib(peak.externalBytes)}`;
+  const sample =
+    peak === undefined
+      ? ''
+      : `; highest sample ${mib(peak.rssBytes)} MiB at ${at(peak.at)}: anon ${mib(peak.anonBytes)}, file ${mib(peak.fileBytes)}${metrics}`;
+  return `peak RSS ${mib(inc.peakRssBytes)} MiB, anon ${mib(inc.peakAnonBytes)} MiB${sample}`;
+}
+
 export function summaryLines(outcome: SoakOutcome): string[] {
   const lines: string[] = [];
   const at = (ms: number): string => `${((ms - outcome.startedAt) / 1000).toFixed(1)} s`;
@@ -116,9 +131,7 @@ export function summaryLines(outcome: SoakOutcome): string[] {
   lines.push('agents (descriptors and sockets: baseline -> end of run, per process; RSS peak):');
   for (const inc of outcome.incarnations) {
     const h = (x: { fds: number; sockets: number } | undefined): string => (x === undefined ? '?' : `${x.fds} fds/${x.sockets} sockets`);
-    lines.push(
-      `  ${inc.node} pid ${inc.pid} from ${at(inc.seenAt)}: ${h(inc.baseline)} -> ${h(inc.last)}, peak RSS ${(inc.peakRssBytes / MiB).toFixed(1)} MiB`,
-    );
+    lines.push(`  ${inc.node} pid ${inc.pid} from ${at(inc.seenAt)}: ${h(inc.baseline)} -> ${h(inc.last)}, ${peakText(inc, at)}`);
   }
   return lines;
 }
