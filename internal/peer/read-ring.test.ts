@@ -122,3 +122,24 @@ test('trim keeps a few free buffers', () => {
   }
   assert.ok(ring.allocated > before, 'trimmed buffers are gone: new ones were made');
 });
+
+test('a body held whole and given back at once: the ring keeps 16 buffers of it, not all', () => {
+  const lent = createLentBuffers();
+  const ring = createReadRing(lent, 16);
+  let target = ring.next();
+  const held: Buffer[] = [];
+  for (let i = 0; i < 100; i++) {
+    readInto(ring, target, Buffer.alloc(16, i), (view) => {
+      ring.lend(view);
+      held.push(view);
+    });
+    target = ring.next();
+  }
+  for (const view of held) giveBack(lent, view);
+  const before = ring.allocated;
+  for (let i = 0; i < 40; i++) {
+    readInto(ring, target, Buffer.alloc(16, i), (view) => ring.lend(view));
+    target = ring.next();
+  }
+  assert.equal(ring.allocated - before, 40 - 16, 'the 16 kept were reused, then new ones made');
+});

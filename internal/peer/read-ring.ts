@@ -18,6 +18,13 @@
 export const READ_BUFFER_BYTES = 64 * 1024;
 /** Free buffers a connection keeps while it waits for its next request. */
 const IDLE_KEEP = 2;
+/**
+ * Free buffers a connection keeps at most (1 MiB): a body held back whole for
+ * its digest check (up to 32 MiB) lends every buffer until it is verified,
+ * and all come back at once; the ones beyond go with the garbage instead of
+ * staying with the connection for as long as it streams.
+ */
+const MAX_FREE = 16;
 
 interface Slot {
   readonly buf: Buffer;
@@ -57,7 +64,7 @@ interface RingState {
 
 function released(s: RingState, slot: Slot): void {
   slot.refs--;
-  if (slot.refs > 0 || slot === s.current) return;
+  if (slot.refs > 0 || slot === s.current || s.free.length >= MAX_FREE) return;
   s.free.push(slot);
 }
 
