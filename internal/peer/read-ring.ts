@@ -19,12 +19,14 @@ export const READ_BUFFER_BYTES = 64 * 1024;
 /** Free buffers a connection keeps while it waits for its next request. */
 const IDLE_KEEP = 2;
 /**
- * Free buffers a connection keeps at most (1 MiB): a body held back whole for
- * its digest check (up to 32 MiB) lends every buffer until it is verified,
- * and all come back at once; the ones beyond go with the garbage instead of
- * staying with the connection for as long as it streams.
+ * Free buffers a connection keeps at most (256 KiB): a body held back whole
+ * for its digest check (up to 32 MiB) lends every buffer until it is
+ * verified, and all come back at once; the ones beyond go with the garbage
+ * instead of staying with the connection for as long as it streams (up to
+ * 37 connections per peer). A streaming connection needs few free ones: its
+ * lent buffers come back about as fast as it reads.
  */
-const MAX_FREE = 16;
+const MAX_FREE = 4;
 
 interface Slot {
   readonly buf: Buffer;
