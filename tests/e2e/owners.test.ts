@@ -16,7 +16,7 @@ import { createHasher, type Hasher } from '../../internal/routing/hash.ts';
 import { keyNumber, shardOfKey } from '../../internal/routing/owner-store.ts';
 import { createRendezvousRanking } from '../../internal/routing/rendezvous.ts';
 import { startCluster, type Cluster, type ClusterNode } from '../cluster/cluster.ts';
-import { askOwner, holdersOf, ownersOf, readyMembers } from '../cluster/holders.ts';
+import { askOwner, everyOwnerNames, holdersOf, ownersOf, readyMembers } from '../cluster/holders.ts';
 import { blobUrlOn, waitUntilServed } from '../cluster/served.ts';
 import { generateImage, type GeneratedImage } from '../support/image.ts';
 import { waitFor } from '../support/process.ts';
@@ -86,6 +86,16 @@ describe('the peer-to-peer index on ten nodes', { timeout: 600_000 }, () => {
       ),
       0,
       'no layer from the upstream',
+    );
+    // node-5's keys (the reference and the digests) reach both owners of every shard (the next tests read its pushes as changes that came after).
+    await waitFor(
+      'both owners of every key to name node-1 and node-5',
+      async () => {
+        for (const key of [ref('first'), ...keys]) if (!(await everyOwnerNames(cluster, hasher, key, ['node-1', 'node-5']))) return false;
+        return true;
+      },
+      10_000,
+      100,
     );
   });
 
