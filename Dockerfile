@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # mirra: the node agent image. The final image runs one JavaScript file,
 # dist/mirra.mjs, bundled and minified by esbuild from the TypeScript sources
-# (`npm run build`, hack/build.ts): no node_modules, no sources, no tests.
+# (`npm run build`, hack/build.ts), with its sendfile addon beside it
+# (dist/mirra-sendfile.node): no node_modules, no sources, no tests.
 # Bundled, the agent idles at 74 MiB of RSS against 91 MiB for the same code
 # as compiled modules (hack/build.ts has the numbers); Node's type stripping
 # would keep a TypeScript compiler (WebAssembly) in every agent, about 29 MiB.
@@ -10,11 +11,18 @@
 # scripts, so the node@24 package stays inert and the image's own Node 24 runs
 # the build script (type stripping) and esbuild's binary package.
 FROM node:24-bookworm-slim AS build
+# A C compiler for the sendfile addon beside the bundle (hack/build-native.ts,
+# native/sendfile.c): built here, against this image's glibc, which the
+# runtime stage shares.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY hack/build.ts ./hack/build.ts
+COPY hack/build-native.ts ./hack/build-native.ts
+COPY native ./native
 COPY cmd ./cmd
 COPY internal ./internal
 RUN node hack/build.ts dist
@@ -33,7 +41,8 @@ WORKDIR /app
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 COPY --from=build /app/dist ./dist
-RUN node /app/dist/mirra.mjs help >/dev/null
+RUN node /app/dist/mirra.mjs help >/dev/null \
+    && node -e "require('/app/dist/mirra-sendfile.node')"
 # The agent reads containerd's socket and content directory (hostPath mounts), which needs root.
 ENTRYPOINT ["node", "/app/dist/mirra.mjs"]
 CMD ["registry"]
@@ -44,6 +53,8 @@ CMD ["registry"]
 # init container) run once as usual. Not for production.
 FROM runtime AS dev
 ENV NODE_ENV=development
+# The sources have no addon beside them: the runtime stage's, beside its bundle.
+ENV MIRRA_SENDFILE=/app/dist/mirra-sendfile.node
 # The sources import their dependencies (the bundle of the runtime stage has them inside).
 COPY --from=build /app/node_modules ./node_modules
 COPY package.json ./

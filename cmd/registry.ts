@@ -1,5 +1,5 @@
 // `mirra registry`: the agent on every node. Wiring only: flags, kube config,
-// peer keys, the containerd config preflight and the signals, around
+// peer keys, the sendfile addon, the containerd config preflight and the signals, around
 // startAgent (internal/agent/agent.ts).
 import { startAgent } from '../internal/agent/agent.ts';
 import { loadPeerKeys, PeerSecretError, type PeerKeys } from '../internal/auth/secret.ts';
@@ -10,6 +10,7 @@ import { containerdVersion } from '../internal/containerd/version.ts';
 import { loadKubeConfig, type LoadedKubeConfig } from '../internal/kube/config.ts';
 import { KubeConfigError } from '../internal/kube/kubeconfig.ts';
 import { createLogger } from '../internal/log/logger.ts';
+import { loadSendfile, type SendfileLoad } from '../internal/registry/sendfile-addon.ts';
 
 const HELP = `usage: mirra registry [flags]
 
@@ -58,6 +59,14 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
     }
   }
 
+  let sendfile: SendfileLoad;
+  try {
+    sendfile = loadSendfile(config.sendfile);
+  } catch (err) {
+    process.stderr.write(`mirra registry: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+
   if (config.preflight) {
     // A containerd that does not answer yet is an unknown version to the check (taken as 2.1 or later).
     const problem = await checkContainerdConfig(config.containerdConfigPath, await containerdVersion(config.containerdSock));
@@ -70,7 +79,7 @@ export async function runRegistry(argv: string[], env: NodeJS.ProcessEnv): Promi
   const logger = createLogger(config.logLevel).child({ node: config.nodeName || undefined, pod: config.podName || undefined });
   // From here on SIGTERM/SIGINT stop the agent gracefully (below), even during start-up.
   const stopSignal = nextSignal();
-  const agent = await startAgent({ flags: config, logger, kubeConfig, peerKeys });
+  const agent = await startAgent({ flags: config, logger, kubeConfig, peerKeys, sendfile });
 
   const signal = await stopSignal;
   logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');

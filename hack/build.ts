@@ -18,11 +18,15 @@
 // Through require() only what the code touches is loaded: 76 -> 74 MiB idle.
 //
 // Type checking is tsc's (`npm run typecheck`); esbuild only strips types.
+//
+// Beside the bundle: dist/mirra-sendfile.node (hack/build-native.ts), the
+// agent's sendfile for local blobs; the image's build stage has a C compiler.
 import { builtinModules } from 'node:module';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
+import { buildNative } from './build-native.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -84,6 +88,8 @@ export async function buildAgent(outDir: string): Promise<string> {
     external: [...NEVER_LOADED, ...CLI_ONLY],
     logLevel: 'warning',
   });
+  // Beside the bundle, where --sendfile=auto finds it (internal/registry/sendfile-addon.ts).
+  await buildNative(outDir);
   return outfile;
 }
 

@@ -2,7 +2,8 @@
 # Installs what `npm start`, `npm test` and the benchmarks need on a fresh
 # machine: the npm packages (Node 24 among them, at node_modules/.bin/node)
 # and Debian's containerd 1.6, docker-registry, skopeo, nginx and openssl when
-# missing; then containerd 2.1 and 1.7 beside them (hack/containerd.sh).
+# missing; then containerd 2.1 and 1.7 beside them (hack/containerd.sh); and the
+# sendfile addon (gcc when missing) for the agents the tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 # openssl: certificates for the TLS tests of the Kubernetes client (tests/support/pki.ts).
 [ -x /usr/bin/openssl ] || missing+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# A C compiler for the sendfile addon (hack/build-native.ts).
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages ${missing[*]}; run as root or install them: apt-get install ${missing[*]}" >&2
@@ -41,3 +44,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 bash hack/containerd.sh
+
+# The agent's sendfile addon, for the agents the tests run from the sources
+# (tests/support/agent.ts); `npm run build` puts its own beside the bundle.
+if [ ! -f build/native/mirra-sendfile.node ] || [ native/sendfile.c -nt build/native/mirra-sendfile.node ]; then
+  node_modules/.bin/node hack/build-native.ts build/native >/dev/null
+fi

@@ -30,6 +30,7 @@ import { drainServer, trackConnections } from '../registry/drain.ts';
 import { resolvePressure } from '../registry/pressure.ts';
 import { createPullGate, type PullGate } from '../pullauth/gate.ts';
 import { createUpstreamProbe } from '../pullauth/upstream.ts';
+import type { SendfileLoad } from '../registry/sendfile-addon.ts';
 import { createHasher } from '../routing/hash.ts';
 import { mirroredImages } from '../state/node-state.ts';
 import { startPeerToPeer, type PeerToPeer } from './p2p.ts';
@@ -44,6 +45,8 @@ export interface AgentConfig {
   kubeConfig?: LoadedKubeConfig | undefined;
   /** Peer auth keys (--peer-secret-file); undefined: peer auth off. */
   peerKeys?: PeerKeys | undefined;
+  /** The sendfile addon (--sendfile), or why there is none; undefined: none. */
+  sendfile?: SendfileLoad | undefined;
 }
 
 export interface AgentCloseOptions {
@@ -159,6 +162,7 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
     peerVerifier: peerKeys === undefined ? undefined : createPeerVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
     redirectVerifier: peerKeys === undefined ? undefined : createRedirectVerifier({ keys: peerKeys.accepted, audience: flags.podName }),
     localClients: parts.localClients,
+    sendfile: config.sendfile?.addon,
   });
   if (peerKeys !== undefined && !flags.localOnly) {
     logger.warn(
@@ -172,6 +176,9 @@ function createApp(config: AgentConfig, parts: AppParts): ReturnType<typeof crea
 
 function logListening(config: AgentConfig, localClients: AppParts['localClients']): void {
   const { flags, logger, peerKeys } = config;
+  const sendfile = config.sendfile;
+  if (sendfile?.addon !== undefined) logger.info({ addon: sendfile.path }, 'local blobs are sent with sendfile (plain TCP clients)');
+  else logger.info(`local blobs are copied through buffers, not sent with sendfile: ${sendfile?.reason ?? 'no addon loaded'}`);
   logger.info(
     {
       addr: formatListenAddress(flags.registryAddr),

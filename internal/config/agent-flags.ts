@@ -5,6 +5,7 @@ import { KUBERNETES_NAME } from '../auth/peer-request.ts';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.ts';
 import { DEFAULT_CONCURRENCY } from '../registry/concurrency.ts';
 import { DEFAULT_PRESSURE } from '../registry/pressure.ts';
+import { parseSendfileChoice, type SendfileChoice } from '../registry/sendfile-addon.ts';
 import { DEFAULT_SERVER_TIMEOUTS } from '../registry/timeouts.ts';
 import { isValidRegistryHost } from '../oci/reference.ts';
 import { parseMirroredRegistry, type MirroredRegistry } from '../hostsconfig/registries.ts';
@@ -279,6 +280,15 @@ export const agentFlags = {
       if (!/^\s*\d+(Ki|Mi|Gi)?\s*$/.test(raw)) throw new Error('want a size such as 16Mi or a number of bytes, or off');
       return parseByteSize(raw);
     },
+  }),
+  sendfile: flag<SendfileChoice>({
+    name: 'sendfile',
+    env: 'MIRRA_SENDFILE',
+    description:
+      'local blobs go from the file to a plain TCP client with sendfile (mirra-sendfile.node): auto uses the addon beside the bundle when it loads, else copies; off copies; or the path of the addon, which must load',
+    defaultValue: { kind: 'auto' },
+    defaultLabel: 'auto',
+    parse: parseSendfileChoice,
   }),
   clientIdleTimeoutMs: flag({
     name: 'client-idle-timeout',

@@ -25,6 +25,7 @@ import { createPolicy } from './policy.ts';
 import { installUnderPressure, type UnderPressureOptions } from './pressure.ts';
 import { API_VERSION, API_VERSION_HEADER, installRoutes } from './routes.ts';
 import { FILE_CHUNK_BYTES } from './send-file.ts';
+import type { SendfileAddon } from './sendfile-addon.ts';
 import { fastifyTimeoutOptions, resolveTimeouts, type ServerTimeouts } from './timeouts.ts';
 import type { PullGate } from '../pullauth/gate.ts';
 
@@ -56,6 +57,8 @@ export interface RegistryAppOptions {
   timeouts?: Partial<ServerTimeouts>;
   /** Memory of the file fast path's buffers, shared by all blob streams (default FILE_BUFFER_POOL_BYTES). */
   fileBufferPoolBytes?: number;
+  /** sendfile for local blobs on plain TCP sockets (sendfile-addon.ts); default none: copied through the buffers. */
+  sendfile?: SendfileAddon;
   /** Requests and blob streams in progress at most, beyond which 503 (concurrency.ts); default none. */
   concurrency?: ConcurrencyLimits;
   /** Peer auth (internal/auth): requests with the peer marker or a signature header must verify, else 401. Default off. */
@@ -134,6 +137,7 @@ export function createRegistryApp(options: RegistryAppOptions): FastifyInstance 
       bufferBytes: FILE_CHUNK_BYTES,
       maxBuffers: Math.max(1, Math.floor((options.fileBufferPoolBytes ?? FILE_BUFFER_POOL_BYTES) / FILE_CHUNK_BYTES)),
     }),
+    sendfile: options.sendfile,
   });
   // After the routes' method guard (405 first), before any content is looked at.
   installAdmission(app, { peerVerifier: options.peerVerifier, redirectVerifier: options.redirectVerifier, localClients: options.localClients, log });

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ContentSource } from '../content/source.ts';
 import type { BufferPool } from './buffer-pool.ts';
 import type { PullGate } from '../pullauth/gate.ts';
+import type { SendfileAddon } from './sendfile-addon.ts';
 
 export interface RoutePolicy {
   /** Registries whose content is served; empty = all. Lower case. */
@@ -23,6 +24,8 @@ export interface RouteDeps {
   log: Logger;
   /** The buffers of the file fast path, shared by all blob streams (default: a private ring per stream). */
   fileBuffers?: BufferPool;
+  /** sendfile for local blobs on plain TCP sockets (send-sendfile.ts); undefined: they are copied through fileBuffers. */
+  sendfile?: SendfileAddon;
   /** --verify-pull-access: pull access of the listed registries checked at the registry (pull-access.ts); undefined: none. */
   pullGate?: PullGate;
 }

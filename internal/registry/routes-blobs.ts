@@ -165,7 +165,7 @@ async function sendBlob(deps: RouteDeps, request: FastifyRequest, reply: Fastify
     outcome =
       file === undefined
         ? await streamBody(reply.raw, await openBlob(located, digest, range), options)
-        : await streamFile(reply.raw, file, range?.start ?? 0, { ...options, buffers: deps.fileBuffers });
+        : await streamFile(reply.raw, file, range?.start ?? 0, { ...options, buffers: deps.fileBuffers, sendfile: deps.sendfile });
   } catch (err) {
     // Nothing sent yet: answer with a clean error. A peer's failure (wrong
     // bytes, a cut) means "not here" too: containerd goes to its next host.

@@ -12,6 +12,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { createBufferPool, type BufferPool } from './buffer-pool.ts';
+import { sendfileBody, sendfileSocketFd } from './send-sendfile.ts';
+import type { SendfileAddon } from './sendfile-addon.ts';
 import type { StreamOptions, StreamOutcome } from './send-stream.ts';
 
 /** Read size: large reads, few syscalls and event-loop turns. */
@@ -24,6 +26,8 @@ export interface FileStreamOptions extends StreamOptions {
   buffers?: BufferPool;
   /** Read size when no pool is given (default FILE_CHUNK_BYTES). */
   chunkBytes?: number;
+  /** When given and the socket is plain TCP, the kernel sends the file instead (send-sendfile.ts). */
+  sendfile?: SendfileAddon;
 }
 
 function closed(res: ServerResponse): Promise<void> {
@@ -58,6 +62,8 @@ function lend(res: ServerResponse, pool: BufferPool, buffer: Buffer, length: num
  * ends it. Rejects only when nothing has been sent yet.
  */
 export async function streamFile(res: ServerResponse, handle: FileHandle, start: number, options: FileStreamOptions): Promise<StreamOutcome> {
+  const socketFd = options.sendfile === undefined ? undefined : sendfileSocketFd(res);
+  if (options.sendfile !== undefined && socketFd !== undefined) return sendfileBody(res, handle, start, { ...options, addon: options.sendfile, socketFd });
   const { expectedBytes, writeHead, counter } = options;
   const pool =
     options.buffers ?? createBufferPool({ bufferBytes: Math.max(1, Math.min(options.chunkBytes ?? FILE_CHUNK_BYTES, expectedBytes)), maxBuffers: RING_SLOTS });

@@ -112,6 +112,7 @@ test('npm run build: dist/mirra.mjs runs the agent as the image does, against a 
     await run(process.execPath, [join(ROOT, 'hack/build.ts'), out]);
     const files = filesUnder(out).map((f) => relative(out, f));
     assert.ok(files.includes('mirra.mjs'));
+    assert.ok(files.includes('mirra-sendfile.node'), 'the sendfile addon beside the bundle');
     assert.ok(!files.some((f) => f.endsWith('.ts') || /test|testkit|fuzz/.test(f)), 'no sources and no test code in dist');
     const bundle = readFileSync(join(out, 'mirra.mjs'), 'latin1');
     assert.ok(
@@ -135,6 +136,9 @@ test('npm run build: dist/mirra.mjs runs the agent as the image does, against a 
     const res = await fetch(`${agent.url}/v2/`);
     assert.equal(res.status, 200);
     await res.body?.cancel();
+    // --sendfile=auto found the addon beside the bundle.
+    const lines = await agent.logLines();
+    assert.ok(lines.some((l) => l.msg === 'local blobs are sent with sendfile (plain TCP clients)' && l.addon === join(out, 'mirra-sendfile.node')), 'the bundle loads its addon');
   } finally {
     await agent?.stop();
     await containerd?.stop();

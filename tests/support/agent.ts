@@ -6,6 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { portOpen, startProcess, waitFor, type Managed } from './process.ts';
 
 const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
+/**
+ * The sendfile addon hack/setup.sh builds: agents run from the sources use it
+ * as the image's agent uses its own (beside the bundle), so the tests send
+ * local blobs the way production does. A later --sendfile in extraArgs wins.
+ */
+export const SENDFILE_ADDON = fileURLToPath(new URL('../../build/native/mirra-sendfile.node', import.meta.url));
 
 export interface AgentOptions {
   dir: string;
@@ -60,6 +66,7 @@ export async function startAgent(options: AgentOptions): Promise<TestAgent> {
     'debug',
     `--metrics-addr=${options.metricsPort === undefined ? '' : `${options.host}:${options.metricsPort}`}`,
     ...(options.containerdConfigPath === undefined ? ['--preflight=false'] : ['--containerd-config-path', options.containerdConfigPath]),
+    ...(options.entry === undefined ? ['--sendfile', SENDFILE_ADDON] : []),
     ...(options.extraArgs ?? []),
   ];
   const child = startProcess({ name: options.name, command: process.execPath, args, logFile, env: { ...process.env, ...options.env } });
