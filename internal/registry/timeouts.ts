@@ -8,9 +8,11 @@
 // - keepAliveTimeoutMs: an idle keep-alive connection is closed after it.
 // - idleTimeoutMs: a connection on which nothing moves for this long (a
 //   client that reads nothing of its response: the socket takes no more
-//   writes) is destroyed. The fast path writes 1 MiB chunks and a chunk
+//   writes) is destroyed. The copying path writes 1 MiB chunks and a chunk
 //   counts as moved once the kernel took all of it, so a client must read at
-//   least ~1 MiB per idleTimeoutMs (35 KB/s at 30 s) to keep its stream.
+//   least ~1 MiB per idleTimeoutMs (35 KB/s at 30 s) to keep its stream;
+//   during a sendfile (send-sendfile.ts) the addon applies the limit to the
+//   socket itself: nothing taken for that long.
 //   Longer than the peer source's idle timeout (10 s), so a stall of a peer
 //   is handled by resuming from another peer before the client is cut; and
 //   paused while a peer's blob is held back for its digest check, until its

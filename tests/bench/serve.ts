@@ -1,16 +1,18 @@
 // `npm run bench:serve`: blob throughput of the agent against nginx (sendfile)
 // and docker-registry, same client (curl), same run; and manifest GET latency
 // at 64 concurrent clients, by digest and by tag, after a warm-up. The agent
-// runs as the image runs it (the bundle dist/mirra.mjs, the chart's
-// environment). Prints a table, then one JSON line.
+// runs as the image runs it (the bundle dist/mirra.mjs with its sendfile
+// addon, the chart's environment); a second one with --sendfile=off shows
+// the copying path (1 MiB pooled buffers) in the same run. Prints a table,
+// then one JSON line.
 import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAgent } from '../support/agent.ts';
+import { startAgent, type TestAgent } from '../support/agent.ts';
 import { freePort, portOpen, startProcess, waitFor } from '../support/process.ts';
-import { startPulledImage } from '../support/pulled-image.ts';
+import { startPulledImage, type PulledImage } from '../support/pulled-image.ts';
 import { buildAgent, chartAgentEnv } from './load-support.ts';
 import { median, percentile } from './stats.ts';
 
@@ -110,6 +112,22 @@ async function startNginx(dir: string, root: string): Promise<{ url: string; sto
   return { url: `http://127.0.0.1:${port}`, stop: () => child.stop() };
 }
 
+/** An agent as the image runs it (the bundle `entry`, the chart's environment) on the node's containerd. */
+async function startBenchAgent(at: { dir: string; node: PulledImage; entry: string }, name: string, args: string[] = []): Promise<TestAgent> {
+  const { dir, node, entry } = at;
+  return startAgent({
+    dir,
+    name,
+    entry,
+    env: await chartAgentEnv(),
+    host: '127.0.0.1',
+    port: await freePort(),
+    containerdSock: node.containerd.socket,
+    contentPath: node.containerd.contentDir,
+    extraArgs: ['--log-level', 'warn', ...args],
+  });
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mirra-bench-serve-'));
   const stops: Array<() => Promise<void>> = [];
@@ -119,19 +137,11 @@ async function main(): Promise<void> {
     stops.push(() => node.stop());
     const { upstream, containerd, image, layer } = node;
 
-    const agentPort = await freePort();
-    const agent = await startAgent({
-      dir,
-      name: 'agent',
-      entry: await buildAgent(),
-      env: await chartAgentEnv(),
-      host: '127.0.0.1',
-      port: agentPort,
-      containerdSock: containerd.socket,
-      contentPath: containerd.contentDir,
-      extraArgs: ['--log-level', 'warn'],
-    });
+    const entry = await buildAgent();
+    const agent = await startBenchAgent({ dir, node, entry }, 'agent');
     stops.push(() => agent.stop());
+    const copying = await startBenchAgent({ dir, node, entry }, 'agent-copying', ['--sendfile=off']);
+    stops.push(() => copying.stop());
     const nginx = await startNginx(dir, join(containerd.contentDir, 'blobs'));
     stops.push(() => nginx.stop());
 
@@ -139,6 +149,7 @@ async function main(): Promise<void> {
     const ns = `?ns=${encodeURIComponent(upstream.host)}`;
     const targets: Target[] = [
       { name: 'mirra agent', blobUrl: `${agent.url}/v2/bench/serve/blobs/${layer.digest}${ns}` },
+      { name: 'mirra agent, --sendfile=off', blobUrl: `${copying.url}/v2/bench/serve/blobs/${layer.digest}${ns}` },
       { name: 'nginx sendfile', blobUrl: `${nginx.url}/sha256/${hex}` },
       { name: 'docker-registry', blobUrl: `http://${upstream.directHost}/v2/bench/serve/blobs/${layer.digest}` },
     ];
@@ -152,6 +163,8 @@ async function main(): Promise<void> {
       }
     }
     const mbps = (map: Map<string, number[]>, name: string): number => median(map.get(name) ?? []);
+    // Not beside the manifest series: its idle collection (a full GC 10 s after its last request) would share the cores with it.
+    await copying.stop();
 
     const byDigestUrl = `${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`;
     const byTagUrl = `${agent.url}/v2/bench/serve/manifests/v1${ns}`;
@@ -180,6 +193,8 @@ async function main(): Promise<void> {
       ratio_nginx_1: Number((agentOne / mbps(one, 'nginx sendfile')).toFixed(3)),
       ratio_nginx_8: Number((agentMany / mbps(many, 'nginx sendfile')).toFixed(3)),
       ratio_registry_1: Number((agentOne / mbps(one, 'docker-registry')).toFixed(3)),
+      ratio_copying_nginx_1: Number((mbps(one, 'mirra agent, --sendfile=off') / mbps(one, 'nginx sendfile')).toFixed(3)),
+      ratio_copying_nginx_8: Number((mbps(many, 'mirra agent, --sendfile=off') / mbps(many, 'nginx sendfile')).toFixed(3)),
       manifest_p99_ms: Number(p99.toFixed(3)),
       manifest_tag_p99_ms: Number(tagP99.toFixed(3)),
     };
