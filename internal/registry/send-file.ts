@@ -14,7 +14,7 @@ import type { ServerResponse } from 'node:http';
 import { createBufferPool, type BufferPool } from './buffer-pool.ts';
 import { sendfileBody, sendfileSocketFd } from './send-sendfile.ts';
 import type { SendfileAddon } from './sendfile-addon.ts';
-import type { StreamOptions, StreamOutcome } from './send-stream.ts';
+import { sendFailed, type StreamOptions, type StreamOutcome } from './send-stream.ts';
 
 /** Read size: large reads, few syscalls and event-loop turns. */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
@@ -119,10 +119,7 @@ export async function streamFile(res: ServerResponse, handle: FileHandle, start:
     res.end();
     return { kind: 'complete', bytesSent };
   } catch (err) {
-    if (!res.headersSent) throw err;
-    if (res.destroyed) return { kind: 'client-gone', bytesSent };
-    res.destroy();
-    return { kind: 'failed', bytesSent, error: err instanceof Error ? err : new Error(String(err)) };
+    return sendFailed(res, err, bytesSent);
   } finally {
     over();
     await handle.close().catch(() => {});

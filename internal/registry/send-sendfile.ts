@@ -15,7 +15,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { sendfileError, type SendCall, type SendfileAddon } from './sendfile-addon.ts';
-import type { StreamOptions, StreamOutcome } from './send-stream.ts';
+import { sendFailed, type StreamOptions, type StreamOutcome } from './send-stream.ts';
 
 /** The client closed its end, stopped reading, or the response was destroyed: not a failure of ours. */
 const CLIENT_GONE_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECANCELED', 'ETIMEDOUT']);
@@ -112,10 +112,7 @@ export async function sendfileBody(
     res.end();
     return { kind: 'complete', bytesSent };
   } catch (err) {
-    if (!res.headersSent) throw err;
-    if (res.destroyed) return { kind: 'client-gone', bytesSent };
-    res.destroy();
-    return { kind: 'failed', bytesSent, error: err instanceof Error ? err : new Error(String(err)) };
+    return sendFailed(res, err, bytesSent);
   } finally {
     await handle.close().catch(() => {});
   }

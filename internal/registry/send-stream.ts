@@ -14,6 +14,17 @@ import type { Readable } from 'node:stream';
 export type StreamOutcome =
   { kind: 'complete'; bytesSent: number } | { kind: 'client-gone'; bytesSent: number } | { kind: 'failed'; bytesSent: number; error: Error };
 
+/**
+ * A send that threw: rethrown while nothing was sent (the caller answers with
+ * a clean error), else the response is destroyed (the client sees a cut body).
+ */
+export function sendFailed(res: ServerResponse, err: unknown, bytesSent: number): StreamOutcome {
+  if (!res.headersSent) throw err;
+  if (res.destroyed) return { kind: 'client-gone', bytesSent };
+  res.destroy();
+  return { kind: 'failed', bytesSent, error: err instanceof Error ? err : new Error(String(err)) };
+}
+
 export interface StreamOptions {
   /** The body length announced in Content-Length. */
   expectedBytes: number;
