@@ -55,9 +55,15 @@ extern void uv_handle_set_data(uv_handle_t* handle, void* data);
 #define UV_TIMER_HANDLE 13
 #define UV_WRITABLE_EVENT 2
 /** One sendfile(2) asks for at most this much (the kernel stops at a full socket buffer anyway). */
-#define MAX_CALL_BYTES (16u * 1024u * 1024u)
-/** One turn in the thread pool sends at most this much before giving the pool back. */
-#define MAX_TURN_BYTES (64u * 1024u * 1024u)
+#define MAX_CALL_BYTES (1024u * 1024u)
+/**
+ * One turn in the thread pool sends at most this much before giving the pool
+ * back: the pool's 4 threads also open files and read manifests for every
+ * other request. With 64 MiB turns, 32 streams to a fast peer held the pool
+ * for seconds, and that agent answered manifest HEADs after 8-25 s
+ * (bench:load-peer); 1 MiB is the copying path's pread size.
+ */
+#define MAX_TURN_BYTES (1024u * 1024u)
 /** The callback's code when the file ended before `count` bytes (not an errno, not a libuv status). */
 #define CODE_FILE_ENDED 65536
 
