@@ -10,8 +10,9 @@
 // once with (code, bytes sent): 0 is success, a positive code an errno (or
 // 65536: the file ended early), a negative one libuv's (the poll failed). The waiting never blocks a thread:
 // - the sendfile calls run in Node's thread pool (a page-cache miss reads the
-//   disk there, as fs.read would, not on the event loop), each until the
-//   socket's buffer is full (EAGAIN: the socket is non-blocking);
+//   disk there, as fs.read would, not on the event loop), a turn until the
+//   socket's buffer is full (EAGAIN: the socket is non-blocking) or 1 MiB
+//   went (MAX_TURN_BYTES: the pool serves every other request too);
 // - then the event loop waits for the socket to be writable (a uv_poll on a
 //   dup of its descriptor: libuv allows one watcher per descriptor, and the
 //   socket's own handle has the original) and the next sendfile goes to the
