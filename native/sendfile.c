@@ -55,8 +55,6 @@ extern void uv_handle_set_data(uv_handle_t* handle, void* data);
 #define UV_POLL_HANDLE 8
 #define UV_TIMER_HANDLE 13
 #define UV_WRITABLE_EVENT 2
-/** One sendfile(2) asks for at most this much (the kernel stops at a full socket buffer anyway). */
-#define MAX_CALL_BYTES (1024u * 1024u)
 /**
  * One turn in the thread pool sends at most this much before giving the pool
  * back: the pool's 4 threads also open files and read manifests for every
@@ -114,7 +112,8 @@ static void run_turn(napi_env env, void* data) {
   job->would_block = 0;
   if (job->err != 0) return; /* ended while waiting (timeout, poll error): only the completion is left */
   while (job->left > 0 && !__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED) && turn < MAX_TURN_BYTES) {
-    size_t want = job->left < MAX_CALL_BYTES ? (size_t)job->left : MAX_CALL_BYTES;
+    uint64_t room = MAX_TURN_BYTES - turn;
+    size_t want = (size_t)(job->left < room ? job->left : room);
     ssize_t n = sendfile(job->out_fd, job->in_fd, &job->offset, want);
     if (n > 0) {
       job->left -= (uint64_t)n;

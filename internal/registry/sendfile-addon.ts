@@ -96,7 +96,7 @@ export function loadSendfile(choice: SendfileChoice, autoPath = defaultAddonPath
   }
 }
 
-/** An error for the addon's code (`syscall` names the step in the message). */
+/** An error for the addon's code: `code` the errno's name (EPIPE, ETIMEDOUT, ...), none for a file that ended early. */
 export function sendfileError(code: number, sent: number): Error & { code?: string } {
   if (code === CODE_FILE_ENDED) return new Error(`file ended after ${sent} more bytes`);
   const name = getSystemErrorName(code > 0 ? -code : code);
