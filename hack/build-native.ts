@@ -10,13 +10,15 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { SENDFILE_ADDON_FILE } from '../internal/registry/sendfile-addon.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-export const SENDFILE_ADDON = 'mirra-sendfile.node';
+/** Where hack/setup.sh builds it for the agents the tests run from the sources. */
+export const SOURCES_ADDON_DIR = join(ROOT, 'build/native');
 
 export async function buildNative(outDir: string): Promise<string> {
   await mkdir(outDir, { recursive: true });
-  const out = join(outDir, SENDFILE_ADDON);
+  const out = join(outDir, SENDFILE_ADDON_FILE);
   const args = [
     '-O2',
     '-std=c11',
@@ -46,7 +48,7 @@ export async function buildNative(outDir: string): Promise<string> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  buildNative(process.argv[2] ?? join(ROOT, 'build/native')).then(
+  buildNative(process.argv[2] ?? SOURCES_ADDON_DIR).then(
     (out) => process.stdout.write(`${out}\n`),
     (err: unknown) => {
       process.stderr.write(`build-native: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -3,6 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SOURCES_ADDON_DIR } from '../../hack/build-native.ts';
+import { SENDFILE_ADDON_FILE } from '../../internal/registry/sendfile-addon.ts';
 import { portOpen, startProcess, waitFor, type Managed } from './process.ts';
 
 const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
@@ -11,7 +13,7 @@ const MIRRA = fileURLToPath(new URL('../../cmd/mirra.ts', import.meta.url));
  * as the image's agent uses its own (beside the bundle), so the tests send
  * local blobs the way production does. A later --sendfile in extraArgs wins.
  */
-export const SENDFILE_ADDON = fileURLToPath(new URL('../../build/native/mirra-sendfile.node', import.meta.url));
+export const SENDFILE_ADDON = join(SOURCES_ADDON_DIR, SENDFILE_ADDON_FILE);
 
 export interface AgentOptions {
   dir: string;
