@@ -11,6 +11,19 @@ function readInto(ring: ReturnType<typeof createReadRing>, target: Buffer, bytes
   ring.read(bytes.length, (view) => lend(view));
 }
 
+/** `count` reads of 16 bytes (read i filled with i), each view lent and kept in `kept`; returns the buffer for the next read. */
+function readAndKeep(ring: ReturnType<typeof createReadRing>, target: Buffer, count: number, kept: Buffer[]): Buffer {
+  let next = target;
+  for (let i = 0; i < count; i++) {
+    readInto(ring, next, Buffer.alloc(16, i), (view) => {
+      ring.lend(view);
+      kept.push(view);
+    });
+    next = ring.next();
+  }
+  return next;
+}
+
 test('views given back at once: the same buffer is read into again and again', () => {
   const lent = createLentBuffers();
   const ring = createReadRing(lent, 16);
@@ -31,13 +44,7 @@ test('a view kept is never written over; once given back its buffer is reused', 
   const ring = createReadRing(lent, 16);
   let target = ring.next();
   const kept: Buffer[] = [];
-  for (let i = 0; i < 10; i++) {
-    readInto(ring, target, Buffer.alloc(16, i), (view) => {
-      ring.lend(view);
-      kept.push(view);
-    });
-    target = ring.next();
-  }
+  target = readAndKeep(ring, target, 10, kept);
   assert.equal(ring.allocated, 11, 'every read went to a fresh buffer while all views were kept');
   kept.forEach((view, i) => assert.deepEqual(view, Buffer.alloc(16, i)));
   for (const view of kept) giveBack(lent, view);
@@ -100,26 +107,13 @@ test('lending a view of another buffer is a programming error', () => {
 test('trim keeps a few free buffers', () => {
   const lent = createLentBuffers();
   const ring = createReadRing(lent, 16);
-  let target = ring.next();
   const views: Buffer[] = [];
-  for (let i = 0; i < 8; i++) {
-    readInto(ring, target, Buffer.alloc(16, i), (view) => {
-      ring.lend(view);
-      views.push(view);
-    });
-    target = ring.next();
-  }
+  const target = readAndKeep(ring, ring.next(), 8, views);
   for (const view of views) giveBack(lent, view);
   ring.trim();
   const before = ring.allocated;
   // After the trim, at most the kept ones are reused before new ones are made.
-  for (let i = 0; i < 6; i++) {
-    readInto(ring, target, Buffer.alloc(16, i), (view) => {
-      ring.lend(view);
-      views.push(view);
-    });
-    target = ring.next();
-  }
+  readAndKeep(ring, target, 6, views);
   assert.ok(ring.allocated > before, 'trimmed buffers are gone: new ones were made');
 });
 
@@ -128,13 +122,7 @@ test('a body held whole and given back at once: the ring keeps 4 buffers of it, 
   const ring = createReadRing(lent, 16);
   let target = ring.next();
   const held: Buffer[] = [];
-  for (let i = 0; i < 100; i++) {
-    readInto(ring, target, Buffer.alloc(16, i), (view) => {
-      ring.lend(view);
-      held.push(view);
-    });
-    target = ring.next();
-  }
+  target = readAndKeep(ring, target, 100, held);
   for (const view of held) giveBack(lent, view);
   const before = ring.allocated;
   for (let i = 0; i < 40; i++) {
