@@ -58,11 +58,15 @@ export interface ResumingStreamOptions {
 
 /**
  * Bytes buffered between the peer's socket and the client's before the peer
- * is paused: 1 MiB x --max-peer-streams (32) = 32 MiB at most. 256 KiB made
- * peer pulls about 5% slower (2-node A/B, 300 MiB images) and did not lower
- * bench:load-peer's peak RSS.
+ * is paused: 256 KiB x --max-peer-streams (32) = 8 MiB at most. bench:load-peer
+ * with the serving peer on sendfile (its clients slower than the peer, so
+ * every stream's buffer full): node-2's peak 161-166 MiB with 1 MiB (external
+ * memory 40-59 MiB), 139-142 MiB with 256 KiB (28-31 MiB). One streamed peer
+ * blob (256 MiB, redirects off, 6 GETs x 2): median 490 and 465 MB/s, within
+ * this machine's noise. (The response's own 256 KiB, stream-client.ts, at
+ * 64 KiB: 5 MiB less at the peak, 10% less MB/s for one stream; kept.)
  */
-const STREAM_BUFFER_BYTES = 1024 * 1024;
+const STREAM_BUFFER_BYTES = 256 * 1024;
 
 /**
  * The error a stream of `digest` ends with: as it is once some of its bytes

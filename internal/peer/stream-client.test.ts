@@ -6,6 +6,8 @@
 // chunk kept reads as the bytes sent (no buffer written under a lent view).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
@@ -89,6 +91,55 @@ test('a 32 MiB body arrives whole; given back, its chunks reuse a few buffers', 
   assert.ok(res.complete);
   assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(body).digest('hex'));
   assert.ok(c.buffersAllocated() <= 8, `${c.buffersAllocated()} read buffers for 512 reads or more`);
+});
+
+/**
+ * A server in a child process that answers every GET with `bytes` bytes of a
+ * pattern (byte i is i % 251): it fills the socket as fast as the kernel
+ * takes, whatever this process's event loop does.
+ */
+async function serveFromChild(t: TestContext, bytes: number): Promise<Candidate> {
+  const script = `
+    const body = Buffer.alloc(${bytes});
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    const server = require('node:http').createServer((req, res) => {
+      res.writeHead(200, { 'content-length': body.length });
+      res.end(body);
+    });
+    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  return { name: 'peer-child', url: `http://127.0.0.1:${line.toString().trim()}` };
+}
+
+test('a connection reads at most 256 KiB of a body per turn of the event loop, even for a reader that wants more at once', async (t) => {
+  const bytes = 32 * 1024 * 1024;
+  const candidate = await serveFromChild(t, bytes);
+  const c = client(t);
+  const res = await c.request(candidate, { method: 'GET', path: '/blob', headersTimeoutMs: 5000 });
+  // Turns counted by a setImmediate chain; a flowing reader (as the peer path's) wants more after every chunk.
+  let turn = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turn++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const perTurn = new Map<number, number>();
+  let offset = 0;
+  let wrong = -1;
+  await eachChunk(res, (view) => {
+    perTurn.set(turn, (perTurn.get(turn) ?? 0) + view.length);
+    for (let i = 0; i < view.length && wrong < 0; i++) if (view[i] !== (offset + i) % 251) wrong = offset + i;
+    offset += view.length;
+    c.giveBack(view);
+  });
+  ticking = false;
+  assert.equal(offset, bytes);
+  assert.equal(wrong, -1, `byte ${wrong} is wrong`);
+  const most = Math.max(...perTurn.values());
+  assert.ok(most <= 256 * 1024, `${most} bytes read in one turn`);
 });
 
 test('chunks kept (never given back) stay intact: the client takes new buffers', async (t) => {

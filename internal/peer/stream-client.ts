@@ -25,6 +25,17 @@ const MAX_HEAD_BYTES = 64 * 1024;
 const RESPONSE_BUFFER_BYTES = 256 * 1024;
 /** An idle connection is closed after this long without a request. */
 const IDLE_CLOSE_MS = 30_000;
+/**
+ * Body bytes a connection reads in one turn of the event loop at most; then
+ * it pauses until the next turn (setImmediate), so that everything else gets
+ * its turn. libuv reads a readable socket up to 32 times in a row (2 MiB in
+ * 64 KiB reads), each hashed and written on at once, and a resume from
+ * within the read's own callbacks (the reader wanting more, in a nextTick)
+ * lets it go on: under bench:load-peer (32 peer streams) one turn of the
+ * loop read 40-64 MiB and took 110-250 ms, and every step of a manifest HEAD
+ * waited that long.
+ */
+const MAX_TURN_READ_BYTES = 256 * 1024;
 
 /** A peer's answer: status, headers (names in lower case) and the body, as a stream of lent views. */
 export class BlobResponse extends Readable {
@@ -74,6 +85,10 @@ interface Conn {
   /** Served an answer before (a reused connection may have been closed by the peer meanwhile). */
   reused: boolean;
   consumerPaused: boolean;
+  /** Body bytes read in this turn of the event loop. */
+  turnBytes: number;
+  /** Read its share of this turn: paused until the next. */
+  turnPaused: boolean;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -111,7 +126,29 @@ function peerOf(client: ClientState, key: string): Peer {
 }
 
 function maybeRead(conn: Conn): void {
-  if (conn.phase === 'body' && !conn.consumerPaused) conn.socket.resume();
+  if (conn.phase === 'body' && !conn.consumerPaused && !conn.turnPaused) conn.socket.resume();
+}
+
+/** The next turn of the loop: a connection paused for its share reads again. */
+function nextTurn(conn: Conn): void {
+  conn.turnPaused = false;
+  if (conn.phase === 'idle') conn.socket.resume();
+  else maybeRead(conn);
+}
+
+/**
+ * After a read: whether the connection may read again in this turn of the
+ * loop. Every MAX_TURN_READ_BYTES it pauses until the next turn (a turn with
+ * fewer reads is not told apart: a pause every 256 KiB costs a setImmediate).
+ */
+function withinTurn(conn: Conn, nread: number): boolean {
+  if (conn.phase !== 'body') return true;
+  conn.turnBytes += nread;
+  if (conn.turnBytes < MAX_TURN_READ_BYTES) return true;
+  conn.turnBytes = 0;
+  conn.turnPaused = true;
+  setImmediate(nextTurn, conn);
+  return false;
 }
 
 /** The connection is done for: closed, and whoever waited on it told. */
@@ -237,7 +274,7 @@ function openConn(client: ClientState, key: string, address: { host: string; por
       // on: a response whose reader is slow pauses its socket itself.
       callback: (nread: number) => {
         ring.read(nread, (bytes) => onBytes(conn, bytes));
-        return true;
+        return withinTurn(conn, nread);
       },
     },
   });
@@ -254,6 +291,8 @@ function openConn(client: ClientState, key: string, address: { host: string; por
     keepAlive: true,
     reused: false,
     consumerPaused: false,
+    turnBytes: 0,
+    turnPaused: false,
     idleTimer: undefined,
   };
   socket.on('error', (err) => kill(conn, new PeerRequestError(`${key}: ${err.message}`)));

@@ -164,7 +164,9 @@ async function main(): Promise<void> {
       `node-2's agent: RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, after the load ${(afterRss / MiB).toFixed(0)} MiB; node-1's agent (serving): peak ${(servingPeak / MiB).toFixed(1)} MiB`,
     );
     console.log(
-      `node-2's agent during the load: heap used at most ${(max(targetSeries.heapUsedBytes) / MiB).toFixed(0)} MiB, external at most ${(max(targetSeries.externalBytes) / MiB).toFixed(0)} MiB`,
+      `node-2's agent during the load: heap used at most ${(max(targetSeries.heapUsedBytes) / MiB).toFixed(0)} MiB, external at most ${(max(targetSeries.externalBytes) / MiB).toFixed(0)} MiB; ` +
+        `event-loop delay mean per second at most ${max(targetSeries.lagMeanMs).toFixed(1)} ms (${targetSeries.lagMeanMs.length} of ${seconds} samples answered within 0.9 s); ` +
+        `CPU at most ${max(targetSeries.cpuCores).toFixed(2)} cores`,
     );
     console.log(
       `node-2's agent after the load: heap used ${(memory.heapUsed / MiB).toFixed(0)} MiB of ${(memory.heapTotal / MiB).toFixed(0)} MiB, external ${(memory.external / MiB).toFixed(0)} MiB`,
