@@ -1,6 +1,9 @@
 // `npm run bench:serve`: blob throughput of the agent against nginx (sendfile)
 // and docker-registry, same client (curl), same run; and manifest GET latency
-// at 64 concurrent clients, by digest and by tag, after a warm-up. The agent
+// at 64 concurrent clients, by digest and by tag, after a warm-up, beside
+// nginx serving the same manifest file to the same client (a Node client that
+// takes about a core of its own on this 2-core machine, so its latency is
+// most of the agent's: manifest_p99_vs_nginx tells the agent's part). The agent
 // runs as the image runs it (the bundle dist/mirra.mjs with its sendfile
 // addon, the chart's environment); a second one with --sendfile=off shows
 // the copying path (1 MiB pooled buffers) in the same run. Prints a table,
@@ -175,6 +178,12 @@ async function main(): Promise<void> {
     const byTag = await manifestLatencies(byTagUrl);
     const tagP50 = percentile(byTag, 0.5);
     const tagP99 = percentile(byTag, 0.99);
+    // The reference: nginx serving the same manifest file to the same client.
+    const nginxManifestUrl = `${nginx.url}/sha256/${image.manifestDigest.slice('sha256:'.length)}`;
+    await manifestLatencies(nginxManifestUrl, MANIFEST_WARMUP_REQUESTS);
+    const fromNginx = await manifestLatencies(nginxManifestUrl);
+    const nginxP50 = percentile(fromNginx, 0.5);
+    const nginxP99 = percentile(fromNginx, 0.99);
 
     const agentOne = mbps(one, 'mirra agent');
     const agentMany = mbps(many, 'mirra agent');
@@ -188,6 +197,7 @@ async function main(): Promise<void> {
     }
     console.log(`manifest GET, ${MANIFEST_CLIENTS} concurrent clients, ${MANIFEST_REQUESTS} requests: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
     console.log(`manifest GET by tag, same load: p50 ${tagP50.toFixed(2)} ms, p99 ${tagP99.toFixed(2)} ms`);
+    console.log(`the same manifest file from nginx, same client and load: p50 ${nginxP50.toFixed(2)} ms, p99 ${nginxP99.toFixed(2)} ms`);
     const result = {
       bench: 'serve',
       ratio_nginx_1: Number((agentOne / mbps(one, 'nginx sendfile')).toFixed(3)),
@@ -197,6 +207,8 @@ async function main(): Promise<void> {
       ratio_copying_nginx_8: Number((mbps(many, 'mirra agent, --sendfile=off') / mbps(many, 'nginx sendfile')).toFixed(3)),
       manifest_p99_ms: Number(p99.toFixed(3)),
       manifest_tag_p99_ms: Number(tagP99.toFixed(3)),
+      manifest_nginx_p99_ms: Number(nginxP99.toFixed(3)),
+      manifest_p99_vs_nginx: Number((p99 / nginxP99).toFixed(3)),
     };
     console.log(JSON.stringify(result));
   } finally {
