@@ -132,8 +132,7 @@ function maybeRead(conn: Conn): void {
 /** The next turn of the loop: a connection paused for its share reads again. */
 function nextTurn(conn: Conn): void {
   conn.turnPaused = false;
-  if (conn.phase === 'idle') conn.socket.resume();
-  else maybeRead(conn);
+  maybeRead(conn);
 }
 
 /**
@@ -271,7 +270,8 @@ function openConn(client: ClientState, key: string, address: { host: string; por
     onread: {
       buffer: () => ring.next(),
       // Reads come after connect() returned, so `conn` is there. Reading goes
-      // on: a response whose reader is slow pauses its socket itself.
+      // on, up to its share of each turn: a response whose reader is slow
+      // pauses its socket itself.
       callback: (nread: number) => {
         ring.read(nread, (bytes) => onBytes(conn, bytes));
         return withinTurn(conn, nread);
