@@ -3,7 +3,9 @@
 // at 64 concurrent clients, by digest and by tag, after a warm-up, beside
 // nginx serving the same manifest file to the same client (a Node client that
 // takes about a core of its own on this 2-core machine, so its latency is
-// most of the agent's: manifest_p99_vs_nginx tells the agent's part). The agent
+// most of the agent's: manifest_p99_vs_nginx tells the agent's part), in
+// three alternated rounds (medians: one series alone moved by 1.5x with the
+// machine's spells). The agent
 // runs as the image runs it (the bundle dist/mirra.mjs with its sendfile
 // addon, the chart's environment); a second one with --sendfile=off shows
 // the copying path (1 MiB pooled buffers) in the same run. Prints a table,
@@ -88,6 +90,35 @@ async function manifestLatencies(url: string, requests = MANIFEST_REQUESTS): Pro
   return latencies.sort((a, b) => a - b);
 }
 
+/** Rounds of the manifest series, each kind in turn, so that a slower spell of the machine touches all of them. */
+const MANIFEST_ROUNDS = 3;
+
+interface SeriesStats {
+  /** Medians over the rounds. */
+  p50: number;
+  p99: number;
+  /** Each round's p99. */
+  p99s: number[];
+}
+
+/**
+ * The manifest series: the agent by digest, nginx serving the same file (the
+ * reference: the client's own share of the latency), the agent by tag, after
+ * a warm-up of each; MANIFEST_ROUNDS rounds, alternated.
+ */
+async function manifestSeries(urls: { digest: string; tag: string; nginx: string }): Promise<Record<'digest' | 'tag' | 'nginx', SeriesStats>> {
+  const kinds = ['digest', 'nginx', 'tag'] as const;
+  for (const kind of kinds) await manifestLatencies(urls[kind], MANIFEST_WARMUP_REQUESTS);
+  const runs: Record<(typeof kinds)[number], number[][]> = { digest: [], nginx: [], tag: [] };
+  for (let round = 0; round < MANIFEST_ROUNDS; round++) for (const kind of kinds) runs[kind].push(await manifestLatencies(urls[kind]));
+  const stats = (series: number[][]): SeriesStats => ({
+    p50: median(series.map((l) => percentile(l, 0.5))),
+    p99: median(series.map((l) => percentile(l, 0.99))),
+    p99s: series.map((l) => percentile(l, 0.99)),
+  });
+  return { digest: stats(runs.digest), tag: stats(runs.tag), nginx: stats(runs.nginx) };
+}
+
 async function startNginx(dir: string, root: string): Promise<{ url: string; stop(): Promise<void> }> {
   const port = await freePort();
   const conf = join(dir, 'nginx.conf');
@@ -169,21 +200,12 @@ async function main(): Promise<void> {
     // Not beside the manifest series: its idle collection (a full GC 10 s after its last request) would share the cores with it.
     await copying.stop();
 
-    const byDigestUrl = `${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`;
-    const byTagUrl = `${agent.url}/v2/bench/serve/manifests/v1${ns}`;
-    for (const url of [byDigestUrl, byTagUrl]) await manifestLatencies(url, MANIFEST_WARMUP_REQUESTS);
-    const latencies = await manifestLatencies(byDigestUrl);
-    const p50 = percentile(latencies, 0.5);
-    const p99 = percentile(latencies, 0.99);
-    const byTag = await manifestLatencies(byTagUrl);
-    const tagP50 = percentile(byTag, 0.5);
-    const tagP99 = percentile(byTag, 0.99);
-    // The reference: nginx serving the same manifest file to the same client.
-    const nginxManifestUrl = `${nginx.url}/sha256/${image.manifestDigest.slice('sha256:'.length)}`;
-    await manifestLatencies(nginxManifestUrl, MANIFEST_WARMUP_REQUESTS);
-    const fromNginx = await manifestLatencies(nginxManifestUrl);
-    const nginxP50 = percentile(fromNginx, 0.5);
-    const nginxP99 = percentile(fromNginx, 0.99);
+    const manifests = await manifestSeries({
+      digest: `${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`,
+      tag: `${agent.url}/v2/bench/serve/manifests/v1${ns}`,
+      nginx: `${nginx.url}/sha256/${image.manifestDigest.slice('sha256:'.length)}`,
+    });
+    const { digest, tag, nginx: fromNginx } = manifests;
 
     const agentOne = mbps(one, 'mirra agent');
     const agentMany = mbps(many, 'mirra agent');
@@ -195,9 +217,13 @@ async function main(): Promise<void> {
       const b = mbps(many, target.name);
       console.log(`| ${target.name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(agentOne / a).toFixed(2)} | ${(agentMany / b).toFixed(2)} |`);
     }
-    console.log(`manifest GET, ${MANIFEST_CLIENTS} concurrent clients, ${MANIFEST_REQUESTS} requests: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
-    console.log(`manifest GET by tag, same load: p50 ${tagP50.toFixed(2)} ms, p99 ${tagP99.toFixed(2)} ms`);
-    console.log(`the same manifest file from nginx, same client and load: p50 ${nginxP50.toFixed(2)} ms, p99 ${nginxP99.toFixed(2)} ms`);
+    const rounds = (series: SeriesStats): string =>
+      `p50 ${series.p50.toFixed(2)} ms, p99 ${series.p99.toFixed(2)} ms (rounds: ${series.p99s.map((v) => v.toFixed(1)).join(', ')})`;
+    console.log(
+      `manifest GET, ${MANIFEST_CLIENTS} concurrent clients, ${MANIFEST_REQUESTS} requests a round, medians of ${MANIFEST_ROUNDS} rounds: ${rounds(digest)}`,
+    );
+    console.log(`manifest GET by tag, same load: ${rounds(tag)}`);
+    console.log(`the same manifest file from nginx, same client and load: ${rounds(fromNginx)}`);
     const result = {
       bench: 'serve',
       ratio_nginx_1: Number((agentOne / mbps(one, 'nginx sendfile')).toFixed(3)),
@@ -205,10 +231,10 @@ async function main(): Promise<void> {
       ratio_registry_1: Number((agentOne / mbps(one, 'docker-registry')).toFixed(3)),
       ratio_copying_nginx_1: Number((mbps(one, 'mirra agent, --sendfile=off') / mbps(one, 'nginx sendfile')).toFixed(3)),
       ratio_copying_nginx_8: Number((mbps(many, 'mirra agent, --sendfile=off') / mbps(many, 'nginx sendfile')).toFixed(3)),
-      manifest_p99_ms: Number(p99.toFixed(3)),
-      manifest_tag_p99_ms: Number(tagP99.toFixed(3)),
-      manifest_nginx_p99_ms: Number(nginxP99.toFixed(3)),
-      manifest_p99_vs_nginx: Number((p99 / nginxP99).toFixed(3)),
+      manifest_p99_ms: Number(digest.p99.toFixed(3)),
+      manifest_tag_p99_ms: Number(tag.p99.toFixed(3)),
+      manifest_nginx_p99_ms: Number(fromNginx.p99.toFixed(3)),
+      manifest_p99_vs_nginx: Number((digest.p99 / fromNginx.p99).toFixed(3)),
     };
     console.log(JSON.stringify(result));
   } finally {
