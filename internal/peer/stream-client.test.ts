@@ -109,7 +109,11 @@ async function serveFromChild(t: TestContext, bytes: number): Promise<Candidate>
     server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => child.kill());
-  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  // Settles (with no error left unhandled) when the child exits, also after the test killed it.
+  const exited = once(child, 'exit').then(([code]: unknown[]) => new Error(`the test server exited (${String(code)}) before it listened`));
+  const first = await Promise.race([once(child.stdout, 'data'), exited]);
+  if (first instanceof Error) throw first;
+  const [line] = first as [Buffer];
   return { name: 'peer-child', url: `http://127.0.0.1:${line.toString().trim()}` };
 }
 

@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     );
     console.log(
       `node-2's agent during the load: heap used at most ${(max(targetSeries.heapUsedBytes) / MiB).toFixed(0)} MiB, external at most ${(max(targetSeries.externalBytes) / MiB).toFixed(0)} MiB; ` +
-        `event-loop delay mean per second at most ${max(targetSeries.lagMeanMs).toFixed(1)} ms (${targetSeries.lagMeanMs.length} of ${seconds} samples answered within 0.9 s); ` +
+        `event-loop delay mean per second at most ${max(targetSeries.lagMeanMs).toFixed(1)} ms (${targetSeries.lagMeanMs.length} samples, one a second, of those /metrics answered within 0.9 s); ` +
         `CPU at most ${max(targetSeries.cpuCores).toFixed(2)} cores`,
     );
     console.log(

@@ -200,12 +200,15 @@ async function main(): Promise<void> {
     // Not beside the manifest series: its idle collection (a full GC 10 s after its last request) would share the cores with it.
     await copying.stop();
 
-    const manifests = await manifestSeries({
+    const {
+      digest,
+      tag,
+      nginx: fromNginx,
+    } = await manifestSeries({
       digest: `${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`,
       tag: `${agent.url}/v2/bench/serve/manifests/v1${ns}`,
       nginx: `${nginx.url}/sha256/${image.manifestDigest.slice('sha256:'.length)}`,
     });
-    const { digest, tag, nginx: fromNginx } = manifests;
 
     const agentOne = mbps(one, 'mirra agent');
     const agentMany = mbps(many, 'mirra agent');
