@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `npm start`, `npm test` and the benchmarks need on a fresh
 # machine: the npm packages (Node 24 among them, at node_modules/.bin/node)
-# and Debian's containerd 1.6, docker-registry, skopeo, nginx and openssl when
-# missing; then containerd 2.1 and 1.7 beside them (hack/containerd.sh); and the
-# sendfile addon (gcc when missing) for the agents the tests run.
+# and Debian's containerd 1.6, docker-registry, skopeo, nginx, openssl and wrk
+# when missing; then containerd 2.1 and 1.7 beside them (hack/containerd.sh);
+# and the sendfile addon (gcc when missing) for the agents the tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ command -v ctr >/dev/null 2>&1 || missing+=(containerd)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# wrk: the client of bench:serve's manifest series (tests/bench/serve.ts).
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # openssl: certificates for the TLS tests of the Kubernetes client (tests/support/pki.ts).
 [ -x /usr/bin/openssl ] || missing+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)

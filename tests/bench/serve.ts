@@ -1,17 +1,14 @@
 // `npm run bench:serve`: blob throughput of the agent against nginx (sendfile)
 // and docker-registry, same client (curl), same run; and manifest GET latency
-// at 64 concurrent clients, by digest and by tag, after a warm-up, beside
-// nginx serving the same manifest file to the same client (a Node client that
-// takes about a core of its own on this 2-core machine, so its latency is
-// most of the agent's: manifest_p99_vs_nginx tells the agent's part), in
-// three alternated rounds (medians: one series alone moved by 1.5x with the
-// machine's spells). The agent
-// runs as the image runs it (the bundle dist/mirra.mjs with its sendfile
+// at 64 concurrent clients (wrk), by digest and by tag, after a warm-up,
+// beside nginx serving the same manifest file to the same client, in three
+// alternated rounds (medians: one series alone moved by 1.5x with the
+// machine's spells). The agent runs as the image runs it (the bundle dist/mirra.mjs with its sendfile
 // addon, the chart's environment); a second one with --sendfile=off shows
 // the copying path (1 MiB pooled buffers) in the same run. Prints a table,
 // then one JSON line.
 import { execFile } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,22 +16,13 @@ import { startAgent, type TestAgent } from '../support/agent.ts';
 import { freePort, portOpen, startProcess, waitFor } from '../support/process.ts';
 import { startPulledImage, type PulledImage } from '../support/pulled-image.ts';
 import { buildAgent, chartAgentEnv } from './load-support.ts';
-import { median, percentile } from './stats.ts';
+import { median } from './stats.ts';
 
 const MiB = 1024 * 1024;
 const BLOB_BYTES = 256 * MiB;
 const ROUNDS = 5;
 const CONCURRENT_STREAMS = 8;
 const MANIFEST_CLIENTS = 64;
-const MANIFEST_REQUESTS = 20_000;
-/**
- * Requests of each kind sent before the measured ones (not counted), so the
- * p99 is the steady state's: right after the blob rounds the agent answered
- * manifests at about half its rate for 1.5 s (twice fewer scavenges, each
- * longer), and with 2,000 of each first the p99 of the series measured first
- * (by digest) was 17-22 ms against 8-9 ms for the next one (2026-12-06).
- */
-const MANIFEST_WARMUP_REQUESTS = 10_000;
 
 interface Target {
   name: string;
@@ -61,62 +49,102 @@ async function throughput(url: string, streams: number, blobBytes: number): Prom
   return bytes / 1e6 / seconds;
 }
 
-async function manifestLatencies(url: string, requests = MANIFEST_REQUESTS): Promise<number[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: MANIFEST_CLIENTS });
-  const latencies: number[] = [];
-  let next = 0;
-  const one = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const start = performance.now();
-      const req = request(url, { agent }, (res) => {
-        res.resume();
-        res.once('end', () => {
-          if (res.statusCode !== 200) return reject(new Error(`manifest GET: ${res.statusCode}`));
-          latencies.push(performance.now() - start);
-          resolve();
-        });
-      });
-      req.once('error', reject);
-      req.end();
+/**
+ * The manifest series' client: wrk (one C thread, 64 keep-alive connections,
+ * closed loop as before). The Node client it replaces took about a core of
+ * its own on this 2-core machine, so its latency was most of what it
+ * measured: nginx, serving the same file to it, was at p99 8.2-14.1 ms. With
+ * wrk the same series reads the server (2026-12-06: below, and the README).
+ * Its Lua script prints one JSON line when the run ends.
+ */
+const WRK_REPORT = `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"p50_us":%d,"p99_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\\n',
+    summary.requests, latency:percentile(50), latency:percentile(99), e.connect, e.read, e.write, e.status, e.timeout))
+end
+`;
+
+/** One wrk run: its latency percentiles (ms) and requests per second. */
+interface WrkRun {
+  p50: number;
+  p99: number;
+  perSecond: number;
+}
+
+function runWrk(at: { url: string; seconds: number; script: string }): Promise<WrkRun> {
+  const args = ['-t1', `-c${MANIFEST_CLIENTS}`, `-d${at.seconds}s`, '--timeout', '5s', '-s', at.script, at.url];
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, (err, stdout) => {
+      if (err !== null) return reject(new Error(`wrk ${at.url}: ${err.message} (hack/setup.sh installs wrk)`));
+      const line = stdout.trim().split('\n').at(-1) ?? '';
+      let report: unknown;
+      try {
+        report = JSON.parse(line);
+      } catch {
+        return reject(new Error(`wrk ${at.url}: no report in its output: ${JSON.stringify(stdout.slice(-300))}`));
+      }
+      const field = (name: string): number => {
+        const value = typeof report === 'object' && report !== null ? (report as Record<string, unknown>)[name] : undefined;
+        return typeof value === 'number' ? value : Number.NaN;
+      };
+      const failed = ['connect', 'read', 'write', 'status', 'timeout'].filter((name) => field(name) !== 0);
+      if (failed.length > 0 || !(field('requests') > 0)) {
+        return reject(new Error(`wrk ${at.url}: ${field('requests')} requests, errors ${failed.map((n) => `${n} ${field(n)}`).join(', ')}`));
+      }
+      resolve({ p50: field('p50_us') / 1000, p99: field('p99_us') / 1000, perSecond: field('requests') / at.seconds });
     });
-  const worker = async (): Promise<void> => {
-    while (next < requests) {
-      next += 1;
-      await one();
-    }
-  };
-  await Promise.all(Array.from({ length: MANIFEST_CLIENTS }, worker));
-  agent.destroy();
-  return latencies.sort((a, b) => a - b);
+  });
 }
 
 /** Rounds of the manifest series, each kind in turn, so that a slower spell of the machine touches all of them. */
 const MANIFEST_ROUNDS = 3;
+/**
+ * Seconds of one round of one kind; the warm-up of each kind (not counted)
+ * is as long, so the p99 is the steady state's: right after the blob rounds
+ * the agent answered manifests at about half its rate for 1.5 s (twice fewer
+ * scavenges, each longer), and with a short warm-up the series measured
+ * first had twice the p99 of the next one (2026-12-06).
+ */
+const MANIFEST_ROUND_SECONDS = 5;
 
 interface SeriesStats {
   /** Medians over the rounds. */
   p50: number;
   p99: number;
+  perSecond: number;
   /** Each round's p99. */
   p99s: number[];
 }
 
 /**
  * The manifest series: the agent by digest, nginx serving the same file (the
- * reference: the client's own share of the latency), the agent by tag, after
- * a warm-up of each; MANIFEST_ROUNDS rounds, alternated.
+ * reference, same client), the agent by tag, after a warm-up of each;
+ * MANIFEST_ROUNDS rounds, alternated.
  */
-async function manifestSeries(urls: { digest: string; tag: string; nginx: string }): Promise<Record<'digest' | 'tag' | 'nginx', SeriesStats>> {
+async function manifestSeries(dir: string, urls: { digest: string; tag: string; nginx: string }): Promise<Record<'digest' | 'tag' | 'nginx', SeriesStats>> {
+  const script = join(dir, 'wrk-report.lua');
+  await writeFile(script, WRK_REPORT);
   const kinds = ['digest', 'nginx', 'tag'] as const;
-  for (const kind of kinds) await manifestLatencies(urls[kind], MANIFEST_WARMUP_REQUESTS);
-  const runs: Record<(typeof kinds)[number], number[][]> = { digest: [], nginx: [], tag: [] };
-  for (let round = 0; round < MANIFEST_ROUNDS; round++) for (const kind of kinds) runs[kind].push(await manifestLatencies(urls[kind]));
-  const stats = (series: number[][]): SeriesStats => ({
-    p50: median(series.map((l) => percentile(l, 0.5))),
-    p99: median(series.map((l) => percentile(l, 0.99))),
-    p99s: series.map((l) => percentile(l, 0.99)),
+  for (const kind of kinds) await runWrk({ url: urls[kind], seconds: MANIFEST_ROUND_SECONDS, script });
+  const runs: Record<(typeof kinds)[number], WrkRun[]> = { digest: [], nginx: [], tag: [] };
+  for (let round = 0; round < MANIFEST_ROUNDS; round++) {
+    for (const kind of kinds) runs[kind].push(await runWrk({ url: urls[kind], seconds: MANIFEST_ROUND_SECONDS, script }));
+  }
+  const stats = (series: WrkRun[]): SeriesStats => ({
+    p50: median(series.map((r) => r.p50)),
+    p99: median(series.map((r) => r.p99)),
+    perSecond: median(series.map((r) => r.perSecond)),
+    p99s: series.map((r) => r.p99),
   });
   return { digest: stats(runs.digest), tag: stats(runs.tag), nginx: stats(runs.nginx) };
+}
+
+/** The manifest at `url` is answered 200 with the bytes of `digest` (wrk counts only statuses). */
+async function checkManifest(url: string, digest: string): Promise<void> {
+  const res = await fetch(url);
+  const body = Buffer.from(await res.arrayBuffer());
+  const got = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  if (res.status !== 200 || got !== digest) throw new Error(`manifest GET ${url}: status ${res.status}, body ${got}, want 200 and ${digest}`);
 }
 
 async function startNginx(dir: string, root: string): Promise<{ url: string; stop(): Promise<void> }> {
@@ -200,15 +228,13 @@ async function main(): Promise<void> {
     // Not beside the manifest series: its idle collection (a full GC 10 s after its last request) would share the cores with it.
     await copying.stop();
 
-    const {
-      digest,
-      tag,
-      nginx: fromNginx,
-    } = await manifestSeries({
+    const manifestUrls = {
       digest: `${agent.url}/v2/bench/serve/manifests/${image.manifestDigest}${ns}`,
       tag: `${agent.url}/v2/bench/serve/manifests/v1${ns}`,
       nginx: `${nginx.url}/sha256/${image.manifestDigest.slice('sha256:'.length)}`,
-    });
+    };
+    for (const url of Object.values(manifestUrls)) await checkManifest(url, image.manifestDigest);
+    const { digest, tag, nginx: fromNginx } = await manifestSeries(dir, manifestUrls);
 
     const agentOne = mbps(one, 'mirra agent');
     const agentMany = mbps(many, 'mirra agent');
@@ -221,9 +247,9 @@ async function main(): Promise<void> {
       console.log(`| ${target.name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(agentOne / a).toFixed(2)} | ${(agentMany / b).toFixed(2)} |`);
     }
     const rounds = (series: SeriesStats): string =>
-      `p50 ${series.p50.toFixed(2)} ms, p99 ${series.p99.toFixed(2)} ms (rounds: ${series.p99s.map((v) => v.toFixed(1)).join(', ')})`;
+      `p50 ${series.p50.toFixed(2)} ms, p99 ${series.p99.toFixed(2)} ms (rounds: ${series.p99s.map((v) => v.toFixed(1)).join(', ')}), ${series.perSecond.toFixed(0)} GETs/s`;
     console.log(
-      `manifest GET, ${MANIFEST_CLIENTS} concurrent clients, ${MANIFEST_REQUESTS} requests a round, medians of ${MANIFEST_ROUNDS} rounds: ${rounds(digest)}`,
+      `manifest GET, wrk with ${MANIFEST_CLIENTS} connections, ${MANIFEST_ROUND_SECONDS} s a round, medians of ${MANIFEST_ROUNDS} rounds: ${rounds(digest)}`,
     );
     console.log(`manifest GET by tag, same load: ${rounds(tag)}`);
     console.log(`the same manifest file from nginx, same client and load: ${rounds(fromNginx)}`);
@@ -238,6 +264,8 @@ async function main(): Promise<void> {
       manifest_tag_p99_ms: Number(tag.p99.toFixed(3)),
       manifest_nginx_p99_ms: Number(fromNginx.p99.toFixed(3)),
       manifest_p99_vs_nginx: Number((digest.p99 / fromNginx.p99).toFixed(3)),
+      manifest_gets_per_s: Math.round(digest.perSecond),
+      manifest_nginx_gets_per_s: Math.round(fromNginx.perSecond),
     };
     console.log(JSON.stringify(result));
   } finally {
