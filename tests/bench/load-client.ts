@@ -151,12 +151,15 @@ async function streams(url: URL, connections: number, seconds: number, tally: Ta
 async function rate(target: Omit<Target, 'agent'>, perSecond: number, seconds: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const tally = target.tally;
-  const tickMs = 10;
   const start = performance.now();
   const pending = new Set<Promise<number>>();
   let started = 0;
-  for (let tick = 1; performance.now() - start < seconds * 1000; tick++) {
-    const due = Math.floor(((tick * tickMs) / 1000) * perSecond);
+  for (let elapsedMs = 0; elapsedMs < seconds * 1000; elapsedMs = performance.now() - start) {
+    // The requests whose time has come, none before it: with 10 ms ticks that
+    // each started the next tick's requests, up to 10 ms early, latencies
+    // counted from the schedule came out negative (bench:load's HEAD p50
+    // -1.9 ms). Now a request starts at most a timer's lateness after its time.
+    const due = Math.floor((elapsedMs / 1000) * perSecond) + 1;
     for (; started < due; started++) {
       const scheduledAt = start + (started / perSecond) * 1000;
       if (pending.size >= MAX_OUTSTANDING) {
@@ -167,7 +170,7 @@ async function rate(target: Omit<Target, 'agent'>, perSecond: number, seconds: n
       pending.add(p);
       void p.then(() => pending.delete(p));
     }
-    const wait = start + tick * tickMs - performance.now();
+    const wait = start + (started / perSecond) * 1000 - performance.now();
     if (wait > 0) await sleep(wait);
   }
   // (An unref'd timer: once everything settled, nothing waits for it.)
