@@ -3,10 +3,10 @@
 // at 64 concurrent clients (wrk), by digest and by tag, after a warm-up,
 // beside nginx serving the same manifest file to the same client, in three
 // alternated rounds (medians: one series alone moved by 1.5x with the
-// machine's spells). The agent runs as the image runs it (the bundle dist/mirra.mjs with its sendfile
-// addon, the chart's environment); a second one with --sendfile=off shows
-// the copying path (1 MiB pooled buffers) in the same run. Prints a table,
-// then one JSON line.
+// machine's spells). The agent runs as the image runs it (the bundle
+// dist/mirra.mjs with its sendfile addon, the chart's environment); a second
+// one with --sendfile=off shows the copying path (1 MiB pooled buffers) in
+// the same run. Prints a table, then one JSON line.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
