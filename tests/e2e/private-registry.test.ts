@@ -10,7 +10,7 @@
 // image is not touched; tokens that are expired, forged or for another
 // repository are refused.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -59,14 +59,16 @@ describe('private images through mirra, on three nodes', { timeout: 300_000 }, (
     return lines.filter((line) => line.status === 200 && line.method === 'GET' && digests().some((d) => String(line.url).includes(d))).length;
   }
 
+  /** The token service's and the registry's files (the cluster removes its own). */
+  let dir: string | undefined;
+
   before(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mirra-private-'));
+    dir = await mkdtemp(join(tmpdir(), 'mirra-private-'));
     await mkdir(join(dir, 'tokens'));
     tokens = await startTokenService({ dir: join(dir, 'tokens'), users: USERS });
     registry = await startUpstream({ dir: join(dir, 'registry'), tokenAuth: tokens.registryAuth });
     cluster = await startCluster({
       nodes: 3,
-      keepDir: true,
       mirroredRegistries: [registry.host],
       agentArgs: ['--verify-pull-access', `http://${registry.host}`],
     });
@@ -83,6 +85,7 @@ describe('private images through mirra, on three nodes', { timeout: 300_000 }, (
     await cluster?.stop();
     await registry?.stop();
     await tokens?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
   test('node-1 pulls with credentials; node-2 with credentials gets every byte from node-1, the registry sees HEADs only', async () => {
