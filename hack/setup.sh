@@ -9,6 +9,12 @@ cd "$(dirname "$0")/.."
 
 if [ ! -x node_modules/.bin/node ] || [ ! -f node_modules/.package-lock.json ] ||
   [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  # npm ci empties node_modules first: through a symlink, that is another
+  # checkout's packages (it happened to a copy linked to the main one).
+  if [ -L node_modules ]; then
+    echo "setup: node_modules is a symlink to $(readlink node_modules) and its packages are missing or older than package-lock.json; npm ci would empty the link's target: run npm ci there, or replace the link with a directory" >&2
+    exit 1
+  fi
   echo "setup: installing npm packages" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
