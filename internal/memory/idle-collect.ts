@@ -8,7 +8,7 @@
 // (full collections that also shrink the young generation and give pooled
 // pages back) after its start: 62.2-62.6 MiB, heap 10.7-11.2 MiB (two runs
 // each, 2026-12-06, the idle probe of issue 16; a plain gc() left the heap
-// as it was). It costs one pause per quiet period: 33 ms in that agent.
+// as it was). It cost one pause per quiet period: 33 ms in that agent.
 //
 // The quiet agent also keeps the bytecode of code it ran only at its start
 // (flags, configuration, routes, the first walk): V8 flushes a function's
@@ -76,11 +76,16 @@ interface CollectionRun {
   done: number;
 }
 
+/** The heap's size now, as the options measure it (default: V8's heap total). */
+function heapNow(s: CollectorState): number {
+  return s.options.heapBytes?.() ?? process.memoryUsage().heapTotal;
+}
+
 /** One collection of the run, then the next in a later turn, unless activity came in between. */
 function collectStep(s: CollectorState, run: CollectionRun): void {
   s.pending = undefined;
   if (s.dirty) return; // activity since: the next quiet period starts a new run
-  const { collect, onCollected, heapBytes = () => process.memoryUsage().heapTotal } = s.options;
+  const { collect, onCollected } = s.options;
   const start = performance.now();
   collect({ type: 'major', flavor: 'last-resort' });
   run.ms += performance.now() - start;
@@ -89,13 +94,12 @@ function collectStep(s: CollectorState, run: CollectionRun): void {
     s.pending = setImmediate(collectStep, s, run);
     return;
   }
-  onCollected?.({ ms: run.ms, heapBefore: run.heapBefore, heapAfter: heapBytes() });
+  onCollected?.({ ms: run.ms, heapBefore: run.heapBefore, heapAfter: heapNow(s) });
 }
 
 function collectNow(s: CollectorState): void {
-  const { heapBytes = () => process.memoryUsage().heapTotal } = s.options;
   s.dirty = false;
-  collectStep(s, { heapBefore: heapBytes(), ms: 0, done: 0 });
+  collectStep(s, { heapBefore: heapNow(s), ms: 0, done: 0 });
 }
 
 function check(s: CollectorState): void {

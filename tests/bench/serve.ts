@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isRecord } from '../../internal/json/narrow.ts';
 import { startAgent, type TestAgent } from '../support/agent.ts';
 import { freePort, portOpen, startProcess, waitFor } from '../support/process.ts';
 import { startPulledImage, type PulledImage } from '../support/pulled-image.ts';
@@ -84,7 +85,7 @@ function runWrk(at: { url: string; seconds: number; script: string }): Promise<W
         return reject(new Error(`wrk ${at.url}: no report in its output: ${JSON.stringify(stdout.slice(-300))}`));
       }
       const field = (name: string): number => {
-        const value = typeof report === 'object' && report !== null ? (report as Record<string, unknown>)[name] : undefined;
+        const value = isRecord(report) ? report[name] : undefined;
         return typeof value === 'number' ? value : Number.NaN;
       };
       const failed = ['connect', 'read', 'write', 'status', 'timeout'].filter((name) => field(name) !== 0);
